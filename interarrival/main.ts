@@ -1,0 +1,19 @@
+/**
+ * `interarrival`: traffic generator and inter-arrival-time server.
+ *
+ * @module
+ */
+import { createProgram, runMain } from "../shared/cli.ts";
+
+/** Parses the command line and runs the tool; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = createProgram("interarrival", "traffic generator and inter-arrival-time server");
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  await program.parseAsync(args, { from: "user" });
+  return 0;
+}
+
+if (import.meta.main) await runMain("interarrival", () => main(Deno.args));

@@ -1,0 +1,19 @@
+/**
+ * `scanner`: TCP connect port scanner in four execution modes.
+ *
+ * @module
+ */
+import { createProgram, runMain } from "../shared/cli.ts";
+
+/** Parses the command line and runs the tool; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = createProgram("scanner", "TCP connect port scanner in four execution modes");
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  await program.parseAsync(args, { from: "user" });
+  return 0;
+}
+
+if (import.meta.main) await runMain("scanner", () => main(Deno.args));

@@ -1,0 +1,154 @@
+/**
+ * Command-line conventions shared by every tool, on top of `commander`:
+ * `--json` prints one document on stdout, results go to stdout and diagnostics to
+ * stderr, exit codes are 0 (ok), 1 (failure) and 2 (usage).
+ *
+ * @module
+ */
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { errorMessage, UsageError } from "./errors.ts";
+import { red, yellow } from "./colors.ts";
+import { VERSION } from "./version.ts";
+
+/** Exit status for success. */
+export const EXIT_OK = 0;
+/** Exit status for a failed run (a connection refused, a checksum mismatch, ...). */
+export const EXIT_FAILURE = 1;
+/** Exit status for bad command-line input. */
+export const EXIT_USAGE = 2;
+
+/** The single JSON document a tool prints with `--json`. */
+export interface JsonDocument {
+  tool: string;
+  version: string;
+  command: string;
+  options: Record<string, unknown>;
+  results: unknown;
+  elapsed_ms: number;
+  error: string | null;
+}
+
+/** Builds a JSON document (see {@linkcode JsonDocument}). */
+export function jsonDocument(
+  tool: string,
+  command: string,
+  options: Record<string, unknown>,
+  results: unknown,
+  elapsedMs: number,
+  error: unknown = null,
+): JsonDocument {
+  return {
+    tool,
+    version: VERSION,
+    command,
+    options,
+    results,
+    elapsed_ms: Math.round(elapsedMs * 1000) / 1000,
+    error: error === null ? null : errorMessage(error),
+  };
+}
+
+/**
+ * Creates the root `commander` program for a tool, set up so that usage errors
+ * exit 2 with a message naming the bad value, and `--version` prints the toolkit version.
+ */
+export function createProgram(name: string, description: string): Command {
+  const program = new Command(name);
+  program
+    .description(description)
+    .version(VERSION, "-V, --version", "print the version and exit")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      writeOut: (text) => writeStdout(text),
+      writeErr: (text) => writeStderr(text),
+    })
+    .exitOverride();
+  return program;
+}
+
+/** Adds `--json`, `--verbose` and `--quiet` to a command. */
+export function addOutputOptions(command: Command): Command {
+  return command
+    .option("--json", "print one JSON document on stdout instead of text", false)
+    .option("-v, --verbose", "log more detail on stderr", false)
+    .option("-q, --quiet", "log nothing but errors on stderr", false);
+}
+
+/** `commander` argument parser for an integer in `[min, max]`; the error names the value. */
+export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        `'${value}' is not an integer from ${min} to ${
+          max === Number.MAX_SAFE_INTEGER ? "∞" : max
+        }.`,
+      );
+    }
+    return n;
+  };
+}
+
+/** `commander` argument parser for a number in `(min, max]` (or `[min, max]` if `inclusive`). */
+export function numberOption(min: number, max = Infinity, inclusive = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    const ok = value.trim() !== "" && Number.isFinite(n) && (inclusive ? n >= min : n > min) &&
+      n <= max;
+    if (!ok) {
+      throw new InvalidArgumentError(
+        `'${value}' is not a number ${inclusive ? "≥" : ">"} ${min}${
+          max === Infinity ? "" : ` and ≤ ${max}`
+        }.`,
+      );
+    }
+    return n;
+  };
+}
+
+/** Writes text to stdout without a trailing newline being added. */
+export function writeStdout(text: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(text));
+}
+
+/** Writes text to stderr without a trailing newline being added. */
+export function writeStderr(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(text));
+}
+
+/** Prints a warning on stderr. */
+export function warn(message: string): void {
+  writeStderr(`${yellow("warning:")} ${message}\n`);
+}
+
+/**
+ * Runs a tool's `main`, mapping outcomes to exit codes: commander's own exits
+ * (help, version) keep their code, {@linkcode UsageError} and commander usage
+ * errors exit 2, any other error prints `<tool>: <message>` and exits 1.
+ */
+export async function runMain(tool: string, main: () => Promise<number | void>): Promise<never> {
+  let code: number;
+  try {
+    code = (await main()) ?? EXIT_OK;
+  } catch (error) {
+    code = exitCodeFor(tool, error);
+  }
+  Deno.exit(code);
+}
+
+/** Maps an error to an exit code, printing its message on stderr. */
+export function exitCodeFor(tool: string, error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === "commander.helpDisplayed" || error.code === "commander.version") {
+      return EXIT_OK;
+    }
+    if (error.code === "commander.help") return EXIT_OK;
+    return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  if (error instanceof UsageError) {
+    writeStderr(`${red(`${tool}: error:`)} ${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  writeStderr(`${red(`${tool}: error:`)} ${errorMessage(error)}\n`);
+  return EXIT_FAILURE;
+}

@@ -1,0 +1,168 @@
+/**
+ * Error types shared by every tool. Each carries enough context to print a
+ * message that says what failed and why.
+ *
+ * @module
+ */
+
+/** Bad command-line input: the tool prints the message and exits with status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A frame or field announced a length larger than the decoder's cap. */
+export class FrameTooLargeError extends Error {
+  constructor(
+    /** The length announced on the wire. */
+    readonly length: number,
+    /** The largest length the decoder accepts. */
+    readonly max: number,
+    what = "Frame",
+  ) {
+    super(`${what} of ${length} bytes exceeds the limit of ${max} bytes`);
+    this.name = "FrameTooLargeError";
+  }
+}
+
+/** Input that does not follow the protocol (bad UTF-8, bad JSON, wrong shape). */
+export class ProtocolError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+  }
+}
+
+/** The stream ended in the middle of a frame. */
+export class UnexpectedEofError extends Error {
+  constructor(
+    /** Bytes the frame still needed. */
+    readonly missing: number,
+    what = "frame",
+  ) {
+    super(`Connection closed in the middle of a ${what} (${missing} more bytes expected)`);
+    this.name = "UnexpectedEofError";
+  }
+}
+
+/** A wait ran past its deadline. */
+export class TimeoutError extends Error {
+  constructor(
+    /** What was being waited for. */
+    readonly what: string,
+    /** The deadline, in milliseconds. */
+    readonly ms: number,
+  ) {
+    super(`Timed out after ${ms} ms waiting for ${what}`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** A task threw: the error carries its input and where it ran. */
+export class TaskError extends Error {
+  constructor(
+    /** Name of the task that failed. */
+    readonly task: string,
+    /** The input the task was running on. */
+    readonly input: unknown,
+    /** Where it ran, e.g. `thread worker 2 (pid 1234)`. */
+    readonly where: string,
+    cause: unknown,
+  ) {
+    super(
+      `Task '${task}' failed on input ${safeJson(input)} in ${where}: ${errorMessage(cause)}`,
+      { cause },
+    );
+    this.name = "TaskError";
+  }
+}
+
+/** A worker or child process ended while it still had work. */
+export class WorkerCrashError extends Error {
+  constructor(
+    /** Where it ran, e.g. `child process 3 (pid 4321)`. */
+    readonly where: string,
+    detail: string,
+  ) {
+    super(`${where} died: ${detail}`);
+    this.name = "WorkerCrashError";
+  }
+}
+
+/** Returns `error.message` for errors and a string for anything else thrown. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Plain, serialisable description of an error (for sending across workers and processes). */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+}
+
+/** Turns any thrown value into an {@linkcode ErrorInfo}. */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return {
+      name: error.name,
+      message: error.message,
+      stack: error.stack,
+      ...(typeof code === "string" ? { code } : {}),
+    };
+  }
+  return { name: "Error", message: String(error) };
+}
+
+/** Rebuilds an Error from an {@linkcode ErrorInfo}. */
+export function fromErrorInfo(info: ErrorInfo): Error {
+  const error = new Error(info.message);
+  error.name = info.name;
+  if (info.stack) error.stack = info.stack;
+  if (info.code) (error as { code?: string }).code = info.code;
+  return error;
+}
+
+/**
+ * Short, lower-case reason for a socket error, as `nmap` and `curl` word it:
+ * `connection refused`, `timed out`, `host unreachable`, ...
+ */
+export function socketReason(error: unknown): string {
+  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (error instanceof Deno.errors.ConnectionReset) return "connection reset";
+  if (error instanceof Deno.errors.ConnectionAborted) return "connection aborted";
+  if (error instanceof Deno.errors.TimedOut || error instanceof TimeoutError) return "timed out";
+  if (error instanceof Deno.errors.AddrInUse) return "address in use";
+  if (error instanceof Deno.errors.AddrNotAvailable) return "address not available";
+  if (error instanceof Deno.errors.NotConnected) return "not connected";
+  if (error instanceof Deno.errors.BrokenPipe) return "broken pipe";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.NotCapable) return "not allowed (missing --allow-net?)";
+  const message = errorMessage(error);
+  if (/unreachable/i.test(message)) {
+    return /network/i.test(message) ? "network unreachable" : "host unreachable";
+  }
+  if (/too many open files/i.test(message)) return "too many open files";
+  return message.replace(/\s*\(os error \d+\)$/, "").toLowerCase();
+}
+
+/** Error for a failed connect, worded `Cannot connect to 127.0.0.1:9: connection refused`. */
+export function connectError(host: string, port: number, cause: unknown): Error {
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return new Error(`Cannot connect to ${shown}:${port}: ${socketReason(cause)}`, { cause });
+}
+
+function safeJson(value: unknown): string {
+  try {
+    const text = JSON.stringify(value);
+    if (text === undefined) return String(value);
+    return text.length > 200 ? text.slice(0, 200) + "…" : text;
+  } catch {
+    return String(value);
+  }
+}

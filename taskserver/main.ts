@@ -1,0 +1,22 @@
+/**
+ * `taskserver`: task server (change case, evaluate, reverse), its clients and load benchmark.
+ *
+ * @module
+ */
+import { createProgram, runMain } from "../shared/cli.ts";
+
+/** Parses the command line and runs the tool; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = createProgram(
+    "taskserver",
+    "task server (change case, evaluate, reverse), its clients and load benchmark",
+  );
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  await program.parseAsync(args, { from: "user" });
+  return 0;
+}
+
+if (import.meta.main) await runMain("taskserver", () => main(Deno.args));

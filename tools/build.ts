@@ -1,0 +1,92 @@
+/**
+ * Builds one executable per tool.
+ *
+ * - `bundle`: `dist/<tool>.js`, a single-file bundle with a `deno run` shebang
+ *   granting the tool's permissions, marked executable.
+ * - `compile`: `dist/<tool>`, a self-contained binary (`deno compile`, which needs
+ *   its `denort` runtime; it cannot be downloaded on machines without network).
+ *
+ * Usage: `deno task bundle [tool...]`, `deno task compile [tool...]`.
+ *
+ * @module
+ */
+
+/** Permissions each tool needs, the same for its task, its bundle and its binary. */
+export const PERMISSIONS: Record<string, string[]> = {
+  scanner: [
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-sys=hostname",
+  ],
+  transfer: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  interarrival: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  ipcbench: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+};
+
+/** The tools, in the order the README lists them. */
+export const TOOLS = Object.keys(PERMISSIONS);
+
+const root = new URL("../", import.meta.url);
+const dist = new URL("dist/", root);
+
+async function run(args: string[]): Promise<void> {
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) throw new Error(`deno ${args.join(" ")} failed with exit code ${code}`);
+}
+
+async function bundle(tool: string): Promise<string> {
+  const out = new URL(`${tool}.js`, dist).pathname;
+  await run(["bundle", "--quiet", "--platform", "deno", "-o", out, `${tool}/main.ts`]);
+  const body = await Deno.readTextFile(out);
+  // `env -S` splits the flags; `--unstable-net` enables `reusePort` for the pooled servers.
+  const shebang = `#!/usr/bin/env -S deno run --quiet --no-prompt --unstable-net ${
+    PERMISSIONS[tool].join(" ")
+  }\n`;
+  await Deno.writeTextFile(out, shebang + body.replace(/^#!.*\n/, ""));
+  await Deno.chmod(out, 0o755);
+  return out;
+}
+
+async function compile(tool: string): Promise<string> {
+  const out = new URL(tool, dist).pathname;
+  // The entry module is also the worker and child entry, so no `--include` is needed.
+  await run([
+    "compile",
+    "--quiet",
+    "--unstable-net",
+    ...PERMISSIONS[tool],
+    "-o",
+    out,
+    `${tool}/main.ts`,
+  ]);
+  return out;
+}
+
+if (import.meta.main) {
+  const [action, ...names] = Deno.args;
+  const tools = names.length > 0 ? names : TOOLS;
+  for (const tool of tools) {
+    if (!(tool in PERMISSIONS)) {
+      console.error(`build: unknown tool '${tool}' (expected one of ${TOOLS.join(", ")})`);
+      Deno.exit(2);
+    }
+  }
+  if (action !== "bundle" && action !== "compile") {
+    console.error(`build: unknown action '${action ?? ""}' (expected bundle or compile)`);
+    Deno.exit(2);
+  }
+  await Deno.mkdir(dist, { recursive: true });
+  for (const tool of tools) {
+    const out = action === "bundle" ? await bundle(tool) : await compile(tool);
+    console.error(`built ${out}`);
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * `transfer`: STEP v1.0 file-transfer server and client.
+ *
+ * @module
+ */
+import { createProgram, runMain } from "../shared/cli.ts";
+
+/** Parses the command line and runs the tool; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = createProgram("transfer", "STEP v1.0 file-transfer server and client");
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  await program.parseAsync(args, { from: "user" });
+  return 0;
+}
+
+if (import.meta.main) await runMain("transfer", () => main(Deno.args));
