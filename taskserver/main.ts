@@ -4,6 +4,7 @@
  * @module
  */
 import { createProgram, runMain } from "../shared/cli.ts";
+import { enterRole } from "../shared/runtime.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -19,4 +20,5 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) await runMain("taskserver", () => main(Deno.args));
+// The entry is also the worker and child entry: in those roles it serves its parent.
+if (import.meta.main && !enterRole()) await runMain("taskserver", () => main(Deno.args));
