@@ -1,0 +1,486 @@
+/**
+ * TCP servers in every execution mode, written once for the three servers
+ * (`transfer`, `taskserver`, `interarrival`):
+ *
+ * - `sequential`: one connection at a time; the next waits in the listen queue.
+ * - `async`: every connection on this isolate's event loop.
+ * - `thread` / `process`, pooled: `workers` Web Workers or child processes, each
+ *   with its own listener on the same port (`reusePort`), each serving its
+ *   connections asynchronously; the kernel spreads connections among them.
+ * - `thread` / `process`, `perConnection`: this isolate accepts, and starts a
+ *   worker or child for each connection (the studies' design), relaying the bytes,
+ *   since a `Deno.Conn` cannot be handed to another isolate.
+ *
+ * A connection handler is registered by name with {@linkcode defineConnectionHandler}
+ * in a module the entry imports. It reports what it measured with `emit`; events
+ * from every worker and child reach `onEvent` in this isolate, so nothing is lost.
+ *
+ * @module
+ */
+import type { Mode } from "./mode.ts";
+import { type Channel, defineService, describeWhere, spawn, type Spawned } from "./runtime.ts";
+
+/** A two-way byte stream: a `Deno.Conn`, or a relayed connection in a worker or child. */
+export interface Duplex {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly remoteAddr: { hostname: string; port: number };
+  readonly localAddr: { hostname: string; port: number };
+  close(): void;
+}
+
+/** What a connection handler knows about where it runs. */
+export interface ConnectionContext<Init = unknown> {
+  /** The `init` value given to {@linkcode serve}. */
+  init: Init;
+  /** Index of the worker or child serving it (0 in this isolate). */
+  worker: number;
+  pid: number;
+  /** e.g. `thread worker 2 (pid 1234)`. */
+  where: string;
+  /** Number of this connection, unique within its worker, from 1. */
+  connection: number;
+  /** Epoch milliseconds (sub-millisecond) when the connection was accepted. */
+  acceptedAt: number;
+  /** Aborted when the server is closing. */
+  signal: AbortSignal;
+  /** Sends an event (JSON-serialisable) to `onEvent` in the serving isolate. */
+  emit(event: unknown): void;
+}
+
+/** Serves one connection; the server closes the connection when it returns. */
+export type ConnectionHandler<Init = unknown> = (
+  conn: Duplex,
+  context: ConnectionContext<Init>,
+) => Promise<void> | void;
+
+const handlers = new Map<string, ConnectionHandler<unknown>>();
+
+/** Registers a connection handler under a name; call at import time in a module the entry imports. */
+export function defineConnectionHandler<Init>(
+  name: string,
+  handler: ConnectionHandler<Init>,
+): void {
+  handlers.set(name, handler as ConnectionHandler<unknown>);
+}
+
+/** Where an event came from. */
+export interface EventSource {
+  worker: number;
+  where: string;
+}
+
+/** Options for {@linkcode serve}. */
+export interface ServeOptions<Init = unknown> {
+  /** Name given to {@linkcode defineConnectionHandler}. */
+  handler: string;
+  mode: Mode;
+  /** Address to listen on (default `0.0.0.0`). */
+  hostname?: string;
+  /** Port (0 picks a free one; the chosen port is in the result). */
+  port: number;
+  /** Value every handler receives as `context.init` (JSON-serialisable). */
+  init?: Init;
+  /** Pool size for `thread` and `process` (default 2). */
+  workers?: number;
+  /** `thread`/`process`: a worker or child per connection instead of a pool. */
+  perConnection?: boolean;
+  /** Module that registers the handler and calls `enterRole` (default: the main module). */
+  entry?: string | URL;
+  /** Receives every event handlers emit, in this isolate. */
+  onEvent?: (event: unknown, source: EventSource) => void;
+  /** Closes the server when aborted. */
+  signal?: AbortSignal;
+  /** Milliseconds open connections get to finish when the server closes (default 1000). */
+  graceMs?: number;
+}
+
+/** A running server. */
+export interface RunningServer {
+  hostname: string;
+  port: number;
+  mode: Mode;
+  /** Stops accepting, gives open connections `graceMs`, then ends every worker and child. */
+  close(): Promise<void>;
+  /** Settles when the server has stopped (after `close`, or a fatal error). */
+  finished: Promise<void>;
+}
+
+function epoch(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+interface LoopOptions {
+  listener: Deno.Listener;
+  handler: ConnectionHandler<unknown>;
+  init: unknown;
+  worker: number;
+  where: string;
+  sequential: boolean;
+  emit: (event: unknown) => void;
+  graceMs: number;
+}
+
+/** Accept loop shared by this isolate and the pooled workers; returns a stop function. */
+function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promise<void> } {
+  const controller = new AbortController();
+  const open = new Set<Promise<void>>();
+  const conns = new Set<Deno.Conn>();
+  let count = 0;
+  const serveOne = async (conn: Deno.Conn, acceptedAt: number) => {
+    conns.add(conn);
+    try {
+      await options.handler(conn as unknown as Duplex, {
+        init: options.init,
+        worker: options.worker,
+        pid: Deno.pid,
+        where: options.where,
+        connection: ++count,
+        acceptedAt,
+        signal: controller.signal,
+        emit: options.emit,
+      });
+    } catch (error) {
+      // One bad connection never stops the server.
+      if (!controller.signal.aborted) console.error(`${options.where}: connection error: ${error}`);
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed by the handler.
+      }
+    }
+  };
+  const done = (async () => {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await options.listener.accept();
+      } catch (error) {
+        if (controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
+        // EMFILE and friends: wait briefly and keep serving.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      const acceptedAt = epoch();
+      if (options.sequential) await serveOne(conn, acceptedAt);
+      else {
+        const task = serveOne(conn, acceptedAt);
+        open.add(task);
+        task.finally(() => open.delete(task));
+      }
+    }
+  })();
+  return {
+    done,
+    async stop() {
+      try {
+        options.listener.close();
+      } catch {
+        // Already closed.
+      }
+      await done;
+      if (open.size > 0) {
+        await Promise.race([
+          Promise.allSettled(open),
+          new Promise((r) => setTimeout(r, options.graceMs)),
+        ]);
+      }
+      controller.abort();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      await Promise.allSettled(open);
+    },
+  };
+}
+
+function batchedEmitter(channel: Channel): (event: unknown) => void {
+  let pending: unknown[] = [];
+  let scheduled = false;
+  return (event) => {
+    pending.push(event);
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      const events = pending;
+      pending = [];
+      channel.send({ ev: events });
+    }, 0);
+  };
+}
+
+function flushEvents(emit: (event: unknown) => void): Promise<void> {
+  void emit;
+  // Let a scheduled batch go out before the service returns.
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+/** Pool worker: listens on the shared port and serves until the parent ends the channel. */
+defineService("netconc.server.pool", async (channel, init, info) => {
+  const options = init as {
+    handler: string;
+    hostname: string;
+    port: number;
+    init: unknown;
+    graceMs: number;
+  };
+  const handler = handlers.get(options.handler);
+  if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port, reusePort: true });
+  const emit = batchedEmitter(channel);
+  const loop = acceptLoop({
+    listener,
+    handler,
+    init: options.init,
+    worker: info.id,
+    where: info.where,
+    sequential: false,
+    emit,
+    graceMs: options.graceMs,
+  });
+  channel.send({ listening: true });
+  while ((await channel.receive()) !== null);
+  await loop.stop();
+  await flushEvents(emit);
+  return null;
+});
+
+/** Per-connection worker: serves one relayed connection. */
+defineService("netconc.server.connection", async (channel, init, info) => {
+  const options = init as {
+    handler: string;
+    init: unknown;
+    remote: { hostname: string; port: number };
+    local: { hostname: string; port: number };
+    connection: number;
+    acceptedAt: number;
+  };
+  const handler = handlers.get(options.handler);
+  if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
+  let readableController!: ReadableStreamDefaultController<Uint8Array>;
+  let readableClosed = false;
+  const readable = new ReadableStream<Uint8Array>({ start: (c) => void (readableController = c) });
+  const endReadable = () => {
+    if (readableClosed) return;
+    readableClosed = true;
+    readableController.close();
+  };
+  const controller = new AbortController();
+  channel.listen((message) => {
+    const data = message.data as { eof?: boolean; abort?: boolean };
+    if (message.bytes && !readableClosed) readableController.enqueue(message.bytes);
+    else if (data.eof) endReadable();
+    else if (data.abort) {
+      endReadable();
+      controller.abort();
+    }
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write: (chunk) => channel.send({}, chunk),
+    close: () => channel.send({ shut: true }),
+  });
+  const emit = batchedEmitter(channel);
+  const conn: Duplex = {
+    readable,
+    writable,
+    remoteAddr: options.remote,
+    localAddr: options.local,
+    close: () => {
+      endReadable();
+      channel.send({ shut: true });
+    },
+  };
+  try {
+    await handler(conn, {
+      init: options.init,
+      worker: info.id,
+      pid: info.pid,
+      where: info.where,
+      connection: options.connection,
+      acceptedAt: options.acceptedAt,
+      signal: controller.signal,
+      emit,
+    });
+  } finally {
+    await flushEvents(emit);
+  }
+  return null;
+});
+
+/**
+ * Starts a server in the given mode and returns once it is accepting connections.
+ *
+ * @throws when the address cannot be bound (`AddrInUse`, `PermissionDenied`), or a
+ * worker or child fails to start.
+ */
+export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningServer> {
+  const hostname = options.hostname ?? "0.0.0.0";
+  const graceMs = options.graceMs ?? 1000;
+  const onEvent = options.onEvent ?? (() => {});
+  const local = options.mode === "sequential" || options.mode === "async";
+  if (local || options.perConnection) {
+    const handler = handlers.get(options.handler);
+    if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
+    const listener = Deno.listen({ hostname, port: options.port });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const where = describeWhere("main", 0, Deno.pid);
+    const relay = local ? handler : relayHandler(options, onEvent);
+    const loop = acceptLoop({
+      listener,
+      handler: relay,
+      init: options.init,
+      worker: 0,
+      where,
+      sequential: options.mode === "sequential",
+      emit: (event) => onEvent(event, { worker: 0, where }),
+      graceMs,
+    });
+    let closing: Promise<void> | null = null;
+    const close = () => (closing ??= loop.stop());
+    options.signal?.addEventListener("abort", () => void close(), { once: true });
+    return {
+      hostname,
+      port,
+      mode: options.mode,
+      close,
+      finished: loop.done.then(() => closing ?? undefined),
+    };
+  }
+  return await servePool(options, hostname, graceMs, onEvent);
+}
+
+let connectionCounter = 0;
+
+function relayHandler<Init>(
+  options: ServeOptions<Init>,
+  onEvent: (event: unknown, source: EventSource) => void,
+): ConnectionHandler<unknown> {
+  const kind = options.mode as "thread" | "process";
+  return async (conn, context) => {
+    const id = ++connectionCounter;
+    const worker = await spawn(kind, {
+      service: "netconc.server.connection",
+      id,
+      entry: options.entry,
+      init: {
+        handler: options.handler,
+        init: options.init ?? null,
+        remote: { hostname: conn.remoteAddr.hostname, port: conn.remoteAddr.port },
+        local: { hostname: conn.localAddr.hostname, port: conn.localAddr.port },
+        connection: context.connection,
+        acceptedAt: context.acceptedAt,
+      },
+    });
+    const writer = conn.writable.getWriter();
+    let writes: Promise<void> = Promise.resolve();
+    let shut = false;
+    worker.channel.listen((message) => {
+      const data = message.data as { ev?: unknown[]; shut?: boolean };
+      if (message.bytes) {
+        const chunk = message.bytes;
+        writes = writes.then(() => writer.write(chunk)).catch(() => {});
+      } else if (data.ev) {
+        for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
+      } else if (data.shut && !shut) {
+        shut = true;
+        writes.then(() => writer.close()).catch(() => {});
+      }
+    });
+    const onAbort = () => worker.channel.send({ abort: true });
+    context.signal.addEventListener("abort", onAbort, { once: true });
+    const pump = (async () => {
+      try {
+        for await (const chunk of conn.readable) worker.channel.send({}, chunk);
+      } catch {
+        // Reset by the peer: treated as the end of its data.
+      }
+      worker.channel.send({ eof: true });
+    })();
+    try {
+      await worker.done;
+    } finally {
+      context.signal.removeEventListener("abort", onAbort);
+      worker.kill();
+      await writes;
+      try {
+        conn.close();
+      } catch {
+        // Closing the writable side already closed it.
+      }
+      await pump;
+    }
+  };
+}
+
+async function servePool<Init>(
+  options: ServeOptions<Init>,
+  hostname: string,
+  graceMs: number,
+  onEvent: (event: unknown, source: EventSource) => void,
+): Promise<RunningServer> {
+  const kind = options.mode as "thread" | "process";
+  let port = options.port;
+  let probe: Deno.Listener | null = null;
+  if (port === 0) {
+    // Reserve a port for the pool: the workers join it with reusePort.
+    probe = Deno.listen({ hostname, port: 0, reusePort: true });
+    port = (probe.addr as Deno.NetAddr).port;
+  }
+  const count = Math.max(1, options.workers ?? 2);
+  const workers: Spawned[] = [];
+  try {
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, async (_, id) => {
+        const worker = await spawn(kind, {
+          service: "netconc.server.pool",
+          id,
+          entry: options.entry,
+          init: { handler: options.handler, hostname, port, init: options.init ?? null, graceMs },
+        });
+        workers.push(worker);
+        const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);
+        if ((first?.data as { listening?: boolean } | undefined)?.listening !== true) {
+          throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
+        }
+        worker.channel.listen((message) => {
+          const data = message.data as { ev?: unknown[] };
+          if (data.ev) {
+            for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
+          }
+        });
+        return worker;
+      }),
+    );
+    const failed = started.find((result) => result.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
+    if (failed) {
+      for (const worker of workers) worker.kill();
+      // Prefer the worker's own reason (e.g. address in use) over the generic one.
+      const reasons = await Promise.all(
+        workers.map((worker) => worker.done.then(() => null, (error) => error)),
+      );
+      throw reasons.find((reason) => reason !== null) ?? failed.reason;
+    }
+  } finally {
+    probe?.close();
+  }
+  let closing: Promise<void> | null = null;
+  const finished = Promise.allSettled(workers.map((worker) => worker.done)).then(() => {});
+  const close = () => (closing ??= (async () => {
+    for (const worker of workers) worker.end();
+    const deadline = new Promise((resolve) => setTimeout(resolve, graceMs + 5000));
+    await Promise.race([finished, deadline]);
+    for (const worker of workers) worker.kill();
+    await finished;
+  })());
+  options.signal?.addEventListener("abort", () => void close(), { once: true });
+  return { hostname, port, mode: options.mode, close, finished };
+}

@@ -1,0 +1,64 @@
+import { assertEquals } from "./_assert.ts";
+import { serve } from "../shared/server.ts";
+import { BufferedReader } from "../shared/reader.ts";
+import { decodeText, encodeLine } from "../shared/codec.ts";
+import { liveChildPids } from "../shared/runtime.ts";
+import type { Mode } from "../shared/mode.ts";
+import "./fixtures/conformance_entry.ts";
+
+const entry = new URL("./fixtures/conformance_entry.ts", import.meta.url);
+
+async function client(port: number, id: number): Promise<string[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const reader = new BufferedReader(conn);
+    const replies: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await conn.write(encodeLine(`client ${id} line ${i}`));
+      replies.push(decodeText((await reader.readLine(1024, { timeout: 10_000 })) as Uint8Array));
+    }
+    return replies;
+  } finally {
+    conn.close();
+  }
+}
+
+const cases: { mode: Mode; perConnection?: boolean }[] = [
+  { mode: "sequential" },
+  { mode: "async" },
+  { mode: "thread" },
+  { mode: "process" },
+  { mode: "thread", perConnection: true },
+  { mode: "process", perConnection: true },
+];
+
+for (const { mode, perConnection } of cases) {
+  Deno.test(`server [${mode}${perConnection ? ", per connection" : ""}]: every client served, every event merged`, async () => {
+    const events: { text: string }[] = [];
+    const server = await serve({
+      handler: "test.echo",
+      mode,
+      perConnection,
+      hostname: "127.0.0.1",
+      port: 0,
+      workers: 2,
+      entry,
+      init: { prefix: "> " },
+      onEvent: (event) => events.push(event as { text: string }),
+    });
+    try {
+      const replies = await Promise.all([0, 1, 2, 3].map((id) => client(server.port, id)));
+      assertEquals(
+        replies,
+        [0, 1, 2, 3].map((id) => [0, 1, 2].map((i) => `> CLIENT ${id} LINE ${i}`)),
+      );
+    } finally {
+      await server.close();
+    }
+    assertEquals(
+      events.map((e) => e.text).sort(),
+      [0, 1, 2, 3].flatMap((id) => [0, 1, 2].map((i) => `client ${id} line ${i}`)).sort(),
+    );
+    assertEquals(liveChildPids(), []);
+  });
+}
