@@ -143,7 +143,11 @@ defineService("netconc.tasks", async (channel, init, info) => {
         )
         .finally(() => {
           running--;
-          if (!flushScheduled) {
+          // Send at once when idle or when a batch is full; otherwise wait a tick so
+          // results that finish together travel in one message.
+          if (running === 0 && queue.length === 0) flush();
+          else if (outbox.length >= 64) flush();
+          else if (!flushScheduled) {
             flushScheduled = true;
             setTimeout(flush, 0);
           }
@@ -222,68 +226,81 @@ async function* runLocal<I, O>(
   const where = describeWhere("main", 0, Deno.pid);
   const context: TaskContext = { signal, worker: 0, pid: Deno.pid, where };
   const iterator = inputsOf(inputs);
-  const running = new Map<number, Promise<{ key: number; outcome: TaskOutcome<I, O> }>>();
+  // Completed tasks wait in a queue; one wake-up per completion keeps the cost per
+  // task constant whatever the number in flight.
+  const done: TaskOutcome<I, O>[] = [];
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const onAbort = () => notify();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  let running = 0;
   let index = 0;
   let exhausted = false;
+  const start = (input: I, key: number) => {
+    running++;
+    const startedAt = epoch();
+    const finish = (result: { ok: true; value: O } | { ok: false; error: Error }) => {
+      running--;
+      done.push({
+        input,
+        index: key,
+        worker: 0,
+        pid: Deno.pid,
+        startedAt,
+        endedAt: epoch(),
+        ...result,
+      });
+      notify();
+    };
+    try {
+      const value = fn(input, context);
+      if (value instanceof Promise) {
+        value.then(
+          (v) => finish({ ok: true, value: v }),
+          (error) =>
+            finish({ ok: false, error: error instanceof Error ? error : new Error(String(error)) }),
+        );
+      } else finish({ ok: true, value });
+    } catch (error) {
+      finish({ ok: false, error: error instanceof Error ? error : new Error(String(error)) });
+    }
+  };
   try {
     for (;;) {
-      while (!exhausted && running.size < limit) {
-        options.signal?.throwIfAborted();
+      options.signal?.throwIfAborted();
+      while (!exhausted && running < limit) {
         const next = await iterator.next();
         if (next.done) {
           exhausted = true;
           break;
         }
-        const input = next.value;
-        const key = index++;
-        const startedAt = epoch();
-        running.set(
-          key,
-          Promise.resolve()
-            .then(() => fn(input, context))
-            .then(
-              (value) => ({ ok: true as const, value }),
-              (error) => ({
-                ok: false as const,
-                error: error instanceof Error ? error : new Error(String(error)),
-              }),
-            )
-            .then((result) => ({
-              key,
-              outcome: {
-                input,
-                index: key,
-                worker: 0,
-                pid: Deno.pid,
-                startedAt,
-                endedAt: epoch(),
-                ...result,
-              },
-            })),
-        );
+        start(next.value, index++);
+        options.signal?.throwIfAborted();
       }
-      if (running.size === 0) return;
-      const { key, outcome } = await raceAbort(Promise.race(running.values()), options.signal);
-      running.delete(key);
-      if (!outcome.ok && !options.continueOnError) {
-        throw new TaskError(name, outcome.input, where, outcome.error);
+      while (done.length > 0) {
+        const outcome = done.shift()!;
+        if (!outcome.ok && !options.continueOnError) {
+          throw new TaskError(name, outcome.input, where, outcome.error);
+        }
+        yield outcome;
       }
-      yield outcome;
+      if (exhausted && running === 0) return;
+      if (running >= limit || exhausted) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (done.length > 0 || options.signal?.aborted) notify();
+        });
+      }
     }
   } finally {
+    options.signal?.removeEventListener("abort", onAbort);
     controller.abort();
     await iterator.return?.(undefined);
   }
-}
-
-function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 async function* runPool<I, O>(
