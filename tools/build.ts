@@ -30,6 +30,23 @@ export const PERMISSIONS: Record<string, string[]> = {
 /** The tools, in the order the README lists them. */
 export const TOOLS = Object.keys(PERMISSIONS);
 
+/** The lab runs the tools' bundles that sit next to it (`dist/lab.js`). */
+const LAB_PERMISSIONS = [
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** What can be built: the five tools and the lab. */
+const TARGETS: Record<string, { entry: string; permissions: string[] }> = {
+  ...Object.fromEntries(
+    TOOLS.map((tool) => [tool, { entry: `${tool}/main.ts`, permissions: PERMISSIONS[tool] }]),
+  ),
+  lab: { entry: "tools/lab.ts", permissions: LAB_PERMISSIONS },
+};
+
 const root = new URL("../", import.meta.url);
 const dist = new URL("dist/", root);
 
@@ -45,11 +62,11 @@ async function run(args: string[]): Promise<void> {
 
 async function bundle(tool: string): Promise<string> {
   const out = new URL(`${tool}.js`, dist).pathname;
-  await run(["bundle", "--quiet", "--platform", "deno", "-o", out, `${tool}/main.ts`]);
+  await run(["bundle", "--quiet", "--platform", "deno", "-o", out, TARGETS[tool].entry]);
   const body = await Deno.readTextFile(out);
   // `env -S` splits the flags; `--unstable-net` enables `reusePort` for the pooled servers.
   const shebang = `#!/usr/bin/env -S deno run --quiet --no-prompt --unstable-net ${
-    PERMISSIONS[tool].join(" ")
+    TARGETS[tool].permissions.join(" ")
   }\n`;
   await Deno.writeTextFile(out, shebang + body.replace(/^#!.*\n/, ""));
   await Deno.chmod(out, 0o755);
@@ -63,20 +80,22 @@ async function compile(tool: string): Promise<string> {
     "compile",
     "--quiet",
     "--unstable-net",
-    ...PERMISSIONS[tool],
+    ...TARGETS[tool].permissions,
     "-o",
     out,
-    `${tool}/main.ts`,
+    TARGETS[tool].entry,
   ]);
   return out;
 }
 
 if (import.meta.main) {
   const [action, ...names] = Deno.args;
-  const tools = names.length > 0 ? names : TOOLS;
+  const tools = names.length > 0 ? names : Object.keys(TARGETS);
   for (const tool of tools) {
-    if (!(tool in PERMISSIONS)) {
-      console.error(`build: unknown tool '${tool}' (expected one of ${TOOLS.join(", ")})`);
+    if (!(tool in TARGETS)) {
+      console.error(
+        `build: unknown target '${tool}' (expected one of ${Object.keys(TARGETS).join(", ")})`,
+      );
       Deno.exit(2);
     }
   }
