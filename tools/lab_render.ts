@@ -121,6 +121,9 @@ caption { text-align: left; font-weight: 600; padding: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f5f8; }
+table.wrap td { white-space: normal; }
+section.glance { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 16px 28px; margin: 22px 0; }
+section.glance h2 { margin: 0 0 8px; font-size: 19px; }
 .plots { display: flex; flex-wrap: wrap; gap: 16px; margin-top: 14px; }
 .plot { border: 1px solid var(--line); border-radius: 8px; padding: 6px; background: #fff; max-width: 100%; overflow-x: auto; }
 .skipped { color: var(--warn); }
@@ -147,6 +150,24 @@ const CHECK_SCRIPT = `
   document.body.setAttribute("data-check", problems.length ? "problems: " + problems.join("; ") : "ok");
 })();
 `;
+
+/** The summary at the top: one line per study with its first finding. */
+function glance(results: LabResults): string {
+  const rows = [
+    ...results.studies.map((s) =>
+      `<tr><td><a href="#study-${s.study}">${escapeHtml(s.title)}</a></td><td>${
+        escapeHtml(s.findings[0] ?? "")
+      }</td></tr>`
+    ),
+    ...results.failures.map((f) =>
+      `<tr><td><a href="#study-${escapeHtml(f.study)}">${
+        escapeHtml(f.study)
+      }</a></td><td class="failed">did not run: ${escapeHtml(f.error)}</td></tr>`
+    ),
+  ];
+  return `<section class="glance"><h2>At a glance</h2><table class="wrap"><thead><tr><th>Study</th>` +
+    `<th>Headline</th></tr></thead><tbody>${rows.join("\n")}</tbody></table></section>`;
+}
 
 /**
  * Renders the report page. `svgs[i][j]` is the SVG of plot `j` of study `i`
@@ -212,6 +233,7 @@ ${f.stderrTail.length ? `<pre>${escapeHtml(f.stderrTail.join("\n"))}</pre>` : ""
 <nav>${nav}</nav>
 </header>
 <main>
+${glance(results)}
 ${sections.join("\n")}
 ${failures.join("\n")}
 </main>
