@@ -3,18 +3,275 @@
  *
  * @module
  */
-import { createProgram, runMain } from "../shared/cli.ts";
+import {
+  addOutputOptions,
+  createProgram,
+  intOption,
+  jsonDocument,
+  runMain,
+  warn,
+  writeStderr,
+  writeStdout,
+} from "../shared/cli.ts";
 import { enterRole } from "../shared/runtime.ts";
+import { UsageError } from "../shared/errors.ts";
+import { renderTable, writeReport } from "../shared/report.ts";
+import { startProgress } from "../shared/progress.ts";
+import { parseScale, type StudyScale } from "../shared/study.ts";
+import {
+  benchPlots,
+  benchTable,
+  buildStudyReport,
+  CPU_VS_WALL_NOTE,
+  DEFAULT_SIZES,
+  runBench,
+  runStudyCases,
+  studyCorrectedTable,
+  studyLines,
+} from "./bench.ts";
+import { MAX_SIZE, MIN_SIZE } from "./message.ts";
+import { type Pin, PINS } from "./system.ts";
+import { parseTransports, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
+
+/** Parses `--sizes` (bytes; `k` and `m` suffixes are KiB and MiB); the error names the bad value. */
+export function parseSizes(text: string): number[] {
+  const parts = text.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  if (parts.length === 0) throw new UsageError(`Invalid --sizes '${text}': the list is empty`);
+  return [
+    ...new Set(parts.map((part) => {
+      const match = /^(\d+)([kKmM]?)$/.exec(part);
+      const size = match
+        ? Number(match[1]) * (match[2] === "" ? 1 : /k/i.test(match[2]) ? 1024 : 1 << 20)
+        : NaN;
+      if (!Number.isSafeInteger(size) || size < MIN_SIZE || size > MAX_SIZE) {
+        throw new UsageError(
+          `Invalid --sizes '${part}': expected a byte count from ${MIN_SIZE} to ${MAX_SIZE} ` +
+            `(64 MiB; the counter takes 4 bytes)`,
+        );
+      }
+      return size;
+    })),
+  ];
+}
+
+/** Parses `--pin` (one of same, split, none, a comma list, or `all`). */
+export function parsePins(text: string): Pin[] {
+  const parts = text.split(",").map((part) => part.trim().toLowerCase()).filter((p) => p !== "");
+  if (parts.includes("all")) return [...PINS];
+  if (parts.length === 0 || parts.some((part) => !(PINS as readonly string[]).includes(part))) {
+    throw new UsageError(`Invalid --pin '${text}': expected same, split, none, a list, or all`);
+  }
+  return [...new Set(parts)] as Pin[];
+}
+
+interface BenchFlags {
+  transports: string;
+  sizes: string;
+  roundTrips: number;
+  warmup: number;
+  runs: number;
+  pin: string;
+  maxBytes: number;
+  timeout: number;
+  out?: string;
+  study: boolean;
+  scale: string;
+  json: boolean;
+  verbose: boolean;
+  quiet: boolean;
+}
+
+async function benchCommand(flags: BenchFlags): Promise<number> {
+  const started = performance.now();
+  const progress = (total: number) => startProgress(total, "cases", !flags.json && !flags.quiet);
+  if (flags.study) {
+    let scale: StudyScale;
+    try {
+      scale = parseScale(flags.scale);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    let bar: ReturnType<typeof progress> | null = null;
+    const report = await buildStudyReport(scale, {
+      timeoutMs: flags.timeout,
+      onCase: (i, n) => {
+        bar ??= progress(n);
+        bar.update(i);
+      },
+    });
+    (bar as ReturnType<typeof progress> | null)?.stop();
+    const options = { study: true, scale, timeout: flags.timeout, out: flags.out ?? null };
+    if (flags.out) {
+      await writeReport(flags.out, {
+        name: "ipcbench-study",
+        title: report.title,
+        notes: [report.question, ...report.findings, CPU_VS_WALL_NOTE],
+        tables: [report.published, report.measured, ...report.extra],
+        plots: report.plots,
+        json: report,
+      });
+    }
+    if (flags.json) {
+      const doc = jsonDocument("ipcbench", "bench", options, report, performance.now() - started);
+      writeStdout(JSON.stringify(doc) + "\n");
+      return 0;
+    }
+    const tables = [report.published, report.measured, ...report.extra];
+    writeStdout(tables.map(renderTable).join("\n\n") + "\n\n");
+    writeStdout(report.findings.map((f) => `• ${f}`).join("\n") + "\n");
+    writeStdout(`\n${CPU_VS_WALL_NOTE}\n`);
+    for (const skip of report.skipped) writeStderr(`skipped: ${skip}\n`);
+    return 0;
+  }
+  const options = {
+    transports: parseTransports(flags.transports),
+    sizes: parseSizes(flags.sizes),
+    roundTrips: flags.roundTrips,
+    warmup: flags.warmup,
+    runs: flags.runs,
+    pins: parsePins(flags.pin),
+    maxBytes: flags.maxBytes,
+    timeoutMs: flags.timeout,
+  };
+  let bar: ReturnType<typeof progress> | null = null;
+  const result = await runBench({
+    ...options,
+    onCase: (i, n, label) => {
+      bar ??= progress(n);
+      bar.update(i);
+      if (flags.verbose) writeStderr(`measuring ${label}\n`);
+    },
+  });
+  (bar as ReturnType<typeof progress> | null)?.stop();
+  const table = benchTable(result);
+  if (flags.out) {
+    const written = await writeReport(flags.out, {
+      name: "ipcbench-bench",
+      title: "ipcbench: message passing between threads and processes",
+      notes: [
+        `Machine: CPUs ${result.machine.cpus.join(",")}, ${result.machine.os}, Deno ` +
+        `${result.machine.deno}; CPU pressure (PSI some avg10) at start: ` +
+        `${result.machine.pressureAtStart?.avg10 ?? "n/a"}%.`,
+        CPU_VS_WALL_NOTE,
+        ...result.skipped.map((s) => `Skipped: ${s}.`),
+        ...result.warnings.map((w) => `Warning: ${w}.`),
+      ],
+      tables: [table],
+      plots: benchPlots(result.cases),
+      json: result,
+    });
+    if (!flags.quiet && !flags.json) writeStderr(`wrote ${written.join(", ")}\n`);
+  }
+  if (flags.json) {
+    const doc = jsonDocument("ipcbench", "bench", options, result, performance.now() - started);
+    writeStdout(JSON.stringify(doc) + "\n");
+    return 0;
+  }
+  writeStdout(renderTable(table) + "\n");
+  writeStdout(`\n${CPU_VS_WALL_NOTE}\n`);
+  if (!flags.quiet) {
+    for (const skip of result.skipped) writeStderr(`skipped: ${skip}\n`);
+    for (const warning of result.warnings) warn(warning);
+  }
+  return 0;
+}
+
+interface StudyFlags {
+  roundTrips: number;
+  repeats: number;
+  pin: string;
+  timeout: number;
+  json: boolean;
+  quiet: boolean;
+}
+
+async function studyCommand(flags: StudyFlags): Promise<number> {
+  const started = performance.now();
+  const pins = parsePins(flags.pin);
+  if (pins.length !== 1) throw new UsageError(`Invalid --pin '${flags.pin}': the study runs one`);
+  const runs = await runStudyCases({
+    roundTrips: flags.roundTrips,
+    repeats: flags.repeats,
+    pin: pins[0],
+    timeoutMs: flags.timeout,
+  });
+  const options = { roundTrips: flags.roundTrips, repeats: flags.repeats, pin: pins[0] };
+  if (flags.json) {
+    const results = {
+      printout: studyLines(runs),
+      corrected: studyCorrectedTable(runs),
+      note: CPU_VS_WALL_NOTE,
+      runs,
+    };
+    writeStdout(
+      JSON.stringify(
+        jsonDocument("ipcbench", "study", options, results, performance.now() - started),
+      ) +
+        "\n",
+    );
+    return 0;
+  }
+  writeStdout(`OS: ${Deno.build.os}\nNum of cores: ${navigator.hardwareConcurrency}\n`);
+  writeStdout(studyLines(runs).join("\n") + "\n\n");
+  writeStdout(renderTable(studyCorrectedTable(runs)) + "\n\n" + CPU_VS_WALL_NOTE + "\n");
+  return 0;
+}
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const program = createProgram("ipcbench", "message-passing speed between threads and processes");
+  let code = 0;
+  const transportHelp = TRANSPORT_NAMES.map((t) => `${t} (${TRANSPORTS[t].label})`).join("; ");
+  addOutputOptions(
+    program.command("bench")
+      .description(
+        "measure round trips of a counter over each transport, size and placement " +
+          "(--study: the study's experiment for the lab)",
+      )
+      .option("--transports <list>", `comma-separated or all: ${transportHelp}`, "all")
+      .option("--sizes <list>", "message sizes in bytes (k, m suffixes)", DEFAULT_SIZES.join(","))
+      .option("--round-trips <n>", "timed round trips per run", intOption(1, 100_000_000), 10000)
+      .option("--warmup <n>", "untimed round trips first", intOption(0, 10_000_000), 1000)
+      .option("--runs <n>", "runs per case (median and spread)", intOption(1, 1000), 3)
+      .option(
+        "--pin <list>",
+        "placement: same (one CPU), split (two), none; list or all",
+        "same,split",
+      )
+      .option(
+        "--max-bytes <n>",
+        "bytes one direction may carry per run (caps round trips of large messages)",
+        intOption(1),
+        256 << 20,
+      )
+      .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000)
+      .option("--out <dir>", "write Markdown, CSV, JSON and SVG plots into DIR")
+      .option("--study", "run the study's experiment and print a StudyReport", false)
+      .option("--scale <scale>", "study scale: smoke, quick or full", "smoke"),
+  ).action(async (flags: BenchFlags) => {
+    code = await benchCommand(flags);
+  });
+  addOutputOptions(
+    program.command("study")
+      .description(
+        "run exactly the study's two cases (child pipes and TCP) and print them as the study " +
+          "did, next to the corrected figures",
+      )
+      .option("--round-trips <n>", "round trips per case", intOption(1, 100_000_000), 10000)
+      .option("--repeats <n>", "times to run both cases", intOption(1, 100), 3)
+      .option("--pin <pin>", "placement: same, split or none", "none")
+      .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000),
+  ).action(async (flags: StudyFlags) => {
+    code = await studyCommand(flags);
+  });
+  // `deno task ipcbench -- bench ...` passes the `--` through.
+  if (args[0] === "--") args = args.slice(1);
   if (args.length === 0) {
     program.outputHelp();
     return 0;
   }
   await program.parseAsync(args, { from: "user" });
-  return 0;
+  return code;
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.

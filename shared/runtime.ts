@@ -253,6 +253,11 @@ export interface SpawnOptions {
   denoFlags?: string[];
   /** Milliseconds to wait for the worker or child to start; default 30 000. */
   startTimeout?: number;
+  /**
+   * For threads: objects moved to the worker with its `init` (e.g. a `MessagePort`
+   * placed in `init`, so two workers can talk without the parent). Ignored for processes.
+   */
+  transfer?: Transferable[];
 }
 
 /** A started worker or child. */
@@ -423,7 +428,10 @@ async function spawnWorker(options: SpawnOptions): Promise<Spawned> {
   );
   if (settled) await done;
   where = describeWhere("thread", id, Deno.pid);
-  post({ t: "start", service: options.service, init: options.init ?? null, id });
+  worker.postMessage(
+    { envelope: { t: "start", service: options.service, init: options.init ?? null, id } },
+    options.transfer ?? [],
+  );
   return {
     kind: "thread",
     id,

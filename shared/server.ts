@@ -93,6 +93,46 @@ export interface ServeOptions<Init = unknown> {
   signal?: AbortSignal;
   /** Milliseconds open connections get to finish when the server closes (default 1000). */
   graceMs?: number;
+  /**
+   * Listen-queue capacity to provide, for bursts of connections. `Deno.listen`'s
+   * queue is fixed at 511, and a connection that finds it full costs its client a
+   * 1 s SYN retry; above 511 the server opens `ceil(backlog / 511)` listeners on
+   * the same port (`reusePort`: the kernel spreads new connections among them),
+   * shared among the pool's workers in pooled modes. Ignored in `sequential`
+   * mode, which keeps one listener so that clients are served one at a time.
+   * Default: one listener per isolate.
+   */
+  backlog?: number;
+}
+
+/** `Deno.listen`'s fixed listen-queue length. */
+export const DENO_LISTEN_BACKLOG = 511;
+
+function listenerCount(backlog: number | undefined, isolates = 1): number {
+  if (backlog === undefined || backlog <= DENO_LISTEN_BACKLOG) return 1;
+  return Math.max(1, Math.ceil(backlog / DENO_LISTEN_BACKLOG / isolates));
+}
+
+/** Opens `count` listeners on one port (with reusePort when more than one). */
+function listenAll(
+  hostname: string,
+  port: number,
+  count: number,
+  reusePort = false,
+): Deno.Listener[] {
+  const reuse = reusePort || count > 1;
+  const first = Deno.listen({ hostname, port, ...(reuse ? { reusePort: true } : {}) });
+  const listeners = [first];
+  try {
+    const chosen = (first.addr as Deno.NetAddr).port;
+    for (let i = 1; i < count; i++) {
+      listeners.push(Deno.listen({ hostname, port: chosen, reusePort: true }));
+    }
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    throw error;
+  }
+  return listeners;
 }
 
 /** A running server. */
@@ -111,7 +151,8 @@ function epoch(): number {
 }
 
 interface LoopOptions {
-  listener: Deno.Listener;
+  /** One or more listeners on the same port; each gets its own accept loop. */
+  listeners: Deno.Listener[];
   handler: ConnectionHandler<unknown>;
   init: unknown;
   worker: number;
@@ -152,11 +193,11 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
       }
     }
   };
-  const done = (async () => {
+  const acceptFrom = async (listener: Deno.Listener) => {
     for (;;) {
       let conn: Deno.Conn;
       try {
-        conn = await options.listener.accept();
+        conn = await listener.accept();
       } catch (error) {
         if (controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
         // EMFILE and friends: wait briefly and keep serving.
@@ -171,14 +212,17 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
         task.finally(() => open.delete(task));
       }
     }
-  })();
+  };
+  const done = Promise.all(options.listeners.map(acceptFrom)).then(() => {});
   return {
     done,
     async stop() {
-      try {
-        options.listener.close();
-      } catch {
-        // Already closed.
+      for (const listener of options.listeners) {
+        try {
+          listener.close();
+        } catch {
+          // Already closed.
+        }
       }
       await done;
       if (open.size > 0) {
@@ -230,13 +274,14 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     port: number;
     init: unknown;
     graceMs: number;
+    listeners?: number;
   };
   const handler = handlers.get(options.handler);
   if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port, reusePort: true });
+  const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true);
   const emit = batchedEmitter(channel);
   const loop = acceptLoop({
-    listener,
+    listeners,
     handler,
     init: options.init,
     worker: info.id,
@@ -328,12 +373,13 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
   if (local || options.perConnection) {
     const handler = handlers.get(options.handler);
     if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-    const listener = Deno.listen({ hostname, port: options.port });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const count = options.mode === "sequential" ? 1 : listenerCount(options.backlog);
+    const listeners = listenAll(hostname, options.port, count);
+    const port = (listeners[0].addr as Deno.NetAddr).port;
     const where = describeWhere("main", 0, Deno.pid);
     const relay = local ? handler : relayHandler(options, onEvent);
     const loop = acceptLoop({
-      listener,
+      listeners,
       handler: relay,
       init: options.init,
       worker: 0,
@@ -442,7 +488,14 @@ async function servePool<Init>(
           service: "netconc.server.pool",
           id,
           entry: options.entry,
-          init: { handler: options.handler, hostname, port, init: options.init ?? null, graceMs },
+          init: {
+            handler: options.handler,
+            hostname,
+            port,
+            init: options.init ?? null,
+            graceMs,
+            listeners: listenerCount(options.backlog, count),
+          },
         });
         workers.push(worker);
         const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);

@@ -3,18 +3,440 @@
  *
  * @module
  */
-import { createProgram, runMain } from "../shared/cli.ts";
+import type { Command } from "commander";
+import {
+  addOutputOptions,
+  createProgram,
+  EXIT_FAILURE,
+  EXIT_OK,
+  intOption,
+  jsonDocument,
+  runMain,
+  writeStderr,
+  writeStdout,
+} from "../shared/cli.ts";
 import { enterRole } from "../shared/runtime.ts";
+import { errorMessage, UsageError } from "../shared/errors.ts";
+import { parseMode } from "../shared/mode.ts";
+import { startProgress } from "../shared/progress.ts";
+import { red } from "../shared/colors.ts";
+import {
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_PORT,
+  formatSize,
+  MAX_BLOCK_SIZE,
+  MIN_BLOCK_SIZE,
+  parseSize,
+} from "./protocol.ts";
+import { DEFAULT_SETTINGS, startServer } from "./server.ts";
+import {
+  defaultKey,
+  defaultOutput,
+  download,
+  simpleRequest,
+  type TransferOptions,
+  type TransferResult,
+  upload,
+} from "./client.ts";
+import { addBenchCommand } from "./bench.ts";
+
+const TOOL = "transfer";
+
+/**
+ * Rewrites the study's spellings to ours: `-server_ip`/`--server_ip` → `--server`,
+ * `-id` → `--id`, `-f`/`--f` → `--file`; a bare client command line (the course's
+ * `client.py --server_ip IP --id ID --f FILE`) becomes `upload`.
+ */
+export function normalizeArgs(args: string[]): string[] {
+  const out = args.map((arg) => {
+    const [flag, ...rest] = arg.split("=");
+    const value = rest.length > 0 ? `=${rest.join("=")}` : "";
+    if (flag === "-server_ip" || flag === "--server_ip") return `--server${value}`;
+    if (flag === "-id") return `--id${value}`;
+    if (flag === "-f" || flag === "--f") return `--file${value}`;
+    return arg;
+  });
+  if (out.length > 0 && out[0].startsWith("-") && out.some((a) => a.startsWith("--file"))) {
+    return ["upload", ...out];
+  }
+  return out;
+}
+
+interface OutputFlags {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** Runs a command body; prints its result as one JSON document or as text. */
+async function run(
+  command: string,
+  options: OutputFlags & Record<string, unknown>,
+  body: () => Promise<{ results: unknown; text: string }>,
+): Promise<number> {
+  const started = performance.now();
+  try {
+    const { results, text } = await body();
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(jsonDocument(TOOL, command, options, results, performance.now() - started)) +
+          "\n",
+      );
+    } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(
+          jsonDocument(TOOL, command, options, null, performance.now() - started, error),
+        ) + "\n",
+      );
+    }
+    writeStderr(`${red(`${TOOL}: error:`)} ${errorMessage(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function addConnectionOptions(command: Command): Command {
+  return command
+    .option("--server <host>", "server address (the study's --server_ip works too)", "127.0.0.1")
+    .option("--port <port>", "server port", intOption(1, 65535), DEFAULT_PORT)
+    .option("--id <user>", "user id to log in as (the study's -id works too)")
+    .option("--timeout <ms>", "milliseconds to wait for each reply", intOption(1), 30_000);
+}
+
+function addTransferOptions(command: Command): Command {
+  return command
+    .option("--mode <mode>", "sequential, async, thread or process", "sequential")
+    .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
+    .option(
+      "--window <w>",
+      "blocks in flight per connection (not in sequential)",
+      intOption(1, 1024),
+      8,
+    )
+    .option(
+      "--block-size <bytes>",
+      `block size (${MIN_BLOCK_SIZE}..${MAX_BLOCK_SIZE}; other than 20480 needs our server)`,
+      blockSizeOption,
+      DEFAULT_BLOCK_SIZE,
+    )
+    .option("--resume", "continue an interrupted transfer", false)
+    .option("--block-md5", "send and check an MD5 per block (extension)", false);
+}
+
+function blockSizeOption(value: string): number {
+  let size: number;
+  try {
+    size = parseSize(value);
+  } catch (error) {
+    throw new UsageError(`Invalid --block-size '${value}': ${errorMessage(error)}`);
+  }
+  if (size < MIN_BLOCK_SIZE || size > MAX_BLOCK_SIZE) {
+    throw new UsageError(
+      `Invalid --block-size '${value}': must be from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE} bytes`,
+    );
+  }
+  return size;
+}
+
+interface ConnectionFlags extends OutputFlags {
+  server: string;
+  port: number;
+  id?: string;
+  timeout: number;
+}
+
+function requireId(options: ConnectionFlags): string {
+  if (options.id === undefined || options.id === "") {
+    throw new UsageError("Missing --id USER: the user id to log in as");
+  }
+  return options.id;
+}
+
+interface TransferFlags extends ConnectionFlags {
+  mode: string;
+  streams: number;
+  window: number;
+  blockSize: number;
+  resume: boolean;
+  blockMd5: boolean;
+}
+
+function transferOptions(flags: TransferFlags, key: string): TransferOptions {
+  const mode = parseMode(flags.mode);
+  const id = requireId(flags);
+  const showToken = !flags.quiet && !flags.json;
+  return {
+    host: flags.server,
+    port: flags.port,
+    id,
+    timeoutMs: flags.timeout,
+    key,
+    mode,
+    streams: flags.streams,
+    window: flags.window,
+    blockSize: flags.blockSize,
+    resume: flags.resume,
+    blockMd5: flags.blockMd5,
+    onToken: showToken ? (token) => writeStderr(`Token: ${token}\n`) : undefined,
+  };
+}
+
+async function withProgress(
+  flags: OutputFlags,
+  options: TransferOptions,
+  body: (options: TransferOptions) => Promise<TransferResult>,
+): Promise<TransferResult> {
+  let bar: ReturnType<typeof startProgress> | null = null;
+  const enabled = !flags.quiet && !flags.json;
+  try {
+    return await body({
+      ...options,
+      onProgress: (done, total) => {
+        bar ??= startProgress(Math.ceil(total / 1024), "KiB", enabled);
+        bar.update(Math.floor(done / 1024));
+      },
+    });
+  } finally {
+    (bar as ReturnType<typeof startProgress> | null)?.stop();
+  }
+}
+
+function describeTransfer(verb: string, result: TransferResult): string {
+  const seconds = result.elapsedMs / 1000;
+  const rate = seconds > 0 ? result.size / seconds / 1e6 : 0;
+  return [
+    `MD5 (client): ${result.localMd5}`,
+    `MD5 (server): ${result.serverMd5}  ok`,
+    `${verb} '${result.key}' ${result.path === result.key ? "" : `(${result.path}) `}` +
+    `${formatSize(result.size)} in ${result.blocks} blocks of ${result.blockSize} B ` +
+    `(${result.blocksSent} sent this run), ${result.mode}` +
+    `${result.streams > 1 ? ` x${result.streams}` : ""}: ${seconds.toFixed(3)} s, ${
+      rate.toFixed(1)
+    } MB/s`,
+  ].join("\n");
+}
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const program = createProgram("transfer", "STEP v1.0 file-transfer server and client");
+  const program = createProgram(TOOL, "STEP v1.0 file-transfer server and client");
+  let exitCode = EXIT_OK;
+  const setExit = (code: number) => (exitCode = code);
+
+  addOutputOptions(
+    program.command("serve")
+      .description('run a STEP v1.0 server (prints "Server is ready")')
+      .option("--host <host>", "address to listen on", "0.0.0.0")
+      .option("--port <port>", "port to listen on", intOption(0, 65535), DEFAULT_PORT)
+      .option("--root <dir>", "storage root", DEFAULT_SETTINGS.root)
+      .option("--mode <mode>", "server mode: sequential, async, thread or process", "async")
+      .option(
+        "--workers <n>",
+        "workers or children in thread and process modes",
+        intOption(1, 64),
+        2,
+      )
+      .option("--per-connection", "thread/process: one worker or child per connection", false)
+      .option(
+        "--secret <text>",
+        "token secret (the default is the course's PUBLIC secret: anyone can forge tokens)",
+        DEFAULT_SETTINGS.secret,
+      )
+      .option(
+        "--token-ttl <seconds>",
+        "token lifetime; 0 = never expires (course)",
+        intOption(0),
+        0,
+      )
+      .option(
+        "--max-file-size <bytes>",
+        "largest file a SAVE may announce",
+        (v: string) => parseSize(v),
+        DEFAULT_SETTINGS.maxFileSize,
+      )
+      .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000),
+  ).action(async (flags) => {
+    setExit(await run("serve", flags, () => serveCommand(flags)));
+  });
+
+  addOutputOptions(addTransferOptions(addConnectionOptions(
+    program.command("upload [file]")
+      .description("upload a file, then check the server's MD5 against ours")
+      .option("--file <path>", "file to upload (the study's -f/--f)")
+      .option("--key <key>", "key to store it under (default: the file's name)"),
+  ))).action(async (file: string | undefined, flags) => {
+    const path = file ?? flags.file;
+    if (!path) throw new UsageError("Missing FILE: give the file to upload");
+    const options = transferOptions(flags, flags.key ?? defaultKey(path));
+    setExit(
+      await run("upload", flags, async () => {
+        const result = await withProgress(flags, options, (o) => upload(path, o));
+        return { results: result, text: describeTransfer("Uploaded", result) };
+      }),
+    );
+  });
+
+  addOutputOptions(addTransferOptions(addConnectionOptions(
+    program.command("download <key>")
+      .description("download a key into a file, verified by MD5 before it gets its name")
+      .option("-o, --output <path>", "where to write it (default: the key's last part)"),
+  ))).action(async (key: string, flags) => {
+    const path = flags.output ?? defaultOutput(key);
+    const options = transferOptions(flags, key);
+    setExit(
+      await run("download", flags, async () => {
+        const result = await withProgress(flags, options, (o) => download(path, o));
+        return { results: result, text: describeTransfer("Downloaded", result) };
+      }),
+    );
+  });
+
+  for (
+    const [name, operation, description] of [
+      ["delete", "DELETE", "delete a stored file (or an unfinished upload)"],
+      ["status", "STATUS", "show an upload's received and missing blocks (extension)"],
+    ] as const
+  ) {
+    addOutputOptions(
+      addConnectionOptions(program.command(`${name} <key>`).description(description)),
+    )
+      .action(async (key: string, flags) => {
+        setExit(await run(name, flags, () => fileCommand(flags, operation, key)));
+      });
+  }
+
+  const data = program.command("data").description("DATA key-value operations");
+  addOutputOptions(addConnectionOptions(
+    data.command("save [fields...]")
+      .description("save NAME=VALUE fields under a key (the whole request is stored)")
+      .option("--key <key>", "key (default: the server picks a UUID)"),
+  )).action(async (fields: string[], flags) => {
+    const extra: Record<string, string> = {};
+    for (const field of fields) {
+      const at = field.indexOf("=");
+      if (at <= 0) throw new UsageError(`Invalid field '${field}': expected NAME=VALUE`);
+      extra[field.slice(0, at)] = field.slice(at + 1);
+    }
+    if (flags.key !== undefined) extra.key = flags.key;
+    setExit(await run("data save", flags, () => dataCommand(flags, "SAVE", extra)));
+  });
+  for (const operation of ["GET", "DELETE"] as const) {
+    addOutputOptions(addConnectionOptions(
+      data.command(`${operation.toLowerCase()} <key>`).description(`DATA ${operation} a key`),
+    )).action(async (key: string, flags) => {
+      setExit(
+        await run(
+          `data ${operation.toLowerCase()}`,
+          flags,
+          () => dataCommand(flags, operation, { key }),
+        ),
+      );
+    });
+  }
+
+  addBenchCommand(program, setExit);
+
   if (args.length === 0) {
     program.outputHelp();
-    return 0;
+    return EXIT_OK;
   }
-  await program.parseAsync(args, { from: "user" });
-  return 0;
+  await program.parseAsync(normalizeArgs(args), { from: "user" });
+  return exitCode;
+}
+
+async function fileCommand(
+  flags: ConnectionFlags,
+  operation: string,
+  key: string,
+): Promise<{ results: unknown; text: string }> {
+  const { reply } = await simpleRequest(
+    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    "FILE",
+    operation,
+    { key },
+  );
+  if (reply.status !== 200) {
+    throw new Error(`FILE ${operation} '${key}': ${reply.status} ${reply.status_msg}`);
+  }
+  let text = `${reply.status} ${reply.status_msg}`;
+  if (operation === "STATUS" && Array.isArray(reply.missing_blocks)) {
+    const missing = reply.missing_blocks as number[];
+    text += `\nmissing blocks: ${missing.length}` +
+      (missing.length > 0 ? ` (first: ${missing.slice(0, 10).join(", ")})` : "");
+    if (reply.md5) text += `\nmd5: ${reply.md5}`;
+  }
+  return { results: reply, text };
+}
+
+async function dataCommand(
+  flags: ConnectionFlags,
+  operation: string,
+  fields: Record<string, unknown>,
+): Promise<{ results: unknown; text: string }> {
+  const { reply } = await simpleRequest(
+    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    "DATA",
+    operation,
+    fields,
+  );
+  if (reply.status !== 200) {
+    throw new Error(`DATA ${operation}: ${reply.status} ${reply.status_msg}`);
+  }
+  const text = operation === "GET"
+    ? JSON.stringify(reply, null, 2)
+    : `${reply.status} ${reply.status_msg}`;
+  return { results: reply, text };
+}
+
+// deno-lint-ignore no-explicit-any
+async function serveCommand(flags: any): Promise<{ results: unknown; text: string }> {
+  const mode = parseMode(flags.mode);
+  let operations = 0;
+  let errors = 0;
+  const server = await startServer({
+    host: flags.host,
+    port: flags.port,
+    root: flags.root,
+    mode,
+    workers: flags.workers,
+    perConnection: flags.perConnection,
+    secret: flags.secret,
+    tokenTtl: flags.tokenTtl,
+    maxFileSize: flags.maxFileSize,
+    idleTimeoutMs: flags.idleTimeout,
+    onLog: (event) => {
+      operations++;
+      if (event.level === "error") errors++;
+      if (!flags.quiet && (event.level === "error" || !flags.json)) {
+        writeStderr(`${new Date().toISOString()} ${event.line}\n`);
+      }
+    },
+  });
+  const ready =
+    `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root})`;
+  if (!flags.json) writeStdout(ready + "\n");
+  else writeStderr(ready + "\n");
+  if (flags.secret === DEFAULT_SETTINGS.secret && !flags.quiet) {
+    writeStderr(
+      "warning: the token secret is the course's public one: anyone can forge tokens (--secret)\n",
+    );
+  }
+  // Serve until SIGINT or SIGTERM, then close cleanly.
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, stop);
+      resolve();
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, stop);
+    server.finished.then(stop);
+  });
+  await server.close();
+  return {
+    results: { host: server.hostname, port: server.port, mode, operations, errors },
+    text: `Server stopped after ${operations} logged operations (${errors} errors)`,
+  };
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.

@@ -1,0 +1,506 @@
+/**
+ * Inter-event time distributions (the study's three plus the ones D-ITG offers),
+ * a seeded random source, and each distribution's mean, variance and CDF for the
+ * goodness-of-fit tests. Pure: no I/O, no clock.
+ *
+ * Every time is in seconds on the command line (as in the study) and in
+ * milliseconds inside the tool.
+ *
+ * @module
+ */
+import { UsageError } from "../shared/errors.ts";
+
+/** Names of the supported distributions. */
+export type DistributionName =
+  | "deterministic"
+  | "uniform"
+  | "exponential"
+  | "normal"
+  | "pareto"
+  | "cauchy"
+  | "gamma"
+  | "weibull"
+  | "poisson"
+  | "constant";
+
+/** A distribution with its parameters, as given on the command line. */
+export interface DistributionSpec {
+  name: DistributionName;
+  /** Parameters as the user gave them (seconds, rates per second, shapes). */
+  params: number[];
+}
+
+interface DistributionInfo {
+  /** Spellings accepted by `--dist`. */
+  aliases: string[];
+  /** Parameter names for help and errors. */
+  params: string[];
+  /** How many parameters may be omitted from the end (defaults below). */
+  defaults?: number[];
+  /** Whether the values are discrete or a point mass (no KS test). */
+  discrete: boolean;
+  description: string;
+}
+
+/** Everything about each distribution that help texts and errors need. */
+export const DISTRIBUTIONS: Readonly<Record<DistributionName, DistributionInfo>> = {
+  deterministic: {
+    aliases: ["d", "det", "deterministic", "fixed"],
+    params: ["T (fixed inter-event time, s)"],
+    discrete: true,
+    description: "every gap is T seconds",
+  },
+  uniform: {
+    aliases: ["u", "uni", "uniform"],
+    params: ["T (interval size, s)"],
+    discrete: false,
+    description: "uniform on [0, T] seconds",
+  },
+  exponential: {
+    aliases: ["e", "exp", "exponential"],
+    params: ["λ (mean rate, events/s)"],
+    discrete: false,
+    description: "exponential with rate λ per second (mean 1/λ s)",
+  },
+  normal: {
+    aliases: ["n", "norm", "normal"],
+    params: ["μ (mean, s)", "σ (standard deviation, s)"],
+    discrete: false,
+    description: "normal, negative draws are drawn again (truncated at 0)",
+  },
+  pareto: {
+    aliases: ["pareto", "par"],
+    params: ["xm (scale = minimum, s)", "α (shape)"],
+    discrete: false,
+    description: "Pareto with minimum xm and shape α",
+  },
+  cauchy: {
+    aliases: ["cauchy", "cau"],
+    params: ["x0 (location, s)", "γ (scale, s)"],
+    discrete: false,
+    description: "Cauchy, negative draws are drawn again (truncated at 0)",
+  },
+  gamma: {
+    aliases: ["g", "gamma"],
+    params: ["k (shape)", "θ (scale, s)"],
+    discrete: false,
+    description: "gamma with shape k and scale θ (mean kθ)",
+  },
+  weibull: {
+    aliases: ["w", "weibull"],
+    params: ["k (shape)", "λ (scale, s)"],
+    discrete: false,
+    description: "Weibull with shape k and scale λ",
+  },
+  poisson: {
+    aliases: ["poisson", "poi"],
+    params: ["m (mean gap, s)"],
+    discrete: true,
+    description: "gaps are a Poisson-distributed count of whole milliseconds with mean m",
+  },
+  constant: {
+    aliases: ["c", "const", "constant", "rate"],
+    params: ["r (rate, events/s)"],
+    discrete: true,
+    description: "constant rate: every gap is 1/r seconds",
+  },
+};
+
+/** Resolves a `--dist` spelling to a distribution name. */
+export function parseDistributionName(text: string): DistributionName {
+  const key = text.trim().toLowerCase();
+  for (const [name, info] of Object.entries(DISTRIBUTIONS)) {
+    if (info.aliases.includes(key)) return name as DistributionName;
+  }
+  const spellings = Object.values(DISTRIBUTIONS).map((info) => info.aliases[0]).join(", ");
+  throw new UsageError(`Unknown distribution '${text}' for --dist: expected one of ${spellings}`);
+}
+
+/**
+ * Parses and validates a distribution and its parameters.
+ *
+ * @throws {UsageError} naming the bad value and why (count, sign, range).
+ */
+export function parseDistribution(name: string, params: number[]): DistributionSpec {
+  const dist = parseDistributionName(name);
+  const info = DISTRIBUTIONS[dist];
+  if (params.length !== info.params.length) {
+    throw new UsageError(
+      `--dist ${dist} takes ${info.params.length} --param value${
+        info.params.length > 1 ? "s" : ""
+      } (${info.params.join(", ")}), got ${params.length}`,
+    );
+  }
+  for (const [i, value] of params.entries()) {
+    if (!Number.isFinite(value)) {
+      throw new UsageError(`--param ${info.params[i]} must be a number, got '${value}'`);
+    }
+  }
+  const positive = (i: number) => {
+    if (!(params[i] > 0)) {
+      throw new UsageError(
+        `--param ${info.params[i]} must be > 0 for ${dist}, got ${params[i]}`,
+      );
+    }
+  };
+  switch (dist) {
+    case "deterministic":
+    case "uniform":
+    case "exponential":
+    case "poisson":
+    case "constant":
+      positive(0);
+      break;
+    case "normal":
+      positive(0);
+      positive(1);
+      break;
+    case "pareto":
+    case "gamma":
+    case "weibull":
+      positive(0);
+      positive(1);
+      break;
+    case "cauchy":
+      if (!(params[0] >= 0)) {
+        throw new UsageError(`--param ${info.params[0]} must be ≥ 0 for cauchy, got ${params[0]}`);
+      }
+      positive(1);
+      break;
+  }
+  return { name: dist, params };
+}
+
+/** Describes a distribution for output, e.g. `exponential(λ=100/s)`. */
+export function describeDistribution(spec: DistributionSpec): string {
+  const p = spec.params;
+  switch (spec.name) {
+    case "deterministic":
+      return `deterministic(T=${p[0]} s)`;
+    case "uniform":
+      return `uniform(0, ${p[0]} s)`;
+    case "exponential":
+      return `exponential(λ=${p[0]}/s)`;
+    case "normal":
+      return `normal(μ=${p[0]} s, σ=${p[1]} s)`;
+    case "pareto":
+      return `pareto(xm=${p[0]} s, α=${p[1]})`;
+    case "cauchy":
+      return `cauchy(x0=${p[0]} s, γ=${p[1]} s)`;
+    case "gamma":
+      return `gamma(k=${p[0]}, θ=${p[1]} s)`;
+    case "weibull":
+      return `weibull(k=${p[0]}, λ=${p[1]} s)`;
+    case "poisson":
+      return `poisson(mean=${p[0]} s, 1 ms steps)`;
+    case "constant":
+      return `constant(rate=${p[0]}/s)`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Random source
+
+/** A seeded uniform random source on [0, 1). */
+export interface Random {
+  next(): number;
+}
+
+/**
+ * xoshiro128** seeded through splitmix32: fast, 2^128 − 1 period, and the same
+ * sequence on every machine for a given seed (Math.random cannot be seeded).
+ */
+export function seededRandom(seed: number): Random {
+  let x = seed >>> 0;
+  const split = () => {
+    x = (x + 0x9e3779b9) >>> 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = split(), b = split(), c = split(), d = split();
+  if ((a | b | c | d) === 0) a = 1;
+  return {
+    next() {
+      const result = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+      const t = (b << 9) >>> 0;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 11);
+      return result / 4294967296;
+    },
+  };
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/** Seed for worker `worker` derived from a run seed, so each worker has its own stream. */
+export function workerSeed(seed: number, worker: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) + Math.imul(worker + 1, 0x85ebca77)) >>> 0;
+}
+
+/** A random seed for runs without `--seed`. */
+export function randomSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+// ---------------------------------------------------------------------------
+// Sampling (milliseconds)
+
+/** Returns a function that draws gaps in milliseconds from `spec` with `random`. */
+export function sampler(spec: DistributionSpec, random: Random): () => number {
+  const p = spec.params;
+  // u in (0, 1): never 0, so logarithms stay finite.
+  const open = () => {
+    let u = random.next();
+    while (u === 0) u = random.next();
+    return u;
+  };
+  const gauss = () => Math.sqrt(-2 * Math.log(open())) * Math.cos(2 * Math.PI * random.next());
+  switch (spec.name) {
+    case "deterministic":
+      return () => p[0] * 1000;
+    case "constant":
+      return () => 1000 / p[0];
+    case "uniform":
+      return () => random.next() * p[0] * 1000;
+    case "exponential":
+      return () => (-Math.log(open()) / p[0]) * 1000;
+    case "normal":
+      return () => {
+        for (;;) {
+          const x = p[0] + p[1] * gauss();
+          if (x >= 0) return x * 1000;
+        }
+      };
+    case "pareto":
+      return () => (p[0] / Math.pow(open(), 1 / p[1])) * 1000;
+    case "cauchy":
+      return () => {
+        for (;;) {
+          const x = p[0] + p[1] * Math.tan(Math.PI * (random.next() - 0.5));
+          if (x >= 0 && Number.isFinite(x)) return x * 1000;
+        }
+      };
+    case "gamma":
+      return () => gammaDraw(p[0], open, gauss) * p[1] * 1000;
+    case "weibull":
+      return () => p[1] * Math.pow(-Math.log(open()), 1 / p[0]) * 1000;
+    case "poisson":
+      return () => poissonDraw(p[0] * 1000, open, gauss);
+  }
+}
+
+// Marsaglia and Tsang's method; shape < 1 uses the boost x·U^(1/k).
+function gammaDraw(k: number, open: () => number, gauss: () => number): number {
+  if (k < 1) return gammaDraw(k + 1, open, gauss) * Math.pow(open(), 1 / k);
+  const d = k - 1 / 3;
+  const c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    let x: number, v: number;
+    do {
+      x = gauss();
+      v = 1 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    const u = open();
+    if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v;
+  }
+}
+
+// Knuth's product method for small means; a rounded normal for large ones (λ > 500),
+// where the two differ by far less than the timer resolution.
+function poissonDraw(lambda: number, open: () => number, gauss: () => number): number {
+  if (lambda > 500) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * gauss()));
+  const limit = Math.exp(-lambda);
+  let k = 0;
+  let product = open();
+  while (product > limit) {
+    k++;
+    product *= open();
+  }
+  return k;
+}
+
+// ---------------------------------------------------------------------------
+// Moments and CDF (milliseconds)
+
+/** Mean and variance (ms, ms²) of the gaps `spec` draws; `NaN`/`Infinity` when undefined. */
+export function moments(spec: DistributionSpec): { mean: number; variance: number } {
+  const p = spec.params;
+  switch (spec.name) {
+    case "deterministic":
+      return { mean: p[0] * 1000, variance: 0 };
+    case "constant":
+      return { mean: 1000 / p[0], variance: 0 };
+    case "uniform":
+      return { mean: (p[0] * 1000) / 2, variance: (p[0] * 1000) ** 2 / 12 };
+    case "exponential":
+      return { mean: 1000 / p[0], variance: (1000 / p[0]) ** 2 };
+    case "normal": {
+      // Truncated at 0: the moments of the normal restricted to [0, ∞).
+      const mu = p[0] * 1000, sigma = p[1] * 1000;
+      const alpha = -mu / sigma;
+      const z = 1 - normalCdf(alpha);
+      const lambda = normalPdf(alpha) / z;
+      return {
+        mean: mu + sigma * lambda,
+        variance: sigma * sigma * (1 + alpha * lambda - lambda * lambda),
+      };
+    }
+    case "pareto": {
+      const xm = p[0] * 1000, a = p[1];
+      return {
+        mean: a > 1 ? (a * xm) / (a - 1) : Infinity,
+        variance: a > 2 ? (xm * xm * a) / ((a - 1) ** 2 * (a - 2)) : Infinity,
+      };
+    }
+    case "cauchy":
+      return { mean: NaN, variance: NaN };
+    case "gamma":
+      return { mean: p[0] * p[1] * 1000, variance: p[0] * (p[1] * 1000) ** 2 };
+    case "weibull": {
+      const k = p[0], l = p[1] * 1000;
+      const g1 = gammaFn(1 + 1 / k), g2 = gammaFn(1 + 2 / k);
+      return { mean: l * g1, variance: l * l * (g2 - g1 * g1) };
+    }
+    case "poisson":
+      return { mean: p[0] * 1000, variance: p[0] * 1000 };
+  }
+}
+
+/** Whether the KS test applies (continuous distributions only). */
+export function isContinuous(spec: DistributionSpec): boolean {
+  return !DISTRIBUTIONS[spec.name].discrete;
+}
+
+/** CDF of the gaps in milliseconds (continuous distributions; step CDF for the others). */
+export function cdf(spec: DistributionSpec): (ms: number) => number {
+  const p = spec.params;
+  switch (spec.name) {
+    case "deterministic":
+      return (x) => (x >= p[0] * 1000 ? 1 : 0);
+    case "constant":
+      return (x) => (x >= 1000 / p[0] ? 1 : 0);
+    case "uniform":
+      return (x) => Math.min(1, Math.max(0, x / (p[0] * 1000)));
+    case "exponential":
+      return (x) => (x <= 0 ? 0 : 1 - Math.exp((-x * p[0]) / 1000));
+    case "normal": {
+      const mu = p[0] * 1000, sigma = p[1] * 1000;
+      const f0 = normalCdf(-mu / sigma);
+      return (x) => (x <= 0 ? 0 : (normalCdf((x - mu) / sigma) - f0) / (1 - f0));
+    }
+    case "pareto":
+      return (x) => (x < p[0] * 1000 ? 0 : 1 - Math.pow((p[0] * 1000) / x, p[1]));
+    case "cauchy": {
+      const x0 = p[0] * 1000, g = p[1] * 1000;
+      const f = (x: number) => 0.5 + Math.atan((x - x0) / g) / Math.PI;
+      const f0 = f(0);
+      return (x) => (x <= 0 ? 0 : (f(x) - f0) / (1 - f0));
+    }
+    case "gamma":
+      return (x) => (x <= 0 ? 0 : lowerRegularizedGamma(p[0], x / (p[1] * 1000)));
+    case "weibull":
+      return (x) => (x <= 0 ? 0 : 1 - Math.exp(-Math.pow(x / (p[1] * 1000), p[0])));
+    case "poisson": {
+      const lambda = p[0] * 1000;
+      return (x) => (x < 0 ? 0 : 1 - lowerRegularizedGamma(Math.floor(x) + 1, lambda));
+    }
+  }
+}
+
+/** Standard normal density. */
+export function normalPdf(z: number): number {
+  return Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
+}
+
+/** Standard normal CDF (via erfc; absolute error below 1.2e-7). */
+export function normalCdf(z: number): number {
+  return 0.5 * erfc(-z / Math.SQRT2);
+}
+
+// Numerical Recipes' erfc with Chebyshev fit: good to 1.2e-7 everywhere.
+function erfc(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t *
+    Math.exp(
+      -z * z - 1.26551223 +
+        t * (1.00002368 +
+            t * (0.37409196 +
+                t * (0.09678418 +
+                    t * (-0.18628806 +
+                        t * (0.27886807 +
+                            t *
+                              (-1.13520398 +
+                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? r : 2 - r;
+}
+
+/** Natural log of the gamma function (Lanczos, g = 7). */
+export function logGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
+  const c = [
+    0.99999999999980993,
+    676.5203681218851,
+    -1259.1392167224028,
+    771.32342877765313,
+    -176.61502916214059,
+    12.507343278686905,
+    -0.13857109526572012,
+    9.9843695780195716e-6,
+    1.5056327351493116e-7,
+  ];
+  x -= 1;
+  let a = c[0];
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i] / (x + i);
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+function gammaFn(x: number): number {
+  return Math.exp(logGamma(x));
+}
+
+/** Regularized lower incomplete gamma P(a, x) (series below a + 1, continued fraction above). */
+export function lowerRegularizedGamma(a: number, x: number): number {
+  if (x <= 0) return 0;
+  const lnPrefix = a * Math.log(x) - x - logGamma(a);
+  if (x < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 10_000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPrefix));
+  }
+  // Lentz's continued fraction for Q(a, x).
+  const tiny = 1e-300;
+  let b = x + 1 - a;
+  let c = 1 / tiny;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 10_000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPrefix) * h);
+}

@@ -1,0 +1,692 @@
+/**
+ * The transports a counter is bounced over, and both ends of each: the echo side
+ * (a service run in a worker or child, registered at import time) and the link
+ * the measuring side sends through. Every echo checks the counter it receives and
+ * sends it back plus one; the measuring side checks every reply.
+ *
+ * @module
+ */
+import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import { TimeoutError, UnexpectedEofError, UsageError } from "../shared/errors.ts";
+import { bumpCounter, stampCounter, touchAll } from "./message.ts";
+import {
+  type CpuSource,
+  pinMainThread,
+  type Placement,
+  processCpuMs,
+  threadCpuMs,
+  threadCpuSource,
+  threadPlacement,
+} from "./system.ts";
+
+/** A way for two execution contexts to exchange messages. */
+export type Transport =
+  | "async"
+  | "postmessage"
+  | "messagechannel"
+  | "atomics-wait"
+  | "sab-spin"
+  | "waitasync"
+  | "pipes"
+  | "tcp"
+  | "unix";
+
+/** Where the echo side runs. */
+export type TransportKind = "in-process" | "thread" | "process";
+
+/** What each transport is, for tables and `--help`. */
+export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label: string }>> = {
+  "async": { kind: "in-process", label: "promise ping-pong on one event loop (baseline)" },
+  "postmessage": { kind: "thread", label: "Worker postMessage, transferable ArrayBuffer" },
+  "messagechannel": { kind: "thread", label: "MessageChannel between two workers" },
+  "atomics-wait": { kind: "thread", label: "SharedArrayBuffer + Atomics.wait/notify" },
+  "sab-spin": { kind: "thread", label: "SharedArrayBuffer + spinning (the floor)" },
+  "waitasync": { kind: "thread", label: "SharedArrayBuffer + Atomics.waitAsync" },
+  "pipes": { kind: "process", label: "child stdin/stdout pipes (the study's queue)" },
+  "tcp": { kind: "process", label: "TCP loopback, no-delay (the study's socket)" },
+  "unix": { kind: "process", label: "Unix domain socket" },
+};
+
+/** All transports, in table order. */
+export const TRANSPORT_NAMES = Object.keys(TRANSPORTS) as Transport[];
+
+/** Parses `--transports` (comma-separated, or `all`); the error names the bad value. */
+export function parseTransports(text: string): Transport[] {
+  const parts = text.split(",").map((part) => part.trim().toLowerCase()).filter((p) => p !== "");
+  if (parts.length === 0) throw new UsageError(`Invalid --transports '${text}': the list is empty`);
+  if (parts.includes("all")) return [...TRANSPORT_NAMES];
+  for (const part of parts) {
+    if (part === "udp") {
+      throw new UsageError(
+        "Invalid --transports 'udp': UDP loopback is not offered (a lost datagram would need " +
+          "retransmission, which measures the retry timer instead of the transport)",
+      );
+    }
+    if (!(part in TRANSPORTS)) {
+      throw new UsageError(
+        `Invalid --transports '${part}': expected all or some of ${TRANSPORT_NAMES.join(", ")}`,
+      );
+    }
+  }
+  return [...new Set(parts)] as Transport[];
+}
+
+/** The setup an echo side receives. */
+export interface EchoInit {
+  transport: Transport;
+  size: number;
+  /** Messages handled at which to read the thread's CPU time (run boundaries). */
+  marks: number[];
+  /** CPU list the echo side was pinned to (for the report; the parent does the pinning). */
+  cpu?: string;
+  /** Count CPU time of the whole process (a child) rather than of the thread. */
+  wholeProcess?: boolean;
+  /** Milliseconds any single wait may take before the run fails. */
+  timeoutMs: number;
+  /** Read every byte of each message (zero-copy transports). */
+  touch: boolean;
+  /** TCP port or Unix socket path to connect to. */
+  port?: number;
+  path?: string;
+  /** Shared control words and data for the SharedArrayBuffer transports. */
+  sab?: SharedArrayBuffer;
+  /** The other end of a MessageChannel. */
+  port2?: MessagePort;
+  /** For tests: exit after this many messages (a peer dying mid-run). */
+  dieAfter?: number;
+  /** For tests: from this many messages on, add 2 instead of 1 (a wrong value). */
+  corruptAfter?: number;
+}
+
+/** What an echo side reports when its run ends. */
+export interface EchoReport {
+  /** Echo thread CPU milliseconds between consecutive marks (one per run). */
+  cpuMs: number[];
+  /** `process` (a child's whole CPU, getrusage), or the thread's source. */
+  cpuSource: CpuSource | "process";
+  handled: number;
+  placement: Placement;
+}
+
+/** The first control words of a SharedArrayBuffer link; the message starts after them. */
+export const SAB_HEADER_BYTES = 16;
+const REQUEST = 0;
+const REPLY = 1;
+const STOP = -1;
+
+/** Counts messages, applies the test faults, and reads CPU time at the marks. */
+class EchoMeter {
+  handled = 0;
+  sink = 0;
+  #cpu: number[] = [];
+  #next = 0;
+  constructor(readonly init: EchoInit) {
+    this.#check();
+  }
+  #check(): void {
+    while (this.#next < this.init.marks.length && this.init.marks[this.#next] === this.handled) {
+      this.#cpu.push(this.init.wholeProcess ? processCpuMs() : threadCpuMs());
+      this.#next++;
+    }
+  }
+  /** Checks and bumps one message in place. */
+  handle(bytes: Uint8Array): void {
+    if (this.init.touch) this.sink ^= touchAll(bytes);
+    const next = bumpCounter(bytes, this.init.size);
+    this.handled++;
+    if (this.init.corruptAfter !== undefined && this.handled > this.init.corruptAfter) {
+      stampCounter(bytes, next + 1);
+    }
+    if (this.init.dieAfter !== undefined && this.handled >= this.init.dieAfter) Deno.exit(3);
+    if (this.#next < this.init.marks.length) this.#check();
+  }
+  report(): EchoReport {
+    const cpuMs = this.#cpu.slice(1).map((v, i) => v - this.#cpu[i]);
+    return {
+      cpuMs,
+      cpuSource: this.init.wholeProcess ? "process" : threadCpuSource(),
+      handled: this.handled,
+      placement: threadPlacement(this.init.cpu ?? "unpinned"),
+    };
+  }
+}
+
+/** Reads exactly `buf.length` bytes; `false` on a clean end before the first byte. */
+export async function readFull(
+  conn: { read(p: Uint8Array): Promise<number | null> },
+  buf: Uint8Array,
+): Promise<boolean> {
+  let offset = 0;
+  while (offset < buf.length) {
+    const n = await conn.read(buf.subarray(offset));
+    if (n === null) {
+      if (offset === 0) return false;
+      throw new UnexpectedEofError(buf.length - offset, `${buf.length}-byte message`);
+    }
+    offset += n;
+  }
+  return true;
+}
+
+/** Writes all of `buf`. */
+export async function writeFull(
+  conn: { write(p: Uint8Array): Promise<number> },
+  buf: Uint8Array,
+): Promise<void> {
+  let offset = 0;
+  while (offset < buf.length) offset += await conn.write(buf.subarray(offset));
+}
+
+function spinTimeout(what: string, ms: number): TimeoutError {
+  return new TimeoutError(what, ms);
+}
+
+async function echoSab(init: EchoInit, meter: EchoMeter): Promise<void> {
+  const ctrl = new Int32Array(init.sab!, 0, 4);
+  const data = new Uint8Array(init.sab!, SAB_HEADER_BYTES, init.size);
+  const local = new Uint8Array(init.size);
+  const keepAlive = init.transport === "waitasync" ? setInterval(() => {}, 1000) : undefined;
+  try {
+    let seq = 0;
+    for (;;) {
+      let value = Atomics.load(ctrl, REQUEST);
+      if (value === seq) {
+        if (init.transport === "atomics-wait") {
+          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
+            if (Atomics.wait(ctrl, REQUEST, seq, init.timeoutMs) === "timed-out") {
+              throw spinTimeout("echo waiting for a request", init.timeoutMs);
+            }
+          }
+        } else if (init.transport === "waitasync") {
+          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
+            const result = Atomics.waitAsync(ctrl, REQUEST, seq, init.timeoutMs);
+            if (result.async && (await result.value) === "timed-out") {
+              throw spinTimeout("echo waiting for a request", init.timeoutMs);
+            }
+          }
+        } else {
+          let spins = 0;
+          let since = 0;
+          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
+            if ((++spins & 0xffffff) === 0) {
+              const t = performance.now();
+              if (since === 0) since = t;
+              else if (t - since > init.timeoutMs) {
+                throw spinTimeout("echo spinning for a request", init.timeoutMs);
+              }
+            }
+          }
+        }
+      }
+      if (value === STOP) return;
+      local.set(data);
+      meter.handle(local);
+      data.set(local);
+      seq = value;
+      Atomics.store(ctrl, REPLY, seq);
+      Atomics.notify(ctrl, REPLY);
+    }
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+defineService("ipcbench.echo", async (channel, rawInit, info) => {
+  const init = { ...(rawInit as EchoInit), wholeProcess: info.kind === "process" };
+  const meter = new EchoMeter(init);
+  const t = init.transport;
+  if (t === "postmessage" || t === "pipes") {
+    channel.send({ ready: true });
+    for (;;) {
+      const message = await channel.receive();
+      if (message === null) break;
+      const bytes = message.bytes ?? new Uint8Array(0);
+      meter.handle(bytes);
+      channel.send(null, bytes, true);
+    }
+  } else if (t === "messagechannel") {
+    const port = init.port2!;
+    const ended = new Promise<void>((resolve) => {
+      port.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
+        if (typeof event.data === "string") {
+          port.close();
+          return resolve();
+        }
+        meter.handle(new Uint8Array(event.data));
+        port.postMessage(event.data, [event.data]);
+      };
+    });
+    channel.send({ ready: true });
+    await ended;
+  } else if (t === "tcp" || t === "unix") {
+    const conn = t === "tcp"
+      ? await Deno.connect({ hostname: "127.0.0.1", port: init.port! })
+      : await Deno.connect({ transport: "unix", path: init.path! });
+    if (t === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+    channel.send({ ready: true });
+    const buf = new Uint8Array(init.size);
+    try {
+      while (await readFull(conn, buf)) {
+        meter.handle(buf);
+        await writeFull(conn, buf);
+      }
+    } finally {
+      conn.close();
+    }
+  } else if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
+    channel.send({ ready: true });
+    await echoSab(init, meter);
+  } else {
+    throw new Error(`transport '${t}' has no echo side in a worker or child`);
+  }
+  return meter.report();
+});
+
+/** The measuring side's end of a transport. */
+export interface Link {
+  /** Sends one message and resolves with the reply (the same or a new buffer). */
+  roundTrip?(message: Uint8Array): Promise<Uint8Array>;
+  /** Same, blocking (SharedArrayBuffer transports). */
+  roundTripSync?(message: Uint8Array): Uint8Array;
+  /** Read every byte of each reply (zero-copy transports). */
+  touch: boolean;
+  /** Makes a pending or later round trip fail with `error` (peer died, watchdog). */
+  abort(error: Error): void;
+  /** Ends the run cleanly and returns the echo side's report. */
+  finish(): Promise<EchoReport | null>;
+  /** Stops the peer at once (after a failure); never throws. */
+  kill(): void;
+  /** Who is on the other side, for errors: `child process 0 (pid 123)`. */
+  where: string;
+}
+
+/** How to open a link. */
+export interface LinkOptions {
+  transport: Transport;
+  size: number;
+  marks: number[];
+  timeoutMs: number;
+  /** CPU list for the echo side. */
+  echoCpu?: string;
+  entry?: string | URL;
+  dieAfter?: number;
+  corruptAfter?: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit {
+  const kind = TRANSPORTS[options.transport].kind;
+  return {
+    transport: options.transport,
+    size: options.size,
+    marks: options.marks,
+    cpu: kind === "in-process" ? undefined : options.echoCpu,
+    timeoutMs: options.timeoutMs,
+    touch: options.transport === "postmessage" || options.transport === "messagechannel",
+    dieAfter: options.dieAfter,
+    corruptAfter: options.corruptAfter,
+    ...extra,
+  };
+}
+
+/** Starts the echo side and waits for its `ready`. */
+export async function startEcho(
+  options: LinkOptions,
+  extra: Partial<EchoInit> = {},
+  transfer: Transferable[] = [],
+): Promise<Spawned> {
+  const kind = TRANSPORTS[options.transport].kind === "process" ? "process" : "thread";
+  // A child is pinned whole by taskset; a worker thread inherits the CPUs of the
+  // thread that creates it, so the main thread is pinned while it starts one.
+  const restore = kind === "thread" && options.echoCpu !== undefined
+    ? await pinMainThread(options.echoCpu)
+    : undefined;
+  let spawned: Spawned;
+  try {
+    spawned = await spawn(kind, {
+      service: "ipcbench.echo",
+      init: echoInit(options, extra),
+      entry: options.entry,
+      cpus: kind === "process" ? options.echoCpu : undefined,
+      transfer,
+    });
+  } finally {
+    if (restore !== undefined) await pinMainThread(restore);
+  }
+  try {
+    const ready = await withTimeout(
+      Promise.race([spawned.channel.receive(), spawned.done.then(() => null)]),
+      options.timeoutMs,
+      `${spawned.where} to start`,
+    );
+    if (ready === null) throw new Error(`${spawned.where} ended before it was ready`);
+  } catch (error) {
+    spawned.kill();
+    throw error;
+  }
+  return spawned;
+}
+
+/** What a finished or failed peer turns into for the measuring side. */
+function peerEnded(spawned: Spawned, error?: unknown): Error {
+  if (error instanceof Error) {
+    return new Error(`the echo side (${spawned.where}) failed mid-run: ${error.message}`);
+  }
+  return new Error(`the echo side (${spawned.where}) ended mid-run`);
+}
+
+async function finishSpawned(spawned: Spawned, timeoutMs: number): Promise<EchoReport> {
+  try {
+    return await withTimeout(spawned.done, timeoutMs, `${spawned.where} to finish`) as EchoReport;
+  } catch (error) {
+    spawned.kill();
+    throw error;
+  }
+}
+
+/** The in-process baseline: two async functions on one event loop. */
+function asyncLink(options: LinkOptions): Link {
+  let toEcho: ((m: Uint8Array | null) => void) | null = null;
+  const init = echoInit(options);
+  const meter = new EchoMeter(init);
+  let reply: ((m: Uint8Array) => void) | null = null;
+  const echoLoop = (async () => {
+    for (;;) {
+      const message = await new Promise<Uint8Array | null>((resolve) => (toEcho = resolve));
+      if (message === null) return;
+      meter.handle(message);
+      const r = reply!;
+      reply = null;
+      r(message);
+    }
+  })();
+  return {
+    touch: false,
+    where: "an async function in this isolate",
+    roundTrip(message) {
+      return new Promise((resolve) => {
+        reply = resolve;
+        const send = toEcho!;
+        toEcho = null;
+        send(message);
+      });
+    },
+    abort() {},
+    async finish() {
+      toEcho?.(null);
+      await echoLoop;
+      // Both ends share one thread: the echo CPU is already in the measuring side's.
+      return null;
+    },
+    kill() {
+      toEcho?.(null);
+    },
+  };
+}
+
+/** Links over the runtime's channel: Worker postMessage, or a child's pipes. */
+function channelLink(spawned: Spawned, options: LinkOptions): Link {
+  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  let failure: Error | null = null;
+  let finishing = false;
+  const abort = (error: Error) => {
+    failure ??= error;
+    const p = pending;
+    pending = null;
+    p?.reject(failure);
+  };
+  spawned.channel.listen((message) => {
+    const p = pending;
+    pending = null;
+    p?.resolve(message.bytes ?? new Uint8Array(0));
+  });
+  spawned.done.then(
+    () => finishing || abort(peerEnded(spawned)),
+    (error) => abort(peerEnded(spawned, error)),
+  );
+  const transfer = TRANSPORTS[options.transport].kind === "thread";
+  return {
+    touch: transfer,
+    where: spawned.where,
+    roundTrip(message) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        spawned.channel.send(null, message, transfer);
+      });
+    },
+    abort,
+    finish() {
+      finishing = true;
+      spawned.end();
+      return finishSpawned(spawned, options.timeoutMs);
+    },
+    kill: () => spawned.kill(),
+  };
+}
+
+/** A MessagePort end (used by the measuring worker of `messagechannel`). */
+export function portLink(port: MessagePort, where: string): Link {
+  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
+  let failure: Error | null = null;
+  const abort = (error: Error) => {
+    failure ??= error;
+    const p = pending;
+    pending = null;
+    p?.reject(failure);
+  };
+  port.onmessage = (event: MessageEvent<ArrayBuffer>) => {
+    const p = pending;
+    pending = null;
+    p?.resolve(new Uint8Array(event.data));
+  };
+  return {
+    touch: true,
+    where,
+    roundTrip(message) {
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        pending = { resolve, reject };
+        const buffer = message.buffer as ArrayBuffer;
+        port.postMessage(buffer, [buffer]);
+      });
+    },
+    abort,
+    finish() {
+      port.postMessage("end");
+      port.close();
+      return Promise.resolve(null);
+    },
+    kill() {
+      port.close();
+    },
+  };
+}
+
+function sabLink(spawned: Spawned, sab: SharedArrayBuffer, options: LinkOptions): Link {
+  const ctrl = new Int32Array(sab, 0, 4);
+  const data = new Uint8Array(sab, SAB_HEADER_BYTES, options.size);
+  const timeoutMs = options.timeoutMs;
+  let seq = 0;
+  let failure: Error | null = null;
+  // Wake a waitAsync waiter so it sees the failure at once instead of at its timeout.
+  const wake = () => Atomics.notify(ctrl, REPLY);
+  spawned.done.then(
+    () => (failure ??= peerEnded(spawned), wake()),
+    (error) => (failure ??= peerEnded(spawned, error), wake()),
+  );
+  const noAnswer = () => failure ?? new TimeoutError(`an answer from ${spawned.where}`, timeoutMs);
+  const post = (message: Uint8Array) => {
+    if (failure) throw failure;
+    data.set(message);
+    seq++;
+    Atomics.store(ctrl, REQUEST, seq);
+    Atomics.notify(ctrl, REQUEST);
+  };
+  const stop = () => {
+    Atomics.store(ctrl, REQUEST, STOP);
+    Atomics.notify(ctrl, REQUEST);
+  };
+  const link: Link = {
+    touch: false,
+    where: spawned.where,
+    abort: (error) => (failure ??= error),
+    finish() {
+      stop();
+      return finishSpawned(spawned, timeoutMs);
+    },
+    kill() {
+      stop();
+      spawned.kill();
+    },
+  };
+  if (options.transport === "atomics-wait") {
+    link.roundTripSync = (message) => {
+      post(message);
+      while (Atomics.load(ctrl, REPLY) !== seq) {
+        if (Atomics.wait(ctrl, REPLY, seq - 1, timeoutMs) === "timed-out") throw noAnswer();
+      }
+      message.set(data);
+      return message;
+    };
+  } else if (options.transport === "sab-spin") {
+    link.roundTripSync = (message) => {
+      post(message);
+      let spins = 0;
+      let since = 0;
+      while (Atomics.load(ctrl, REPLY) !== seq) {
+        if ((++spins & 0xffffff) === 0) {
+          const t = performance.now();
+          if (since === 0) since = t;
+          else if (t - since > timeoutMs) throw noAnswer();
+        }
+      }
+      message.set(data);
+      return message;
+    };
+  } else {
+    link.roundTrip = async (message) => {
+      post(message);
+      while (Atomics.load(ctrl, REPLY) !== seq) {
+        const result = Atomics.waitAsync(ctrl, REPLY, seq - 1, timeoutMs);
+        if (result.async && (await result.value) === "timed-out") throw noAnswer();
+        if (failure) throw failure;
+      }
+      message.set(data);
+      return message;
+    };
+  }
+  return link;
+}
+
+function socketLink(spawned: Spawned, conn: Deno.Conn, options: LinkOptions): Link {
+  let failure: Error | null = null;
+  let finishing = false;
+  const abort = (error: Error) => {
+    failure ??= error;
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+  };
+  spawned.done.then(
+    () => finishing || abort(peerEnded(spawned)),
+    (error) => abort(peerEnded(spawned, error)),
+  );
+  return {
+    touch: false,
+    where: spawned.where,
+    async roundTrip(message) {
+      try {
+        await writeFull(conn, message);
+        if (!(await readFull(conn, message))) {
+          throw new Error(`${spawned.where} closed the connection`);
+        }
+      } catch (error) {
+        throw failure ?? error;
+      }
+      return message;
+    },
+    abort,
+    finish() {
+      finishing = true;
+      try {
+        conn.close();
+      } catch {
+        // Already closed by an abort.
+      }
+      return finishSpawned(spawned, options.timeoutMs);
+    },
+    kill() {
+      abort(new Error("killed"));
+      spawned.kill();
+    },
+  };
+}
+
+/**
+ * Starts the echo side of a transport (not `messagechannel`, whose measuring side
+ * runs in a worker too: see measure.ts) and returns the measuring side's link.
+ */
+export async function openLink(options: LinkOptions): Promise<Link> {
+  const t = options.transport;
+  if (t === "async") return asyncLink(options);
+  if (t === "postmessage" || t === "pipes") return channelLink(await startEcho(options), options);
+  if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
+    const sab = new SharedArrayBuffer(SAB_HEADER_BYTES + options.size);
+    const spawned = await startEcho(options, { sab });
+    const link = sabLink(spawned, sab, options);
+    if (t === "waitasync") {
+      // Deno does not keep the event loop alive for a pending waitAsync timeout.
+      const keepAlive = setInterval(() => {}, 1000);
+      const finish = link.finish.bind(link);
+      const kill = link.kill.bind(link);
+      link.finish = () => finish().finally(() => clearInterval(keepAlive));
+      link.kill = () => {
+        clearInterval(keepAlive);
+        kill();
+      };
+    }
+    return link;
+  }
+  if (t === "tcp" || t === "unix") {
+    let dir: string | undefined;
+    const listener = t === "tcp" ? Deno.listen({ hostname: "127.0.0.1", port: 0 }) : Deno.listen({
+      transport: "unix",
+      path: `${(dir = await Deno.makeTempDir({ prefix: "ipcbench-" }))}/echo.sock`,
+    });
+    try {
+      const extra: Partial<EchoInit> = t === "tcp"
+        ? { port: (listener.addr as Deno.NetAddr).port }
+        : { path: (listener.addr as Deno.UnixAddr).path };
+      const spawned = await startEcho(options, extra);
+      let conn: Deno.Conn;
+      try {
+        conn = await withTimeout<Deno.Conn>(
+          listener.accept() as Promise<Deno.Conn>,
+          options.timeoutMs,
+          `${spawned.where} to connect`,
+        );
+      } catch (error) {
+        spawned.kill();
+        throw error;
+      }
+      if (t === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+      return socketLink(spawned, conn, options);
+    } finally {
+      listener.close();
+      if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+  throw new Error(`transport '${t}' is opened by the measuring worker`);
+}

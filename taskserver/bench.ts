@@ -1,0 +1,988 @@
+/**
+ * `taskserver bench`: the study's concurrent-clients table (N clients against a
+ * server that answers after `--delay`), bigger N, and a no-delay throughput run
+ * in the style of wrk, against the Python servers of the study as baselines.
+ *
+ * Every server runs as its own process (`taskserver serve`, or python3), so the
+ * load generator in this process never shares an event loop with it.
+ *
+ * @module
+ */
+import { BufferedReader } from "../shared/reader.ts";
+import { LineOverflow } from "../shared/codec.ts";
+import { inheritedPermissionFlags } from "../shared/runtime.ts";
+import { max, percentile } from "../shared/stats.ts";
+import { type LinePlot, renderTable, type ReportTable, writeReport } from "../shared/report.ts";
+import type { StudyReport, StudyScale } from "../shared/study.ts";
+import type { Mode } from "../shared/mode.ts";
+import { errorMessage } from "../shared/errors.ts";
+
+/** The study's benchmark payload and its reverse. */
+export const BENCH_PAYLOAD = "BenchmarkTestString123";
+const BENCH_REPLY = "321gnirtStseTkramhcneB";
+
+/** A server design under test. */
+export interface ServerSpec {
+  /** Column and series name, e.g. `thread per client`. */
+  label: string;
+  kind: "taskserver" | "python";
+  mode?: Mode;
+  perClient?: boolean;
+  workers?: number;
+  /** python: `thread` (thread per client) or `fork` (process per client). */
+  python?: "thread" | "fork";
+  /** python: `study` (recv(1024), bare request, as the study) or `line`. */
+  framing?: "study" | "line";
+}
+
+/** A server started for a run. */
+export interface LaunchedServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Where `taskserver serve` starts from: the given entry, else the running program. */
+export function defaultEntry(): string {
+  return Deno.mainModule ?? new URL("./main.ts", import.meta.url).href;
+}
+
+async function readFirstLine(
+  stream: ReadableStream<Uint8Array>,
+  timeoutMs: number,
+): Promise<string> {
+  const reader = new BufferedReader(stream);
+  const line = await reader.readLine(1 << 16, { timeout: timeoutMs });
+  if (line === null || line instanceof LineOverflow) throw new Error("server printed no address");
+  // Keep draining so the child never blocks on a full pipe.
+  (async () => {
+    try {
+      while ((await reader.readSome()) !== null);
+    } catch {
+      // Closed.
+    }
+  })();
+  return new TextDecoder().decode(line);
+}
+
+function stopper(child: Deno.ChildProcess): () => Promise<void> {
+  return async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const killed = await Promise.race([
+      child.status.then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 8000))),
+    ]);
+    clearTimeout(timer);
+    if (killed) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+    }
+  };
+}
+
+/** Starts `taskserver serve` on a free loopback port as a child process. */
+export async function launchTaskServer(
+  spec: ServerSpec,
+  delayMs: number,
+  entry = defaultEntry(),
+): Promise<LaunchedServer> {
+  const path = entry.startsWith("file:") ? new URL(entry).pathname : entry;
+  const args = [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    "--unstable-net",
+    ...inheritedPermissionFlags(),
+    path,
+    "serve",
+    "--host=127.0.0.1",
+    "--port=0",
+    "--json",
+    "--quiet",
+    `--mode=${spec.mode ?? "async"}`,
+    `--workers=${spec.workers ?? 2}`,
+    `--delay=${delayMs}`,
+    "--idle-timeout=120000",
+    ...(spec.perClient ? ["--per-client"] : []),
+  ];
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stop = stopper(child);
+  try {
+    const doc = JSON.parse(await readFirstLine(child.stdout, 30_000));
+    return { port: doc.results.port, stop };
+  } catch (error) {
+    await stop();
+    throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);
+  }
+}
+
+/**
+ * The study's servers (stdlib Python), as baselines: thread or fork per client;
+ * `study` framing is its benchmark server (recv 1024, sleep, reverse); `line`
+ * framing answers `choice|payload` lines like ours.
+ */
+export const PYTHON_SERVER = `
+import os, signal, socket, sys, threading, time
+mode, delay, framing, backlog = sys.argv[1], float(sys.argv[2]) / 1000, sys.argv[3], int(sys.argv[4])
+
+def process_request(data):
+    try:
+        choice, payload = data.split('|', 1)
+        if choice == '1':
+            return payload.swapcase()
+        elif choice == '3':
+            return payload[::-1]
+        return "Invalid choice"
+    except Exception as e:
+        return f"Error: {str(e)}"
+
+def handle_study(conn):
+    with conn:
+        while True:
+            data = conn.recv(1024).decode()
+            if not data:
+                break
+            time.sleep(delay)
+            conn.sendall(data[::-1].encode())
+
+def handle_lines(conn):
+    with conn:
+        f = conn.makefile('rb')
+        for line in f:
+            if delay:
+                time.sleep(delay)
+            conn.sendall((process_request(line.rstrip(b'\\n').decode()) + '\\n').encode())
+
+handler = handle_study if framing == 'study' else handle_lines
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 0))
+s.listen(backlog)
+print(s.getsockname()[1], flush=True)
+while True:
+    conn, addr = s.accept()
+    if mode == 'fork':
+        if os.fork() == 0:
+            s.close()
+            handler(conn)
+            os._exit(0)
+        conn.close()
+    else:
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+`;
+
+/** True when python3 runs here. */
+export async function havePython(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("python3", {
+      args: ["-c", "pass"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the study's Python server (see {@linkcode PYTHON_SERVER}). */
+export async function launchPythonServer(
+  spec: ServerSpec,
+  delayMs: number,
+): Promise<LaunchedServer> {
+  const dir = await Deno.makeTempDir({ prefix: "taskserver-py-" });
+  const file = `${dir}/server_side.py`;
+  await Deno.writeTextFile(file, PYTHON_SERVER);
+  // Python's default listen() backlog is min(128, SOMAXCONN).
+  const child = new Deno.Command("python3", {
+    args: [file, spec.python ?? "thread", String(delayMs), spec.framing ?? "line", "128"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stopChild = stopper(child);
+  const stop = async () => {
+    await stopChild();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    return { port: Number(await readFirstLine(child.stdout, 10_000)), stop };
+  } catch (error) {
+    await stop();
+    throw new Error(`could not start python3 (${spec.label}): ${errorMessage(error)}`);
+  }
+}
+
+/** Starts a server of either kind. */
+export function launch(spec: ServerSpec, delayMs: number, entry?: string): Promise<LaunchedServer> {
+  return spec.kind === "python"
+    ? launchPythonServer(spec, delayMs)
+    : launchTaskServer(spec, delayMs, entry);
+}
+
+/** One run of N concurrent clients, each sending one request. */
+export interface DelayRun {
+  clients: number;
+  /** Wall time from the first connect to the last answer, in seconds. */
+  totalS: number;
+  /** Mean time per client, in seconds (as start.sh printed it). */
+  averageS: number;
+  /** Clients that got no or a wrong answer. */
+  errors: number;
+}
+
+const encoder = new TextEncoder();
+
+async function oneClient(
+  port: number,
+  request: Uint8Array,
+  raw: boolean,
+  timeoutMs: number,
+): Promise<{ ms: number; ok: boolean }> {
+  const started = performance.now();
+  let conn: Deno.TcpConn | undefined;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(request);
+    const reader = new BufferedReader(conn);
+    let reply: string;
+    if (raw) {
+      const some = await reader.readSome({ timeout: timeoutMs });
+      reply = some === null ? "" : new TextDecoder().decode(some);
+    } else {
+      const line = await reader.readLine(1024, { timeout: timeoutMs });
+      reply = line === null || line instanceof LineOverflow ? "" : new TextDecoder().decode(line);
+    }
+    return { ms: performance.now() - started, ok: reply === BENCH_REPLY };
+  } catch {
+    return { ms: performance.now() - started, ok: false };
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // Closed.
+    }
+  }
+}
+
+/** N in-process clients at once, each one request (isolates server cost from client start-up). */
+export async function inProcessClients(
+  port: number,
+  clients: number,
+  studyFraming: boolean,
+  timeoutMs: number,
+): Promise<DelayRun> {
+  const request = encoder.encode(studyFraming ? BENCH_PAYLOAD : `3|${BENCH_PAYLOAD}\n`);
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: clients }, () => oneClient(port, request, studyFraming, timeoutMs)),
+  );
+  const totalS = (performance.now() - started) / 1000;
+  return {
+    clients,
+    totalS,
+    averageS: results.reduce((s, r) => s + r.ms, 0) / clients / 1000,
+    errors: results.filter((r) => !r.ok).length,
+  };
+}
+
+/**
+ * N client processes at once, as the study's `start.sh`: each is
+ * `taskserver call reverse BenchmarkTestString123` (or python3 with the study's client).
+ */
+export async function processClients(
+  port: number,
+  clients: number,
+  studyFraming: boolean,
+  entry = defaultEntry(),
+): Promise<DelayRun> {
+  const path = entry.startsWith("file:") ? new URL(entry).pathname : entry;
+  const command = studyFraming
+    ? {
+      cmd: "python3",
+      args: [
+        "-c",
+        "import socket,sys\ns=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n" +
+        `s.sendall(b'${BENCH_PAYLOAD}')\nr=s.recv(1024).decode()\nprint('Received:',r)\n` +
+        `sys.exit(0 if r=='${BENCH_REPLY}' else 1)`,
+        String(port),
+      ],
+    }
+    : {
+      cmd: Deno.execPath(),
+      args: [
+        "run",
+        "--quiet",
+        "--allow-net",
+        "--allow-env",
+        path,
+        "call",
+        "reverse",
+        BENCH_PAYLOAD,
+        `--port=${port}`,
+        "--timeout=120000",
+      ],
+    };
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const t = performance.now();
+      const out = await new Deno.Command(command.cmd, {
+        args: command.args,
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      return { ms: performance.now() - t, ok: out.success };
+    }),
+  );
+  return {
+    clients,
+    totalS: (performance.now() - started) / 1000,
+    averageS: results.reduce((s, r) => s + r.ms, 0) / clients / 1000,
+    errors: results.filter((r) => !r.ok).length,
+  };
+}
+
+/** One throughput run: persistent clients, no delay, as many requests as they can. */
+export interface ThroughputRun {
+  server: string;
+  clients: number;
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  errors: number;
+}
+
+/** `clients` persistent connections send `3|payload` back to back for `durationMs`. */
+export async function throughput(
+  server: string,
+  port: number,
+  clients: number,
+  durationMs: number,
+): Promise<ThroughputRun> {
+  const request = encoder.encode(`3|${BENCH_PAYLOAD}\n`);
+  const latencies: number[] = [];
+  let errors = 0;
+  let requests = 0;
+  let stopAt = Infinity;
+  let measuring = false;
+  const runClient = async () => {
+    let conn: Deno.TcpConn | undefined;
+    try {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.setNoDelay(true);
+      const reader = new BufferedReader(conn);
+      while (performance.now() < stopAt) {
+        const t = performance.now();
+        await conn.write(request);
+        const line = await reader.readLine(1024, { timeout: 10_000 });
+        if (line === null) throw new Error("closed");
+        const ok = !(line instanceof LineOverflow) && line.length === BENCH_REPLY.length;
+        if (!measuring) continue;
+        if (!ok) errors++;
+        requests++;
+        if (latencies.length < 2_000_000) latencies.push(performance.now() - t);
+      }
+    } catch {
+      if (measuring) errors++;
+    } finally {
+      try {
+        conn?.close();
+      } catch {
+        // Closed.
+      }
+    }
+  };
+  // Connect everyone first (connects beyond ~128 in flight queue up), then measure.
+  const warmup = 200;
+  stopAt = performance.now() + 60_000;
+  const running = Array.from({ length: clients }, runClient);
+  await new Promise((r) => setTimeout(r, warmup));
+  measuring = true;
+  const started = performance.now();
+  stopAt = started + durationMs;
+  await Promise.all(running);
+  const elapsed = (performance.now() - started) / 1000;
+  const sortedOk = latencies.length > 0;
+  return {
+    server,
+    clients,
+    requests,
+    rps: Math.round(requests / elapsed),
+    p50Ms: sortedOk ? round3(percentile(latencies, 50)) : NaN,
+    p99Ms: sortedOk ? round3(percentile(latencies, 99)) : NaN,
+    maxMs: sortedOk ? round3(max(latencies)) : NaN,
+    errors,
+  };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** The server designs the table compares. */
+export function serverSpecs(
+  modes: readonly Mode[],
+  perClient: boolean,
+  workers: number,
+): ServerSpec[] {
+  const specs: ServerSpec[] = [];
+  for (const mode of modes) {
+    if (mode === "sequential") specs.push({ label: "sequential", kind: "taskserver", mode });
+    else if (mode === "async") specs.push({ label: "async", kind: "taskserver", mode });
+    else {
+      if (perClient) {
+        specs.push({ label: `${mode} per client`, kind: "taskserver", mode, perClient: true });
+      }
+      specs.push({ label: `${mode} pool`, kind: "taskserver", mode, workers });
+    }
+  }
+  return specs;
+}
+
+/** Options of the free-form `bench` (without `--study`). */
+export interface BenchOptions {
+  modes: Mode[];
+  clients: number[];
+  delayMs: number;
+  workers: number;
+  perClient: boolean;
+  inProcess: boolean;
+  throughput: number[];
+  durationMs: number;
+  python: boolean;
+  out?: string;
+  entry?: string;
+  onLog?: (line: string) => void;
+}
+
+/** A delay-table cell. */
+export interface DelayCell {
+  server: string;
+  clientsFrom: "in-process" | "processes";
+  run: DelayRun;
+}
+
+/** Measures the delay table for the given servers and client counts. */
+export async function delayTable(
+  specs: ServerSpec[],
+  clients: number[],
+  delayMs: number,
+  options: {
+    inProcess: boolean;
+    entry?: string;
+    onLog?: (line: string) => void;
+    /** Skip sequential runs longer than this (its total is N × delay by design). */
+    sequentialMaxMs?: number;
+  },
+): Promise<{ cells: DelayCell[]; skipped: string[] }> {
+  const cells: DelayCell[] = [];
+  const skipped: string[] = [];
+  for (const spec of specs) {
+    const server = await launch(spec, delayMs, options.entry);
+    try {
+      for (const n of clients) {
+        const sequentialLike = spec.mode === "sequential";
+        if (
+          sequentialLike && options.sequentialMaxMs !== undefined &&
+          n * delayMs > options.sequentialMaxMs
+        ) {
+          skipped.push(
+            `${spec.label} with ${n} clients: would take ${(n * delayMs / 1000).toFixed(0)} s ` +
+              `(N × delay by design)`,
+          );
+          continue;
+        }
+        const study = spec.kind === "python" && spec.framing === "study";
+        const timeoutMs = Math.max(30_000, n * delayMs * 2 + 10_000);
+        const run = options.inProcess
+          ? await inProcessClients(server.port, n, study, timeoutMs)
+          : await processClients(server.port, n, study, options.entry);
+        options.onLog?.(
+          `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: total ${
+            run.totalS.toFixed(3)
+          } s, average ${run.averageS.toFixed(3)} s, errors ${run.errors}`,
+        );
+        cells.push({
+          server: spec.label,
+          clientsFrom: options.inProcess ? "in-process" : "processes",
+          run,
+        });
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return { cells, skipped };
+}
+
+/** Measures throughput for each server and client count. */
+export async function throughputTable(
+  specs: ServerSpec[],
+  clients: number[],
+  durationMs: number,
+  options: { entry?: string; onLog?: (line: string) => void },
+): Promise<ThroughputRun[]> {
+  const runs: ThroughputRun[] = [];
+  for (const spec of specs) {
+    const server = await launch(spec, 0, options.entry);
+    try {
+      for (const n of clients) {
+        const run = await throughput(spec.label, server.port, n, durationMs);
+        options.onLog?.(
+          `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
+            `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
+        );
+        runs.push(run);
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return runs;
+}
+
+function pivot(
+  cells: DelayCell[],
+  servers: string[],
+  clients: number[],
+  title: string,
+): ReportTable {
+  const at = (server: string, n: number) =>
+    cells.find((c) => c.server === server && c.run.clients === n)?.run;
+  return {
+    title,
+    columns: ["Clients", ...servers.map((s) => `${s} (s)`)],
+    rows: clients.map((n) => [
+      n,
+      ...servers.map((s) => {
+        const run = at(s, n);
+        return run ? Number(run.totalS.toFixed(3)) : null;
+      }),
+    ]),
+  };
+}
+
+function throughputReportTable(runs: ThroughputRun[], title: string): ReportTable {
+  return {
+    title,
+    columns: ["Server", "Clients", "Requests/s", "p50 (ms)", "p99 (ms)", "max (ms)", "Errors"],
+    rows: runs.map((r) => [r.server, r.clients, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors]),
+  };
+}
+
+function delayPlot(cells: DelayCell[], title: string): LinePlot {
+  return {
+    title,
+    xLabel: "Concurrent clients",
+    yLabel: "Total execution time (s)",
+    points: cells.map((c) => ({ x: c.run.clients, y: c.run.totalS, series: c.server })),
+  };
+}
+
+/** Runs the free-form benchmark; returns the text and the JSON result. */
+export async function runBench(options: BenchOptions): Promise<{ text: string; json: unknown }> {
+  const specs = serverSpecs(options.modes, options.perClient, options.workers);
+  const pythonOk = options.python && (await havePython());
+  const delaySpecs = [...specs];
+  if (pythonOk) {
+    delaySpecs.push(
+      { label: "python fork", kind: "python", python: "fork", framing: "study" },
+      { label: "python thread", kind: "python", python: "thread", framing: "study" },
+    );
+  }
+  const delay = options.clients.length > 0
+    ? await delayTable(delaySpecs, options.clients, options.delayMs, options)
+    : { cells: [], skipped: [] };
+  const throughputSpecs = specs.filter((s) => s.mode !== "sequential" && !s.perClient);
+  if (pythonOk) throughputSpecs.push({ label: "python thread", kind: "python", python: "thread" });
+  const runs = options.throughput.length > 0
+    ? await throughputTable(throughputSpecs, options.throughput, options.durationMs, options)
+    : [];
+  const servers = [...new Set(delay.cells.map((c) => c.server))];
+  const tables = [
+    pivot(
+      delay.cells,
+      servers,
+      options.clients,
+      `Total execution time, --delay ${options.delayMs} ms, clients ${
+        options.inProcess ? "in-process" : "as processes (start.sh)"
+      }`,
+    ),
+    throughputReportTable(runs, `Throughput without delay, ${options.durationMs} ms per run`),
+  ];
+  const plots = [
+    delayPlot(delay.cells, `Clients against total time (--delay ${options.delayMs} ms)`),
+  ];
+  const json = { options: { ...options, onLog: undefined }, delay: delay.cells, throughput: runs };
+  if (options.out) {
+    await writeReport(options.out, {
+      name: "taskserver-bench",
+      title: "taskserver bench",
+      notes: delay.skipped,
+      tables,
+      plots,
+      json,
+    });
+  }
+  return { text: tables.map(renderTable).join("\n\n"), json };
+}
+
+/** The study's published table (seed 003), total execution time in seconds. */
+export const PUBLISHED: ReportTable = {
+  title: "Published: total execution time (s), 3 s delay, clients from start.sh",
+  columns: ["Clients", "Single-Process (s)", "Multi-Process (s)", "Multi-Threaded (s)"],
+  rows: [
+    [10, 30.023681, 3.027398, 3.032718],
+    [20, 60.036497, 3.055609, 3.044437],
+    [30, 90.053178, 3.078539, 3.067425],
+    [40, 120.071838, 3.078338, 3.088482],
+    [50, 150.070198, 3.121362, 3.106144],
+    [60, 180.100327, 3.106676, 3.142782],
+    [70, 210.093805, 3.190848, 3.148112],
+    [80, 240.123101, 3.164202, 3.212299],
+    [90, 270.166767, 3.220507, 3.189932],
+    [100, 300.163465, 3.229689, 3.202745],
+  ],
+};
+
+interface StudyPlan {
+  delayMs: number;
+  clients: number[];
+  sequentialMaxMs: number;
+  bigClients: number[];
+  throughputClients: number[];
+  durationMs: number;
+  processClients: number[];
+}
+
+const PLANS: Record<StudyScale, StudyPlan> = {
+  smoke: {
+    delayMs: 200,
+    clients: [10, 20],
+    sequentialMaxMs: 4000,
+    bigClients: [],
+    throughputClients: [10],
+    durationMs: 400,
+    processClients: [],
+  },
+  quick: {
+    delayMs: 500,
+    clients: [10, 20, 50],
+    sequentialMaxMs: 10_000,
+    bigClients: [1000],
+    throughputClients: [1, 100],
+    durationMs: 700,
+    processClients: [10],
+  },
+  full: {
+    delayMs: 3000,
+    clients: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+    sequentialMaxMs: Infinity,
+    bigClients: [1000, 10_000],
+    throughputClients: [1, 10, 100, 1000],
+    durationMs: 2000,
+    processClients: [10, 50, 100],
+  },
+};
+
+/** Options of {@linkcode runStudy}. */
+export interface StudyOptions {
+  entry?: string;
+  onLog?: (line: string) => void;
+  out?: string;
+}
+
+function fmt(x: number, digits = 2): string {
+  return Number.isFinite(x) ? x.toFixed(digits) : "–";
+}
+
+/**
+ * Runs the study at a scale and returns its {@linkcode StudyReport}: the
+ * published table beside ours (same design columns first), Python baselines,
+ * big-N and throughput extras, and findings written from the numbers.
+ */
+export async function runStudy(
+  scale: StudyScale,
+  options: StudyOptions = {},
+): Promise<StudyReport> {
+  const started = performance.now();
+  const plan = PLANS[scale];
+  const skipped: string[] = [];
+  const pythonOk = await havePython();
+  if (!pythonOk) skipped.push("Python baselines: python3 is not available");
+  const studySpecs: ServerSpec[] = [
+    { label: "sequential", kind: "taskserver", mode: "sequential" },
+    { label: "process per client", kind: "taskserver", mode: "process", perClient: true },
+    { label: "thread per client", kind: "taskserver", mode: "thread", perClient: true },
+    { label: "async", kind: "taskserver", mode: "async" },
+    { label: "thread pool", kind: "taskserver", mode: "thread", workers: 2 },
+    { label: "process pool", kind: "taskserver", mode: "process", workers: 2 },
+  ];
+  const log = options.onLog;
+  const main = await delayTable(studySpecs, plan.clients, plan.delayMs, {
+    inProcess: true,
+    entry: options.entry,
+    onLog: log,
+    sequentialMaxMs: plan.sequentialMaxMs,
+  });
+  skipped.push(...main.skipped);
+  const servers = studySpecs.map((s) => s.label);
+  const measured = pivot(
+    main.cells,
+    servers,
+    plan.clients,
+    `Measured: total execution time (s), ${plan.delayMs} ms delay, in-process clients`,
+  );
+  measured.columns = [
+    "Clients",
+    "Single-Process = sequential (s)",
+    "Multi-Process = process per client (s)",
+    "Multi-Threaded = thread per client (s)",
+    "async (s)",
+    "thread pool (s)",
+    "process pool (s)",
+  ];
+  const extra: ReportTable[] = [];
+  const plots: LinePlot[] = [
+    {
+      ...delayPlot(main.cells, `Clients against total time (${plan.delayMs} ms delay)`),
+    },
+    {
+      title: "Published: clients against total time (3 s delay)",
+      xLabel: "Concurrent clients",
+      yLabel: "Total execution time (s)",
+      points: PUBLISHED.rows.flatMap((row) =>
+        [1, 2, 3].map((i) => ({
+          x: row[0] as number,
+          y: row[i] as number,
+          series: PUBLISHED.columns[i].replace(" (s)", ""),
+        }))
+      ),
+    },
+  ];
+  let pythonCells: DelayCell[] = [];
+  if (pythonOk) {
+    const py = await delayTable(
+      [
+        { label: "python fork", kind: "python", python: "fork", framing: "study" },
+        { label: "python thread", kind: "python", python: "thread", framing: "study" },
+      ],
+      plan.clients,
+      plan.delayMs,
+      { inProcess: true, onLog: log },
+    );
+    pythonCells = py.cells;
+    extra.push(
+      pivot(
+        py.cells,
+        ["python fork", "python thread"],
+        plan.clients,
+        `The study's Python servers here: total execution time (s), ${plan.delayMs} ms delay`,
+      ),
+    );
+  }
+  let big: DelayCell[] = [];
+  if (plan.bigClients.length > 0) {
+    const specs: ServerSpec[] = [
+      { label: "async", kind: "taskserver", mode: "async" },
+      { label: "thread pool", kind: "taskserver", mode: "thread", workers: 2 },
+      { label: "process pool", kind: "taskserver", mode: "process", workers: 2 },
+      ...(pythonOk
+        ? [
+          {
+            label: "python thread",
+            kind: "python",
+            python: "thread",
+            framing: "study",
+          } as ServerSpec,
+        ]
+        : []),
+    ];
+    big = (await delayTable(specs, plan.bigClients, plan.delayMs, {
+      inProcess: true,
+      entry: options.entry,
+      onLog: log,
+    })).cells;
+    extra.push({
+      title: `Many clients: ${plan.delayMs} ms delay, in-process clients`,
+      columns: ["Server", "Clients", "Total (s)", "Total / delay", "Errors"],
+      rows: big.map((c) => [
+        c.server,
+        c.run.clients,
+        Number(c.run.totalS.toFixed(3)),
+        Number((c.run.totalS * 1000 / plan.delayMs).toFixed(3)),
+        c.run.errors,
+      ]),
+    });
+  } else skipped.push(`many clients (1,000 and 10,000): not at scale ${scale}`);
+  let processCells: DelayCell[] = [];
+  if (plan.processClients.length > 0) {
+    processCells = (await delayTable(
+      [{ label: "async", kind: "taskserver", mode: "async" }],
+      plan.processClients,
+      plan.delayMs,
+      { inProcess: false, entry: options.entry, onLog: log },
+    )).cells;
+    extra.push({
+      title:
+        `Clients as processes (start.sh style, taskserver call), async server, ${plan.delayMs} ms delay`,
+      columns: ["Clients", "Total (s)", "Average per client (s)", "Errors"],
+      rows: processCells.map((c) => [
+        c.run.clients,
+        Number(c.run.totalS.toFixed(3)),
+        Number(c.run.averageS.toFixed(3)),
+        c.run.errors,
+      ]),
+    });
+  } else {skipped.push(
+      `clients as processes (start.sh): not at scale ${scale}, in-process clients only`,
+    );}
+  const tpSpecs: ServerSpec[] = [
+    { label: "async", kind: "taskserver", mode: "async" },
+    { label: "process pool", kind: "taskserver", mode: "process", workers: 2 },
+    ...(pythonOk
+      ? [{ label: "python thread", kind: "python", python: "thread" } as ServerSpec]
+      : []),
+  ];
+  const tp = await throughputTable(tpSpecs, plan.throughputClients, plan.durationMs, {
+    entry: options.entry,
+    onLog: log,
+  });
+  extra.push(throughputReportTable(tp, `Throughput without delay, ${plan.durationMs} ms per run`));
+
+  // Findings, from the numbers.
+  const findings: string[] = [];
+  const at = (server: string, n: number) =>
+    main.cells.find((c) => c.server === server && c.run.clients === n)?.run;
+  const nMax = plan.clients[plan.clients.length - 1];
+  const delayS = plan.delayMs / 1000;
+  const seq = main.cells.filter((c) => c.server === "sequential");
+  if (seq.length > 0) {
+    const ratio = seq.map((c) => c.run.totalS / (c.run.clients * delayS));
+    findings.push(
+      `Agrees with the study: the sequential server's total is N × delay ` +
+        `(measured ${fmt(Math.min(...ratio), 3)}–${
+          fmt(Math.max(...ratio), 3)
+        } × N × ${delayS} s; ` +
+        `the study: 1.001 × N × 3 s), because each client waits for every client before it.`,
+    );
+  }
+  const concurrent = [
+    "process per client",
+    "thread per client",
+    "async",
+    "thread pool",
+    "process pool",
+  ];
+  const overheads = concurrent.map((s) => ({ s, run: at(s, nMax) })).filter((x) => x.run);
+  if (overheads.length > 0) {
+    const parts = overheads.map((x) => `${x.s} ${fmt(x.run!.totalS / delayS, 3)}`);
+    const perClient = overheads.filter((x) => x.s.includes("per client"));
+    const worst = perClient.length > 0
+      ? perClient.reduce((a, b) => (a.run!.totalS > b.run!.totalS ? a : b))
+      : undefined;
+    findings.push(
+      `With ${nMax} concurrent clients the concurrent designs finish in about one delay, as in the ` +
+        `study (its 100-client runs took 1.07–1.08 × 3 s); here total/delay is ${
+          parts.join(", ")
+        }` +
+        (worst
+          ? `; the worker-per-client designs pay for starting an isolate per client on 2 cores ` +
+            `(${worst.s}: ${
+              fmt((worst.run!.totalS - delayS) * 1000 / nMax, 1)
+            } ms per client above the delay), ` +
+            `which the pools and async avoid.`
+          : "."),
+    );
+  }
+  const pyThread = tp.filter((r) => r.server === "python thread");
+  const ours = tp.filter((r) => r.server === "async");
+  if (pyThread.length > 0 && ours.length > 0) {
+    const n = ours[ours.length - 1].clients;
+    const py = pyThread.find((r) => r.clients === n);
+    const o = ours[ours.length - 1];
+    if (py && py.rps > 0) {
+      findings.push(
+        `Beyond the study: without delay, ${n} persistent clients got ${o.rps} requests/s from the ` +
+          `async server against ${py.rps} from the Python thread-per-client server ` +
+          `(${fmt(o.rps / py.rps, 2)}×), both loaded by the same in-process generator.`,
+      );
+    }
+  } else if (big.length > 0) {
+    const a = big.find((c) => c.server === "async");
+    if (a) {
+      findings.push(
+        `Beyond the study: ${a.run.clients} in-process clients against the async server took ` +
+          `${fmt(a.run.totalS, 3)} s with ${a.run.errors} errors.`,
+      );
+    }
+  }
+  if (pythonCells.length > 0 && findings.length < 3) {
+    const pf = pythonCells.find((c) => c.server === "python fork" && c.run.clients === nMax);
+    if (pf) {
+      findings.push(
+        `The study's own Python fork server took ${
+          fmt(pf.run.totalS, 3)
+        } s for ${nMax} clients here.`,
+      );
+    }
+  }
+  if (plan.delayMs !== 3000) {
+    skipped.push(
+      `delay ${plan.delayMs} ms instead of the study's 3000 ms at scale ${scale} (compare total/delay)`,
+    );
+  }
+  skipped.push(
+    "clients come from this process (the study's start.sh started Python processes); " +
+      "start.sh with `taskserver call` runs in the process-client table where the scale has one",
+  );
+  const report: StudyReport = {
+    study: "taskserver",
+    seed: "003_fc16dd8ea9eb56a5.txt",
+    title: "Task server: one client at a time, a process or a thread per client",
+    question:
+      "How long do N concurrent clients take against a server that answers after 3 s, when the " +
+      "server handles one client at a time, forks a process per client, or starts a thread per client?",
+    scale,
+    published: PUBLISHED,
+    measured,
+    extra,
+    plots,
+    findings,
+    skipped,
+    options: {
+      ...plan,
+      sequentialMaxMs: Number.isFinite(plan.sequentialMaxMs) ? plan.sequentialMaxMs : null,
+    },
+    elapsedMs: Math.round(performance.now() - started),
+  };
+  if (options.out) {
+    await writeReport(options.out, {
+      name: "taskserver-study",
+      title: report.title,
+      notes: [...report.findings, ...report.skipped.map((s) => `Skipped: ${s}`)],
+      tables: [report.published, report.measured, ...report.extra],
+      plots: report.plots,
+      json: report,
+    });
+  }
+  return report;
+}

@@ -1,0 +1,113 @@
+import { assertEquals, assertOk } from "./_assert.ts";
+import { validateStudyReport } from "../shared/study.ts";
+
+const main = new URL("../ipcbench/main.ts", import.meta.url).pathname;
+
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--unstable-net", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
+Deno.test("ipcbench cli: invalid sizes, counts and names exit 2 naming the value", async () => {
+  const cases: [string[], string][] = [
+    [["bench", "--sizes", "3"], "Invalid --sizes '3'"],
+    [["bench", "--sizes", "64,1g"], "Invalid --sizes '1g'"],
+    [["bench", "--round-trips", "0"], "'0' is not an integer from 1"],
+    [["bench", "--runs", "two"], "'two' is not an integer"],
+    [["bench", "--transports", "tcp,udp"], "Invalid --transports 'udp'"],
+    [["bench", "--pin", "left"], "Invalid --pin 'left'"],
+    [["bench", "--study", "--scale", "huge"], 'Invalid --scale "huge"'],
+    [["study", "--repeats", "-1"], "'-1' is not an integer from 1"],
+  ];
+  for (const [args, message] of cases) {
+    const result = await run(...args);
+    assertEquals(result.code, 2, args.join(" "));
+    assertOk(result.stderr.includes(message), `${args.join(" ")}: ${result.stderr}`);
+    assertEquals(result.stdout, "");
+  }
+});
+
+Deno.test("ipcbench cli: --help shows the defaults", async () => {
+  const result = await run("bench", "--help");
+  assertEquals(result.code, 0);
+  for (const text of ["--round-trips", "10000", "4,64,4096,65536,1048576", "same,split"]) {
+    assertOk(result.stdout.includes(text), text);
+  }
+});
+
+Deno.test("ipcbench cli: bench --json prints one document with every case checked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ipcbench-out-" });
+  try {
+    const result = await run(
+      "bench",
+      "--transports",
+      "async,tcp",
+      "--sizes",
+      "4,64k",
+      "--round-trips",
+      "30",
+      "--warmup",
+      "3",
+      "--runs",
+      "2",
+      "--pin",
+      "none",
+      "--json",
+      "--out",
+      dir,
+    );
+    assertEquals(result.code, 0, result.stderr);
+    const doc = JSON.parse(result.stdout);
+    assertEquals(doc.tool, "ipcbench");
+    assertEquals(doc.error, null);
+    const cases = doc.results.cases as { transport: string; size: number; runs: unknown[] }[];
+    assertEquals(cases.map((c) => [c.transport, c.size, c.runs.length]), [
+      ["async", 4, 2],
+      ["async", 65536, 2],
+      ["tcp", 4, 2],
+      ["tcp", 65536, 2],
+    ]);
+    const files = [...Deno.readDirSync(dir)].map((entry) => entry.name).sort();
+    assertEquals(files, [
+      "ipcbench-bench-1.svg",
+      "ipcbench-bench-2.svg",
+      "ipcbench-bench.csv",
+      "ipcbench-bench.json",
+      "ipcbench-bench.md",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ipcbench cli: study prints the study's lines and the corrected figures", async () => {
+  const result = await run("study", "--round-trips", "200", "--repeats", "2");
+  assertEquals(result.code, 0, result.stderr);
+  const lines = result.stdout.split("\n").filter((line) => /^(High|Low) Level \d: \d+$/.test(line));
+  assertEquals(lines.map((line) => line.replace(/: \d+$/, "")), [
+    "High Level 1",
+    "Low Level 1",
+    "High Level 2",
+    "Low Level 2",
+  ]);
+  assertOk(result.stdout.includes("rt/s (wall)"));
+  assertOk(result.stdout.includes("time.process_time()"));
+});
+
+Deno.test("ipcbench cli: bench --study --scale smoke is a valid StudyReport", async () => {
+  const result = await run("bench", "--study", "--scale", "smoke", "--json");
+  assertEquals(result.code, 0, result.stderr);
+  const doc = JSON.parse(result.stdout);
+  assertEquals(validateStudyReport(doc.results), []);
+  assertEquals(doc.results.study, "ipcbench");
+  assertEquals(doc.results.scale, "smoke");
+  assertEquals(doc.results.measured.columns, doc.results.published.columns);
+  assertEquals(doc.results.measured.rows.map((row: unknown[]) => row[0]), [1, 2, 3]);
+  assertOk(doc.results.findings.length >= 2);
+});

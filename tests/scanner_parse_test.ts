@@ -1,0 +1,201 @@
+/** Parsing, rendering and usage errors of `scanner` (no network). */
+import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { UsageError } from "../shared/errors.ts";
+import {
+  excludePorts,
+  formatIPv6,
+  parseIPv6,
+  parsePorts,
+  parseTarget,
+  parseTargetFile,
+  parseTargetList,
+  resolveTargets,
+  shuffled,
+} from "../scanner/targets.ts";
+import { parseServices } from "../scanner/services.ts";
+import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "../scanner/output.ts";
+import { countStates, type PortResult, type ScanResult } from "../scanner/scan.ts";
+import { ConnectGate } from "../scanner/probe.ts";
+
+const main = new URL("../scanner/main.ts", import.meta.url).pathname;
+
+Deno.test("scanner ports: lists, ranges, open ranges, all, repeats", () => {
+  assertEquals(parsePorts("22,80,1000-1003"), [22, 80, 1000, 1001, 1002, 1003]);
+  assertEquals(parsePorts("80,22,80"), [22, 80]);
+  assertEquals(parsePorts("-3"), [1, 2, 3]);
+  assertEquals(parsePorts("65534-"), [65534, 65535]);
+  assertEquals(parsePorts("-").length, 65535);
+  assertEquals(excludePorts(parsePorts("1-5"), [2, 4]), [1, 3, 5]);
+});
+
+Deno.test("scanner ports: bad specs are usage errors naming the value", () => {
+  assertThrows(() => parsePorts("0"), UsageError, "'0' is out of range");
+  assertThrows(() => parsePorts("65536"), UsageError, "'65536' is out of range");
+  assertThrows(() => parsePorts("a-b"), UsageError, "'a-b' is not a port");
+  assertThrows(() => parsePorts("200-100"), UsageError, "'200-100' is a reversed range");
+  assertThrows(() => parsePorts(""), UsageError, "empty");
+  assertThrows(() => parsePorts("22,,80"), UsageError, "empty item");
+});
+
+Deno.test("scanner targets: addresses, IPv6, CIDR blocks, names, comma lists", () => {
+  assertEquals(parseTarget("10.0.0.1"), {
+    kind: "address",
+    text: "10.0.0.1",
+    address: "10.0.0.1",
+    family: 4,
+  });
+  assertEquals(parseTarget("[::1]"), { kind: "address", text: "[::1]", address: "::1", family: 6 });
+  assertEquals(formatIPv6(parseIPv6("2001:db8:0:0:0:0:0:1")!), "2001:db8::1");
+  const cidr = parseTarget("192.168.1.77/30");
+  assertEquals(cidr.kind === "cidr" ? [cidr.first, cidr.count] : null, [3232235852n, 4n]);
+  assertEquals(parseTargetList(["a.example,10.0.0.1", "b"]).map((t) => t.kind), [
+    "name",
+    "address",
+    "name",
+  ]);
+  assertEquals(parseTargetFile("10.0.0.1\n# comment\n\nhost.example  # trailing\n"), [
+    "10.0.0.1",
+    "host.example",
+  ]);
+});
+
+Deno.test("scanner targets: malformed CIDR, bad addresses, large blocks need --force", () => {
+  assertThrows(() => parseTarget("10.0.0.0/33"), UsageError, "'10.0.0.0/33'");
+  assertThrows(() => parseTarget("10.0.0/24"), UsageError, "'10.0.0/24'");
+  assertThrows(() => parseTarget("10.0.0.0/x"), UsageError, "prefix length 'x'");
+  assertThrows(() => parseTarget("300.1.1.1"), UsageError, "'300.1.1.1'");
+  assertThrows(() => parseTarget("bad_host!"), UsageError, "'bad_host!'");
+  assertThrows(() => parseTarget("10.0.0.0/15"), UsageError, "--force");
+  assertEquals(parseTarget("10.0.0.0/15", true).kind, "cidr");
+});
+
+Deno.test("scanner targets: expansion, dedupe, families, unresolved names reported", async () => {
+  const resolver = (name: string) => {
+    if (name === "dual.test") {
+      return Promise.resolve([{ address: "10.0.0.9", family: 4 }, {
+        address: "fd00::9",
+        family: 6,
+      }]);
+    }
+    return Promise.reject(Object.assign(new Error("not found"), { code: "ENOTFOUND" }));
+  };
+  const specs = parseTargetList(["10.0.0.0/31,10.0.0.1", "dual.test", "nowhere.test"]);
+  const all = await resolveTargets(specs, { resolver });
+  assertEquals(all.targets.map((t) => t.address), ["10.0.0.0", "10.0.0.1", "10.0.0.9", "fd00::9"]);
+  assertEquals(all.unresolved, [{ target: "nowhere.test", reason: "host name not found" }]);
+  const v6 = await resolveTargets(parseTargetList(["dual.test"]), { resolver, family: 6 });
+  assertEquals(v6.targets, [{ target: "dual.test", address: "fd00::9", family: 6 }]);
+});
+
+Deno.test("scanner: shuffle keeps every port once; services file parsing", () => {
+  let seed = 1;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const ports = parsePorts("1-100");
+  const mixed = shuffled(ports, random);
+  assertOk(mixed.join() !== ports.join());
+  assertEquals([...mixed].sort((a, b) => a - b), ports);
+  const services = parseServices("ssh\t22/tcp\nssh\t22/udp\n# x\nhttp 80/tcp www\nwww 80/tcp\n");
+  assertEquals([...services], [[22, "ssh"], [80, "http"]]);
+});
+
+Deno.test("scanner: the connect gate shrinks below what is in flight and wakes waiters", async () => {
+  const gate = new ConnectGate(4);
+  for (let i = 0; i < 4; i++) await gate.acquire();
+  let woke = false;
+  const waiting = gate.acquire().then(() => (woke = true));
+  gate.shrink();
+  assertEquals(gate.limit, 3);
+  gate.release(false);
+  await Promise.resolve();
+  assertEquals(woke, false);
+  gate.release(false);
+  await waiting;
+  assertEquals([woke, gate.inFlight], [true, 3]);
+});
+
+function sampleResult(): ScanResult {
+  const ports: PortResult[] = [
+    { port: 22, state: "open", reason: "syn-ack", service: "ssh" },
+    { port: 23, state: "closed", reason: "conn-refused", service: "telnet" },
+    { port: 24, state: "filtered", reason: "no-response", service: null },
+  ];
+  return {
+    hosts: [{ target: "box.test", address: "10.0.0.5", ports, counts: countStates(ports) }],
+    portsPerHost: 3,
+    probes: 3,
+    mode: "async",
+    workers: 1,
+    concurrency: 1024,
+    timeoutMs: 500,
+    retries: 0,
+    elapsedMs: 12.5,
+  };
+}
+
+Deno.test("scanner output: table, csv, grep and json shapes", () => {
+  const result = sampleResult();
+  assertEquals(
+    formatTable(result, parseShow("open")),
+    [
+      "Scan report for box.test (10.0.0.5)",
+      "Not shown: 1 closed, 1 filtered ports",
+      "PORT    STATE  SERVICE  REASON",
+      "22/tcp  open   ssh      syn-ack",
+      "10.0.0.5: 3 ports scanned: 1 open, 1 closed, 1 filtered",
+      "",
+      "Scanned 1 host, 3 ports in 0.01 s (async, timeout 500 ms)",
+      "",
+    ].join("\n"),
+  );
+  assertEquals(
+    formatCsv(result, parseShow("all")),
+    "host,address,port,state,reason,service\nbox.test,10.0.0.5,22,open,syn-ack,ssh\n" +
+      "box.test,10.0.0.5,23,closed,conn-refused,telnet\nbox.test,10.0.0.5,24,filtered,no-response,\n",
+  );
+  assertEquals(
+    formatGrep(result, parseShow("open,filtered")),
+    "Host: 10.0.0.5 (box.test)\tPorts: 22/open/tcp//ssh///, 24/filtered/tcp/////\t" +
+      "Counts: 1 open, 1 closed, 1 filtered\n",
+  );
+  const json = jsonResults(result, parseShow("closed"));
+  assertEquals((json.hosts as { ports: PortResult[] }[])[0].ports.map((p) => p.port), [23]);
+  assertEquals((json.hosts as { counts: unknown }[])[0].counts, {
+    open: 1,
+    closed: 1,
+    filtered: 1,
+  });
+  assertThrows(() => parseShow("opne"), UsageError, "'opne'");
+});
+
+async function scanner(...args: string[]): Promise<{ code: number; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", main, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+Deno.test("scanner usage errors exit 2 and name the bad value", async () => {
+  // None of these reaches the network: each fails while parsing.
+  const cases: [string[], string][] = [
+    [["127.0.0.1", "-p", "0"], "'0'"],
+    [["127.0.0.1", "-p", "65536"], "'65536'"],
+    [["127.0.0.1", "-p", "a-b"], "'a-b'"],
+    [["127.0.0.1", "-p", "90-80"], "'90-80'"],
+    [["127.0.0.1", "-p", ","], "','"],
+    [["127.0.0.1", "--timeout", "0"], "'0'"],
+    [["127.0.0.1", "--timeout", "-5"], "'-5'"],
+    [["127.0.0.1", "--workers", "0"], "'0'"],
+    [["10.0.0.0/40"], "'10.0.0.0/40'"],
+    [["nonexistent.invalid"], "'nonexistent.invalid'"],
+    [["127.0.0.1", "--mode", "fast"], "'fast'"],
+    [["10.0.0.0/8"], "--force"],
+  ];
+  const results = await Promise.all(cases.map(([args]) => scanner(...args)));
+  results.forEach((result, i) => {
+    assertEquals(result.code, 2, `${cases[i][0].join(" ")}: ${result.stderr}`);
+    assertOk(result.stderr.includes(cases[i][1]), `${cases[i][0].join(" ")}: ${result.stderr}`);
+  });
+});

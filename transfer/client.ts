@@ -1,0 +1,717 @@
+/**
+ * The STEP v1.0 client of `transfer`: login, upload and download in four modes,
+ * resume, delete, status and DATA operations. It never prints: progress and the
+ * token go to callbacks, results are returned.
+ *
+ * Modes (all store the same bytes and check the same MD5):
+ * - `sequential`: one connection, one block at a time (lockstep: the only way the
+ *   course's Python server can be spoken to);
+ * - `async`: one connection, a window of blocks in flight;
+ * - `thread` / `process`: the blocks are split into shares run by the task
+ *   runner in Web Workers or child processes, each share on its own connection.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { connectError, errorMessage } from "../shared/errors.ts";
+import { BufferedReader } from "../shared/reader.ts";
+import { defineTask, runTasks } from "../shared/runner.ts";
+import type { Mode } from "../shared/mode.ts";
+import {
+  blockLength,
+  DEFAULT_BLOCK_SIZE,
+  encodePacket,
+  MAX_BLOCK_SIZE,
+  md5Hex,
+  readStepReply,
+  type Reply,
+  request,
+  type StepJson,
+  totalBlocks,
+} from "./protocol.ts";
+import { md5File, readAtSync } from "./storage.ts";
+import { writeWithTimeout } from "./receiver.ts";
+
+/** A reply with a status other than the one expected. */
+export class StepStatusError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly status: number,
+    readonly statusMsg: string,
+  ) {
+    super(`${operation} failed: ${status} ${statusMsg}`);
+    this.name = "StepStatusError";
+  }
+}
+
+/** The client's hash and the server's differ. */
+export class Md5MismatchError extends Error {
+  constructor(readonly local: string, readonly remote: string, what: string) {
+    super(`MD5 mismatch for ${what}: local ${local}, server ${remote}`);
+    this.name = "Md5MismatchError";
+  }
+}
+
+/** Where to connect, and as whom. */
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** The user id (username); its MD5 is the password. */
+  id: string;
+  /** Milliseconds to wait for each reply (and for the connect). */
+  timeoutMs?: number;
+}
+
+/** One connection to a STEP server. */
+export class StepConnection {
+  readonly #conn: Deno.Conn;
+  readonly #reader: BufferedReader;
+  readonly #timeoutMs: number;
+
+  private constructor(conn: Deno.Conn, timeoutMs: number) {
+    this.#conn = conn;
+    this.#reader = new BufferedReader(conn, 256 * 1024);
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Connects, with a timeout; errors read `Cannot connect to host:port: reason`. */
+  static async open(host: string, port: number, timeoutMs = 30_000): Promise<StepConnection> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const conn = await Promise.race([
+        Deno.connect({ hostname: host, port }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Deno.errors.TimedOut(`connect timed out after ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+      conn.setNoDelay(true);
+      return new StepConnection(conn, timeoutMs);
+    } catch (error) {
+      throw connectError(host, port, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends one packet without waiting for its reply (pipelining; our server only). */
+  async send(json: StepJson, binary?: Uint8Array): Promise<void> {
+    const packet = encodePacket(json, binary);
+    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, `sending ${json.operation}`);
+  }
+
+  /** Reads the next reply; a timeout or a closed connection is an error. */
+  async receive(what = "a reply"): Promise<Reply> {
+    const reply = await readStepReply(this.#reader, { timeout: this.#timeoutMs, what });
+    if (reply === null) {
+      throw new Error(`The server closed the connection while we waited for ${what}`);
+    }
+    return reply;
+  }
+
+  /** Sends a request and waits for its reply (lockstep). */
+  async call(json: StepJson, binary?: Uint8Array): Promise<Reply> {
+    await this.send(json, binary);
+    return await this.receive(`the reply to ${json.type} ${json.operation}`);
+  }
+
+  /** Like {@linkcode call}, but a status other than 200 throws {@linkcode StepStatusError}. */
+  async expect200(json: StepJson, binary?: Uint8Array): Promise<Reply> {
+    const reply = await this.call(json, binary);
+    if (reply.json.status !== 200) {
+      throw new StepStatusError(
+        `${json.type} ${json.operation}`,
+        Number(reply.json.status),
+        String(reply.json.status_msg ?? ""),
+      );
+    }
+    return reply;
+  }
+
+  /** Logs in and returns the token. */
+  async login(id: string): Promise<string> {
+    const reply = await this.expect200(
+      request("AUTH", "LOGIN", { username: id, password: md5Hex(id) }),
+    );
+    if (typeof reply.json.token !== "string") throw new Error("LOGIN reply carries no token");
+    return reply.json.token;
+  }
+
+  /** Says BYE (no reply is expected: the course sends none) and closes. */
+  async bye(token: string): Promise<void> {
+    try {
+      await this.send(request("AUTH", "BYE", { token }));
+    } catch {
+      // The server may already be gone; we are leaving anyway.
+    }
+    this.close();
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** Progress callback: bytes done of bytes total. */
+export type ProgressFn = (done: number, total: number) => void;
+
+/** Options shared by upload and download. */
+export interface TransferOptions extends ConnectOptions {
+  key: string;
+  mode?: Mode;
+  /** Connections for thread and process modes (default 2). */
+  streams?: number;
+  /** Blocks in flight per connection in async, thread and process modes (default 8). */
+  window?: number;
+  /** Block size to ask for (default 20480, the course's). */
+  blockSize?: number;
+  /** Continue an interrupted transfer. */
+  resume?: boolean;
+  /** Send and check a per-block MD5 (extension). */
+  blockMd5?: boolean;
+  /** Module registering the share tasks, for thread and process modes (default: main module). */
+  entry?: string | URL;
+  onToken?: (token: string) => void;
+  onProgress?: ProgressFn;
+}
+
+/** What an upload or download did. */
+export interface TransferResult {
+  key: string;
+  path: string;
+  size: number;
+  blockSize: number;
+  blocks: number;
+  /** Blocks moved in this run (fewer than `blocks` after a resume). */
+  blocksSent: number;
+  mode: Mode;
+  streams: number;
+  token: string;
+  localMd5: string;
+  serverMd5: string;
+  elapsedMs: number;
+}
+
+interface ShareInput {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  token: string;
+  key: string;
+  path: string;
+  size: number;
+  blockSize: number;
+  /** Send the server's block size field (extension) with each request. */
+  sendBlockSize: boolean;
+  indices: number[];
+  window: number;
+  blockMd5: boolean;
+}
+
+/** Splits block indices into `count` contiguous runs of about equal length. */
+export function splitShares(indices: number[], count: number): number[][] {
+  const shares: number[][] = [];
+  const n = Math.max(1, Math.min(count, indices.length));
+  for (let i = 0; i < n; i++) {
+    const share = indices.slice(
+      Math.floor((i * indices.length) / n),
+      Math.floor(((i + 1) * indices.length) / n),
+    );
+    if (share.length > 0) shares.push(share);
+  }
+  return shares;
+}
+
+/**
+ * Uploads blocks on one connection with up to `window` in flight. Returns the
+ * MD5 if a reply completed the upload. `onBlock` sees each block's bytes in
+ * index order of sending.
+ */
+async function sendBlocks(
+  connection: StepConnection,
+  input: ShareInput,
+  onBlock?: (index: number, data: Uint8Array) => void,
+): Promise<string | undefined> {
+  using file = await Deno.open(input.path, { read: true });
+  let md5: string | undefined;
+  let inFlight = 0;
+  let next = 0;
+  const check = (reply: Reply) => {
+    if (reply.json.status !== 200) {
+      throw new StepStatusError(
+        "FILE UPLOAD",
+        Number(reply.json.status),
+        String(reply.json.status_msg ?? ""),
+      );
+    }
+    if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
+  };
+  while (next < input.indices.length || inFlight > 0) {
+    while (inFlight < input.window && next < input.indices.length) {
+      const index = input.indices[next++];
+      const data = readAtSync(
+        file,
+        index * input.blockSize,
+        blockLength(input.size, input.blockSize, index),
+      );
+      onBlock?.(index, data);
+      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+      if (input.blockMd5) fields.block_md5 = md5Hex(data);
+      await connection.send(request("FILE", "UPLOAD", fields), data);
+      inFlight++;
+    }
+    check(await connection.receive("the reply to FILE UPLOAD"));
+    inFlight--;
+  }
+  return md5;
+}
+
+/** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
+async function receiveBlocks(
+  connection: StepConnection,
+  input: ShareInput,
+  onBlock?: (index: number, data: Uint8Array) => void,
+): Promise<void> {
+  using file = await Deno.open(input.path, { read: true, write: true });
+  using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
+  const sent: number[] = [];
+  let next = 0;
+  let done = 0;
+  while (done < input.indices.length) {
+    while (sent.length < input.window && next < input.indices.length) {
+      const index = input.indices[next++];
+      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+      if (input.sendBlockSize) fields.block_size = input.blockSize;
+      if (input.blockMd5) fields.block_md5 = true;
+      await connection.send(request("FILE", "DOWNLOAD", fields));
+      sent.push(index);
+    }
+    const index = sent.shift()!;
+    const reply = await connection.receive("a DOWNLOAD block");
+    if (reply.json.status !== 200) {
+      throw new StepStatusError(
+        "FILE DOWNLOAD",
+        Number(reply.json.status),
+        String(reply.json.status_msg ?? ""),
+      );
+    }
+    const expected = blockLength(input.size, input.blockSize, index);
+    if (reply.json.block_index !== index || reply.binary.length !== expected) {
+      throw new Error(
+        `DOWNLOAD reply for block ${index} carried block ${reply.json.block_index} ` +
+          `with ${reply.binary.length} bytes (expected ${expected})`,
+      );
+    }
+    if (
+      input.blockMd5 && typeof reply.json.block_md5 === "string" &&
+      reply.json.block_md5 !== md5Hex(reply.binary)
+    ) {
+      throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
+    }
+    onBlock?.(index, reply.binary);
+    file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
+    writeAll(file, reply.binary);
+    map.seekSync(index, Deno.SeekMode.Start);
+    writeAll(map, new Uint8Array([1]));
+    done++;
+  }
+}
+
+function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+}
+
+/** Hashes a whole file (run in a worker so the hash overlaps a one-connection upload). */
+export const md5FileTask = defineTask("transfer.md5-file", (path: string) => md5File(path));
+
+/** Files at least this large are hashed in a worker during a one-connection upload. */
+export const HASH_IN_WORKER_BYTES = 64 << 20;
+
+async function md5InWorker(path: string, entry: string | URL | undefined): Promise<string> {
+  for await (
+    const outcome of runTasks(md5FileTask, [path], { mode: "thread", workers: 1, entry })
+  ) {
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+  throw new Error(`hashing ${path} returned nothing`);
+}
+
+/** Runs one share of an upload on its own connection (thread and process modes). */
+export const uploadShare = defineTask(
+  "transfer.upload-share",
+  async (input: ShareInput): Promise<{ md5: string | null; bytes: number }> => {
+    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    try {
+      const md5 = await sendBlocks(connection, input);
+      return { md5: md5 ?? null, bytes: shareBytes(input) };
+    } finally {
+      connection.close();
+    }
+  },
+);
+
+/** Runs one share of a download on its own connection (thread and process modes). */
+export const downloadShare = defineTask(
+  "transfer.download-share",
+  async (input: ShareInput): Promise<{ bytes: number }> => {
+    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    try {
+      await receiveBlocks(connection, input);
+      return { bytes: shareBytes(input) };
+    } finally {
+      connection.close();
+    }
+  },
+);
+
+function shareBytes(input: ShareInput): number {
+  let bytes = 0;
+  for (const index of input.indices) bytes += blockLength(input.size, input.blockSize, index);
+  return bytes;
+}
+
+/** Runs shares in workers or children, reporting progress as each share ends. */
+async function runShares<T extends { bytes: number }>(
+  task: typeof uploadShare | typeof downloadShare,
+  inputs: ShareInput[],
+  mode: "thread" | "process",
+  streams: number,
+  entry: string | URL | undefined,
+  progress: (bytes: number) => void,
+): Promise<T[]> {
+  const results: T[] = [];
+  for await (
+    const outcome of runTasks(task as unknown as typeof uploadShare, inputs, {
+      mode,
+      workers: streams,
+      concurrency: 1,
+      entry,
+    })
+  ) {
+    if (!outcome.ok) throw outcome.error;
+    const value = outcome.value as unknown as T;
+    results.push(value);
+    progress(value.bytes);
+  }
+  return results;
+}
+
+function baseName(path: string): string {
+  return path.replace(/\/+$/, "").split("/").pop() ?? path;
+}
+
+/** An integer field of a server's plan, checked against bounds (never trust a length). */
+function planField(json: StepJson, field: string, min: number, max: number): number {
+  const value = json[field];
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(
+      `The server's plan has a bad "${field}": ${
+        JSON.stringify(value)
+      } (expected ${min} to ${max})`,
+    );
+  }
+  return value;
+}
+
+/** The plan's block size (the course's servers always send one; 20480 if absent). */
+function planBlockSize(json: StepJson): number {
+  if (!("block_size" in json)) return DEFAULT_BLOCK_SIZE;
+  return planField(json, "block_size", 1, MAX_BLOCK_SIZE);
+}
+
+/** The STATUS reply's missing blocks, each checked to be a block of the file. */
+function missingBlocks(json: StepJson, total: number): number[] {
+  const list = json.missing_blocks;
+  if (
+    !Array.isArray(list) ||
+    !list.every((i) => typeof i === "number" && Number.isSafeInteger(i) && i >= 0 && i < total)
+  ) {
+    throw new Error("The server's STATUS reply has a bad missing_blocks list");
+  }
+  return list.slice();
+}
+
+/** Uploads a file; resolves when the server's MD5 matches ours. */
+export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
+  const started = performance.now();
+  const mode = options.mode ?? "sequential";
+  const streams = mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1;
+  const window = mode === "sequential" ? 1 : Math.max(1, options.window ?? 8);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const size = (await Deno.stat(path)).size;
+  const key = options.key;
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  let token = "";
+  try {
+    token = await connection.login(options.id);
+    options.onToken?.(token);
+    let blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    let indices: number[] | null = null;
+    let serverMd5: string | undefined;
+    if (options.resume) {
+      const reply = await connection.call(request("FILE", "STATUS", { token, key }));
+      if (reply.json.status === 200) {
+        if (reply.json.size !== size) {
+          throw new Error(
+            `Cannot resume '${key}': the server holds ${reply.json.size} bytes, the file has ${size}`,
+          );
+        }
+        if (reply.json.complete === true) serverMd5 = String(reply.json.md5);
+        else {
+          blockSize = planBlockSize(reply.json);
+          indices = missingBlocks(reply.json, totalBlocks(size, blockSize));
+        }
+      }
+      // 404: nothing to resume; 408: a server without STATUS (the course's). Start afresh.
+    }
+    if (indices === null && serverMd5 === undefined) {
+      const fields: StepJson = { token, key, size };
+      if (blockSize !== DEFAULT_BLOCK_SIZE) fields.block_size = blockSize;
+      const plan = await connection.expect200(request("FILE", "SAVE", fields));
+      blockSize = planBlockSize(plan.json);
+      if (typeof plan.json.md5 === "string") serverMd5 = plan.json.md5;
+      indices = Array.from({ length: totalBlocks(size, blockSize) }, (_, i) => i);
+    }
+    indices ??= [];
+    const total = totalBlocks(size, blockSize);
+    let done = (total - indices.length) * blockSize;
+    const progress = (bytes: number) => {
+      done = Math.min(size, done + bytes);
+      options.onProgress?.(done, size);
+    };
+    progress(0);
+    const input: ShareInput = {
+      host: options.host,
+      port: options.port,
+      timeoutMs,
+      token,
+      key,
+      path,
+      size,
+      blockSize,
+      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
+      indices,
+      window,
+      blockMd5: options.blockMd5 ?? false,
+    };
+    let localMd5: string;
+    if (mode === "sequential" || mode === "async") {
+      // A large file is hashed in a worker while this thread sends it; a small one is
+      // hashed here as its blocks go out in order (no second read, no worker start-up).
+      const inWorker = size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null;
+      inWorker?.catch(() => {});
+      const hasher = inWorker === null && indices.length === total ? createHash("md5") : null;
+      const md5 = await sendBlocks(connection, input, (_, data) => {
+        hasher?.update(data);
+        progress(data.length);
+      });
+      serverMd5 ??= md5;
+      localMd5 = inWorker ? await inWorker : hasher ? hasher.digest("hex") : await md5File(path);
+    } else {
+      const shares = splitShares(indices, streams * 4).map((share) => ({
+        ...input,
+        indices: share,
+      }));
+      // The file is hashed here while the workers send it: the two overlap.
+      const [results, md5] = await Promise.all([
+        runShares<{ md5: string | null; bytes: number }>(
+          uploadShare,
+          shares,
+          mode,
+          streams,
+          options.entry,
+          progress,
+        ),
+        md5File(path),
+      ]);
+      localMd5 = md5;
+      serverMd5 ??= results.find((result) => result.md5 !== null)?.md5 ?? undefined;
+    }
+    if (serverMd5 === undefined) {
+      // With several connections, the block that completed the upload may have gone to
+      // another worker: STATUS asks the server to check and complete it.
+      const reply = await connection.call(request("FILE", "STATUS", { token, key }));
+      if (reply.json.status === 200 && reply.json.complete === true) {
+        serverMd5 = String(reply.json.md5);
+      } else {
+        throw new Error(
+          `The server did not confirm the upload of '${key}' (${reply.json.status} ${reply.json.status_msg})`,
+        );
+      }
+    }
+    if (serverMd5 !== localMd5) throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
+    return {
+      key,
+      path,
+      size,
+      blockSize,
+      blocks: total,
+      blocksSent: indices.length,
+      mode,
+      streams,
+      token,
+      localMd5,
+      serverMd5,
+      elapsedMs: performance.now() - started,
+    };
+  } finally {
+    await connection.bye(token);
+  }
+}
+
+/** Downloads a key into `path` (via `path.part`, renamed once the MD5 matches). */
+export async function download(path: string, options: TransferOptions): Promise<TransferResult> {
+  const started = performance.now();
+  const mode = options.mode ?? "sequential";
+  const streams = mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1;
+  const window = mode === "sequential" ? 1 : Math.max(1, options.window ?? 8);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const key = options.key;
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  let token = "";
+  try {
+    token = await connection.login(options.id);
+    options.onToken?.(token);
+    const requested = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const fields: StepJson = { token, key };
+    if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
+    const plan = await connection.expect200(request("FILE", "GET", fields));
+    const size = planField(plan.json, "size", 0, Number.MAX_SAFE_INTEGER);
+    const blockSize = planBlockSize(plan.json);
+    if (typeof plan.json.md5 !== "string" || !/^[0-9a-fA-F]{32}$/.test(plan.json.md5)) {
+      throw new Error(
+        `The download plan carries no valid md5 (got ${JSON.stringify(plan.json.md5)})`,
+      );
+    }
+    const serverMd5 = plan.json.md5.toLowerCase();
+    const total = totalBlocks(size, blockSize);
+    const partial = `${path}.part`;
+    const mapPath = `${partial}.blocks`;
+    let received = new Uint8Array(total);
+    if (options.resume) {
+      try {
+        const map = await Deno.readFile(mapPath);
+        if ((await Deno.stat(partial)).size === size && map.length === total) received = map;
+      } catch {
+        // Nothing to resume from.
+      }
+    }
+    if (received.every((b) => b === 0)) {
+      await Deno.writeFile(partial, new Uint8Array(0));
+      await Deno.writeFile(mapPath, new Uint8Array(total));
+      await Deno.truncate(partial, size);
+    }
+    const indices: number[] = [];
+    for (let i = 0; i < total; i++) if (!received[i]) indices.push(i);
+    let done = size - indices.reduce((sum, i) => sum + blockLength(size, blockSize, i), 0);
+    const progress = (bytes: number) => {
+      done += bytes;
+      options.onProgress?.(done, size);
+    };
+    progress(0);
+    const input: ShareInput = {
+      host: options.host,
+      port: options.port,
+      timeoutMs,
+      token,
+      key,
+      path: partial,
+      size,
+      blockSize,
+      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
+      indices,
+      window,
+      blockMd5: options.blockMd5 ?? false,
+    };
+    let localMd5: string;
+    if (mode === "sequential" || mode === "async") {
+      const hasher = indices.length === total ? createHash("md5") : null;
+      await receiveBlocks(connection, input, (_, data) => {
+        hasher?.update(data);
+        progress(data.length);
+      });
+      localMd5 = hasher ? hasher.digest("hex") : await md5File(partial);
+    } else {
+      const shares = splitShares(indices, streams * 4).map((share) => ({
+        ...input,
+        indices: share,
+      }));
+      await runShares(downloadShare, shares, mode, streams, options.entry, progress);
+      localMd5 = await md5File(partial);
+    }
+    if (localMd5 !== serverMd5) {
+      // A damaged copy must not be resumed from: start clean next time.
+      await Deno.remove(partial).catch(() => {});
+      await Deno.remove(mapPath).catch(() => {});
+      throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
+    }
+    await Deno.rename(partial, path);
+    await Deno.remove(mapPath).catch(() => {});
+    return {
+      key,
+      path,
+      size,
+      blockSize,
+      blocks: total,
+      blocksSent: indices.length,
+      mode,
+      streams,
+      token,
+      localMd5,
+      serverMd5,
+      elapsedMs: performance.now() - started,
+    };
+  } finally {
+    await connection.bye(token);
+  }
+}
+
+/** Logs in, makes one request, and returns the reply's JSON (any status). */
+export async function simpleRequest(
+  options: ConnectOptions,
+  type: "FILE" | "DATA",
+  operation: string,
+  fields: StepJson,
+): Promise<{ token: string; reply: StepJson }> {
+  const connection = await StepConnection.open(options.host, options.port, options.timeoutMs);
+  let token = "";
+  try {
+    token = await connection.login(options.id);
+    const reply = await connection.call(request(type, operation, { ...fields, token }));
+    return { token, reply: reply.json };
+  } finally {
+    await connection.bye(token);
+  }
+}
+
+/** Default key for a file: its base name (what the course's client sends). */
+export function defaultKey(path: string): string {
+  return baseName(path);
+}
+
+/** Default output file for a downloaded key: its last part, never a directory name. */
+export function defaultOutput(key: string): string {
+  const name = baseName(key);
+  return name === "" || name === "." || name === ".." ? "download" : name;
+}
+
+/** Throws {@linkcode StepStatusError} unless the reply is 200. */
+export function expectOk(reply: StepJson, what: string): StepJson {
+  if (reply.status !== 200) {
+    throw new StepStatusError(what, Number(reply.status), String(reply.status_msg ?? ""));
+  }
+  return reply;
+}
+
+/** Error text for the command line. */
+export function describeError(error: unknown): string {
+  return errorMessage(error);
+}
