@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { runLab, validateLabResults, writeLabReport } from "../tools/lab_core.ts";
+import { cpuModel, runLab, validateLabResults, writeLabReport } from "../tools/lab_core.ts";
 import { escapeHtml, type LabResults, renderLabHtml } from "../tools/lab_render.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { fakeReport } from "./fixtures/lab_fake_study.ts";
@@ -143,4 +143,13 @@ Deno.test({
       await Deno.remove(out, { recursive: true });
     }
   },
+});
+
+Deno.test("lab: CPU name from /proc/cpuinfo, with or without a model name", () => {
+  assertEquals(cpuModel("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"), "AMD EPYC 7B13");
+  assertEquals(
+    cpuModel("vendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"),
+    "AuthenticAMD family 26 model 2",
+  );
+  assertEquals(cpuModel(""), "unknown CPU");
 });

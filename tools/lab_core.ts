@@ -86,6 +86,17 @@ export function cpuPressure(): number | null {
   return match ? Number(match[1]) : null;
 }
 
+/** The CPU's name; some virtual machines give only the vendor, family and model numbers. */
+export function cpuModel(cpuinfo: string): string {
+  const field = (name: string) =>
+    cpuinfo.match(new RegExp(`^${name}\\s*:\\s*(.+)$`, "m"))?.[1]?.trim();
+  const name = field("model name");
+  if (name) return name;
+  const vendor = field("vendor_id");
+  if (!vendor) return "unknown CPU";
+  return `${vendor} family ${field("cpu family") ?? "?"} model ${field("model") ?? "?"}`;
+}
+
 /** What the lab records about the machine. */
 export function machineInfo(): Omit<MachineInfo, "cpuPressureAfter"> & {
   cpuPressureAfter: number | null;
@@ -115,7 +126,7 @@ export function machineInfo(): Omit<MachineInfo, "cpuPressureAfter"> & {
     os: osRelease.match(/^PRETTY_NAME="?([^"\n]+)"?/m)?.[1] ?? Deno.build.os,
     kernel,
     arch: Deno.build.arch,
-    cpuModel: cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? "unknown CPU",
+    cpuModel: cpuModel(cpuinfo),
     cores: navigator.hardwareConcurrency,
     memoryBytes,
     denoVersion: Deno.version.deno,

@@ -65,8 +65,9 @@ function htmlTable(table: ReportTable, caption?: string): string {
     }</tr>`
   ).join("\n");
   const title = caption ?? table.title;
-  return `<table>${title ? `<caption>${escapeHtml(title)}</caption>` : ""}<thead><tr>${head}` +
-    `</tr></thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="tbl"><table>${
+    title ? `<caption>${escapeHtml(title)}</caption>` : ""
+  }<thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function mdTable(table: ReportTable, caption?: string): string {
@@ -115,10 +116,12 @@ section.study { background: #fff; border: 1px solid var(--line); border-radius: 
 section.study h2 { margin: 0 0 4px; font-size: 21px; }
 .question { margin: 10px 0 14px; padding: 8px 14px; border-left: 4px solid var(--accent); background: #f2f6fd; }
 .findings li { margin: 4px 0; }
-.tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 18px; align-items: start; }
+.tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 540px), 1fr)); gap: 18px; align-items: start; }
+.tbl { overflow-x: auto; min-width: 0; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
 caption { text-align: left; font-weight: 600; padding: 6px 0; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; white-space: nowrap; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+td.num { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f3f5f8; }
 table.wrap td { white-space: normal; }
