@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { UsageError } from "./errors.ts";
 import type { LinePlot, ReportTable } from "./report.ts";
 
 /** The scales a study can run at: CI smoke (< 30 s), quick (< 1 min), the study's full size. */
@@ -62,7 +63,7 @@ export interface StudyReport {
 /** Parses `--scale`, throwing a usage error that names the bad value. */
 export function parseScale(text: string): StudyScale {
   if ((STUDY_SCALES as readonly string[]).includes(text)) return text as StudyScale;
-  throw new TypeError(
+  throw new UsageError(
     `Invalid --scale "${text}": expected one of ${STUDY_SCALES.join(", ")}`,
   );
 }
