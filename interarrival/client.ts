@@ -68,6 +68,7 @@ const encoder = new TextEncoder();
 // instead, so the others and their I/O still run.
 const COARSE_MS = 2;
 const SPIN_MS = 0.1;
+const SLICE_MS = 0.2;
 
 /** Waits for deadlines on the monotonic clock (`performance.now()`). */
 interface Waiter {
@@ -103,6 +104,7 @@ class SharedWaiter {
   #timerFor = Infinity;
   #spinning = false;
   #users = 0;
+  #cell = new Int32Array(new SharedArrayBuffer(4));
 
   constructor() {
     this.#channel.port2.onmessage = () => this.#tick();
@@ -124,7 +126,14 @@ class SharedWaiter {
 
   #tick(): void {
     this.#spinning = false;
-    const now = performance.now();
+    let now = performance.now();
+    // Rather than burn a core polling, block in short slices (SLICE_MS at most, so
+    // write completions of the other senders wait no longer than that).
+    const next = this.#queue[0]?.deadline ?? Infinity;
+    if (next - now > SPIN_MS && next - now <= COARSE_MS) {
+      Atomics.wait(this.#cell, 0, 0, Math.min(SLICE_MS, next - now - SPIN_MS));
+      now = performance.now();
+    }
     while (this.#queue.length > 0 && this.#queue[0].deadline <= now) this.#queue.shift()!.resolve();
     this.#arm();
   }

@@ -18,6 +18,7 @@ import {
   jsonDocument,
   numberOption,
   runMain,
+  toolArgs,
   warn,
   writeStderr,
   writeStdout,
@@ -481,4 +482,4 @@ export async function main(args: string[]): Promise<number> {
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("interarrival", () => main(Deno.args));
+if (import.meta.main && !enterRole()) await runMain("interarrival", () => main(toolArgs()));

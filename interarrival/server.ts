@@ -82,14 +82,13 @@ export async function receiveConnection(
     batch.at.push(roundMs(performance.timeOrigin + arrived));
     batch.gap.push(Number.isNaN(last) ? null : roundMs(arrived - last));
     batch.len.push(line.length);
-    let valid = true;
     try {
       strictUtf8.decode(line);
     } catch {
-      valid = false;
       batch.bad++;
     }
-    if (batch.text) batch.text.push(valid ? decodeText(line) : decodeText(line));
+    // Verbose text replaces invalid sequences with U+FFFD.
+    if (batch.text) batch.text.push(decodeText(line));
     last = arrived;
     if (batch.at.length >= BATCH) flush();
   };

@@ -10,8 +10,9 @@ import type { StudyReport, StudyScale } from "../shared/study.ts";
 import { median } from "../shared/stats.ts";
 import { type CaseResult, measureCase } from "./measure.ts";
 import { allowedCpus, type Pin, type Pressure, readPressure } from "./system.ts";
-import { type Transport, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
+import { sizeSkipReason, type Transport, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
 import { runPythonAnchor } from "./anchor.ts";
+import { type CAnchor, compileCAnchor } from "./anchor_c.ts";
 
 /** Default message sizes, bytes. */
 export const DEFAULT_SIZES = [4, 64, 4096, 65536, 1048576];
@@ -28,14 +29,19 @@ export interface BenchOptions {
   /** Bytes one direction may carry per run: caps round trips for large messages. */
   maxBytes: number;
   timeoutMs: number;
+  /** Also run the C anchor of each transport under the same placement (needs gcc). */
+  anchors?: boolean;
   entry?: string | URL;
   /** Called before each case, with its index and the count. */
   onCase?: (index: number, total: number, label: string) => void;
 }
 
+/** One measured case with its C anchor (same placement and size), when run. */
+export type BenchCase = CaseResult & { anchor: CAnchor | null };
+
 /** What `bench` returns. */
 export interface BenchResult {
-  cases: CaseResult[];
+  cases: BenchCase[];
   skipped: string[];
   warnings: string[];
   machine: MachineInfo;
@@ -95,25 +101,35 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         skipped.push(`${transport} with --pin ${pin}: ${reason}`);
         continue;
       }
-      for (const size of options.sizes) plan.push({ transport, size, pin });
+      for (const size of options.sizes) {
+        const why = sizeSkipReason(transport, size);
+        if (why) skipped.push(`${transport} ${size} B with --pin ${pin}: ${why}`);
+        else plan.push({ transport, size, pin });
+      }
     }
   }
-  const cases: CaseResult[] = [];
-  for (const [index, item] of plan.entries()) {
-    options.onCase?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
-    cases.push(
-      await measureCase({
+  const anchor = options.anchors ? await compileCAnchor() : null;
+  if (anchor && "skipped" in anchor) skipped.push(anchor.skipped);
+  const cases: BenchCase[] = [];
+  try {
+    for (const [index, item] of plan.entries()) {
+      options.onCase?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
+      const roundTrips = roundTripsFor(item.size, options.roundTrips, options.maxBytes);
+      const result = await measureCase({
         ...item,
-        roundTrips: roundTripsFor(item.size, options.roundTrips, options.maxBytes),
-        warmup: Math.min(
-          options.warmup,
-          roundTripsFor(item.size, options.warmup, options.maxBytes),
-        ),
+        roundTrips,
+        warmup: roundTripsFor(item.size, options.warmup, options.maxBytes),
         runs: options.runs,
         timeoutMs: options.timeoutMs,
         entry: options.entry,
-      }),
-    );
+      });
+      const c = anchor && !("skipped" in anchor)
+        ? await anchor.measure(item.transport, item.size, item.pin, machine.cpus, roundTrips)
+        : null;
+      cases.push({ ...result, anchor: c });
+    }
+  } finally {
+    if (anchor && !("skipped" in anchor)) await anchor.close();
   }
   return { cases, skipped, warnings: cases.flatMap((c) => c.warnings), machine };
 }
@@ -127,7 +143,7 @@ function r3(value: number): number {
 }
 
 /** The human table: one row per transport, size and placement. */
-export function benchTable(result: BenchResult): ReportTable {
+export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
   return {
     title: "Round trips (median of runs; latency over every round trip)",
     columns: [
@@ -143,8 +159,14 @@ export function benchTable(result: BenchResult): ReportTable {
       "transfers/2/cpu",
       "CPU µs/rt (measuring / echo)",
       "placement",
+      "p50 × async",
+      "C p50 µs",
+      "p50 × C",
     ],
     rows: result.cases.map((c) => {
+      const baseline = result.cases.find((b) =>
+        b.transport === "async" && b.size === c.size && b.pin === c.pin
+      );
       const cpu = c.runs.map((run) => run.cpuMs);
       const perRt = (ms: number) => r3((ms * 1000) / c.runs[0].roundTrips);
       // Without --allow-all a thread's CPU time comes in 10 ms ticks: mark it approximate.
@@ -173,6 +195,9 @@ export function benchTable(result: BenchResult): ReportTable {
         `${where(c.placement.measuring)} ↔ ${
           c.placement.echo ? where(c.placement.echo) : "same thread"
         }`,
+        baseline ? r1(c.median.p50Us / baseline.median.p50Us) : null,
+        c.anchor?.p50Us ?? null,
+        c.anchor ? r3(c.median.p50Us / c.anchor.p50Us) : null,
       ];
     }),
   };
@@ -339,6 +364,7 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
         runs: 1,
         pins: ["none"],
         maxBytes: 16 << 20,
+        anchors: true,
       },
     };
   }
@@ -355,6 +381,7 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
         runs: 3,
         pins: ["same", "split"],
         maxBytes: 32 << 20,
+        anchors: true,
       },
     };
   }
@@ -370,6 +397,7 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
       runs: 5,
       pins: ["same", "split", "none"],
       maxBytes: 256 << 20,
+      anchors: true,
     },
   };
 }
@@ -381,7 +409,7 @@ function ratio(a: number, b: number): string {
 /** Two or three sentences generated from the measured numbers. */
 export function studyFindings(
   runs: StudyCaseRun[],
-  matrix: CaseResult[],
+  matrix: BenchCase[],
   python: { high: number; low: number; highWall: number; lowWall: number } | null,
 ): string[] {
   const metric = (name: string) =>
@@ -399,7 +427,11 @@ export function studyFindings(
         Math.round(low)
       } ` +
       `and the child's pipes ${Math.round(high)} round trips per parent CPU-second ` +
-      `(${ratio(low, high)}), so this machine ${agrees ? "agrees with the table" : "disagrees"}` +
+      `(${ratio(low, high)}), so this machine ${agrees ? "agrees with the table" : "disagrees"} ` +
+      `and is ${ratio(high, median(PUBLISHED.high))} (queue) and ${
+        ratio(low, median(PUBLISHED.low))
+      } ` +
+      `(socket) faster than the published Windows machine` +
       (python
         ? `; the study's own Python program here gives queue ${Math.round(python.high)} and ` +
           `socket ${Math.round(python.low)}.`
@@ -419,20 +451,26 @@ export function studyFindings(
   const waitSame = pick(same, "atomics-wait");
   const waitSplit = pick(split, "atomics-wait");
   const spin = pick(split, "sab-spin") ?? pick(matrix.filter((c) => c.size <= 64), "sab-spin");
+  const tcp = matrix.find((c) => c.transport === "tcp" && c.anchor && c.size <= 64);
+  const vsC = tcp?.anchor
+    ? ` Against the same ping-pong in C under the same placement (${tcp.pin}), Deno's TCP round ` +
+      `trip takes ${r1(tcp.median.p50Us / tcp.anchor.p50Us)}× as long (${tcp.median.p50Us} vs ` +
+      `${tcp.anchor.p50Us} µs).`
+    : "";
   if (waitSame && waitSplit) {
     findings.push(
       `Placement dominates: Atomics.wait/notify takes ${waitSame.median.p50Us} µs per round trip ` +
         `with both sides on one vCPU and ${waitSplit.median.p50Us} µs across vCPUs ` +
         `(the cross-vCPU wake-up), while spinning on a SharedArrayBuffer needs ` +
         `${spin?.median.p50Us ?? "–"} µs; any queue or socket pays the wake-up, which is why the ` +
-        `study's two cases are so close.`,
+        `study's two cases measure mostly that wake-up rather than the transport.` + vsC,
     );
   } else if (spin) {
     const slowest = matrix.reduce((a, b) => (a.median.p50Us > b.median.p50Us ? a : b));
     findings.push(
       `Without pinning, spinning on a SharedArrayBuffer takes ${spin.median.p50Us} µs per round ` +
         `trip and ${slowest.transport} ${slowest.median.p50Us} µs: every transport that sleeps ` +
-        `pays the wake-up of the other side, which dominates both of the study's cases.`,
+        `pays the wake-up of the other side, which dominates both of the study's cases.` + vsC,
     );
   }
   return findings;
@@ -498,9 +536,6 @@ export async function buildStudyReport(
       : undefined,
   });
   skipped.push(...matrix.skipped);
-  skipped.push(
-    "UDP loopback: not offered (a lost datagram would need a retry timer, which would be measured instead of the transport)",
-  );
   if (scale !== "full") {
     skipped.push(
       `scale ${scale}: ${plan.matrix.sizes.join(", ")}-byte messages, ${plan.matrix.roundTrips} ` +

@@ -9,6 +9,7 @@ import {
   intOption,
   jsonDocument,
   runMain,
+  toolArgs,
   warn,
   writeStderr,
   writeStdout,
@@ -73,6 +74,7 @@ interface BenchFlags {
   pin: string;
   maxBytes: number;
   timeout: number;
+  anchors: boolean;
   out?: string;
   study: boolean;
   scale: string;
@@ -132,6 +134,7 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
     pins: parsePins(flags.pin),
     maxBytes: flags.maxBytes,
     timeoutMs: flags.timeout,
+    anchors: flags.anchors,
   };
   let bar: ReturnType<typeof progress> | null = null;
   const result = await runBench({
@@ -171,7 +174,14 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
   writeStdout(`\n${CPU_VS_WALL_NOTE}\n`);
   if (!flags.quiet) {
     for (const skip of result.skipped) writeStderr(`skipped: ${skip}\n`);
-    for (const warning of result.warnings) warn(warning);
+    if (flags.verbose) { for (const warning of result.warnings) warn(warning); }
+    else if (result.warnings.length > 0) {
+      const busy = result.cases.filter((c) => c.warnings.length > 0).length;
+      warn(
+        `${busy} of ${result.cases.length} cases ran on a busy machine (CPU pressure above ` +
+          `10%; -v lists them, the JSON has every reading)`,
+      );
+    }
   }
   return 0;
 }
@@ -221,14 +231,19 @@ async function studyCommand(flags: StudyFlags): Promise<number> {
 export async function main(args: string[]): Promise<number> {
   const program = createProgram("ipcbench", "message-passing speed between threads and processes");
   let code = 0;
-  const transportHelp = TRANSPORT_NAMES.map((t) => `${t} (${TRANSPORTS[t].label})`).join("; ");
+  const transportHelp = "\nTransports:\n" +
+    TRANSPORT_NAMES.map((t) =>
+      `  ${t.padEnd(16)}${TRANSPORTS[t].kind.padEnd(12)}${TRANSPORTS[t].label}`
+    )
+      .join("\n") +
+    "\n";
   addOutputOptions(
     program.command("bench")
       .description(
         "measure round trips of a counter over each transport, size and placement " +
           "(--study: the study's experiment for the lab)",
       )
-      .option("--transports <list>", `comma-separated or all: ${transportHelp}`, "all")
+      .option("--transports <list>", "comma-separated list (below) or all", "all")
       .option("--sizes <list>", "message sizes in bytes (k, m suffixes)", DEFAULT_SIZES.join(","))
       .option("--round-trips <n>", "timed round trips per run", intOption(1, 100_000_000), 10000)
       .option("--warmup <n>", "untimed round trips first", intOption(0, 10_000_000), 1000)
@@ -245,9 +260,11 @@ export async function main(args: string[]): Promise<number> {
         256 << 20,
       )
       .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000)
+      .option("--no-anchors", "skip the C anchors (same ping-pong in C, same placement; gcc)")
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG plots into DIR")
       .option("--study", "run the study's experiment and print a StudyReport", false)
-      .option("--scale <scale>", "study scale: smoke, quick or full", "smoke"),
+      .option("--scale <scale>", "study scale: smoke, quick or full", "smoke")
+      .addHelpText("after", transportHelp),
   ).action(async (flags: BenchFlags) => {
     code = await benchCommand(flags);
   });
@@ -275,4 +292,4 @@ export async function main(args: string[]): Promise<number> {
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("ipcbench", () => main(Deno.args));
+if (import.meta.main && !enterRole()) await runMain("ipcbench", () => main(toolArgs()));

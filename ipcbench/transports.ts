@@ -29,7 +29,9 @@ export type Transport =
   | "waitasync"
   | "pipes"
   | "tcp"
-  | "unix";
+  | "unix"
+  | "fifo"
+  | "udp";
 
 /** Where the echo side runs. */
 export type TransportKind = "in-process" | "thread" | "process";
@@ -45,6 +47,8 @@ export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label
   "pipes": { kind: "process", label: "child stdin/stdout pipes (the study's queue)" },
   "tcp": { kind: "process", label: "TCP loopback, no-delay (the study's socket)" },
   "unix": { kind: "process", label: "Unix domain socket" },
+  "fifo": { kind: "process", label: "two named pipes, raw bytes (pipes without the envelope)" },
+  "udp": { kind: "process", label: "UDP loopback, one datagram per message (≤ 65,507 B)" },
 };
 
 /** All transports, in table order. */
@@ -56,12 +60,6 @@ export function parseTransports(text: string): Transport[] {
   if (parts.length === 0) throw new UsageError(`Invalid --transports '${text}': the list is empty`);
   if (parts.includes("all")) return [...TRANSPORT_NAMES];
   for (const part of parts) {
-    if (part === "udp") {
-      throw new UsageError(
-        "Invalid --transports 'udp': UDP loopback is not offered (a lost datagram would need " +
-          "retransmission, which measures the retry timer instead of the transport)",
-      );
-    }
     if (!(part in TRANSPORTS)) {
       throw new UsageError(
         `Invalid --transports '${part}': expected all or some of ${TRANSPORT_NAMES.join(", ")}`,
@@ -69,6 +67,21 @@ export function parseTransports(text: string): Transport[] {
     }
   }
   return [...new Set(parts)] as Transport[];
+}
+
+/** The largest UDP payload over IPv4. */
+export const MAX_DATAGRAM = 65507;
+
+/**
+ * Why a transport cannot carry messages of `size` bytes, or `null`. UDP carries
+ * one datagram per message and never retries: a lost datagram fails the run
+ * (after the timeout) rather than being measured as a retry timer.
+ */
+export function sizeSkipReason(transport: Transport, size: number): string | null {
+  if (transport === "udp" && size > MAX_DATAGRAM) {
+    return `a UDP datagram carries at most ${MAX_DATAGRAM} bytes, not ${size}`;
+  }
+  return null;
 }
 
 /** The setup an echo side receives. */
@@ -107,6 +120,9 @@ export interface EchoReport {
   handled: number;
   placement: Placement;
 }
+
+/** Transports whose receiver gets the sender's bytes without a copy. */
+const ZERO_COPY: ReadonlySet<Transport> = new Set(["async", "postmessage", "messagechannel"]);
 
 /** The first control words of a SharedArrayBuffer link; the message starts after them. */
 export const SAB_HEADER_BYTES = 16;
@@ -273,6 +289,42 @@ defineService("ipcbench.echo", async (channel, rawInit, info) => {
     } finally {
       conn.close();
     }
+  } else if (t === "udp") {
+    const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    // The first datagram tells the measuring side where the echo listens.
+    await socket.send(new Uint8Array([1]), {
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: init.port!,
+    });
+    channel.send({ ready: true });
+    const buf = new Uint8Array(init.size + 1);
+    try {
+      for (;;) {
+        const [data, from] = await socket.receive(buf);
+        // An empty datagram is the measuring side's "end".
+        if (data.length === 0) break;
+        meter.handle(data);
+        await socket.send(data, from);
+      }
+    } finally {
+      socket.close();
+    }
+  } else if (t === "fifo") {
+    // Ready first: opening a FIFO blocks until the other end opens it too.
+    channel.send({ ready: true });
+    const input = await Deno.open(`${init.path}/to-echo`, { read: true });
+    const output = await Deno.open(`${init.path}/from-echo`, { write: true });
+    const buf = new Uint8Array(init.size);
+    try {
+      while (await readFull(input, buf)) {
+        meter.handle(buf);
+        await writeFull(output, buf);
+      }
+    } finally {
+      input.close();
+      output.close();
+    }
   } else if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     channel.send({ ready: true });
     await echoSab(init, meter);
@@ -331,7 +383,9 @@ function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit
     marks: options.marks,
     cpu: kind === "in-process" ? undefined : options.echoCpu,
     timeoutMs: options.timeoutMs,
-    touch: options.transport === "postmessage" || options.transport === "messagechannel",
+    // Zero-copy transports (and the in-process baseline, which passes a reference)
+    // make the receiver read every byte, as a real consumer would.
+    touch: ZERO_COPY.has(options.transport),
     dieAfter: options.dieAfter,
     corruptAfter: options.corruptAfter,
     ...extra,
@@ -410,7 +464,7 @@ function asyncLink(options: LinkOptions): Link {
     }
   })();
   return {
-    touch: false,
+    touch: true,
     where: "an async function in this isolate",
     roundTrip(message) {
       return new Promise((resolve) => {
@@ -588,7 +642,14 @@ function sabLink(spawned: Spawned, sab: SharedArrayBuffer, options: LinkOptions)
   return link;
 }
 
-function socketLink(spawned: Spawned, conn: Deno.Conn, options: LinkOptions): Link {
+/** A byte stream both ways: a socket, or a pair of pipes. */
+interface Duplex {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link {
   let failure: Error | null = null;
   let finishing = false;
   const abort = (error: Error) => {
@@ -686,6 +747,94 @@ export async function openLink(options: LinkOptions): Promise<Link> {
     } finally {
       listener.close();
       if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+  if (t === "udp") {
+    const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      const port = (socket.addr as Deno.NetAddr).port;
+      const spawned = await startEcho(options, { port });
+      let peer: Deno.Addr;
+      try {
+        [, peer] = await withTimeout(
+          socket.receive(),
+          options.timeoutMs,
+          `${spawned.where} to say hello`,
+        );
+      } catch (error) {
+        spawned.kill();
+        throw error;
+      }
+      const buf = new Uint8Array(options.size + 1);
+      let closed = false;
+      const duplex: Duplex = {
+        // One datagram is one whole message: a short or long one is a bad message.
+        async read(p) {
+          const [data] = await socket.receive(buf);
+          if (data.length !== p.length) {
+            throw new Error(`a ${data.length}-byte datagram where ${p.length} were sent`);
+          }
+          p.set(data);
+          return data.length;
+        },
+        write: (p) => socket.send(p, peer),
+        close() {
+          if (closed) return;
+          closed = true;
+          // An empty datagram ends the echo loop; then nothing more arrives here.
+          socket.send(new Uint8Array(0), peer).catch(() => {}).finally(() => socket.close());
+        },
+      };
+      return socketLink(spawned, duplex, options);
+    } catch (error) {
+      socket.close();
+      throw error;
+    }
+  }
+  if (t === "fifo") {
+    const dir = await Deno.makeTempDir({ prefix: "ipcbench-" });
+    try {
+      for (const name of ["to-echo", "from-echo"]) {
+        const made = await new Deno.Command("mkfifo", {
+          args: ["-m", "600", `${dir}/${name}`],
+          stderr: "piped",
+        }).output();
+        if (!made.success) {
+          throw new Error(
+            `Cannot create a FIFO: mkfifo failed (${new TextDecoder().decode(made.stderr).trim()})`,
+          );
+        }
+      }
+      const spawned = await startEcho(options, { path: dir });
+      let duplex: Duplex;
+      try {
+        // Same order as the echo side, so neither open waits for the other forever.
+        const output = await withTimeout(
+          Deno.open(`${dir}/to-echo`, { write: true }),
+          options.timeoutMs,
+          `${spawned.where} to open its FIFO`,
+        );
+        const input = await withTimeout(
+          Deno.open(`${dir}/from-echo`, { read: true }),
+          options.timeoutMs,
+          `${spawned.where} to open its FIFO`,
+        );
+        duplex = {
+          read: (p) => input.read(p),
+          write: (p) => output.write(p),
+          close() {
+            output.close();
+            input.close();
+          },
+        };
+      } catch (error) {
+        spawned.kill();
+        throw error;
+      }
+      return socketLink(spawned, duplex, options);
+    } finally {
+      // Both ends are open (or the run failed): the names are no longer needed.
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }
   throw new Error(`transport '${t}' is opened by the measuring worker`);

@@ -15,21 +15,12 @@ import {
   writeStdout,
 } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
-import { renderTable, writeReport } from "../shared/report.ts";
-import { parseScale, type StudyScale } from "../shared/study.ts";
-import {
-  benchPlot,
-  extraTables,
-  LAB_ENV,
-  labCommand,
-  labUnavailableReason,
-  measuredTable,
-  planFor,
-  publishedPlot,
-  publishedTable,
-  runBench,
-  runStudy,
-} from "./bench.ts";
+import type { StudyScale } from "../shared/study.ts";
+// The bench's modules (tables, plots, the lab) load on first use, so a plain scan
+// does not pay for them at start-up.
+const loadBench = () => import("./bench.ts");
+const loadReport = () => import("../shared/report.ts");
+const loadStudy = () => import("../shared/study.ts");
 
 interface BenchFlags {
   study: boolean;
@@ -43,7 +34,8 @@ interface BenchFlags {
   quiet: boolean;
 }
 
-function scaleOf(text: string): StudyScale {
+async function scaleOf(text: string): Promise<StudyScale> {
+  const { parseScale } = await loadStudy();
   try {
     return parseScale(text);
   } catch (error) {
@@ -53,6 +45,7 @@ function scaleOf(text: string): StudyScale {
 
 /** Re-runs this bench inside a fresh private namespace; returns its exit code. */
 async function runInLab(args: string[]): Promise<number> {
+  const { labCommand } = await loadBench();
   const command = labCommand(["bench", ...args]);
   const child = new Deno.Command(command.command, {
     args: command.args,
@@ -66,7 +59,20 @@ async function runInLab(args: string[]): Promise<number> {
 
 async function bench(flags: BenchFlags, args: string[]): Promise<number> {
   const started = performance.now();
-  const scale = scaleOf(flags.scale);
+  const scale = await scaleOf(flags.scale);
+  const {
+    benchPlot,
+    extraTables,
+    LAB_ENV,
+    labUnavailableReason,
+    measuredTable,
+    planFor,
+    publishedPlot,
+    publishedTable,
+    runBench,
+    runStudy,
+  } = await loadBench();
+  const { renderTable, writeReport } = await loadReport();
   if (flags.compare !== undefined && flags.compare !== "nmap") {
     throw new UsageError(`Invalid --compare '${flags.compare}': only 'nmap' is supported`);
   }

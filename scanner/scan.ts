@@ -7,29 +7,41 @@
  */
 import type { Mode } from "../shared/mode.ts";
 import { runTasks } from "../shared/runner.ts";
-import { type PortState, type ProbeInput, type ProbeResult, probeTask } from "./probe.ts";
+import {
+  MAX_CONNECTS_PER_ISOLATE,
+  type PortState,
+  type ProbeInput,
+  type ProbeResult,
+  probeTask,
+} from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
+import { connectsPerIsolate, openFileLimit } from "./limits.ts";
 
-/** Default workers for thread and process modes (this machine's cores, at most 4). */
-export const DEFAULT_WORKERS = Math.max(1, Math.min(4, navigator.hardwareConcurrency ?? 2));
+/** Default workers for thread and process modes. */
+export const DEFAULT_WORKERS = 8;
 /** Default probes in flight per worker (or in the one isolate for `async`). */
-export const DEFAULT_CONCURRENCY = 1024;
-/**
- * Scans with more probes than this default to threads: below it, starting
- * workers (~40 ms each on 2 cores) costs more than the second core saves
- * (~12 µs per refused loopback probe).
- */
-export const AUTO_THREAD_THRESHOLD = 16384;
+export const DEFAULT_CONCURRENCY = MAX_CONNECTS_PER_ISOLATE;
 
 /**
  * The fastest correct mode for a scan of `probes` probes: `async` in this
- * isolate for small scans, `thread` with one worker per core for large ones.
+ * isolate while one isolate's {@linkcode MAX_CONNECTS_PER_ISOLATE} connects cover
+ * the scan, else `thread` with enough workers to keep up to
+ * `maxWorkers × 128` connects in flight (filtered ports cost a whole timeout each,
+ * so connects in flight, not cores, bound the scan).
  */
-export function autoMode(probes: number): Mode {
-  return probes > AUTO_THREAD_THRESHOLD ? "thread" : "async";
+export function autoMode(
+  probes: number,
+  maxWorkers = DEFAULT_WORKERS,
+): { mode: Mode; workers: number } {
+  if (probes <= MAX_CONNECTS_PER_ISOLATE) return { mode: "async", workers: 1 };
+  return {
+    mode: "thread",
+    workers: Math.min(maxWorkers, Math.ceil(probes / MAX_CONNECTS_PER_ISOLATE)),
+  };
 }
+
 /**
  * Default extra attempts for ports that did not answer. On loopback a burst of
  * SYNs beyond the per-CPU backlog (`netdev_max_backlog`, 1000) loses some, and the
@@ -133,8 +145,18 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   function* inputs(): Generator<ProbeInput & { host: number }> {
     for (let host = 0; host < targets.length; host++) {
       for (const port of portOrder[host]) {
-        yield { host, address: targets[host].address, port, timeoutMs, retries, rate };
+        yield { host, address: targets[host].address, port, timeoutMs, retries, rate, cap };
       }
+    }
+  }
+
+  // Keep connects in flight under the open-file limit rather than meet EMFILE.
+  const inFlight = Math.min(total, workers * Math.min(concurrency, MAX_CONNECTS_PER_ISOLATE));
+  let cap: number | undefined;
+  if (inFlight > 32) {
+    const limit = await openFileLimit();
+    if (limit !== null) {
+      cap = Math.min(MAX_CONNECTS_PER_ISOLATE, connectsPerIsolate(limit, workers));
     }
   }
 

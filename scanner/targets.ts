@@ -203,6 +203,14 @@ export function parseTargetFile(text: string): string[] {
     .filter((line) => line !== "");
 }
 
+function resolverReason(code: string | undefined): string {
+  if (code === undefined || code === "ENOTFOUND" || code === "EAI_NONAME") {
+    return "host name not found";
+  }
+  if (code === "EAI_AGAIN") return "name resolution failed (EAI_AGAIN: no DNS answer)";
+  return `name resolution failed (${code})`;
+}
+
 /** One address to scan, with the target word it came from. */
 export interface ScanTarget {
   /** The target as the user wrote it (host name, CIDR or address). */
@@ -274,12 +282,7 @@ export async function resolveTargets(
         found = await resolver(spec.text);
       } catch (error) {
         const code = (error as { code?: string }).code;
-        unresolved.push({
-          target: spec.text,
-          reason: code === "ENOTFOUND" || code === "EAI_NONAME" || code === undefined
-            ? "host name not found"
-            : `resolver error ${code}`,
-        });
+        unresolved.push({ target: spec.text, reason: resolverReason(code) });
         continue;
       }
       const usable = found.filter((entry) => entry.family === 4 || entry.family === 6)

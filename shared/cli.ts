@@ -152,3 +152,11 @@ export function exitCodeFor(tool: string, error: unknown): number {
   writeStderr(`${red(`${tool}: error:`)} ${errorMessage(error)}\n`);
   return EXIT_FAILURE;
 }
+
+/**
+ * The tool's arguments without the `--` that `deno task <tool> -- args` passes
+ * through, so `deno task scanner -- 127.0.0.1 -p 80` means `scanner 127.0.0.1 -p 80`.
+ */
+export function toolArgs(args: readonly string[] = Deno.args): string[] {
+  return args[0] === "--" ? args.slice(1) : [...args];
+}

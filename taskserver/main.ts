@@ -22,6 +22,8 @@ import { parseScale } from "../shared/study.ts";
 import { red } from "../shared/colors.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
+// Registers the load generator's task: this file is also the worker entry of a bundle.
+import "./loadgen.ts";
 import { DEFAULT_BACKLOG, describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
 import type { BenchOptions } from "./bench.ts";
@@ -124,6 +126,9 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   const defaultOp = flags.defaultOp === undefined ? null : operationArg(flags.defaultOp);
   const log = !flags.quiet;
+  // Listen for signals before announcing the address: a script may stop the
+  // server as soon as it reads it.
+  const signalled = waitForSignal();
   const server = await startTaskServer({
     host: flags.host,
     port: flags.port,
@@ -158,7 +163,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
       `${TOOL} (pid ${Deno.pid}) listening on ${server.hostname}:${server.port}\n-- ${design} --\n`,
     );
   }
-  const signal = await Promise.race([waitForSignal(), server.finished.then(() => null)]);
+  const signal = await Promise.race([signalled, server.finished.then(() => null)]);
   if (log && signal) writeStderr(`${TOOL}: ${signal}: closing\n`);
   await server.close();
   return EXIT_OK;

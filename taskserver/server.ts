@@ -20,14 +20,14 @@ export interface TaskServerOptions {
   init?: Partial<TaskServerInit>;
   /** Worker and child entry (default: the main module). */
   entry?: string | URL;
-  /** Listen-queue capacity for bursts (see `ServeOptions.backlog`; default 4096). */
+  /** Listen-queue capacity for bursts (see `ServeOptions.backlog`; default 16,384). */
   backlog?: number;
   onEvent?: (event: TaskEvent, where: string) => void;
   signal?: AbortSignal;
 }
 
 /** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
-export const DEFAULT_BACKLOG = 4096;
+export const DEFAULT_BACKLOG = 16_384;
 
 /** Starts the server; resolves once it accepts connections. */
 export async function startTaskServer(options: TaskServerOptions): Promise<RunningServer> {

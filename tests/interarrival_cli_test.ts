@@ -48,8 +48,19 @@ Deno.test("interarrival cli: a refused connection exits 1 with the address", asy
 });
 
 Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summaries and exits 0", async () => {
-  const child = tool(["serve", "--port", "0", "--address", "127.0.0.1", "--grace", "0.2", "--json"])
-    .spawn();
+  const samples = await Deno.makeTempFile({ suffix: ".csv" });
+  const child = tool([
+    "serve",
+    "--port",
+    "0",
+    "--address",
+    "127.0.0.1",
+    "--grace",
+    "0.2",
+    "--json",
+    "--out",
+    samples,
+  ]).spawn();
   const stdout = new Response(child.stdout).text();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   const conns: Deno.TcpConn[] = [];
@@ -92,6 +103,11 @@ Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summari
   assertEquals(r.dataInterarrival.count, 6);
   assertEquals(r.connectionInterarrival.count, 1);
   assertEquals(r.stoppedBy, "SIGTERM");
+  // Every sample is in the file: a header, 2 connection rows and 8 message rows.
+  const rows = (await Deno.readTextFile(samples)).trim().split("\n");
+  await Deno.remove(samples);
+  assertEquals(rows.length, 11);
+  assertEquals(rows.filter((row) => row.startsWith("data,2,")).length, 5);
 });
 
 Deno.test("interarrival bench --study --scale smoke: a valid StudyReport", async () => {

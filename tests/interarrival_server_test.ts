@@ -6,6 +6,7 @@ import { startReceiver } from "../interarrival/server.ts";
 import { runClient } from "../interarrival/client.ts";
 import { parseDistribution } from "../interarrival/distributions.ts";
 import { GREETING, parseEvent } from "../interarrival/protocol.ts";
+import { checkReport, runCheck } from "../interarrival/check.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
@@ -190,4 +191,16 @@ Deno.test("interarrival client: a seed reproduces every worker's drawn gaps", as
     const { summary } = await receiver.stop();
     assertEquals(summary.messages, 24);
   }
+});
+
+Deno.test("interarrival check: every message counted, the fit uses every gap, the report has plots", async () => {
+  const dist = parseDistribution("e", [500]);
+  const result = await runCheck({ dist, intervals: 40, workers: 2, mode: "async", seed: 9, entry });
+  assertEquals([result.sent, result.received], [82, 82]);
+  assertEquals([result.fit.n, result.clientFit.n], [80, 80]);
+  assertEquals(result.fit.expectedMean, 2);
+  assertOk(result.fit.ks !== null);
+  const report = checkReport(result, dist);
+  assertEquals(report.tables.length, 2);
+  assertEquals(report.plots!.map((p) => p.points.length > 0), [true, true]);
 });

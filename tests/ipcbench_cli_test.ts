@@ -20,7 +20,7 @@ Deno.test("ipcbench cli: invalid sizes, counts and names exit 2 naming the value
     [["bench", "--sizes", "64,1g"], "Invalid --sizes '1g'"],
     [["bench", "--round-trips", "0"], "'0' is not an integer from 1"],
     [["bench", "--runs", "two"], "'two' is not an integer"],
-    [["bench", "--transports", "tcp,udp"], "Invalid --transports 'udp'"],
+    [["bench", "--transports", "tcp,pigeon"], "Invalid --transports 'pigeon'"],
     [["bench", "--pin", "left"], "Invalid --pin 'left'"],
     [["bench", "--study", "--scale", "huge"], 'Invalid --scale "huge"'],
     [["study", "--repeats", "-1"], "'-1' is not an integer from 1"],

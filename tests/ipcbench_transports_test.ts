@@ -68,7 +68,14 @@ Deno.test("ipcbench: the measuring thread's CPUs are restored after a pinned cas
 });
 
 for (
-  const transport of ["postmessage", "pipes", "tcp", "atomics-wait", "messagechannel"] as const
+  const transport of [
+    "postmessage",
+    "pipes",
+    "tcp",
+    "udp",
+    "atomics-wait",
+    "messagechannel",
+  ] as const
 ) {
   Deno.test(`ipcbench: a wrong echoed value fails the run [${transport}]`, async () => {
     await assertRejects(
@@ -80,7 +87,9 @@ for (
   });
 }
 
-for (const transport of ["pipes", "tcp", "unix", "postmessage", "waitasync"] as const) {
+for (
+  const transport of ["pipes", "tcp", "unix", "fifo", "udp", "postmessage", "waitasync"] as const
+) {
   Deno.test(`ipcbench: a peer that dies mid-run ends the run clearly [${transport}]`, async () => {
     const error = await assertRejects(
       () => measureCase(plan({ transport, dieAfter: 20, timeoutMs: 2000 })),

@@ -8,7 +8,7 @@ import {
   touchAll,
 } from "../ipcbench/message.ts";
 import { parsePins, parseSizes } from "../ipcbench/main.ts";
-import { parseTransports, TRANSPORT_NAMES } from "../ipcbench/transports.ts";
+import { parseTransports, sizeSkipReason, TRANSPORT_NAMES } from "../ipcbench/transports.ts";
 import { parseCpuList, pinCpus, pressureWindow } from "../ipcbench/system.ts";
 import { runMarks } from "../ipcbench/measure.ts";
 import { publishedTable, roundTripsFor, skipReason, studyScalePlan } from "../ipcbench/bench.ts";
@@ -54,7 +54,13 @@ Deno.test("ipcbench options: sizes, pins and transports name the bad value", () 
   assertEquals(parseTransports("all"), TRANSPORT_NAMES);
   assertEquals(parseTransports("tcp, UNIX,tcp"), ["tcp", "unix"]);
   assertThrows(() => parseTransports("tcp,carrier-pigeon"), UsageError, "'carrier-pigeon'");
-  assertThrows(() => parseTransports("udp"), UsageError, "UDP loopback is not offered");
+  assertEquals(parseTransports("udp"), ["udp"]);
+  assertEquals(sizeSkipReason("udp", 65507), null);
+  assertEquals(
+    sizeSkipReason("udp", 65536),
+    "a UDP datagram carries at most 65507 bytes, not 65536",
+  );
+  assertEquals(sizeSkipReason("tcp", 1 << 20), null);
 });
 
 Deno.test("ipcbench plan: round trips capped by bytes, run marks, placements", () => {

@@ -122,7 +122,7 @@ netnsTest(
 
 netnsTest(
   import.meta.url,
-  "scanner: exact at concurrency 2000 in one isolate (no connect stall)",
+  "scanner: exact at --concurrency 2000 in one isolate (the gate keeps 128 connects in flight)",
   async () => {
     const filtered = Array.from({ length: 600 }, (_, i) => 5000 + i);
     const file = await Deno.makeTempFile();

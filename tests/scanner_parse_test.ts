@@ -15,7 +15,8 @@ import {
 import { parseServices } from "../scanner/services.ts";
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "../scanner/output.ts";
 import { countStates, type PortResult, type ScanResult } from "../scanner/scan.ts";
-import { ConnectGate } from "../scanner/probe.ts";
+import { ConnectGate, firedLate } from "../scanner/probe.ts";
+import { connectsPerIsolate } from "../scanner/limits.ts";
 
 const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 
@@ -192,10 +193,33 @@ Deno.test("scanner usage errors exit 2 and name the bad value", async () => {
     [["nonexistent.invalid"], "'nonexistent.invalid'"],
     [["127.0.0.1", "--mode", "fast"], "'fast'"],
     [["10.0.0.0/8"], "--force"],
+    [["-iL", "/nonexistent/targets.txt"], "'/nonexistent/targets.txt'"],
+    [["127.0.0.1", "--show", "opne"], "'opne'"],
+    [["127.0.0.1", "-p", "22", "--exclude-ports", "22"], "No ports left"],
   ];
   const results = await Promise.all(cases.map(([args]) => scanner(...args)));
   results.forEach((result, i) => {
     assertEquals(result.code, 2, `${cases[i][0].join(" ")}: ${result.stderr}`);
     assertOk(result.stderr.includes(cases[i][1]), `${cases[i][0].join(" ")}: ${result.stderr}`);
   });
+});
+
+Deno.test("scanner: connects per isolate stay under the open-file limit with a reserve", () => {
+  assertEquals(connectsPerIsolate(48, 1), 24);
+  assertEquals(connectsPerIsolate(48, 2), 12);
+  assertEquals(connectsPerIsolate(1024, 8), 116);
+  assertEquals(connectsPerIsolate(20000, 2), 9976);
+  assertEquals(connectsPerIsolate(4, 8), 1);
+  const gate = new ConnectGate(128);
+  gate.capAt(10);
+  gate.capAt(500);
+  assertEquals([gate.max, gate.limit], [10, 10]);
+});
+
+Deno.test("scanner: a timer that fired late (starved isolate) is not a filtered verdict", () => {
+  assertEquals(firedLate(505, 500), false);
+  assertEquals(firedLate(600, 500), false);
+  assertEquals(firedLate(601, 500), true);
+  assertEquals(firedLate(40, 1), false);
+  assertEquals(firedLate(52, 1), true);
 });

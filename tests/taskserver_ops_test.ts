@@ -9,6 +9,7 @@ import {
   swapCase,
 } from "../taskserver/ops.ts";
 import { answerLine, DEFAULT_INIT } from "../taskserver/protocol.ts";
+import { parseStartSh } from "../taskserver/bench.ts";
 import { LineOverflow } from "../shared/codec.ts";
 
 function evalOrError(text: string): string {
@@ -126,4 +127,15 @@ Deno.test("answerLine: invalid UTF-8 and oversize lines", () => {
     "Error: request longer than 65536 bytes",
   );
   assertEquals(answerLine(new TextEncoder().encode("3|é"), DEFAULT_INIT), "é");
+});
+
+Deno.test("parseStartSh: reads the three lines start.sh prints", () => {
+  const text = "Total Execution Time: 30.062745 seconds\n" +
+    "Average Execution Time per script: 3.006274 seconds\nFailed: 2 of 10\n";
+  assertEquals(parseStartSh(text, 10), {
+    clients: 10,
+    totalS: 30.062745,
+    averageS: 3.006274,
+    errors: 2,
+  });
 });

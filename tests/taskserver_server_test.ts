@@ -1,6 +1,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { startTaskServer } from "../taskserver/server.ts";
+import { formatEvent, startTaskServer } from "../taskserver/server.ts";
 import { call, interactive, TaskClient } from "../taskserver/client.ts";
+import { inProcessClients } from "../taskserver/loadgen.ts";
 import type { TaskServerInit } from "../taskserver/protocol.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
@@ -175,4 +176,47 @@ Deno.test("taskserver call: a refused connection says where and why", async () =
       `Cannot connect to 127.0.0.1:${port}: connection refused`,
     );
   }
+});
+
+Deno.test("taskserver load generator: 600 clients spread over worker isolates, every answer right", async () => {
+  await withServer({ mode: "async", init: { delayMs: 100 } }, async (port) => {
+    const run = await inProcessClients(port, 600, false, 30_000);
+    assertEquals({ clients: run.clients, errors: run.errors }, { clients: 600, errors: 0 });
+    assertOk(run.totalS >= 0.1 && run.averageS >= 0.1, "every client waited for the delay");
+  });
+});
+
+Deno.test("taskserver [thread per client]: idle clients time out through the relay too", async () => {
+  await withServer(
+    { mode: "thread", perClient: true, init: { idleTimeoutMs: 300 } },
+    async (port) => {
+      const idle = await Deno.connect({ hostname: HOST, port });
+      try {
+        assertEquals(await idle.read(new Uint8Array(16)), null, "the idle client was closed");
+      } finally {
+        idle.close();
+      }
+      assertEquals(await call(target(port), "swapcase", "still Serving"), ["STILL sERVING"]);
+    },
+  );
+});
+
+Deno.test("taskserver --verbose: log lines worded like the study's server", () => {
+  const at = Date.UTC(2025, 1, 7, 12, 26, 25);
+  const where = "main isolate (pid 7)";
+  assertEquals(
+    formatEvent({ type: "connect", remote: "127.0.0.1:34416", connection: 1, at }, where),
+    "[12:26:25] [main isolate (pid 7)] Connection from 127.0.0.1:34416",
+  );
+  assertEquals(
+    formatEvent({ type: "request", remote: "x", request: "1|hello", reply: "HELLO" }, where),
+    "[main isolate (pid 7)] Received request: 1|hello\n[main isolate (pid 7)] Sending response: HELLO",
+  );
+  assertEquals(
+    formatEvent(
+      { type: "disconnect", remote: "127.0.0.1:34416", requests: 1, reason: "client closed", at },
+      where,
+    ),
+    "[12:26:25] [main isolate (pid 7)] Client 127.0.0.1:34416 disconnected (1 request, client closed)",
+  );
 });

@@ -23,7 +23,7 @@ Deno.test("taskserver bench --study --scale smoke: a valid StudyReport with exac
   assertEquals(validateStudyReport(report), []);
   assertEquals(report.study, "taskserver");
   assertEquals(report.published.rows.length, 10);
-  assertEquals(report.measured.rows.map((row) => row[0]), [10, 20]);
+  assertEquals(report.measured.rows.map((row) => row[0]), [5, 10]);
   assertEquals(report.measured.columns.length, 7);
   // Every measured cell that ran is a number (no errors hide as blanks).
   for (const row of report.measured.rows) {

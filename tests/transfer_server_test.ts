@@ -1,4 +1,4 @@
-import { assertEquals, assertOk } from "./_assert.ts";
+import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
 import { StepStatusError, upload } from "../transfer/client.ts";
 import { encodePacket, makeToken, md5Hex, request } from "../transfer/protocol.ts";
 import {
@@ -394,5 +394,98 @@ Deno.test("transfer server: 100 clients at once all verify; two on one key: one 
       assertOk(loser.reason instanceof StepStatusError, String(loser.reason));
       assertEquals(loser.reason.status, 402);
     });
+  });
+});
+
+Deno.test("transfer server [process pool]: connections in two processes finishing together complete once", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = patternBytes(20480 * 40 + 123, 41);
+    const total = 41;
+    await withServer(`${dir}/root`, async (server) => {
+      const peers = await Promise.all([0, 1, 2, 3].map(() => RawPeer.open(server.port)));
+      try {
+        const tokens = await Promise.all(peers.map((peer) => peer.login("alice")));
+        const plan = await peers[0].call(
+          request("FILE", "SAVE", { token: tokens[0], key: "k", size: bytes.length }),
+        );
+        assertEquals(plan.json.total_block, total);
+        // Each connection sends every fourth block, all at once.
+        await Promise.all(peers.map(async (peer, p) => {
+          for (let index = p; index < total; index += 4) {
+            const block = bytes.subarray(index * 20480, (index + 1) * 20480);
+            const reply = await peer.call(
+              request("FILE", "UPLOAD", { token: tokens[p], key: "k", block_index: index }),
+              block,
+            );
+            assertEquals(reply.json.status, 200);
+          }
+        }));
+        const statuses = await Promise.all(
+          peers.map((peer, p) =>
+            peer.call(request("FILE", "STATUS", { token: tokens[p], key: "k" }))
+          ),
+        );
+        assertEquals(
+          statuses.map((s) => [s.json.complete, s.json.md5]),
+          peers.map(() => [true, md5Hex(bytes)]),
+        );
+      } finally {
+        for (const peer of peers) peer.close();
+      }
+      const files = listFiles(`${dir}/root`).filter((f) => !f.endsWith("/"));
+      assertEquals(files.filter((f) => f.startsWith("tmp/")), []);
+      assertEquals(files.filter((f) => f.startsWith("file/")).length, 2); // the file and its .md5
+      const stored = files.find((f) => f.startsWith("file/") && !f.endsWith(".md5"))!;
+      assertEquals(await Deno.readFile(`${dir}/root/${stored}`), bytes);
+    }, { mode: "process", workers: 2 });
+  });
+});
+
+Deno.test("transfer server: silent and stalled connections time out; others are served", async () => {
+  await withTempDir(async (dir) => {
+    await withServer(`${dir}/root`, async (server) => {
+      const silent = await RawPeer.open(server.port);
+      const stalled = await RawPeer.open(server.port);
+      try {
+        // Half a request, then nothing: the rest has requestTimeoutMs to arrive.
+        await stalled.write(new Uint8Array([...header(50, 0), 0x7b]));
+        const other = await RawPeer.open(server.port);
+        try {
+          assertEquals(typeof (await other.login("busy")), "string");
+        } finally {
+          other.close();
+        }
+        assertEquals(await silent.closedByServer(3000), true);
+        assertEquals(await stalled.closedByServer(3000), true);
+      } finally {
+        silent.close();
+        stalled.close();
+      }
+    }, { idleTimeoutMs: 300, requestTimeoutMs: 300 });
+  });
+});
+
+Deno.test("transfer client: a server that never answers is a timeout error, not a hang", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/f`, new Uint8Array(10));
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) accepted.push(conn);
+    })();
+    try {
+      const port = (listener.addr as Deno.NetAddr).port;
+      const started = Date.now();
+      const error = await assertRejects(
+        () => upload(`${dir}/f`, { host: "127.0.0.1", port, id: "a", key: "k", timeoutMs: 300 }),
+        Error,
+        "Timed out after 300 ms waiting for the reply to AUTH LOGIN",
+      );
+      assertOk(Date.now() - started < 5000, error.message);
+    } finally {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of accepted) conn.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { runStudy } from "../transfer/bench.ts";
+import { benchTable, runBench, runStudy } from "../transfer/bench.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import { ENTRY } from "./fixtures/transfer_helpers.ts";
@@ -18,5 +18,37 @@ Deno.test("transfer study: --scale smoke returns a valid StudyReport", async () 
   // Findings quote the measured numbers, not fixed text.
   assertOk(report.findings[1].includes(String(report.measured.rows[6][2]).split("R² = ")[1]));
   assertOk(report.elapsedMs < 20_000, `smoke took ${report.elapsedMs} ms`);
+  assertEquals(liveChildPids(), []);
+});
+
+Deno.test("transfer bench: every configuration gets a row beside the raw TCP copy", async () => {
+  const result = await runBench({
+    sizes: [200_000],
+    modes: ["sequential", "async"],
+    streams: 2,
+    window: 4,
+    blockSizes: [20480, 65536],
+    runs: 1,
+    directions: ["upload", "download"],
+    iperf: false,
+    entry: ENTRY,
+  });
+  assertEquals(
+    result.rows.map((r) => `${r.direction}/${r.mode}/${r.blockSize}`),
+    [
+      "raw TCP copy/ceiling/null",
+      "upload/sequential/20480",
+      "download/sequential/20480",
+      "upload/async/20480",
+      "download/async/20480",
+      "upload/sequential/65536",
+      "download/sequential/65536",
+      "upload/async/65536",
+      "download/async/65536",
+    ],
+  );
+  assertOk(result.rows.every((r) => r.mbPerS > 0 && r.size === 200_000));
+  assertEquals(benchTable(result).rows.length, 9);
+  assertOk(result.serverPeakRssMb !== null && result.serverPeakRssMb > 0);
   assertEquals(liveChildPids(), []);
 });

@@ -10,23 +10,14 @@
  *
  * @module
  */
-import type { Command } from "commander";
-import {
-  addOutputOptions,
-  intOption,
-  jsonDocument,
-  writeStderr,
-  writeStdout,
-} from "../shared/cli.ts";
-import { UsageError } from "../shared/errors.ts";
-import { type Mode, parseModeList } from "../shared/mode.ts";
+import type { Mode } from "../shared/mode.ts";
 import { median } from "../shared/stats.ts";
-import { type LinePlot, renderTable, type ReportTable, writeReport } from "../shared/report.ts";
-import { parseScale, type StudyReport, type StudyScale } from "../shared/study.ts";
+import type { LinePlot, ReportTable } from "../shared/report.ts";
+import type { StudyReport, StudyScale } from "../shared/study.ts";
 import { defineConnectionHandler, type RunningServer, serve } from "../shared/server.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import { BufferedReader } from "../shared/reader.ts";
-import { DEFAULT_BLOCK_SIZE, formatSize, parseSize } from "./protocol.ts";
+import { DEFAULT_BLOCK_SIZE, formatSize } from "./protocol.ts";
 import { startServer } from "./server.ts";
 import { download, simpleRequest, upload } from "./client.ts";
 
@@ -475,7 +466,8 @@ export function benchTable(result: BenchResult): ReportTable {
   };
 }
 
-function benchPlots(result: BenchResult): LinePlot[] {
+/** Throughput-by-size plots, one line per mode and block size. */
+export function benchPlots(result: BenchResult): LinePlot[] {
   const plots: LinePlot[] = [];
   for (const direction of ["upload", "download"]) {
     const points = result.rows
@@ -530,6 +522,22 @@ function linearFit(xs: number[], ys: number[]): { slope: number; intercept: numb
   };
 }
 
+/** "2.3× faster than" or "1.5× slower than", from a time ratio (theirs / ours). */
+function speedPhrase(ratio: number): string {
+  return ratio >= 1 ? `${round(ratio, 1)}× faster than` : `${round(1 / ratio, 1)}× slower than`;
+}
+
+/** CPU pressure (`some avg10` of /proc/pressure/cpu, in %), or null where unavailable. */
+function cpuPressure(): number | null {
+  try {
+    const text = Deno.readTextFileSync("/proc/pressure/cpu");
+    const value = Number(/some avg10=([\d.]+)/.exec(text)?.[1]);
+    return Number.isFinite(value) ? Math.round(value) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Options for {@linkcode runStudy}. */
 export interface StudyOptions {
   entry?: string | URL;
@@ -544,7 +552,7 @@ export async function runStudy(
   const started = performance.now();
   const status = options.onStatus ?? (() => {});
   const runs = scale === "smoke" ? 1 : scale === "quick" ? 3 : 5;
-  const sweepRuns = scale === "smoke" ? 3 : scale === "quick" ? 5 : 10;
+  const sweepRuns = scale === "smoke" ? 5 : scale === "quick" ? 5 : 10;
   const streams = 2;
   const window = 8;
   const skipped: string[] = [];
@@ -574,7 +582,10 @@ export async function runStudy(
         window: 1,
         blockSize: DEFAULT_BLOCK_SIZE,
       };
-      if (sweepMs.length === 0) await timeUpload(lab, path, spec); // warm-up
+      if (sweepMs.length === 0) {
+        // Warm-up: the first uploads pay for compiling the hot paths on both ends.
+        for (let i = 0; i < 3; i++) await timeUpload(lab, path, spec);
+      }
       sweepMs.push(median(await repeat(sweepRuns, () => timeUpload(lab, path, spec))));
     }
     status(`size sweep: ${sweepMs.map((ms) => round(ms, 1)).join(", ")} ms`);
@@ -758,24 +769,36 @@ export async function runStudy(
         })),
       },
       {
-        title: "515 blocks: throughput by mode",
-        xLabel: "connections",
+        title: "Course-compatible upload throughput by file size",
+        xLabel: "file size (MB)",
         yLabel: "MB/s",
-        points: (["sequential", "async", "thread", "process"] as const).map((mode) => ({
-          x: mode === "thread" || mode === "process" ? streams : 1,
-          y: rate(modeMs.get(mode)!),
-          series: mode,
-        })),
+        xLog: true,
+        points: referenceSizes.flatMap(([size, facts], i) => [
+          { x: size / 1e6, y: mbps(size, referenceMs[i]), series: "ours, sequential" },
+          {
+            x: size / 1e6,
+            y: mbps(size, facts * 1000),
+            series: "course's Python pair (facts §10)",
+          },
+          ...(pythonMs[i] === null
+            ? []
+            : [{ x: size / 1e6, y: mbps(size, pythonMs[i]!), series: "Python STEP peer, here" }]),
+        ]),
       },
     ];
     const parallelBest = Math.min(modeMs.get("thread")!, modeMs.get("process")!);
     const parallelRatio = ratio(parallelBest);
     const last = referenceSizes.length - 1;
     const multiRatio = multi ? round(multi.sequentialMs / multi.threadMs, 2) : null;
+    const pressure = cpuPressure();
+    const loadNote = pressure !== null && pressure >= 20
+      ? ` (CPU pressure ${pressure}% from other work during the run)`
+      : "";
     const parallelSentence = parallelRatio < 1.1
       ? `Agrees with the study on small files: 515 blocks took ${round(seq, 1)} ms on one ` +
         `lockstep connection and the best of threads or processes (${streams} connections) was ` +
-        `${parallelRatio}× as fast, since starting workers costs about what splitting 10.5 MB saves`
+        `${parallelRatio}× as fast, since starting workers costs ` +
+        `${parallelRatio < 0.9 ? "more than" : "about what"} splitting 10.5 MB saves`
       : `Disagrees with the study on small files: with a server that is not GIL-bound, ` +
         `${streams} connections uploaded 515 blocks ${parallelRatio}× as fast as one lockstep ` +
         `connection (${round(parallelBest, 1)} vs ${round(seq, 1)} ms)`;
@@ -787,22 +810,30 @@ export async function runStudy(
       : `; even for ${formatSize(multi.size)} ${streams} connections were only ${multiRatio}× ` +
         `as fast: worker start-up and two ends sharing two cores eat the gain.`;
     const pythonHere = last >= 0 ? pythonMs[last] : null;
+    const linear = fit.r2 >= 0.8
+      ? `Agrees with the study's linear growth: upload time from 9.5 to 976.6 KB fits a line ` +
+        `with R² = ${round(fit.r2, 3)} (${round(fit.slope, 2)} ms per MB), since every ` +
+        `20480-byte block costs one round trip.`
+      : `Disagrees with the study's linear growth on this run: upload times from 9.5 to 976.6 KB ` +
+        `fit a line only with R² = ${round(fit.r2, 3)}; each upload here takes under ` +
+        `${Math.ceil(Math.max(...sweepMs))} ms, so scheduling noise${loadNote} swamps the ` +
+        `per-block cost that makes the time linear on a quiet machine.`;
     const findings = [
       parallelSentence + multiSentence,
-      `${fit.r2 >= 0.9 ? "Agrees" : "Disagrees"} with the study's linear growth: upload time ` +
-      `from 9.5 to 976.6 KB fits a line with R² = ${round(fit.r2, 3)} (${round(fit.slope, 2)} ms ` +
-      `per MB), since every 20480-byte block costs one round trip.`,
+      linear,
       `Course-compatible lockstep mode is bound by round trips, not bandwidth: ${rate(seq)} MB/s ` +
       `against ${rate(rawMs)} MB/s for a raw TCP copy of the same bytes (a window of ${window} ` +
       `blocks on one connection reached ${rate(modeMs.get("async")!)} MB/s)` +
       (last >= 0
-        ? `; ${formatSize(referenceSizes[last][0])} took ${round(referenceMs[last] / 1000, 3)} s` +
+        ? `; ${formatSize(referenceSizes[last][0])} took ${
+          round(referenceMs[last] / 1000, 3)
+        } s, ` +
           (pythonHere !== null
-            ? `, ${round(pythonHere / referenceMs[last], 1)}× faster than the Python STEP peer ` +
-              `in the same run (${round(pythonHere / 1000, 3)} s)`
+            ? `${speedPhrase(pythonHere / referenceMs[last])} the Python STEP peer in the same ` +
+              `run (${round(pythonHere / 1000, 3)} s) and `
             : "") +
-          ` and ${round(referenceSizes[last][1] / (referenceMs[last] / 1000), 1)}× faster than ` +
-          `the course's pair in the facts sheet (${referenceSizes[last][1]} s).`
+          `${speedPhrase(referenceSizes[last][1] / (referenceMs[last] / 1000))} the course's ` +
+          `pair in the facts sheet (${referenceSizes[last][1]} s)${loadNote}.`
         : "."),
     ];
     return {
@@ -826,148 +857,12 @@ export async function runStudy(
         window,
         blockSize: DEFAULT_BLOCK_SIZE,
         studyBlocks: STUDY_BLOCKS,
+        placement: "unpinned; server in a child process, client in this one",
+        cpuPressureAvg10: pressure,
       },
       elapsedMs: round(performance.now() - started, 1),
     };
   } finally {
     await lab.close();
   }
-}
-
-function listOption<T>(parse: (text: string) => T, option: string) {
-  return (value: string): T[] => {
-    const parts = value.split(",").map((part) => part.trim()).filter((part) => part !== "");
-    if (parts.length === 0) throw new UsageError(`Invalid ${option} '${value}': the list is empty`);
-    return parts.map((part) => {
-      try {
-        return parse(part);
-      } catch (error) {
-        throw new UsageError(`Invalid ${option} '${value}': ${(error as Error).message}`);
-      }
-    });
-  };
-}
-
-/** Adds the `bench` command. */
-export function addBenchCommand(program: Command, setExit: (code: number) => void): void {
-  addOutputOptions(
-    program.command("bench")
-      .description("measure upload and download throughput beside a raw TCP copy (the ceiling)")
-      .option("--sizes <list>", "file sizes", listOption(parseSize, "--sizes"), [
-        1e6,
-        1e7,
-        1e8,
-        1e9,
-      ])
-      .option("--modes <list>", "client modes", (v: string) => parseModeList(v), [
-        "sequential",
-        "async",
-        "thread",
-        "process",
-      ])
-      .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
-      .option("--window <w>", "blocks in flight per connection", intOption(1, 1024), 8)
-      .option(
-        "--block-sizes <list>",
-        "block sizes",
-        listOption(parseSize, "--block-sizes"),
-        [DEFAULT_BLOCK_SIZE, 1 << 20],
-      )
-      .option("--runs <n>", "runs per configuration (the median is reported)", intOption(1, 100), 3)
-      .option(
-        "--directions <list>",
-        "upload, download",
-        listOption((v) => {
-          if (v !== "upload" && v !== "download") {
-            throw new Error(`'${v}' is not upload or download`);
-          }
-          return v as "upload" | "download";
-        }, "--directions"),
-        ["upload", "download"],
-      )
-      .option("--no-iperf", "skip the iperf3 comparison")
-      .option("--out <dir>", "write Markdown, CSV, JSON and SVG files here")
-      .option("--study", "run the seed study instead (a StudyReport)", false)
-      .option("--scale <scale>", "study scale: smoke, quick or full", "smoke"),
-  ).action(async (flags) => {
-    const started = performance.now();
-    // Progress lines go to stderr even with --json (stdout holds only the document).
-    const quiet = flags.quiet;
-    const onStatus = quiet ? undefined : (line: string) => writeStderr(`${line}\n`);
-    if (flags.study) {
-      let scale: StudyScale;
-      try {
-        scale = parseScale(flags.scale);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
-      const report = await runStudy(scale, { onStatus });
-      if (flags.out) {
-        await writeReport(flags.out, {
-          name: "transfer-study",
-          title: report.title,
-          notes: [
-            report.question,
-            ...report.findings,
-            ...report.skipped.map((s) => `Skipped: ${s}`),
-          ],
-          tables: [report.published, report.measured, ...report.extra],
-          plots: report.plots,
-          json: report,
-        });
-      }
-      if (flags.json) {
-        writeStdout(
-          JSON.stringify(
-            jsonDocument("transfer", "bench", flags, report, performance.now() - started),
-          ) +
-            "\n",
-        );
-      } else {
-        const text = [report.published, report.measured, ...report.extra].map(renderTable).join(
-          "\n\n",
-        );
-        writeStdout(`${text}\n\n${report.findings.join("\n")}\n`);
-      }
-      setExit(0);
-      return;
-    }
-    const result = await runBench({
-      sizes: flags.sizes,
-      modes: flags.modes,
-      streams: flags.streams,
-      window: flags.window,
-      blockSizes: flags.blockSizes,
-      runs: flags.runs,
-      directions: flags.directions,
-      iperf: flags.iperf,
-      onStatus,
-    });
-    const table = benchTable(result);
-    if (flags.out) {
-      await writeReport(flags.out, {
-        name: "transfer-bench",
-        title: "transfer bench",
-        notes: [
-          `Server peak RSS: ${result.serverPeakRssMb ?? "unknown"} MB.`,
-          ...result.skipped.map((s) => `Skipped: ${s}`),
-        ],
-        tables: [table],
-        plots: benchPlots(result),
-        json: result,
-      });
-    }
-    if (flags.json) {
-      writeStdout(
-        JSON.stringify(
-          jsonDocument("transfer", "bench", flags, result, performance.now() - started),
-        ) + "\n",
-      );
-    } else {
-      writeStdout(
-        `${renderTable(table)}\nserver peak RSS: ${result.serverPeakRssMb ?? "unknown"} MB\n`,
-      );
-    }
-    setExit(0);
-  });
 }

@@ -12,6 +12,7 @@ import {
   intOption,
   jsonDocument,
   runMain,
+  toolArgs,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -38,7 +39,7 @@ import {
   type TransferResult,
   upload,
 } from "./client.ts";
-import { addBenchCommand } from "./bench.ts";
+import { addBenchCommand } from "./bench_cli.ts";
 
 const TOOL = "transfer";
 
@@ -440,4 +441,4 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("transfer", () => main(Deno.args));
+if (import.meta.main && !enterRole()) await runMain("transfer", () => main(toolArgs()));

@@ -402,7 +402,11 @@ async function uploadBlock(
   }
   const state = storage.upload(paths);
   if (state === null) {
-    return reply("UPLOAD", 408, "FILE", `The "key" ${key} is not accepted for uploading.`);
+    // Completed meanwhile (perhaps by another process), or never saved.
+    const message = storage.isComplete(paths)
+      ? `The "key" ${key} is completely uploaded.`
+      : `The "key" ${key} is not accepted for uploading.`;
+    return reply("UPLOAD", 408, "FILE", message);
   }
   if (!("block_index" in json)) {
     return reply("UPLOAD", 410, "FILE", `The "block_index" is compulsory.`);

@@ -1,0 +1,293 @@
+/**
+ * C anchors: the same ping-pong (a counter bounced and checked, payload copied
+ * in and out) in C, under the same placement, for the transports C has: futex
+ * (for the thread transports that sleep), spinning, pipes, TCP and Unix
+ * sockets. The source is compiled with gcc into a temporary directory, run,
+ * and removed; no binary is kept.
+ *
+ * @module
+ */
+import type { Pin } from "./system.ts";
+import type { Transport } from "./transports.ts";
+
+/** The C program: `pingpong MODE SIZE N CPU_A CPU_B` prints one JSON line. */
+export const PINGPONG_C = `#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+static int size, n, warm = 1000;
+static int cpu_a, cpu_b;
+static double *samples;
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+static void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+static void die(const char *what) { perror(what); exit(1); }
+static void rd(int fd, char *buf) {
+  for (int off = 0; off < size;) {
+    ssize_t k = read(fd, buf + off, size - off);
+    if (k <= 0) die("read");
+    off += k;
+  }
+}
+static void wr(int fd, char *buf) {
+  for (int off = 0; off < size;) {
+    ssize_t k = write(fd, buf + off, size - off);
+    if (k <= 0) die("write");
+    off += k;
+  }
+}
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Threads over shared memory: futex waits or spinning. */
+static _Atomic uint32_t req, rep;
+static char *shared;
+static int spin;
+static void fwait(_Atomic uint32_t *addr, uint32_t val) {
+  if (spin) { while (atomic_load(addr) == val) {} return; }
+  while (atomic_load(addr) == val) syscall(SYS_futex, addr, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+static void fwake(_Atomic uint32_t *addr) {
+  if (!spin) syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+static void *echo_thread(void *arg) {
+  (void)arg;
+  pin(cpu_b);
+  char *local = malloc(size);
+  uint32_t seq = 0;
+  for (;;) {
+    fwait(&req, seq);
+    seq = atomic_load(&req);
+    if (seq == 0xffffffff) return NULL;
+    memcpy(local, shared, size);
+    (*(uint32_t *)local)++;
+    memcpy(shared, local, size);
+    atomic_store(&rep, seq);
+    fwake(&rep);
+  }
+}
+static double run_threads(void) {
+  shared = calloc(1, size);
+  pthread_t t;
+  pthread_create(&t, NULL, echo_thread, NULL);
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t seq = 0, value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    memcpy(shared, msg, size);
+    atomic_store(&req, ++seq);
+    fwake(&req);
+    fwait(&rep, seq - 1);
+    memcpy(msg, shared, size);
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  double wall = now_us() - start;
+  atomic_store(&req, 0xffffffff);
+  fwake(&req);
+  pthread_join(t, NULL);
+  return wall;
+}
+
+/* Processes: a connected pair of descriptors each way. */
+static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) {
+  *pid = fork();
+  if (*pid == 0) {
+    pin(cpu_b);
+    char *buf = malloc(size);
+    for (;;) {
+      for (int off = 0; off < size;) {
+        ssize_t k = read(child_in, buf + off, size - off);
+        if (k <= 0) _exit(0);
+        off += k;
+      }
+      (*(uint32_t *)buf)++;
+      wr(child_out, buf);
+    }
+  }
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    wr(out, msg);
+    rd(in, msg);
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  return now_us() - start;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 6) { fprintf(stderr, "usage: %s futex|spin|pipe|tcp|unix SIZE N CPU_A CPU_B\\n", argv[0]); return 2; }
+  const char *mode = argv[1];
+  size = atoi(argv[2]); n = atoi(argv[3]); cpu_a = atoi(argv[4]); cpu_b = atoi(argv[5]);
+  if (size < 4 || n < 1) return 2;
+  if (warm > n) warm = n;
+  samples = malloc(sizeof(double) * n);
+  double wall;
+  pid_t pid = 0;
+  if (!strcmp(mode, "futex") || !strcmp(mode, "spin")) {
+    spin = !strcmp(mode, "spin");
+    wall = run_threads();
+  } else if (!strcmp(mode, "pipe")) {
+    int a[2], b[2];
+    if (pipe(a) || pipe(b)) die("pipe");
+    wall = run_fds(a[1], b[0], a[0], b[1], &pid);
+    close(a[1]);
+  } else if (!strcmp(mode, "unix")) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair");
+    wall = run_fds(sv[0], sv[0], sv[1], sv[1], &pid);
+    shutdown(sv[0], SHUT_RDWR);
+  } else if (!strcmp(mode, "tcp")) {
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (bind(ls, (void *)&addr, len) || listen(ls, 1) || getsockname(ls, (void *)&addr, &len)) die("listen");
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(c, (void *)&addr, len)) die("connect");
+    int s = accept(ls, NULL, NULL);
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    wall = run_fds(s, s, c, c, &pid);
+    shutdown(s, SHUT_RDWR);
+  } else return 2;
+  if (pid > 0) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); }
+  qsort(samples, n, sizeof(double), cmp);
+  printf("{\\"mode\\":\\"%s\\",\\"size\\":%d,\\"n\\":%d,\\"p50Us\\":%.3f,\\"p99Us\\":%.3f,\\"roundTripsPerSec\\":%.0f}\\n",
+         mode, size, n, samples[n / 2], samples[(int)(n * 0.99)], n / (wall / 1e6));
+  return 0;
+}
+`;
+
+/** The C mode that anchors each transport (`null`: none). */
+export const C_MODE: Readonly<Record<Transport, string | null>> = {
+  "async": null,
+  "postmessage": "futex",
+  "messagechannel": "futex",
+  "atomics-wait": "futex",
+  "sab-spin": "spin",
+  "waitasync": "futex",
+  "pipes": "pipe",
+  "tcp": "tcp",
+  "unix": "unix",
+  "fifo": "pipe",
+  "udp": null,
+};
+
+/** One C measurement. */
+export interface CAnchor {
+  mode: string;
+  size: number;
+  n: number;
+  p50Us: number;
+  p99Us: number;
+  roundTripsPerSec: number;
+}
+
+/** A compiled anchor program; `close()` removes it. */
+export interface CAnchorRunner {
+  /** Measures (cached per mode, size and placement); `null` when the transport has no anchor. */
+  measure(transport: Transport, size: number, pin: Pin, cpus: number[], n: number): Promise<
+    CAnchor | null
+  >;
+  close(): Promise<void>;
+}
+
+/** Compiles the anchor; returns why not when gcc is missing or fails. */
+export async function compileCAnchor(): Promise<CAnchorRunner | { skipped: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "ipcbench-c-" });
+  const close = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  try {
+    await Deno.writeTextFile(`${dir}/pingpong.c`, PINGPONG_C);
+    const output = await new Deno.Command("gcc", {
+      args: ["-O2", "-pthread", "-o", `${dir}/pingpong`, `${dir}/pingpong.c`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!output.success) {
+      await close();
+      const why = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
+      return { skipped: `C anchors: gcc failed (${why})` };
+    }
+  } catch (error) {
+    await close();
+    return {
+      skipped: `C anchors: gcc could not run (${error instanceof Error ? error.message : error})`,
+    };
+  }
+  const cache = new Map<string, Promise<CAnchor | null>>();
+  return {
+    measure(transport, size, pin, cpus, n) {
+      const mode = C_MODE[transport];
+      if (mode === null || (mode === "spin" && pin === "same")) return Promise.resolve(null);
+      const [a, b] = pin === "none"
+        ? [-1, -1]
+        : pin === "same"
+        ? [cpus[0], cpus[0]]
+        : [cpus[0], cpus[1]];
+      const key = `${mode} ${size} ${a} ${b} ${n}`;
+      let result = cache.get(key);
+      if (!result) {
+        result = (async () => {
+          const child = new Deno.Command(`${dir}/pingpong`, {
+            args: [mode, String(size), String(n), String(a), String(b)],
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          // A C run is bounded; a hang (a broken kernel feature) must not hang the bench.
+          const timer = setTimeout(() => {
+            try {
+              child.kill("SIGKILL");
+            } catch {
+              // Already gone.
+            }
+          }, 60_000);
+          const output = await child.output().finally(() => clearTimeout(timer));
+          if (!output.success) return null;
+          return JSON.parse(new TextDecoder().decode(output.stdout)) as CAnchor;
+        })();
+        cache.set(key, result);
+      }
+      return result;
+    },
+    close,
+  };
+}
