@@ -28,4 +28,6 @@ async function runMain(tool: string, run: () => Promise<number | void>): Promise
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("scanner", () => main(Deno.args));
+if (import.meta.main && !enterRole()) {
+  await runMain("scanner", () => main(Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args));
+}

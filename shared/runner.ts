@@ -229,6 +229,7 @@ async function* runLocal<I, O>(
   // Completed tasks wait in a queue; one wake-up per completion keeps the cost per
   // task constant whatever the number in flight.
   const done: TaskOutcome<I, O>[] = [];
+  let head = 0;
   let wake: (() => void) | null = null;
   const notify = () => {
     const w = wake;
@@ -272,7 +273,9 @@ async function* runLocal<I, O>(
   try {
     for (;;) {
       options.signal?.throwIfAborted();
-      while (!exhausted && running < limit) {
+      // Also stop starting once `limit` results wait: a task that finishes
+      // synchronously never counts as running, and the queue must stay bounded.
+      while (!exhausted && running < limit && done.length - head < limit) {
         const next = await iterator.next();
         if (next.done) {
           exhausted = true;
@@ -281,8 +284,13 @@ async function* runLocal<I, O>(
         start(next.value, index++);
         options.signal?.throwIfAborted();
       }
-      while (done.length > 0) {
-        const outcome = done.shift()!;
+      while (head < done.length) {
+        const outcome = done[head++];
+        if (head === done.length) {
+          // Reset rather than shift: shift() is O(n) per item on a long queue.
+          done.length = 0;
+          head = 0;
+        }
         if (!outcome.ok && !options.continueOnError) {
           throw new TaskError(name, outcome.input, where, outcome.error);
         }
@@ -292,7 +300,7 @@ async function* runLocal<I, O>(
       if (running >= limit || exhausted) {
         await new Promise<void>((resolve) => {
           wake = resolve;
-          if (done.length > 0 || options.signal?.aborted) notify();
+          if (head < done.length || options.signal?.aborted) notify();
         });
       }
     }

@@ -12,6 +12,7 @@ import {
   intOption,
   jsonDocument,
   runMain,
+  toolArgs,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -381,4 +382,4 @@ function parseCounts(text: string, option: string): number[] {
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("taskserver", () => main(Deno.args));
+if (import.meta.main && !enterRole()) await runMain("taskserver", () => main(toolArgs()));

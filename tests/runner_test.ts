@@ -1,5 +1,5 @@
 import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
-import { runAll, runTasks } from "../shared/runner.ts";
+import { defineTask, runAll, runTasks } from "../shared/runner.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import { TaskError, WorkerCrashError } from "../shared/errors.ts";
 import { MODES } from "../shared/mode.ts";
@@ -139,4 +139,20 @@ Deno.test("conformance [process]: stopping the consumer early leaves no children
   assertEquals(pids.length, 2);
   assertEquals(liveChildPids(), []);
   for (const pid of pids) assertEquals(pidAlive(pid), false);
+});
+
+Deno.test("runner: synchronous tasks are started only as results are consumed", async () => {
+  let started = 0;
+  const counted = defineTask("test.counted", (n: number) => {
+    started++;
+    return n;
+  });
+  const inputs = Array.from({ length: 10_000 }, (_, i) => i);
+  const seen: number[] = [];
+  for await (const outcome of runTasks(counted, inputs, { mode: "async", concurrency: 2 })) {
+    if (seen.length === 0) assertEquals(started, 2);
+    seen.push(outcome.ok ? outcome.value : -1);
+  }
+  assertEquals(seen.length, 10_000);
+  assertEquals(seen.slice(0, 3), [0, 1, 2]);
 });
