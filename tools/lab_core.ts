@@ -35,11 +35,29 @@ const BENCH_PERMISSIONS = [
   "--allow-sys",
 ];
 
-/** Rough wall time of one study per scale, for the time-left estimate. */
-export const EXPECTED_MS: Record<StudyScale, number> = {
-  smoke: 15_000,
-  quick: 45_000,
-  full: 20 * 60_000,
+/** Rough wall time of each study per scale (measured on 2 cores), for the time-left estimate. */
+export const EXPECTED_MS: Record<StudyScale, Record<StudyName, number>> = {
+  smoke: {
+    scanner: 13_000,
+    transfer: 7_000,
+    taskserver: 17_000,
+    interarrival: 12_000,
+    ipcbench: 8_000,
+  },
+  quick: {
+    scanner: 30_000,
+    transfer: 8_000,
+    taskserver: 30_000,
+    interarrival: 35_000,
+    ipcbench: 20_000,
+  },
+  full: {
+    scanner: 480_000,
+    transfer: 60_000,
+    taskserver: 1_800_000,
+    interarrival: 150_000,
+    ipcbench: 120_000,
+  },
 };
 
 /** A study is killed when it takes this long. */
@@ -261,7 +279,7 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
       study,
       index,
       total: selected.length,
-      leftMs: (selected.length - index) * EXPECTED_MS[options.scale],
+      leftMs: selected.slice(index).reduce((sum, s) => sum + EXPECTED_MS[options.scale][s], 0),
     });
     const t0 = performance.now();
     const outcome = await runStudy(study, options);

@@ -187,7 +187,9 @@ export function renderLabHtml(results: LabResults, svgs: string[][]): string {
     const plots = (svgs[i] ?? []).map((svg) => `<div class="plot">${svg}</div>`).join("\n");
     const extra = s.extra.map((t) => htmlTable(t)).join("\n");
     const skipped = s.skipped.length
-      ? `<p class="skipped"><strong>Skipped:</strong> ${s.skipped.map(escapeHtml).join(" ")}</p>`
+      ? `<div class="skipped"><strong>Skipped or scaled down:</strong><ul>${
+        s.skipped.map((item) => `<li>${escapeHtml(item)}</li>`).join("")
+      }</ul></div>`
       : "";
     return `<section class="study" id="study-${s.study}" data-plots="${s.plots.length}">
 <h2>${escapeHtml(s.title)}</h2>
@@ -263,7 +265,9 @@ export function renderLabMarkdown(results: LabResults): string {
     out.push(`> ${s.question}`, "");
     for (const f of s.findings) out.push(`- ${f}`);
     out.push("");
-    if (s.skipped.length) out.push(`Skipped: ${s.skipped.join(" ")}`, "");
+    if (s.skipped.length) {
+      out.push("Skipped or scaled down:", "", ...s.skipped.map((item) => `- ${item}`), "");
+    }
     out.push(mdTable(s.published, s.published.title ?? "Published in the study"), "");
     out.push(mdTable(s.measured, s.measured.title ?? "Measured here"), "");
     for (const t of s.extra) out.push(mdTable(t), "");
