@@ -1,0 +1,380 @@
+/**
+ * The `taskserver` command line (commander): `serve`, `call`, `client`, `bench`.
+ * Loaded by `main.ts` only when the fast path for a plain `call` does not apply.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { DEFAULT_PORT } from "./fast_call.ts";
+import {
+  addOutputOptions,
+  createProgram,
+  EXIT_FAILURE,
+  EXIT_OK,
+  intOption,
+  jsonDocument,
+  writeStderr,
+  writeStdout,
+} from "../shared/cli.ts";
+import { errorMessage, UsageError } from "../shared/errors.ts";
+import { parseMode, parseModeList } from "../shared/mode.ts";
+import { parseScale } from "../shared/study.ts";
+import { red } from "../shared/colors.ts";
+import { type Operation, parseOperation } from "./ops.ts";
+import { DEFAULT_INIT } from "./protocol.ts";
+// Registers the load generator's task: this file is also the worker entry of a bundle.
+import "./loadgen.ts";
+import { DEFAULT_BACKLOG, describeDesign, formatEvent, startTaskServer } from "./server.ts";
+import { call, interactive, stdinConsole } from "./client.ts";
+import type { BenchOptions } from "./bench.ts";
+
+const TOOL = "taskserver";
+/** The study's port. */
+
+interface OutputFlags {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** Runs a command body; prints its result as one JSON document or as text. */
+async function run(
+  command: string,
+  options: OutputFlags & Record<string, unknown>,
+  body: () => Promise<{ results: unknown; text: string; ok?: boolean }>,
+): Promise<number> {
+  const started = performance.now();
+  try {
+    const { results, text, ok } = await body();
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(jsonDocument(TOOL, command, options, results, performance.now() - started)) +
+          "\n",
+      );
+    } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
+    return ok === false ? EXIT_FAILURE : EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(
+          jsonDocument(TOOL, command, options, null, performance.now() - started, error),
+        ) + "\n",
+      );
+    }
+    writeStderr(`${red(`${TOOL}: error:`)} ${errorMessage(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function operationArg(value: string): Operation {
+  const op = parseOperation(value);
+  if (!op) {
+    throw new UsageError(
+      `Invalid operation '${value}': expected swapcase, eval or reverse (or 1, 2, 3)`,
+    );
+  }
+  return op;
+}
+
+function addTargetOptions(command: Command): Command {
+  return command
+    .option("--host <host>", "server address", "127.0.0.1")
+    .option("--port <port>", "server port", intOption(1, 65535), DEFAULT_PORT)
+    .option(
+      "--timeout <ms>",
+      "milliseconds to wait for the connection and each reply",
+      intOption(1),
+      30_000,
+    );
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        // Listeners override default termination: remove them once one fired.
+        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}
+
+interface ServeFlags extends OutputFlags {
+  host: string;
+  port: number;
+  mode: string;
+  workers: number;
+  perClient: boolean;
+  backlog: number;
+  delay: number;
+  idleTimeout: number;
+  pause: number;
+  maxLine: number;
+  defaultOp?: string;
+}
+
+async function serveCommand(flags: ServeFlags): Promise<number> {
+  const mode = parseMode(flags.mode);
+  if (flags.perClient && (mode === "sequential" || mode === "async")) {
+    throw new UsageError(`--per-client needs --mode thread or process (not ${mode})`);
+  }
+  const defaultOp = flags.defaultOp === undefined ? null : operationArg(flags.defaultOp);
+  const log = !flags.quiet;
+  // Listen for signals before announcing the address: a script may stop the
+  // server as soon as it reads it.
+  const signalled = waitForSignal();
+  const server = await startTaskServer({
+    host: flags.host,
+    port: flags.port,
+    mode,
+    workers: flags.workers,
+    perClient: flags.perClient,
+    backlog: flags.backlog,
+    init: {
+      delayMs: flags.delay,
+      idleTimeoutMs: flags.idleTimeout,
+      pauseMs: flags.pause,
+      maxLine: flags.maxLine,
+      defaultOp,
+      verbose: flags.verbose === true,
+    },
+    onEvent: flags.verbose
+      ? (event, where) => writeStderr(formatEvent(event, where) + "\n")
+      : undefined,
+  });
+  const design = describeDesign(mode, flags.perClient, flags.workers);
+  const listening = {
+    host: server.hostname,
+    port: server.port,
+    mode,
+    perClient: flags.perClient,
+    design,
+  };
+  if (flags.json) {
+    writeStdout(JSON.stringify(jsonDocument(TOOL, "serve", { ...flags }, listening, 0)) + "\n");
+  } else if (log) {
+    writeStderr(
+      `${TOOL} (pid ${Deno.pid}) listening on ${server.hostname}:${server.port}\n-- ${design} --\n`,
+    );
+  }
+  const signal = await Promise.race([signalled, server.finished.then(() => null)]);
+  if (log && signal) writeStderr(`${TOOL}: ${signal}: closing\n`);
+  await server.close();
+  return EXIT_OK;
+}
+
+/** Parses the command line and runs the tool; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = createProgram(
+    "taskserver",
+    "task server (change case, evaluate, reverse), its clients and load benchmark",
+  );
+  let code = EXIT_OK;
+
+  addOutputOptions(
+    program.command("serve")
+      .description(
+        "serve the tasks: `1|text` swap case, `2|expr` evaluate, `3|text` reverse; one request per line",
+      )
+      .option("--host <host>", "address to listen on", "127.0.0.1")
+      .option("--port <port>", "port (0 picks a free one)", intOption(0, 65535), DEFAULT_PORT)
+      .option("--mode <mode>", "sequential (single), async, thread or process", "async")
+      .option("--workers <n>", "pool size for thread and process modes", intOption(1, 256), 2)
+      .option(
+        "--backlog <n>",
+        "listen-queue capacity for bursts (511 per listener, reusePort above)",
+        intOption(1, 65_536),
+        DEFAULT_BACKLOG,
+      )
+      .option(
+        "--per-client",
+        "thread/process: a new worker or child per client (the study's design)",
+        false,
+      )
+      .option("--delay <ms>", "answer each request after this delay", intOption(0, 3_600_000), 0)
+      .option(
+        "--idle-timeout <ms>",
+        "close clients silent this long (0: never)",
+        intOption(0),
+        DEFAULT_INIT.idleTimeoutMs,
+      )
+      .option(
+        "--pause <ms>",
+        "a request without newline is complete after this pause (0: off)",
+        intOption(0, 60_000),
+        DEFAULT_INIT.pauseMs,
+      )
+      .option(
+        "--max-line <bytes>",
+        "longest request line",
+        intOption(16, 16 << 20),
+        DEFAULT_INIT.maxLine,
+      )
+      .option(
+        "--default-op <op>",
+        "operation for requests without '|' (the study's benchmark: reverse)",
+      ),
+  ).action(async (flags: ServeFlags) => void (code = await serveCommand(flags)));
+
+  addOutputOptions(
+    addTargetOptions(
+      program.command("call")
+        .description("send one request and print the answer (exit 1 on an `Error:` reply)")
+        .argument("<op>", "swapcase, eval or reverse (or 1, 2, 3)")
+        .argument("<payload...>", "text or expression (several words are joined with spaces)")
+        .option("--repeat <n>", "requests over the same connection", intOption(1, 10_000_000), 1),
+    ),
+  ).action(
+    async (
+      opText: string,
+      words: string[],
+      flags: OutputFlags & { host: string; port: number; timeout: number; repeat: number },
+    ) => {
+      const op = operationArg(opText);
+      const payload = words.join(" ");
+      code = await run("call", { ...flags }, async () => {
+        const started = performance.now();
+        const replies = await call(
+          { host: flags.host, port: flags.port, timeoutMs: flags.timeout },
+          op,
+          payload,
+          flags.repeat,
+        );
+        const errors = replies.filter((reply) => reply.startsWith("Error:")).length;
+        const shown = flags.repeat === 1 ? replies[0] : replies.join("\n");
+        return {
+          results: {
+            op,
+            payload,
+            replies: flags.repeat === 1 ? replies : replies.slice(0, 100),
+            requests: replies.length,
+            errors,
+            ms: performance.now() - started,
+          },
+          text: shown,
+          ok: errors === 0,
+        };
+      });
+    },
+  );
+
+  addTargetOptions(
+    program.command("client")
+      .description(
+        "the study's interactive menu (1 Change case, 2 Evaluate, 3 Reverse, 4 Exit); works from a pipe",
+      ),
+  ).action(async (flags: { host: string; port: number; timeout: number }) => {
+    code = await run("client", {}, async () => {
+      const answered = await interactive(
+        { host: flags.host, port: flags.port, timeoutMs: flags.timeout },
+        stdinConsole(writeStdout),
+      );
+      return { results: { answered }, text: "" };
+    });
+  });
+
+  addOutputOptions(
+    program.command("bench")
+      .description(
+        "concurrent clients against --delay (the study's table), and a no-delay throughput run",
+      )
+      .option("--study", "print the lab's StudyReport (with --scale)", false)
+      .option("--scale <scale>", "study scale: smoke, quick or full", "quick")
+      .option(
+        "--modes <list>",
+        "modes to measure (per-client thread/process are added as thread-per-client, process-per-client)",
+        "sequential,async,thread,process",
+      )
+      .option(
+        "--clients <list>",
+        "client counts for the delay table",
+        "10,20,30,40,50,60,70,80,90,100",
+      )
+      .option("--delay <ms>", "server delay for the table", intOption(0, 60_000), 3000)
+      .option("--workers <n>", "pool size for pooled thread and process", intOption(1, 64), 2)
+      .option("--no-per-client", "skip the worker-per-client thread and process servers")
+      .option(
+        "--clients-in-process",
+        "clients from an in-process load generator (default: start.sh-style processes)",
+        false,
+      )
+      .option(
+        "--throughput <list>",
+        "persistent clients for the no-delay run ('' to skip)",
+        "1,10,100,1000",
+      )
+      .option("--duration <ms>", "length of each throughput run", intOption(100, 600_000), 2000)
+      .option("--no-python", "skip the Python thread-per-client baseline")
+      .option("--out <dir>", "write Markdown, CSV, JSON and SVG"),
+  ).action(async (flags: Record<string, unknown> & OutputFlags) => {
+    if (flags.study) {
+      const scale = (() => {
+        try {
+          return parseScale(String(flags.scale));
+        } catch (error) {
+          throw new UsageError(errorMessage(error));
+        }
+      })();
+      code = await run("bench", flags, async () => {
+        const { runStudy } = await loadBench();
+        const report = await runStudy(scale, {
+          onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
+          out: flags.out as string | undefined,
+        });
+        return { results: report, text: report.findings.join("\n") };
+      });
+      return;
+    }
+    const options: BenchOptions = {
+      modes: parseModeList(String(flags.modes)),
+      clients: String(flags.clients).trim() === ""
+        ? []
+        : parseCounts(String(flags.clients), "--clients"),
+      delayMs: flags.delay as number,
+      workers: flags.workers as number,
+      perClient: flags.perClient !== false,
+      inProcess: flags.clientsInProcess === true,
+      throughput: String(flags.throughput).trim() === ""
+        ? []
+        : parseCounts(String(flags.throughput), "--throughput"),
+      durationMs: flags.duration as number,
+      python: flags.python !== false,
+      out: flags.out as string | undefined,
+      onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
+    };
+    code = await run("bench", flags, async () => {
+      const { runBench } = await loadBench();
+      const result = await runBench(options);
+      return { results: result.json, text: result.text };
+    });
+  });
+
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  await program.parseAsync(args, { from: "user" });
+  return code;
+}
+
+// The benchmark (and its table and plot libraries) loads only for `bench`, which
+// keeps `taskserver call` quick to start: start.sh runs it 100 times at once.
+function loadBench(): Promise<typeof import("./bench.ts")> {
+  return import("./bench.ts");
+}
+
+function parseCounts(text: string, option: string): number[] {
+  const parts = text.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  const counts = parts.map(Number);
+  if (counts.length === 0 || counts.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 100_000)) {
+    throw new UsageError(
+      `Invalid ${option} '${text}': expected a comma-separated list of integers from 1 to 100000`,
+    );
+  }
+  return counts;
+}
