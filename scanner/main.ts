@@ -14,6 +14,7 @@
  */
 import { enterRole } from "../shared/runtime.ts";
 import "./probe.ts";
+import { fastScan } from "./fast_scan.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -29,5 +30,9 @@ async function runMain(tool: string, run: () => Promise<number | void>): Promise
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
 if (import.meta.main && !enterRole()) {
-  await runMain("scanner", () => main(Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args));
+  const args = Deno.args[0] === "--" ? Deno.args.slice(1) : [...Deno.args];
+  // A small plain scan of literal addresses skips commander (see fast_scan.ts).
+  const code = await fastScan(args);
+  if (code !== null) Deno.exit(code);
+  await runMain("scanner", () => main(args));
 }

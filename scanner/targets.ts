@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { lookup } from "node:dns/promises";
 import { UsageError } from "../shared/errors.ts";
 
 /** Highest TCP port. */
@@ -230,7 +229,12 @@ export interface UnresolvedTarget {
 export type Resolver = (name: string) => Promise<{ address: string; family: number }[]>;
 
 /** The system resolver (getaddrinfo: `/etc/hosts`, then DNS). */
-export const systemResolver: Resolver = (name) => lookup(name, { all: true, verbatim: true });
+export const systemResolver: Resolver = async (name) => {
+  // Loaded on first use: Node's DNS module costs start-up time that scans of
+  // literal addresses never need.
+  const { lookup } = await import("node:dns/promises");
+  return await lookup(name, { all: true, verbatim: true });
+};
 
 /**
  * Expands parsed targets into addresses: CIDR blocks into every address, host

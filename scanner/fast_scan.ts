@@ -1,0 +1,86 @@
+/**
+ * The fast path for a small plain scan, `scanner ADDRESS... [-p PORTS]
+ * [--timeout MS]` with literal addresses and at most 128 probes: parsed by hand,
+ * so the process never loads commander and the Node compatibility layer it pulls
+ * in (about 25 ms of start-up here). It prints exactly what the full command
+ * line prints. Anything else (host names, CIDR blocks, other options, any error
+ * in the arguments) returns `null` and goes to the full command line, which
+ * gives the proper usage errors.
+ *
+ * @module
+ */
+import { errorMessage } from "../shared/errors.ts";
+import { formatTable } from "./output.ts";
+import { DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
+import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./targets.ts";
+import type { ScanTarget } from "./targets.ts";
+
+/** Most probes the fast path takes on: what one isolate runs at once in `async` mode. */
+export const FAST_PATH_MAX_PROBES = 128;
+
+/** A small plain scan, as the fast path understands it. */
+export interface PlainScan {
+  targets: ScanTarget[];
+  ports: number[];
+  timeoutMs: number;
+}
+
+/** Parses a small plain scan; `null` for anything the full command line must handle. */
+export async function parsePlainScan(args: readonly string[]): Promise<PlainScan | null> {
+  if (args.length === 0) return null;
+  const words: string[] = [];
+  let portSpec = DEFAULT_PORTS;
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith("-")) {
+      words.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
+    if (value === undefined) return null;
+    if (name === "-p" || name === "--ports") portSpec = value;
+    else if (name === "--timeout") {
+      if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > 600_000) return null;
+      timeoutMs = Number(value);
+    } else return null;
+  }
+  if (words.length === 0 || words[0] === "scan" || words[0] === "bench" || words[0] === "help") {
+    return null;
+  }
+  try {
+    const ports = parsePorts(portSpec, "-p");
+    const specs = parseTargetList(words);
+    if (specs.length === 0 || specs.some((spec) => spec.kind !== "address")) return null;
+    const { targets, unresolved } = await resolveTargets(specs);
+    if (unresolved.length > 0 || targets.length * ports.length > FAST_PATH_MAX_PROBES) return null;
+    return { targets, ports, timeoutMs };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs a small plain scan and prints the table (exit 0), or returns `null` when
+ * the arguments need the full command line.
+ */
+export async function fastScan(args: readonly string[]): Promise<number | null> {
+  const plain = await parsePlainScan(args);
+  if (plain === null) return null;
+  const encoder = new TextEncoder();
+  try {
+    const result = await scan({
+      targets: plain.targets,
+      ports: plain.ports,
+      mode: "async",
+      timeoutMs: plain.timeoutMs,
+    });
+    await Deno.stdout.write(encoder.encode(formatTable(result, ["open"])));
+    return 0;
+  } catch (error) {
+    await Deno.stderr.write(encoder.encode(`scanner: error: ${errorMessage(error)}\n`));
+    return 1;
+  }
+}

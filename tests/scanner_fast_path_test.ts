@@ -1,0 +1,30 @@
+import { assertEquals } from "./_assert.ts";
+import { parsePlainScan } from "../scanner/fast_scan.ts";
+
+Deno.test("scanner fast path: small scans of literal addresses parse, the rest go to the CLI", async () => {
+  const plain = await parsePlainScan(["127.0.0.1", "-p", "22,80", "--timeout=200"]);
+  assertEquals(plain, {
+    targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
+    ports: [22, 80],
+    timeoutMs: 200,
+  });
+  assertEquals((await parsePlainScan(["::1", "--ports=7"]))?.ports, [7]);
+  for (
+    const args of [
+      [],
+      ["127.0.0.1"], // default ports 1-1024: more than one isolate's 128 probes
+      ["127.0.0.1", "-p", "1-129"],
+      ["localhost", "-p", "80"], // a name needs the resolver
+      ["127.0.0.0/30", "-p", "80"],
+      ["127.0.0.1", "-p", "0"], // the CLI names the bad value
+      ["127.0.0.1", "-p", "80", "--json"],
+      ["127.0.0.1", "-p"],
+      ["127.0.0.1", "-p", "80", "--timeout", "0"],
+      ["scan", "127.0.0.1", "-p", "80"],
+      ["bench", "--study"],
+      ["--help"],
+    ]
+  ) {
+    assertEquals(await parsePlainScan(args), null, args.join(" "));
+  }
+});
