@@ -7,6 +7,7 @@
  * @module
  */
 import type { LinePlot, Report, ReportTable } from "../shared/report.ts";
+import { pressureLine } from "../shared/pressure.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { roundMs } from "../shared/clock.ts";
@@ -427,12 +428,8 @@ export async function pythonServerCount(
   }
 }
 
-async function cpuPressure(): Promise<string | null> {
-  try {
-    return (await Deno.readTextFile("/proc/pressure/cpu")).split("\n")[0];
-  } catch {
-    return null;
-  }
+function cpuPressure(): string | null {
+  return pressureLine();
 }
 
 /** Runs the accuracy and throughput benchmarks. */
@@ -481,7 +478,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     throughput,
     pythonServer,
     skipped,
-    pressure: await cpuPressure(),
+    pressure: cpuPressure(),
     elapsedMs: roundMs(performance.now() - started),
   };
 }
@@ -828,7 +825,7 @@ export async function runStudy(scale: StudyScale, hooks: BenchHooks = {}): Promi
       roundMs(r.connectionMs / r.sessionMs),
     ]),
   };
-  const pressure = await cpuPressure();
+  const pressure = cpuPressure();
   // Other load on the machine (avg10 of /proc/pressure/cpu above 20 %) explains tail latencies.
   const busy = Number(/avg10=([\d.]+)/.exec(pressure ?? "")?.[1] ?? 0) > 20;
   const ours10 = accuracy.find((r) => r.client === "interarrival" && r.meanMs === 10)!;

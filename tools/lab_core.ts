@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { readPressure } from "../shared/pressure.ts";
 import { renderLinePlot } from "../shared/report.ts";
 import {
   STUDY_NAMES,
@@ -99,9 +100,7 @@ function readText(path: string): string | null {
 
 /** `some avg10` from `/proc/pressure/cpu`, or null where the kernel has no PSI. */
 export function cpuPressure(): number | null {
-  const text = readText("/proc/pressure/cpu");
-  const match = text?.match(/^some avg10=([\d.]+)/m);
-  return match ? Number(match[1]) : null;
+  return readPressure()?.avg10 ?? null;
 }
 
 /** The CPU's name; some virtual machines give only the vendor, family and model numbers. */

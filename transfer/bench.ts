@@ -11,6 +11,7 @@
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
+import { readPressure } from "../shared/pressure.ts";
 import { median } from "../shared/stats.ts";
 import type { LinePlot, ReportTable } from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
@@ -529,13 +530,8 @@ function speedPhrase(ratio: number): string {
 
 /** CPU pressure (`some avg10` of /proc/pressure/cpu, in %), or null where unavailable. */
 function cpuPressure(): number | null {
-  try {
-    const text = Deno.readTextFileSync("/proc/pressure/cpu");
-    const value = Number(/some avg10=([\d.]+)/.exec(text)?.[1]);
-    return Number.isFinite(value) ? Math.round(value) : null;
-  } catch {
-    return null;
-  }
+  const pressure = readPressure();
+  return pressure ? Math.round(pressure.avg10) : null;
 }
 
 /** Options for {@linkcode runStudy}. */
