@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { onAbort } from "./abort.ts";
 
 /** Monotonic milliseconds (microsecond resolution) since this isolate started. */
 export function now(): number {
@@ -26,14 +27,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      forget();
       resolve();
     }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const forget = signal
+      ? onAbort(signal, () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      })
+      : () => {};
   });
 }
 

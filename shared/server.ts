@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { onAbort } from "./abort.ts";
 import type { Mode } from "./mode.ts";
 import { type Channel, defineService, describeWhere, spawn, type Spawned } from "./runtime.ts";
 
@@ -439,8 +440,7 @@ function relayHandler<Init>(
         writes.then(() => writer.close()).catch(() => {});
       }
     });
-    const onAbort = () => worker.channel.send({ abort: true });
-    context.signal.addEventListener("abort", onAbort, { once: true });
+    const forgetAbort = onAbort(context.signal, () => worker.channel.send({ abort: true }));
     const pump = (async () => {
       try {
         for await (const chunk of conn.readable) worker.channel.send({}, chunk);
@@ -452,7 +452,7 @@ function relayHandler<Init>(
     try {
       await worker.done;
     } finally {
-      context.signal.removeEventListener("abort", onAbort);
+      forgetAbort();
       worker.kill();
       await writes;
       try {

@@ -15,6 +15,7 @@
 import { defineConnectionHandler, type Duplex } from "../shared/server.ts";
 import { decodeUtf8Strict, LineDecoder, LineOverflow } from "../shared/codec.ts";
 import { errorMessage } from "../shared/errors.ts";
+import { onAbort } from "../shared/abort.ts";
 import { type Operation, processRequest } from "./ops.ts";
 
 /** Name of the handler given to `serve()`. */
@@ -97,28 +98,8 @@ function watch(entry: Watched): void {
 
 const PAUSED = Symbol("paused");
 
-// Every connection of an isolate shares one abort signal, and an EventTarget
-// removes listeners by a linear scan: with 10,000 clients, a listener per
-// connection (or per delayed answer) costs O(n²). One listener per signal
-// fans out to a Set instead.
-const abortFanOut = new WeakMap<AbortSignal, Set<() => void>>();
-
-function onAbort(signal: AbortSignal, callback: () => void): () => void {
-  let callbacks = abortFanOut.get(signal);
-  if (!callbacks) {
-    const set = new Set<() => void>();
-    callbacks = set;
-    abortFanOut.set(signal, set);
-    signal.addEventListener("abort", () => {
-      for (const fn of set) fn();
-      set.clear();
-    }, { once: true });
-  }
-  const set = callbacks;
-  set.add(callback);
-  return () => void set.delete(callback);
-}
-
+// Every connection of an isolate shares one abort signal, so abort callbacks go
+// through shared/abort.ts (a listener per connection would cost O(n²)).
 /** Sleeps `ms`; resolves early (returning false) when the server closes. */
 function delay(ms: number, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
