@@ -160,3 +160,48 @@ export function exitCodeFor(tool: string, error: unknown): number {
 export function toolArgs(args: readonly string[] = Deno.args): string[] {
   return args[0] === "--" ? args.slice(1) : [...args];
 }
+
+/** What a command body returns to {@linkcode runCommand}. */
+export interface CommandOutput {
+  /** The `results` of the `--json` document. */
+  results: unknown;
+  /** What the command prints without `--json`. */
+  text: string;
+  /** `false` makes the command exit 1 after printing (a mismatch, an `Error:` reply). */
+  ok?: boolean;
+}
+
+/**
+ * Runs a command body and prints its output: one JSON document with `--json`
+ * (with `error` set and `results` null when the body throws), else its text.
+ * Returns the exit code; usage errors propagate so that `runMain` exits 2.
+ */
+export async function runCommand(
+  tool: string,
+  command: string,
+  options: { json?: boolean } & Record<string, unknown>,
+  body: () => Promise<CommandOutput>,
+): Promise<number> {
+  const started = performance.now();
+  try {
+    const { results, text, ok } = await body();
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(jsonDocument(tool, command, options, results, performance.now() - started)) +
+          "\n",
+      );
+    } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
+    return ok === false ? EXIT_FAILURE : EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    if (options.json) {
+      writeStdout(
+        JSON.stringify(
+          jsonDocument(tool, command, options, null, performance.now() - started, error),
+        ) + "\n",
+      );
+    }
+    writeStderr(`${red(`${tool}: error:`)} ${errorMessage(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}

@@ -9,17 +9,16 @@ import { DEFAULT_PORT } from "./fast_call.ts";
 import {
   addOutputOptions,
   createProgram,
-  EXIT_FAILURE,
   EXIT_OK,
   intOption,
   jsonDocument,
+  runCommand,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
 import { errorMessage, UsageError } from "../shared/errors.ts";
 import { parseMode, parseModeList } from "../shared/mode.ts";
 import { parseScale } from "../shared/study.ts";
-import { red } from "../shared/colors.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
 // Registers the load generator's task: this file is also the worker entry of a bundle.
@@ -37,34 +36,13 @@ interface OutputFlags {
   verbose?: boolean;
 }
 
-/** Runs a command body; prints its result as one JSON document or as text. */
-async function run(
+/** Runs a command body and prints its output (see `runCommand` in shared/cli.ts). */
+function run(
   command: string,
   options: OutputFlags & Record<string, unknown>,
   body: () => Promise<{ results: unknown; text: string; ok?: boolean }>,
 ): Promise<number> {
-  const started = performance.now();
-  try {
-    const { results, text, ok } = await body();
-    if (options.json) {
-      writeStdout(
-        JSON.stringify(jsonDocument(TOOL, command, options, results, performance.now() - started)) +
-          "\n",
-      );
-    } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
-    return ok === false ? EXIT_FAILURE : EXIT_OK;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    if (options.json) {
-      writeStdout(
-        JSON.stringify(
-          jsonDocument(TOOL, command, options, null, performance.now() - started, error),
-        ) + "\n",
-      );
-    }
-    writeStderr(`${red(`${TOOL}: error:`)} ${errorMessage(error)}\n`);
-    return EXIT_FAILURE;
-  }
+  return runCommand(TOOL, command, options, body);
 }
 
 function operationArg(value: string): Operation {

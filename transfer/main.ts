@@ -7,10 +7,9 @@ import type { Command } from "commander";
 import {
   addOutputOptions,
   createProgram,
-  EXIT_FAILURE,
   EXIT_OK,
   intOption,
-  jsonDocument,
+  runCommand,
   runMain,
   toolArgs,
   writeStderr,
@@ -20,7 +19,6 @@ import { enterRole } from "../shared/runtime.ts";
 import { errorMessage, UsageError } from "../shared/errors.ts";
 import { parseMode } from "../shared/mode.ts";
 import { startProgress } from "../shared/progress.ts";
-import { red } from "../shared/colors.ts";
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_PORT,
@@ -69,34 +67,13 @@ interface OutputFlags {
   verbose?: boolean;
 }
 
-/** Runs a command body; prints its result as one JSON document or as text. */
-async function run(
+/** Runs a command body and prints its output (see `runCommand` in shared/cli.ts). */
+function run(
   command: string,
   options: OutputFlags & Record<string, unknown>,
   body: () => Promise<{ results: unknown; text: string }>,
 ): Promise<number> {
-  const started = performance.now();
-  try {
-    const { results, text } = await body();
-    if (options.json) {
-      writeStdout(
-        JSON.stringify(jsonDocument(TOOL, command, options, results, performance.now() - started)) +
-          "\n",
-      );
-    } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
-    return EXIT_OK;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    if (options.json) {
-      writeStdout(
-        JSON.stringify(
-          jsonDocument(TOOL, command, options, null, performance.now() - started, error),
-        ) + "\n",
-      );
-    }
-    writeStderr(`${red(`${TOOL}: error:`)} ${errorMessage(error)}\n`);
-    return EXIT_FAILURE;
-  }
+  return runCommand(TOOL, command, options, body);
 }
 
 function addConnectionOptions(command: Command): Command {
