@@ -26,7 +26,7 @@ import {
 import { enterRole } from "../shared/runtime.ts";
 import { parseMode } from "../shared/mode.ts";
 import { TaskError, UsageError } from "../shared/errors.ts";
-import { renderTable, writeReport } from "../shared/report.ts";
+import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
 import { parseScale } from "../shared/study.ts";
 import { DISTRIBUTIONS, parseDistribution, randomSeed } from "./distributions.ts";
 import { DEFAULT_MAX_LINE, DEFAULT_PORT, formatSentence } from "./protocol.ts";
@@ -406,16 +406,7 @@ function addBenchCommand(program: Command): void {
         throw new UsageError((error as Error).message);
       }
       const report = await runStudy(scale, { log });
-      if (opts.out) {
-        await writeReport(opts.out, {
-          name: "interarrival-study",
-          title: report.title,
-          notes: report.findings,
-          tables: [report.published, report.measured, ...report.extra],
-          plots: report.plots,
-          json: report,
-        });
-      }
+      if (opts.out) await writeStudyReport(opts.out, report);
       if (opts.json) {
         writeStdout(
           JSON.stringify(
@@ -429,14 +420,7 @@ function addBenchCommand(program: Command): void {
           ) + "\n",
         );
       } else {
-        writeStdout(
-          [
-            report.title,
-            ...[report.published, report.measured, ...report.extra].map(renderTable),
-            ...report.findings,
-            ...report.skipped.map((s) => `skipped: ${s}`),
-          ].join("\n") + "\n",
-        );
+        writeStdout(studyText(report));
       }
       return;
     }

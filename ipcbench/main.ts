@@ -16,7 +16,7 @@ import {
 } from "../shared/cli.ts";
 import { enterRole } from "../shared/runtime.ts";
 import { UsageError } from "../shared/errors.ts";
-import { renderTable, writeReport } from "../shared/report.ts";
+import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
 import { startProgress } from "../shared/progress.ts";
 import { parseScale, type StudyScale } from "../shared/study.ts";
 import {
@@ -103,26 +103,13 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
     });
     (bar as ReturnType<typeof progress> | null)?.stop();
     const options = { study: true, scale, timeout: flags.timeout, out: flags.out ?? null };
-    if (flags.out) {
-      await writeReport(flags.out, {
-        name: "ipcbench-study",
-        title: report.title,
-        notes: [report.question, ...report.findings, CPU_VS_WALL_NOTE],
-        tables: [report.published, report.measured, ...report.extra],
-        plots: report.plots,
-        json: report,
-      });
-    }
+    if (flags.out) await writeStudyReport(flags.out, report, [CPU_VS_WALL_NOTE]);
     if (flags.json) {
       const doc = jsonDocument("ipcbench", "bench", options, report, performance.now() - started);
       writeStdout(JSON.stringify(doc) + "\n");
       return 0;
     }
-    const tables = [report.published, report.measured, ...report.extra];
-    writeStdout(tables.map(renderTable).join("\n\n") + "\n\n");
-    writeStdout(report.findings.map((f) => `• ${f}`).join("\n") + "\n");
-    writeStdout(`\n${CPU_VS_WALL_NOTE}\n`);
-    for (const skip of report.skipped) writeStderr(`skipped: ${skip}\n`);
+    writeStdout(studyText(report, [CPU_VS_WALL_NOTE]));
     return 0;
   }
   const options = {

@@ -72,7 +72,7 @@ async function bench(flags: BenchFlags, args: string[]): Promise<number> {
     runBench,
     runStudy,
   } = await loadBench();
-  const { renderTable, writeReport } = await loadReport();
+  const { renderTable, studyText, writeReport, writeStudyReport } = await loadReport();
   if (flags.compare !== undefined && flags.compare !== "nmap") {
     throw new UsageError(`Invalid --compare '${flags.compare}': only 'nmap' is supported`);
   }
@@ -85,6 +85,7 @@ async function bench(flags: BenchFlags, args: string[]): Promise<number> {
 
   if (flags.study) {
     const report = await runStudy(scale, { onProgress: log });
+    if (flags.out) log(`wrote ${(await writeStudyReport(flags.out, report)).join(", ")}`);
     if (flags.json) {
       writeStdout(
         JSON.stringify(
@@ -98,11 +99,7 @@ async function bench(flags: BenchFlags, args: string[]): Promise<number> {
         ) + "\n",
       );
     } else {
-      writeStdout(
-        [report.published, report.measured, ...report.extra].map(renderTable).join("\n\n") + "\n",
-      );
-      writeStdout(report.findings.map((f) => `- ${f}`).join("\n") + "\n");
-      if (report.skipped.length > 0) writeStdout(`Skipped: ${report.skipped.join(" ")}\n`);
+      writeStdout(studyText(report));
     }
     return EXIT_OK;
   }

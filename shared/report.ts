@@ -5,6 +5,7 @@
  * @module
  */
 import Table from "cli-table3";
+import type { StudyReport } from "./study.ts";
 
 /** A table: column headers and rows of cells. */
 export interface ReportTable {
@@ -145,4 +146,45 @@ export async function writeReport(dir: string, report: Report): Promise<string[]
   await write(`${report.name}.json`, JSON.stringify(report.json, null, 2) + "\n");
   for (const [i, plot] of plots.entries()) await write(svgNames[i], await renderLinePlot(plot));
   return written;
+}
+
+/**
+ * A study report as the terminal shows it: title, question, the published and
+ * measured tables and any extra ones, the findings, and what was skipped.
+ */
+export function studyText(report: StudyReport, notes: string[] = []): string {
+  return [
+    report.title,
+    report.question,
+    "",
+    [report.published, report.measured, ...report.extra].map(renderTable).join("\n\n"),
+    "",
+    ...report.findings.map((finding) => `- ${finding}`),
+    ...notes,
+    ...report.skipped.map((item) => `Skipped: ${item}`),
+  ].join("\n") + "\n";
+}
+
+/**
+ * Writes a study report's `--out DIR` files (`<study>-study.md`, one CSV per
+ * table, the JSON and the SVG plots); returns the paths.
+ */
+export function writeStudyReport(
+  dir: string,
+  report: StudyReport,
+  notes: string[] = [],
+): Promise<string[]> {
+  return writeReport(dir, {
+    name: `${report.study}-study`,
+    title: report.title,
+    notes: [
+      report.question,
+      ...report.findings,
+      ...notes,
+      ...report.skipped.map((item) => `Skipped: ${item}`),
+    ],
+    tables: [report.published, report.measured, ...report.extra],
+    plots: report.plots,
+    json: report,
+  });
 }

@@ -12,7 +12,13 @@ import { BufferedReader } from "../shared/reader.ts";
 import { LineOverflow } from "../shared/codec.ts";
 import { inheritedPermissionFlags } from "../shared/runtime.ts";
 import { max, percentile } from "../shared/stats.ts";
-import { type LinePlot, renderTable, type ReportTable, writeReport } from "../shared/report.ts";
+import {
+  type LinePlot,
+  renderTable,
+  type ReportTable,
+  writeReport,
+  writeStudyReport,
+} from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { errorMessage } from "../shared/errors.ts";
@@ -978,14 +984,7 @@ export async function runStudy(
     elapsedMs: Math.round(performance.now() - started),
   };
   if (options.out) {
-    await writeReport(options.out, {
-      name: "taskserver-study",
-      title: report.title,
-      notes: [...report.findings, ...report.skipped.map((s) => `Skipped: ${s}`)],
-      tables: [report.published, report.measured, ...report.extra],
-      plots: report.plots,
-      json: report,
-    });
+    await writeStudyReport(options.out, report);
   }
   return report;
 }

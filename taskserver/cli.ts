@@ -304,7 +304,8 @@ export async function main(args: string[]): Promise<number> {
           onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
           out: flags.out as string | undefined,
         });
-        return { results: report, text: report.findings.join("\n") };
+        const { studyText } = await import("../shared/report.ts");
+        return { results: report, text: studyText(report) };
       });
       return;
     }

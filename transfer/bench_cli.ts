@@ -15,7 +15,7 @@ import {
 } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 import { parseModeList } from "../shared/mode.ts";
-import { renderTable, writeReport } from "../shared/report.ts";
+import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
 import { parseScale, type StudyScale } from "../shared/study.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
 import { benchPlots, benchTable, runBench, runStudy } from "./bench.ts";
@@ -84,20 +84,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
         throw new UsageError((error as Error).message);
       }
       const report = await runStudy(scale, { onStatus });
-      if (flags.out) {
-        await writeReport(flags.out, {
-          name: "transfer-study",
-          title: report.title,
-          notes: [
-            report.question,
-            ...report.findings,
-            ...report.skipped.map((s) => `Skipped: ${s}`),
-          ],
-          tables: [report.published, report.measured, ...report.extra],
-          plots: report.plots,
-          json: report,
-        });
-      }
+      if (flags.out) await writeStudyReport(flags.out, report);
       if (flags.json) {
         writeStdout(
           JSON.stringify(
@@ -106,10 +93,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
             "\n",
         );
       } else {
-        const text = [report.published, report.measured, ...report.extra].map(renderTable).join(
-          "\n\n",
-        );
-        writeStdout(`${text}\n\n${report.findings.join("\n")}\n`);
+        writeStdout(studyText(report));
       }
       setExit(0);
       return;
