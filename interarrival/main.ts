@@ -399,12 +399,7 @@ function addBenchCommand(program: Command): void {
       if (!opts.quiet) writeStderr(text + "\n");
     };
     if (opts.study) {
-      let scale;
-      try {
-        scale = parseScale(opts.scale);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
+      const scale = parseScale(opts.scale);
       const report = await runStudy(scale, { log });
       if (opts.out) await writeStudyReport(opts.out, report);
       if (opts.json) {

@@ -18,7 +18,7 @@ import { enterRole } from "../shared/runtime.ts";
 import { UsageError } from "../shared/errors.ts";
 import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
 import { startProgress } from "../shared/progress.ts";
-import { parseScale, type StudyScale } from "../shared/study.ts";
+import { parseScale } from "../shared/study.ts";
 import {
   benchPlots,
   benchTable,
@@ -87,12 +87,7 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
   const started = performance.now();
   const progress = (total: number) => startProgress(total, "cases", !flags.json && !flags.quiet);
   if (flags.study) {
-    let scale: StudyScale;
-    try {
-      scale = parseScale(flags.scale);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
+    const scale = parseScale(flags.scale);
     let bar: ReturnType<typeof progress> | null = null;
     const report = await buildStudyReport(scale, {
       timeoutMs: flags.timeout,

@@ -36,11 +36,7 @@ interface BenchFlags {
 
 async function scaleOf(text: string): Promise<StudyScale> {
   const { parseScale } = await loadStudy();
-  try {
-    return parseScale(text);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  return parseScale(text);
 }
 
 /** Re-runs this bench inside a fresh private namespace; returns its exit code. */

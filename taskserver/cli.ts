@@ -16,7 +16,7 @@ import {
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
-import { errorMessage, UsageError } from "../shared/errors.ts";
+import { UsageError } from "../shared/errors.ts";
 import { parseMode, parseModeList } from "../shared/mode.ts";
 import { parseScale } from "../shared/study.ts";
 import { type Operation, parseOperation } from "./ops.ts";
@@ -291,13 +291,7 @@ export async function main(args: string[]): Promise<number> {
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG"),
   ).action(async (flags: Record<string, unknown> & OutputFlags) => {
     if (flags.study) {
-      const scale = (() => {
-        try {
-          return parseScale(String(flags.scale));
-        } catch (error) {
-          throw new UsageError(errorMessage(error));
-        }
-      })();
+      const scale = parseScale(String(flags.scale));
       code = await run("bench", flags, async () => {
         const { runStudy } = await loadBench();
         const report = await runStudy(scale, {

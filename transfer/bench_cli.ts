@@ -16,7 +16,7 @@ import {
 import { UsageError } from "../shared/errors.ts";
 import { parseModeList } from "../shared/mode.ts";
 import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
-import { parseScale, type StudyScale } from "../shared/study.ts";
+import { parseScale } from "../shared/study.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
 import { benchPlots, benchTable, runBench, runStudy } from "./bench.ts";
 
@@ -77,12 +77,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
     const quiet = flags.quiet;
     const onStatus = quiet ? undefined : (line: string) => writeStderr(`${line}\n`);
     if (flags.study) {
-      let scale: StudyScale;
-      try {
-        scale = parseScale(flags.scale);
-      } catch (error) {
-        throw new UsageError((error as Error).message);
-      }
+      const scale = parseScale(flags.scale);
       const report = await runStudy(scale, { onStatus });
       if (flags.out) await writeStudyReport(flags.out, report);
       if (flags.json) {
