@@ -65,7 +65,9 @@ function htmlTable(table: ReportTable, caption?: string): string {
     }</tr>`
   ).join("\n");
   const title = caption ?? table.title;
-  return `<div class="tbl"><table>${
+  // Tables with many columns take the whole width rather than scroll in half of it.
+  const wide = table.columns.length > 6 ? " wide" : "";
+  return `<div class="tbl${wide}"><table>${
     title ? `<caption>${escapeHtml(title)}</caption>` : ""
   }<thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
@@ -118,6 +120,7 @@ section.study h2 { margin: 0 0 4px; font-size: 21px; }
 .findings li { margin: 4px 0; }
 .tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 540px), 1fr)); gap: 18px; align-items: start; }
 .tbl { overflow-x: auto; min-width: 0; }
+.tbl.wide { grid-column: 1 / -1; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
 caption { text-align: left; font-weight: 600; padding: 6px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
