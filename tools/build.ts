@@ -105,7 +105,16 @@ if (import.meta.main) {
   }
   await Deno.mkdir(dist, { recursive: true });
   for (const tool of tools) {
-    const out = action === "bundle" ? await bundle(tool) : await compile(tool);
-    console.error(`built ${out}`);
+    try {
+      const out = action === "bundle" ? await bundle(tool) : await compile(tool);
+      console.error(`built ${out}`);
+    } catch (error) {
+      // Deno has already printed why; say which step failed, without a stack trace.
+      const hint = action === "compile"
+        ? " (deno compile downloads its denort runtime from dl.deno.land; `deno task bundle` needs no download)"
+        : "";
+      console.error(`build: ${action} ${tool} failed: ${(error as Error).message}${hint}`);
+      Deno.exit(1);
+    }
   }
 }
