@@ -12,10 +12,9 @@ import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { roundMs } from "../shared/clock.ts";
 import { percentile, summarize } from "../shared/stats.ts";
-import { TimeoutError } from "../shared/errors.ts";
 import { moments, parseDistribution } from "./distributions.ts";
 import { fitGaps } from "./fit.ts";
-import { dataGaps, startReceiver } from "./server.ts";
+import { dataGaps, measureReception } from "./server.ts";
 import { runClient } from "./client.ts";
 
 const SEED_FILE = "004_4039e11e3db31957.txt";
@@ -108,22 +107,6 @@ function relative(achieved: number[], requested: number[]): number {
   return Math.round(((a - r) / r) * 1e6) / 1e6;
 }
 
-async function settle(
-  receiver: { collector: { whenClosed(n: number): Promise<void> } },
-  n: number,
-) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    receiver.collector.whenClosed(n),
-    new Promise((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TimeoutError("the server to see every connection close", 20_000)),
-        20_000,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 /** Whether python3 can run the study-style scripts. */
 export async function pythonAvailable(): Promise<boolean> {
   try {
@@ -189,28 +172,20 @@ export async function accuracyOurs(
   hooks: BenchHooks,
 ): Promise<AccuracyRow> {
   const dist = parseDistribution("e", [1000 / meanMs]);
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    entry: hooks.entry,
-  });
-  let client;
-  let stopped;
-  try {
-    client = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers: 1,
-      intervals: events,
-      dist,
-      seed,
-      entry: hooks.entry,
-    });
-    await settle(receiver, 1);
-  } finally {
-    stopped = await receiver.stop();
-  }
+  const { sent: client, received: stopped } = await measureReception(
+    { mode: "async", entry: hooks.entry },
+    1,
+    (port) =>
+      runClient({
+        host: "127.0.0.1",
+        port,
+        workers: 1,
+        intervals: events,
+        dist,
+        seed,
+        entry: hooks.entry,
+      }),
+  );
   const sender = client.senders[0];
   const gaps = dataGaps(stopped.connections);
   const ge = gapErrors(sender.requested, sender.achieved);
@@ -237,20 +212,11 @@ export async function accuracyPython(
   hooks: BenchHooks,
 ): Promise<AccuracyRow> {
   const dist = parseDistribution("e", [1000 / meanMs]);
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    entry: hooks.entry,
-  });
-  let output;
-  let stopped;
-  try {
-    output = await runPythonClient(receiver.port, 1, events, "e", 1000 / meanMs, seed);
-    await settle(receiver, 1);
-  } finally {
-    stopped = await receiver.stop();
-  }
+  const { sent: output, received: stopped } = await measureReception(
+    { mode: "async", entry: hooks.entry },
+    1,
+    (port) => runPythonClient(port, 1, events, "e", 1000 / meanMs, seed),
+  );
   const w = output.workers[0];
   const achieved = w.sends.slice(1).map((s, i) => s - w.sends[i]);
   const errors = cumulativeErrors(w.gaps, w.sends);
@@ -280,30 +246,21 @@ export async function throughputOurs(
   hooks: BenchHooks,
 ): Promise<ThroughputRow> {
   const intervals = Math.max(1, Math.round(rate * seconds));
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode,
-    workers: 2,
-    entry: hooks.entry,
-  });
-  let client;
-  let stopped;
-  try {
-    client = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers,
-      intervals,
-      dist: parseDistribution("c", [rate]),
-      seed: 1,
-      threads,
-      entry: hooks.entry,
-    });
-    await settle(receiver, workers);
-  } finally {
-    stopped = await receiver.stop();
-  }
+  const { sent: client, received: stopped } = await measureReception(
+    { mode, workers: 2, entry: hooks.entry },
+    workers,
+    (port) =>
+      runClient({
+        host: "127.0.0.1",
+        port,
+        workers,
+        intervals,
+        dist: parseDistribution("c", [rate]),
+        seed: 1,
+        threads,
+        entry: hooks.entry,
+      }),
+  );
   const perConnection = stopped.connections.map((c) => c.messages);
   const span = Math.max(
     ...client.senders.map((s) =>
@@ -336,20 +293,11 @@ export async function throughputPython(
   hooks: BenchHooks,
 ): Promise<ThroughputRow> {
   const intervals = Math.max(1, Math.round(rate * seconds));
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    entry: hooks.entry,
-  });
-  let output;
-  let stopped;
-  try {
-    output = await runPythonClient(receiver.port, workers, intervals, "d", 1 / rate, 1);
-    await settle(receiver, workers);
-  } finally {
-    stopped = await receiver.stop();
-  }
+  const { sent: output, received: stopped } = await measureReception(
+    { mode: "async", entry: hooks.entry },
+    workers,
+    (port) => runPythonClient(port, workers, intervals, "d", 1 / rate, 1),
+  );
   const errors = output.workers.flatMap((w) => cumulativeErrors(w.gaps, w.sends));
   const sent = output.workers.reduce((sum, w) => sum + w.sends.length, 0);
   const first = Math.min(...output.workers.map((w) => w.sends[0]));
@@ -678,35 +626,30 @@ async function runScenario(
   perConnection: boolean,
   hooks: BenchHooks,
 ): Promise<ScenarioResult> {
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: scenario.mode,
-    perConnection: perConnection && (scenario.mode === "thread" || scenario.mode === "process"),
-    entry: hooks.entry,
-  });
-  let clients;
-  let stopped;
-  try {
+  const { sent: clients, received: stopped } = await measureReception(
+    {
+      mode: scenario.mode,
+      perConnection: perConnection && (scenario.mode === "thread" || scenario.mode === "process"),
+      entry: hooks.entry,
+    },
+    scenario.clients.reduce((sum, c) => sum + c.workers, 0),
     // The study launched its clients at the same time.
-    clients = await Promise.all(
-      scenario.clients.map((c, i) =>
-        runClient({
-          host: "127.0.0.1",
-          port: receiver.port,
-          workers: c.workers,
-          intervals: c.intervals,
-          dist: parseDistribution(c.dist, [scaledParam(c, scale)]),
-          seed: 100 + i,
-          entry: hooks.entry,
-          connectTimeoutMs: 120_000,
-        })
+    (port) =>
+      Promise.all(
+        scenario.clients.map((c, i) =>
+          runClient({
+            host: "127.0.0.1",
+            port,
+            workers: c.workers,
+            intervals: c.intervals,
+            dist: parseDistribution(c.dist, [scaledParam(c, scale)]),
+            seed: 100 + i,
+            entry: hooks.entry,
+            connectTimeoutMs: 120_000,
+          })
+        ),
       ),
-    );
-    await settle(receiver, scenario.clients.reduce((sum, c) => sum + c.workers, 0));
-  } finally {
-    stopped = await receiver.stop();
-  }
+  );
   const sessions = stopped.connections
     .filter((c) => c.closedAt !== null)
     .map((c) => (c.closedAt as number) - c.acceptedAt);

@@ -7,10 +7,9 @@
 import type { Mode } from "../shared/mode.ts";
 import { histogram, percentile } from "../shared/stats.ts";
 import type { LinePlot, Report, ReportTable } from "../shared/report.ts";
-import { TimeoutError } from "../shared/errors.ts";
 import { cdf, describeDistribution, type DistributionSpec } from "./distributions.ts";
 import { fitGaps, type FitResult } from "./fit.ts";
-import { dataGaps, type ReceiverSummary, startReceiver } from "./server.ts";
+import { dataGaps, measureReception, type ReceiverSummary } from "./server.ts";
 import { runClient, type TimingSummary } from "./client.ts";
 
 /** Options for {@linkcode runCheck}. */
@@ -54,40 +53,22 @@ export interface CheckResult {
 
 /** Runs the check (server in this process, client in Web Workers). */
 export async function runCheck(options: CheckOptions): Promise<CheckResult> {
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: options.mode,
-    workers: 2,
-    entry: options.entry,
-  });
-  let client;
-  let stopped;
-  try {
-    client = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers: options.workers,
-      intervals: options.intervals,
-      dist: options.dist,
-      seed: options.seed,
-      threads: options.threads,
-      entry: options.entry,
-    });
-    const settle = options.settleTimeoutMs ?? 15_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      receiver.collector.whenClosed(options.workers),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new TimeoutError("the server to see every connection close", settle)),
-          settle,
-        );
+  const { sent: client, received: stopped } = await measureReception(
+    { mode: options.mode, workers: 2, entry: options.entry },
+    options.workers,
+    (port) =>
+      runClient({
+        host: "127.0.0.1",
+        port,
+        workers: options.workers,
+        intervals: options.intervals,
+        dist: options.dist,
+        seed: options.seed,
+        threads: options.threads,
+        entry: options.entry,
       }),
-    ]).finally(() => clearTimeout(timer));
-  } finally {
-    stopped = await receiver.stop();
-  }
+    options.settleTimeoutMs ?? 15_000,
+  );
   const gaps = dataGaps(stopped.connections);
   const clientGaps = client.senders.flatMap((s) => s.achieved);
   const errorOverTime = client.senders[0].deadlines.map((at, i) => ({

@@ -16,6 +16,7 @@ import {
 } from "../shared/server.ts";
 import { decodeText, encodeLine, LineDecoder, LineOverflow } from "../shared/codec.ts";
 import { roundMs } from "../shared/clock.ts";
+import { TimeoutError } from "../shared/errors.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import type { Mode } from "../shared/mode.ts";
 import { DEFAULT_MAX_LINE, formatAddress, GREETING } from "./protocol.ts";
@@ -565,4 +566,37 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
     await Deno.remove(temp).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * One measurement: starts a receiver on a free loopback port, runs `send` against
+ * it, waits until `connections` connections have closed (at most `settleMs`), and
+ * stops it, also when `send` fails. Returns what `send` returned and what the
+ * server measured; the benches and `check` all measure this way.
+ */
+export async function measureReception<T>(
+  options: Omit<ReceiverOptions, "hostname" | "port">,
+  connections: number,
+  send: (port: number) => Promise<T>,
+  settleMs = 20_000,
+): Promise<{ sent: T; received: ReceiverResult }> {
+  const receiver = await startReceiver({ ...options, hostname: "127.0.0.1", port: 0 });
+  let sent: T;
+  let received: ReceiverResult;
+  try {
+    sent = await send(receiver.port);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      receiver.collector.whenClosed(connections),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TimeoutError("the server to see every connection close", settleMs)),
+          settleMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    received = await receiver.stop();
+  }
+  return { sent, received };
 }
