@@ -439,13 +439,25 @@ function missingBlocks(json: StepJson, total: number): number[] {
   return list.slice();
 }
 
+/**
+ * The effective mode, connections, window and timeout of a transfer: one
+ * connection unless the mode is `thread` or `process`, and one block in flight
+ * (lockstep, as the course client) in `sequential` mode.
+ */
+function transferSettings(options: TransferOptions) {
+  const mode = options.mode ?? "sequential";
+  return {
+    mode,
+    streams: mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1,
+    window: mode === "sequential" ? 1 : Math.max(1, options.window ?? 8),
+    timeoutMs: options.timeoutMs ?? 30_000,
+  };
+}
+
 /** Uploads a file; resolves when the server's MD5 matches ours. */
 export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const mode = options.mode ?? "sequential";
-  const streams = mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1;
-  const window = mode === "sequential" ? 1 : Math.max(1, options.window ?? 8);
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const { mode, streams, window, timeoutMs } = transferSettings(options);
   const size = (await Deno.stat(path)).size;
   const key = options.key;
   const connection = await StepConnection.open(options.host, options.port, timeoutMs);
@@ -570,10 +582,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
 /** Downloads a key into `path` (via `path.part`, renamed once the MD5 matches). */
 export async function download(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const mode = options.mode ?? "sequential";
-  const streams = mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1;
-  const window = mode === "sequential" ? 1 : Math.max(1, options.window ?? 8);
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const { mode, streams, window, timeoutMs } = transferSettings(options);
   const key = options.key;
   const connection = await StepConnection.open(options.host, options.port, timeoutMs);
   let token = "";
