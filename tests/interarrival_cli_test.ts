@@ -1,11 +1,11 @@
 import { assertEquals, assertOk } from "./_assert.ts";
+import { type Captured, runTool } from "./_command.ts";
 import { encodeLine } from "../shared/codec.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { runStudy } from "../interarrival/bench.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
-const decoder = new TextDecoder();
 
 function tool(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -15,9 +15,8 @@ function tool(args: string[]): Deno.Command {
   });
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await tool(args).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+function run(args: string[]): Promise<Captured> {
+  return runTool("interarrival", args);
 }
 
 Deno.test("interarrival cli: client option errors exit 2 and say what is wrong", async () => {

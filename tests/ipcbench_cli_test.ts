@@ -1,17 +1,9 @@
 import { assertEquals, assertOk } from "./_assert.ts";
+import { type Captured, runTool } from "./_command.ts";
 import { validateStudyReport } from "../shared/study.ts";
 
-const main = new URL("../ipcbench/main.ts", import.meta.url).pathname;
-
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--unstable-net", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function run(...args: string[]): Promise<Captured> {
+  return runTool("ipcbench", args);
 }
 
 Deno.test("ipcbench cli: invalid sizes, counts and names exit 2 naming the value", async () => {

@@ -4,6 +4,7 @@
  * Never run against the shared host loopback.
  */
 import { assertEquals, assertOk } from "./_assert.ts";
+import { capture, type Captured } from "./_command.ts";
 import { netnsTest } from "./_netns.ts";
 import { MODES } from "../shared/mode.ts";
 import { scan, type ScanResult } from "../scanner/scan.ts";
@@ -17,17 +18,8 @@ const OPEN = [22, 80, 443, 1500];
 const FILTERED = [3000, 3001, 3002, 3003];
 const PORT_SPEC = "1-1100,1500,3000-3003,3100-3110";
 
-async function run(
-  command: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
-    .output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-  };
+function run(command: string, args: string[]): Promise<Captured> {
+  return capture(command, args);
 }
 
 /** Drops SYNs to the filtered ports (inside the namespace only). */

@@ -1,5 +1,6 @@
 /** Parsing, rendering and usage errors of `scanner` (no network). */
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { type Captured, runTool } from "./_command.ts";
 import { UsageError } from "../shared/errors.ts";
 import {
   excludePorts,
@@ -17,8 +18,6 @@ import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "../s
 import { countStates, type PortResult, type ScanResult } from "../scanner/scan.ts";
 import { ConnectGate, firedLate } from "../scanner/probe.ts";
 import { connectsPerIsolate } from "../scanner/limits.ts";
-
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 
 Deno.test("scanner ports: lists, ranges, open ranges, all, repeats", () => {
   assertEquals(parsePorts("22,80,1000-1003"), [22, 80, 1000, 1001, 1002, 1003]);
@@ -168,14 +167,8 @@ Deno.test("scanner output: table, csv, grep and json shapes", () => {
   assertThrows(() => parseShow("opne"), UsageError, "'opne'");
 });
 
-async function scanner(...args: string[]): Promise<{ code: number; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", main, ...args],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+function scanner(...args: string[]): Promise<Captured> {
+  return runTool("scanner", args);
 }
 
 Deno.test("scanner usage errors exit 2 and name the bad value", async () => {

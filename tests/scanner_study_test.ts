@@ -1,29 +1,12 @@
 /** `scanner bench --study --scale smoke --json` prints one valid StudyReport. */
 import { assertEquals, assertOk } from "./_assert.ts";
 import { validateStudyReport } from "../shared/study.ts";
-
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
+import { runTool } from "./_command.ts";
 
 Deno.test("scanner bench --study --scale smoke: a valid StudyReport", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--quiet",
-      main,
-      "bench",
-      "--study",
-      "--scale",
-      "smoke",
-      "--json",
-      "-q",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assertEquals(output.code, 0, stderr);
-  const doc = JSON.parse(new TextDecoder().decode(output.stdout));
+  const output = await runTool("scanner", ["bench", "--study", "--scale", "smoke", "--json", "-q"]);
+  assertEquals(output.code, 0, output.stderr);
+  const doc = JSON.parse(output.stdout);
   assertEquals([doc.tool, doc.command], ["scanner", "bench"]);
   assertEquals(validateStudyReport(doc.results), []);
   assertEquals(doc.results.study, "scanner");

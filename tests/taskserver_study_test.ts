@@ -1,19 +1,11 @@
 import { assertEquals, assertOk } from "./_assert.ts";
+import { type Captured, runTool } from "./_command.ts";
 import { runStudy } from "../taskserver/bench.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 
-const main = new URL("../taskserver/main.ts", import.meta.url).pathname;
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function cli(args: string[]): Promise<Captured> {
+  return runTool("taskserver", args);
 }
 
 Deno.test("taskserver bench --study --scale smoke: a valid StudyReport with exact answers", async () => {

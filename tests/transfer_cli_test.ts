@@ -1,18 +1,11 @@
 import { assertEquals, assertOk } from "./_assert.ts";
+import { type Captured, runTool } from "./_command.ts";
 import { md5Hex } from "../transfer/protocol.ts";
 import { download, upload } from "../transfer/client.ts";
 import { patternBytes, withServer, withTempDir } from "./fixtures/transfer_helpers.ts";
 
-const MAIN = new URL("../transfer/main.ts", import.meta.url).pathname;
-
-async function transfer(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", "--unstable-net", MAIN, ...args],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+function transfer(args: string[]): Promise<Captured> {
+  return runTool("transfer", args);
 }
 
 function closedPort(): number {

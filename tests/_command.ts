@@ -1,0 +1,49 @@
+/**
+ * Running programs from tests: a tool's `main.ts` from source, or any command,
+ * to completion, with its exit code and text output.
+ *
+ * @module
+ */
+
+/** What a finished program left. */
+export interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command args` to completion (stdin closed unless given) and captures its output. */
+export async function capture(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: string } = {},
+): Promise<Captured> {
+  const child = new Deno.Command(command, {
+    args,
+    env: options.env,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
+/**
+ * Runs `<tool>/main.ts` from source with every permission and `NO_COLOR=1`, as a
+ * user would run `deno task <tool> -- args`.
+ */
+export function runTool(tool: string, args: string[], options: { stdin?: string } = {}) {
+  const main = new URL(`../${tool}/main.ts`, import.meta.url).pathname;
+  return capture(
+    Deno.execPath(),
+    ["run", "--quiet", "--allow-all", "--unstable-net", main, ...args],
+    { env: { NO_COLOR: "1" }, stdin: options.stdin },
+  );
+}
