@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { intInRange, splitPlainArgs } from "../shared/argv.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { formatTable } from "./output.ts";
 import { DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
@@ -27,26 +28,14 @@ export interface PlainScan {
 
 /** Parses a small plain scan; `null` for anything the full command line must handle. */
 export async function parsePlainScan(args: readonly string[]): Promise<PlainScan | null> {
-  if (args.length === 0) return null;
-  const words: string[] = [];
-  let portSpec = DEFAULT_PORTS;
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (!arg.startsWith("-")) {
-      words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
-    if (value === undefined) return null;
-    if (name === "-p" || name === "--ports") portSpec = value;
-    else if (name === "--timeout") {
-      if (!/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > 600_000) return null;
-      timeoutMs = Number(value);
-    } else return null;
-  }
+  const plain = splitPlainArgs(args, ["-p", "--ports", "--timeout"]);
+  if (plain === null) return null;
+  const { words, options } = plain;
+  const portSpec = options.get("--ports") ?? options.get("-p") ?? DEFAULT_PORTS;
+  const timeoutMs = options.has("--timeout")
+    ? intInRange(options.get("--timeout"), 1, 600_000)
+    : DEFAULT_TIMEOUT_MS;
+  if (timeoutMs === null) return null;
   if (words.length === 0 || words[0] === "scan" || words[0] === "bench" || words[0] === "help") {
     return null;
   }

@@ -10,6 +10,7 @@
  * @module
  */
 import { call } from "./client.ts";
+import { intInRange, splitPlainArgs } from "../shared/argv.ts";
 import { parseOperation } from "./ops.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { red } from "../shared/colors.ts";
@@ -26,37 +27,19 @@ export interface PlainCall {
   timeoutMs: number;
 }
 
-function intIn(text: string | undefined, min: number, max: number): number | null {
-  if (text === undefined || !/^\d+$/.test(text)) return null;
-  const n = Number(text);
-  return Number.isSafeInteger(n) && n >= min && n <= max ? n : null;
-}
-
 /** Parses a plain `call`; `null` for anything the full command line must handle. */
 export function parsePlainCall(args: readonly string[]): PlainCall | null {
   if (args[0] !== "call") return null;
-  let host = "127.0.0.1";
-  let port: number | null = DEFAULT_PORT;
-  let timeoutMs: number | null = 30_000;
-  const words: string[] = [];
-  for (let i = 1; i < args.length; i++) {
-    const arg = args[i];
-    if (!arg.startsWith("-")) {
-      words.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    const value = eq === -1 ? args[++i] : arg.slice(eq + 1);
-    if (name === "--host" && value !== undefined && value !== "") host = value;
-    else if (name === "--port") port = intIn(value, 1, 65535);
-    else if (name === "--timeout") timeoutMs = intIn(value, 1, Number.MAX_SAFE_INTEGER);
-    else return null;
-    if (port === null || timeoutMs === null) return null;
-  }
-  if (words.length < 2) return null;
+  const plain = splitPlainArgs(args.slice(1), ["--host", "--port", "--timeout"]);
+  if (plain === null || plain.words.length < 2) return null;
+  const { words, options } = plain;
+  const port = options.has("--port") ? intInRange(options.get("--port"), 1, 65535) : DEFAULT_PORT;
+  const timeoutMs = options.has("--timeout")
+    ? intInRange(options.get("--timeout"), 1, Number.MAX_SAFE_INTEGER)
+    : 30_000;
   const op = parseOperation(words[0]);
-  if (op === undefined) return null;
+  if (port === null || timeoutMs === null || op === undefined) return null;
+  const host = options.get("--host") ?? "127.0.0.1";
   return { op, payload: words.slice(1).join(" "), host, port, timeoutMs } as PlainCall;
 }
 
