@@ -169,6 +169,8 @@ export interface CommandOutput {
   text: string;
   /** `false` makes the command exit 1 after printing (a mismatch, an `Error:` reply). */
   ok?: boolean;
+  /** `options` of the `--json` document, when not the command's flags. */
+  options?: Record<string, unknown>;
 }
 
 /**
@@ -184,11 +186,11 @@ export async function runCommand(
 ): Promise<number> {
   const started = performance.now();
   try {
-    const { results, text, ok } = await body();
+    const { results, text, ok, options: shown } = await body();
     if (options.json) {
+      const elapsed = performance.now() - started;
       writeStdout(
-        JSON.stringify(jsonDocument(tool, command, options, results, performance.now() - started)) +
-          "\n",
+        JSON.stringify(jsonDocument(tool, command, shown ?? options, results, elapsed)) + "\n",
       );
     } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
     return ok === false ? EXIT_FAILURE : EXIT_OK;

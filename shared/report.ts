@@ -5,14 +5,11 @@
  * @module
  */
 import Table from "cli-table3";
-import type { StudyReport } from "./study.ts";
+import type { LinePlot, ReportTable, StudyReport } from "./study.ts";
 
-/** A table: column headers and rows of cells. */
-export interface ReportTable {
-  title?: string;
-  columns: string[];
-  rows: (string | number | null)[][];
-}
+// The table and plot shapes belong to the lab contract (study.ts); re-exported
+// here so that report code imports one module.
+export type { LinePlot, PlotPoint, ReportTable } from "./study.ts";
 
 function cell(value: string | number | null): string {
   if (value === null || (typeof value === "number" && !Number.isFinite(value))) return "–";
@@ -44,24 +41,6 @@ export function csvTable(table: ReportTable): string {
     return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
   };
   return [table.columns, ...table.rows].map((row) => row.map(quote).join(",")).join("\n") + "\n";
-}
-
-/** One point of a line plot. */
-export interface PlotPoint {
-  x: number;
-  y: number;
-  /** The line (series) it belongs to. */
-  series: string;
-}
-
-/** A line plot. */
-export interface LinePlot {
-  title: string;
-  xLabel: string;
-  yLabel: string;
-  points: PlotPoint[];
-  xLog?: boolean;
-  yLog?: boolean;
 }
 
 /**

@@ -7,7 +7,31 @@
  * @module
  */
 import { UsageError } from "./errors.ts";
-import type { LinePlot, ReportTable } from "./report.ts";
+
+/** A table: column headers and rows of cells. */
+export interface ReportTable {
+  title?: string;
+  columns: string[];
+  rows: (string | number | null)[][];
+}
+
+/** One point of a line plot. */
+export interface PlotPoint {
+  x: number;
+  y: number;
+  /** The line (series) it belongs to. */
+  series: string;
+}
+
+/** A line plot. */
+export interface LinePlot {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  points: PlotPoint[];
+  xLog?: boolean;
+  yLog?: boolean;
+}
 
 /** The scales a study can run at: CI smoke (< 30 s), quick (< 1 min), the study's full size. */
 export type StudyScale = "smoke" | "quick" | "full";

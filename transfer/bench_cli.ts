@@ -6,19 +6,29 @@
  * @module
  */
 import { type Command, Option } from "commander";
+import { intOption } from "../shared/cli.ts";
 import {
-  addOutputOptions,
-  intOption,
-  jsonDocument,
-  writeStderr,
-  writeStdout,
-} from "../shared/cli.ts";
+  addBenchCommand as addSharedBenchCommand,
+  type BenchFlags,
+} from "../shared/bench_command.ts";
 import { UsageError } from "../shared/errors.ts";
+import type { Mode } from "../shared/mode.ts";
 import { parseModeList } from "../shared/mode.ts";
-import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
-import { parseScale } from "../shared/study.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
-import { benchPlots, benchTable, runBench, runStudy } from "./bench.ts";
+// bench.ts registers the `transfer.raw-sink` handler that workers and children
+// look up by name, so the entry must load it (until transfer declares a registry).
+import "./bench.ts";
+
+interface TransferBenchFlags extends BenchFlags {
+  sizes: number[];
+  modes: Mode[];
+  streams: number;
+  window: number;
+  blockSizes: number[];
+  runs: number;
+  directions: ("upload" | "download")[];
+  iperf: boolean;
+}
 
 function listOption<T>(parse: (text: string) => T, option: string) {
   return (value: string): T[] => {
@@ -34,101 +44,84 @@ function listOption<T>(parse: (text: string) => T, option: string) {
   };
 }
 
-/** Adds the `bench` command. */
+/** Adds the `bench` command (the flow around it is shared/bench_command.ts). */
 export function addBenchCommand(program: Command, setExit: (code: number) => void): void {
-  addOutputOptions(
-    program.command("bench")
-      .description("measure upload and download throughput beside a raw TCP copy (the ceiling)")
-      .addOption(
-        new Option("--sizes <list>", "file sizes")
-          .argParser(listOption(parseSize, "--sizes"))
-          .default([1e6, 1e7, 1e8, 1e9], "1MB,10MB,100MB,1GB"),
-      )
-      .addOption(
-        new Option("--modes <list>", "client modes")
-          .argParser((v: string) => parseModeList(v))
-          .default(["sequential", "async", "thread", "process"], "sequential,async,thread,process"),
-      )
-      .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
-      .option("--window <w>", "blocks in flight per connection", intOption(1, 1024), 8)
-      .addOption(
-        new Option("--block-sizes <list>", "block sizes")
-          .argParser(listOption(parseSize, "--block-sizes"))
-          .default([DEFAULT_BLOCK_SIZE, 1 << 20], "20480,1MiB"),
-      )
-      .option("--runs <n>", "runs per configuration (the median is reported)", intOption(1, 100), 3)
-      .addOption(
-        new Option("--directions <list>", "what to time")
-          .argParser(listOption((v) => {
-            if (v !== "upload" && v !== "download") {
-              throw new Error(`'${v}' is not upload or download`);
-            }
-            return v as "upload" | "download";
-          }, "--directions"))
-          .default(["upload", "download"], "upload,download"),
-      )
-      .option("--no-iperf", "skip the iperf3 comparison")
-      .option("--out <dir>", "write Markdown, CSV, JSON and SVG files here")
-      .option("--study", "run the seed study instead (a StudyReport)", false)
-      .option("--scale <scale>", "study scale: smoke, quick or full", "smoke"),
-  ).action(async (flags) => {
-    const started = performance.now();
-    // Progress lines go to stderr even with --json (stdout holds only the document).
-    const quiet = flags.quiet;
-    const onStatus = quiet ? undefined : (line: string) => writeStderr(`${line}\n`);
-    if (flags.study) {
-      const scale = parseScale(flags.scale);
-      const report = await runStudy(scale, { onStatus });
-      if (flags.out) await writeStudyReport(flags.out, report);
-      if (flags.json) {
-        writeStdout(
-          JSON.stringify(
-            jsonDocument("transfer", "bench", flags, report, performance.now() - started),
-          ) +
-            "\n",
-        );
-      } else {
-        writeStdout(studyText(report));
-      }
-      setExit(0);
-      return;
-    }
-    const result = await runBench({
-      sizes: flags.sizes,
-      modes: flags.modes,
-      streams: flags.streams,
-      window: flags.window,
-      blockSizes: flags.blockSizes,
-      runs: flags.runs,
-      directions: flags.directions,
-      iperf: flags.iperf,
-      onStatus,
-    });
-    const table = benchTable(result);
-    if (flags.out) {
-      await writeReport(flags.out, {
-        name: "transfer-bench",
-        title: "transfer bench",
-        notes: [
-          `Server peak RSS: ${result.serverPeakRssMb ?? "unknown"} MB.`,
-          ...result.skipped.map((s) => `Skipped: ${s}`),
-        ],
-        tables: [table],
-        plots: benchPlots(result),
-        json: result,
+  addSharedBenchCommand<TransferBenchFlags>(program, {
+    tool: "transfer",
+    description: "measure upload and download throughput beside a raw TCP copy (the ceiling)",
+    defaultScale: "smoke",
+    scaleHelp: "study scale: smoke, quick or full",
+    options: (command) =>
+      command
+        .addOption(
+          new Option("--sizes <list>", "file sizes")
+            .argParser(listOption(parseSize, "--sizes"))
+            .default([1e6, 1e7, 1e8, 1e9], "1MB,10MB,100MB,1GB"),
+        )
+        .addOption(
+          new Option("--modes <list>", "client modes")
+            .argParser((v: string) => parseModeList(v))
+            .default(
+              ["sequential", "async", "thread", "process"],
+              "sequential,async,thread,process",
+            ),
+        )
+        .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
+        .option("--window <w>", "blocks in flight per connection", intOption(1, 1024), 8)
+        .addOption(
+          new Option("--block-sizes <list>", "block sizes")
+            .argParser(listOption(parseSize, "--block-sizes"))
+            .default([DEFAULT_BLOCK_SIZE, 1 << 20], "20480,1MiB"),
+        )
+        .option(
+          "--runs <n>",
+          "runs per configuration (the median is reported)",
+          intOption(1, 100),
+          3,
+        )
+        .addOption(
+          new Option("--directions <list>", "what to time")
+            .argParser(listOption((v) => {
+              if (v !== "upload" && v !== "download") {
+                throw new Error(`'${v}' is not upload or download`);
+              }
+              return v as "upload" | "download";
+            }, "--directions"))
+            .default(["upload", "download"], "upload,download"),
+        )
+        .option("--no-iperf", "skip the iperf3 comparison"),
+    study: async ({ scale, progress }, flags) => {
+      const { runStudy } = await import("./bench.ts");
+      return await runStudy(scale, { onStatus: flags.quiet ? undefined : progress });
+    },
+    bench: async ({ progress }, flags) => {
+      const { benchPlots, benchTable, runBench } = await import("./bench.ts");
+      const { renderTable } = await import("../shared/report.ts");
+      const result = await runBench({
+        sizes: flags.sizes,
+        modes: flags.modes,
+        streams: flags.streams,
+        window: flags.window,
+        blockSizes: flags.blockSizes,
+        runs: flags.runs,
+        directions: flags.directions,
+        iperf: flags.iperf,
+        onStatus: flags.quiet ? undefined : progress,
       });
-    }
-    if (flags.json) {
-      writeStdout(
-        JSON.stringify(
-          jsonDocument("transfer", "bench", flags, result, performance.now() - started),
-        ) + "\n",
-      );
-    } else {
-      writeStdout(
-        `${renderTable(table)}\nserver peak RSS: ${result.serverPeakRssMb ?? "unknown"} MB\n`,
-      );
-    }
-    setExit(0);
-  });
+      const table = benchTable(result);
+      const rss = `${result.serverPeakRssMb ?? "unknown"} MB`;
+      return {
+        results: result,
+        text: `${renderTable(table)}\nserver peak RSS: ${rss}\n`,
+        report: {
+          name: "transfer-bench",
+          title: "transfer bench",
+          notes: [`Server peak RSS: ${rss}.`, ...result.skipped.map((s) => `Skipped: ${s}`)],
+          tables: [table],
+          plots: benchPlots(result),
+          json: result,
+        },
+      };
+    },
+  }, setExit);
 }
