@@ -10,7 +10,7 @@
  */
 import { BufferedReader } from "../shared/reader.ts";
 import { LineOverflow } from "../shared/codec.ts";
-import { inheritedPermissionFlags } from "../shared/runtime.ts";
+import { type Peer, preparePeer, selfCommand, startPeer } from "../shared/peer.ts";
 import { max, percentile } from "../shared/stats.ts";
 import {
   type LinePlot,
@@ -55,51 +55,12 @@ export interface LaunchedServer {
   stop(): Promise<void>;
 }
 
+// Servers log on stderr; a stop gives them 8 s to close before SIGKILL.
+const PEER_OPTIONS = { stderr: "inherit", timeoutMs: 30_000, graceMs: 8000 } as const;
+
 /** Where `taskserver serve` starts from: the given entry, else the running program. */
 export function defaultEntry(): string {
   return Deno.mainModule ?? new URL("./main.ts", import.meta.url).href;
-}
-
-async function readFirstLine(
-  stream: ReadableStream<Uint8Array>,
-  timeoutMs: number,
-): Promise<string> {
-  const reader = new BufferedReader(stream);
-  const line = await reader.readLine(1 << 16, { timeout: timeoutMs });
-  if (line === null || line instanceof LineOverflow) throw new Error("server printed no address");
-  // Keep draining so the child never blocks on a full pipe.
-  (async () => {
-    try {
-      while ((await reader.readSome()) !== null);
-    } catch {
-      // Closed.
-    }
-  })();
-  return new TextDecoder().decode(line);
-}
-
-function stopper(child: Deno.ChildProcess): () => Promise<void> {
-  return async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const killed = await Promise.race([
-      child.status.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 8000))),
-    ]);
-    clearTimeout(timer);
-    if (killed) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-      await child.status;
-    }
-  };
 }
 
 /** Starts `taskserver serve` on a free loopback port as a child process. */
@@ -108,14 +69,7 @@ export async function launchTaskServer(
   delayMs: number,
   entry = defaultEntry(),
 ): Promise<LaunchedServer> {
-  const path = entry.startsWith("file:") ? new URL(entry).pathname : entry;
-  const args = [
-    "run",
-    "--quiet",
-    "--no-prompt",
-    "--unstable-net",
-    ...inheritedPermissionFlags(),
-    path,
+  const command = selfCommand([
     "serve",
     "--host=127.0.0.1",
     "--port=0",
@@ -126,19 +80,14 @@ export async function launchTaskServer(
     `--delay=${delayMs}`,
     "--idle-timeout=120000",
     ...(spec.perClient ? ["--per-client"] : []),
-  ];
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const stop = stopper(child);
+  ], { entry });
+  let peer: Peer | undefined;
   try {
-    const doc = JSON.parse(await readFirstLine(child.stdout, 30_000));
-    return { port: doc.results.port, stop };
+    peer = await startPeer(command.command, { ...PEER_OPTIONS, args: command.args });
+    peer.drain();
+    return { port: JSON.parse(peer.firstLine).results.port, stop: peer.stop };
   } catch (error) {
-    await stop();
+    await peer?.stop();
     throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);
   }
 }
@@ -218,25 +167,28 @@ export async function launchPythonServer(
   spec: ServerSpec,
   delayMs: number,
 ): Promise<LaunchedServer> {
-  const dir = await Deno.makeTempDir({ prefix: "taskserver-py-" });
-  const file = `${dir}/server_side.py`;
-  await Deno.writeTextFile(file, PYTHON_SERVER);
-  // Python's default listen() backlog is min(128, SOMAXCONN).
-  const child = new Deno.Command("python3", {
-    args: [file, spec.python ?? "thread", String(delayMs), spec.framing ?? "line", "128"],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const stopChild = stopper(child);
-  const stop = async () => {
-    await stopChild();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
+  const program = await preparePeer({
+    name: "server_side",
+    language: "python",
+    source: PYTHON_SERVER,
+  });
   try {
-    return { port: Number(await readFirstLine(child.stdout, 10_000)), stop };
+    // Python's default listen() backlog is min(128, SOMAXCONN).
+    const peer = await startPeer(program.argv[0], {
+      ...PEER_OPTIONS,
+      args: [
+        ...program.argv.slice(1),
+        spec.python ?? "thread",
+        String(delayMs),
+        spec.framing ?? "line",
+        "128",
+      ],
+      timeoutMs: 10_000,
+    });
+    peer.drain();
+    return { port: Number(peer.firstLine), stop: () => peer.stop().finally(program.close) };
   } catch (error) {
-    await stop();
+    await program.close();
     throw new Error(`could not start python3 (${spec.label}): ${errorMessage(error)}`);
   }
 }
@@ -295,10 +247,9 @@ export async function processClients(
   studyFraming: boolean,
   entry = defaultEntry(),
 ): Promise<DelayRun> {
-  const path = entry.startsWith("file:") ? new URL(entry).pathname : entry;
   const command = studyFraming
     ? {
-      cmd: "python3",
+      command: "python3",
       args: [
         "-c",
         "import socket,sys\ns=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n" +
@@ -307,28 +258,16 @@ export async function processClients(
         String(port),
       ],
     }
-    : {
-      cmd: Deno.execPath(),
-      args: [
-        "run",
-        "--quiet",
-        "--allow-net",
-        "--allow-env",
-        path,
-        "call",
-        "reverse",
-        BENCH_PAYLOAD,
-        `--port=${port}`,
-        "--timeout=120000",
-      ],
-    };
+    : selfCommand(["call", "reverse", BENCH_PAYLOAD, `--port=${port}`, "--timeout=120000"], {
+      entry,
+    });
   const script = startScript(entry);
-  if (script) return await viaStartSh(script, clients, [command.cmd, ...command.args]);
+  if (script) return await viaStartSh(script, clients, [command.command, ...command.args]);
   const started = performance.now();
   const results = await Promise.all(
     Array.from({ length: clients }, async () => {
       const t = performance.now();
-      const out = await new Deno.Command(command.cmd, {
+      const out = await new Deno.Command(command.command, {
         args: command.args,
         stdin: "null",
         stdout: "null",
