@@ -16,10 +16,24 @@ import { moments, parseDistribution } from "./distributions.ts";
 import { fitGaps } from "./fit.ts";
 import { dataGaps, measureReception } from "./server.ts";
 import { runClient } from "./client.ts";
+import { type PreparedPeer, preparePeer, startPeer, stopProcess } from "../shared/peer.ts";
+import { STUDY_CLIENT_PEER, STUDY_SERVER_PEER } from "./peers.ts";
 
 const SEED_FILE = "004_4039e11e3db31957.txt";
-const PYTHON_CLIENT = new URL("./python/study_client.py", import.meta.url);
-const PYTHON_SERVER = new URL("./python/study_server.py", import.meta.url);
+let pythonPeers: Promise<PreparedPeer[]> | undefined;
+
+/** The study-style Python programs (interarrival/peers.ts), written out on first use. */
+async function pythonScripts(): Promise<{ client: string; server: string }> {
+  pythonPeers ??= Promise.all([preparePeer(STUDY_CLIENT_PEER), preparePeer(STUDY_SERVER_PEER)])
+    .then((peers) => {
+      globalThis.addEventListener("unload", () => {
+        for (const peer of peers) Deno.removeSync(peer.dir, { recursive: true });
+      });
+      return peers;
+    });
+  const [client, server] = await pythonPeers;
+  return { client: client.argv[1], server: server.argv[1] };
+}
 
 /** Hooks and placement shared by every bench run. */
 export interface BenchHooks {
@@ -110,10 +124,7 @@ function relative(achieved: number[], requested: number[]): number {
 /** Whether python3 can run the study-style scripts. */
 export async function pythonAvailable(): Promise<boolean> {
   try {
-    // From a bundle the scripts are not next to the module.
-    if (PYTHON_CLIENT.protocol !== "file:") return false;
-    await Deno.stat(PYTHON_CLIENT);
-    await Deno.stat(PYTHON_SERVER);
+    await pythonScripts();
     const out = await new Deno.Command("python3", {
       args: ["--version"],
       stdout: "null",
@@ -141,7 +152,7 @@ async function runPythonClient(
 ): Promise<PythonClientOutput> {
   const out = await new Deno.Command("python3", {
     args: [
-      PYTHON_CLIENT.pathname,
+      (await pythonScripts()).client,
       "127.0.0.1",
       String(port),
       String(workers),
@@ -325,30 +336,13 @@ export async function pythonServerCount(
   meanMs: number,
   hooks: BenchHooks,
 ): Promise<{ sent: number; receptions: number; messages: number }> {
-  const child = new Deno.Command("python3", {
-    args: [PYTHON_SERVER.pathname, "0"],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const nextLine = async () => {
-    const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    try {
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error("python study server ended early");
-        text += value;
-      }
-      const line = text.slice(0, text.indexOf("\n"));
-      text = text.slice(text.indexOf("\n") + 1);
-      return JSON.parse(line);
-    } finally {
-      clearTimeout(deadline);
-    }
-  };
+  // It prints its port, then its counts once told to stop (SIGTERM).
+  const peer = await startPeer("python3", {
+    args: [(await pythonScripts()).server, "0"],
+    timeoutMs: 20_000,
+  });
   try {
-    const { port } = await nextLine();
+    const { port } = JSON.parse(peer.firstLine);
     const client = await runClient({
       host: "127.0.0.1",
       port,
@@ -358,21 +352,16 @@ export async function pythonServerCount(
       seed: 3,
       entry: hooks.entry,
     });
-    child.kill("SIGTERM");
-    const counts = await nextLine();
+    peer.child.kill("SIGTERM");
+    const counts = JSON.parse((await peer.nextLine(20_000)) ?? "null");
+    if (counts === null) throw new Error("python study server ended early");
     return {
       sent: client.overall.messages,
       receptions: counts.receptions,
       messages: counts.messages,
     };
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await reader.cancel().catch(() => {});
-    await child.status;
+    await stopProcess(peer.child, 0);
   }
 }
 
@@ -387,7 +376,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const skipped: string[] = [];
   const python = options.python && (await pythonAvailable());
   if (options.python && !python) {
-    skipped.push("Python comparison: python3 or interarrival/python/*.py is not available");
+    skipped.push("Python comparison: python3 is not available");
   }
   if (!options.python) skipped.push("Python comparison: --no-python");
   const accuracy: AccuracyRow[] = [];
@@ -691,7 +680,7 @@ export async function runStudy(scale: StudyScale, hooks: BenchHooks = {}): Promi
   const skipped: string[] = [];
   const python = await pythonAvailable();
   if (!python) {
-    skipped.push("Python study-style client: python3 or interarrival/python/*.py is not available");
+    skipped.push("Python study-style client: python3 is not available");
   }
   if (scale !== "full") {
     skipped.push(

@@ -14,7 +14,7 @@
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
-import { CHILD_FLAG, childCommand } from "../shared/runtime.ts";
+import { selfCommand, which } from "../shared/peer.ts";
 import { median } from "../shared/stats.ts";
 import type { LinePlot, ReportTable } from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
@@ -201,14 +201,6 @@ async function run(
   };
 }
 
-async function which(command: string): Promise<boolean> {
-  try {
-    return (await run("sh", ["-c", `command -v ${command}`])).code === 0;
-  } catch {
-    return false;
-  }
-}
-
 /** A running lab target; close it when done. */
 export interface Lab {
   /** Drops SYNs to {@linkcode LAB_FILTERED_BLOCK} too (only for the speed target). */
@@ -278,7 +270,7 @@ export async function labUnavailableReason(): Promise<string | null> {
   if (Deno.env.get(LAB_ENV) === "1") return null;
   if (!(await isRoot())) return "not root: no private network namespace for the lab target";
   for (const tool of ["unshare", "ip", "nft"]) {
-    if (!(await which(tool))) return `${tool} is not installed`;
+    if (!which(tool)) return `${tool} is not installed`;
   }
   return null;
 }
@@ -290,9 +282,8 @@ export async function labUnavailableReason(): Promise<string | null> {
 export function labCommand(
   args: string[],
 ): { command: string; args: string[]; env: Record<string, string> } {
-  const entry = Deno.mainModule;
-  const child = childCommand(entry);
-  const argv = [child.command, ...child.args.filter((arg) => arg !== CHILD_FLAG), ...args];
+  const self = selfCommand(args);
+  const argv = [self.command, ...self.args];
   return {
     command: "unshare",
     args: ["-n", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", ...argv],
@@ -364,10 +355,7 @@ function nmapPorts(grepable: string, state: string): number[] {
     .filter((m) => m[2] === state).map((m) => Number(m[1]));
 }
 
-function ourCommand(args: string[]): { command: string; args: string[] } {
-  const child = childCommand(Deno.mainModule);
-  return { command: child.command, args: [...child.args.filter((a) => a !== CHILD_FLAG), ...args] };
-}
+const ourCommand = (args: string[]) => selfCommand(args);
 
 /** Runs the grid (and comparisons) against the lab; must run inside the lab namespace. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
@@ -398,7 +386,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (skippedRows.length > 0) skipped.push(`Too slow for this scale: ${skippedRows.join(", ")}.`);
     const fullOnly = FULL_GRID.filter((row) => !plan.rows.includes(row)).map((row) => row.label);
     if (fullOnly.length > 0) skipped.push(`Only at full scale: ${fullOnly.join(", ")}.`);
-    const hasNmap = await which("nmap");
+    const hasNmap = which("nmap");
     if (options.compareNmap && !hasNmap) skipped.push("nmap is not installed: no nmap comparison.");
     if (options.compareNmap && hasNmap) {
       for (const n of plan.ports.filter((p) => p >= 100)) {

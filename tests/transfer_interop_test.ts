@@ -3,9 +3,9 @@ import { download, simpleRequest, upload } from "../transfer/client.ts";
 import { md5Hex } from "../transfer/protocol.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
+import { preparePeer } from "../shared/peer.ts";
+import { STEP_PEER } from "../transfer/peers.ts";
 import { patternBytes, withServer, withTempDir } from "./fixtures/transfer_helpers.ts";
-
-const PEER = new URL("./fixtures/transfer_step_peer.py", import.meta.url).pathname;
 
 function hasPython(): boolean {
   try {
@@ -15,6 +15,12 @@ function hasPython(): boolean {
   }
 }
 const python = hasPython();
+// The peer's source is embedded in transfer/peers.ts (so bundles carry it); written out once here.
+const prepared = python ? await preparePeer(STEP_PEER) : null;
+const PEER = prepared?.argv[1] ?? "";
+globalThis.addEventListener("unload", () => {
+  if (prepared) Deno.removeSync(prepared.dir, { recursive: true });
+});
 const suffix = python ? "" : " (skipped: needs python3)";
 
 Deno.test({

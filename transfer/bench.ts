@@ -18,6 +18,8 @@ import type { StudyReport, StudyScale } from "../shared/study.ts";
 import { defineConnectionHandler, type RunningServer, serve } from "../shared/server.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import { BufferedReader } from "../shared/reader.ts";
+import { type PreparedPeer, preparePeer, startPeer, stopProcess, which } from "../shared/peer.ts";
+import { STEP_PEER } from "./peers.ts";
 import { DEFAULT_BLOCK_SIZE, formatSize } from "./protocol.ts";
 import { startServer } from "./server.ts";
 import { download, simpleRequest, upload } from "./client.ts";
@@ -190,45 +192,29 @@ async function repeat(runs: number, fn: () => Promise<number>): Promise<number[]
   return out;
 }
 
-/**
- * The Python STEP peer (tests/fixtures/transfer_step_peer.py: the course server's
- * behaviour re-implemented from the facts sheet), when running from source with
- * python3; `null` otherwise.
- */
+/** The Python STEP peer (transfer/peers.ts) when python3 runs here; `null` otherwise. */
 async function startPythonPeer(
   dir: string,
 ): Promise<{ port: number; close(): Promise<void> } | null> {
-  const url = new URL("../tests/fixtures/transfer_step_peer.py", import.meta.url);
-  if (url.protocol !== "file:" || !which("python3")) return null;
+  if (!which("python3")) return null;
+  let program: PreparedPeer | undefined;
   try {
-    Deno.statSync(url);
-  } catch {
-    return null;
-  }
-  const child = new Deno.Command("python3", {
-    args: [url.pathname, "server", `${dir}/python-root`],
-    stdout: "piped",
-    stderr: "null",
-    stdin: "null",
-  }).spawn();
-  const close = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
+    program = await preparePeer(STEP_PEER);
+    const peer = await startPeer(program.argv[0], {
+      args: [...program.argv.slice(1), "server", `${dir}/python-root`],
+      timeoutMs: 10_000,
+      graceMs: 0,
+    });
+    const close = () => peer.stop().finally(program!.close);
+    const port = Number(peer.firstLine.split(" ").pop());
+    if (!Number.isInteger(port) || port <= 0) {
+      await close();
+      return null;
     }
-    await child.status;
-  };
-  try {
-    const reader = new BufferedReader(child.stdout);
-    const line = await reader.readLine(200, { timeout: 10_000 });
-    const port = line instanceof Uint8Array
-      ? Number(new TextDecoder().decode(line).split(" ").pop())
-      : NaN;
-    if (!Number.isInteger(port) || port <= 0) throw new Error("no port");
+    peer.drain();
     return { port, close };
   } catch {
-    await close();
+    await program?.close();
     return null;
   }
 }
@@ -246,18 +232,6 @@ function serverPeakRssMb(lab: Lab): number | null {
     }
   }
   return lab.serverPids.length > 0 ? round(total, 1) : null;
-}
-
-function which(command: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      Deno.statSync(`${dir}/${command}`);
-      return true;
-    } catch {
-      // Not here.
-    }
-  }
-  return false;
 }
 
 function freePort(): number {
@@ -289,12 +263,7 @@ async function iperf3(bytes: number): Promise<number | null> {
   } catch {
     return null;
   } finally {
-    try {
-      server.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await server.status;
+    await stopProcess(server, 0);
   }
 }
 
