@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { errorMessage } from "../shared/errors.ts";
+import { killAfter, type PreparedPeer, preparePeer } from "../shared/peer.ts";
 
 /** The corrected study program: prints one JSON line per case and run. */
 export const STUDY_PYTHON = `
@@ -104,28 +106,25 @@ export async function runPythonAnchor(
   repeats: number,
   timeoutMs: number,
 ): Promise<{ runs: PythonRun[] } | { skipped: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "ipcbench-py-" });
+  let program: PreparedPeer;
   try {
-    const script = `${dir}/study.py`;
-    await Deno.writeTextFile(script, STUDY_PYTHON);
+    program = await preparePeer({ name: "study", language: "python", source: STUDY_PYTHON });
+  } catch (error) {
+    return { skipped: `the Python anchor: ${errorMessage(error)}` };
+  }
+  try {
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command("python3", {
-        args: [script, String(roundTrips), String(repeats)],
+      child = new Deno.Command(program.argv[0], {
+        args: [...program.argv.slice(1), String(roundTrips), String(repeats)],
         stdout: "piped",
         stderr: "piped",
       }).spawn();
     } catch (error) {
       return { skipped: `the Python anchor: python3 could not start (${error})` };
     }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }, timeoutMs);
-    const output = await child.output().finally(() => clearTimeout(timer));
+    const cancel = killAfter(child, timeoutMs);
+    const output = await child.output().finally(cancel);
     if (!output.success) {
       const why = new TextDecoder().decode(output.stderr).trim().split("\n").pop();
       return { skipped: `the Python anchor failed (${why || `exit ${output.code}`})` };
@@ -135,6 +134,6 @@ export async function runPythonAnchor(
       .map((line) => JSON.parse(line) as PythonRun);
     return { runs };
   } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await program.close();
   }
 }

@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { errorMessage } from "../shared/errors.ts";
+import { killAfter, type PreparedPeer, preparePeer } from "../shared/peer.ts";
 import type { Pin } from "./system.ts";
 import type { Transport } from "./transports.ts";
 
@@ -233,26 +235,18 @@ export interface CAnchorRunner {
 
 /** Compiles the anchor; returns why not when gcc is missing or fails. */
 export async function compileCAnchor(): Promise<CAnchorRunner | { skipped: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "ipcbench-c-" });
-  const close = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  let program: PreparedPeer;
   try {
-    await Deno.writeTextFile(`${dir}/pingpong.c`, PINGPONG_C);
-    const output = await new Deno.Command("gcc", {
-      args: ["-O2", "-pthread", "-o", `${dir}/pingpong`, `${dir}/pingpong.c`],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!output.success) {
-      await close();
-      const why = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
-      return { skipped: `C anchors: gcc failed (${why})` };
-    }
+    program = await preparePeer({
+      name: "pingpong",
+      language: "c",
+      source: PINGPONG_C,
+      cflags: ["-pthread"],
+    });
   } catch (error) {
-    await close();
-    return {
-      skipped: `C anchors: gcc could not run (${error instanceof Error ? error.message : error})`,
-    };
+    return { skipped: `C anchors: ${errorMessage(error)}` };
   }
+  const close = program.close;
   const cache = new Map<string, Promise<CAnchor | null>>();
   return {
     measure(transport, size, pin, cpus, n) {
@@ -267,20 +261,14 @@ export async function compileCAnchor(): Promise<CAnchorRunner | { skipped: strin
       let result = cache.get(key);
       if (!result) {
         result = (async () => {
-          const child = new Deno.Command(`${dir}/pingpong`, {
+          const child = new Deno.Command(program.argv[0], {
             args: [mode, String(size), String(n), String(a), String(b)],
             stdout: "piped",
             stderr: "piped",
           }).spawn();
           // A C run is bounded; a hang (a broken kernel feature) must not hang the bench.
-          const timer = setTimeout(() => {
-            try {
-              child.kill("SIGKILL");
-            } catch {
-              // Already gone.
-            }
-          }, 60_000);
-          const output = await child.output().finally(() => clearTimeout(timer));
+          const cancel = killAfter(child, 60_000);
+          const output = await child.output().finally(cancel);
           if (!output.success) return null;
           return JSON.parse(new TextDecoder().decode(output.stdout)) as CAnchor;
         })();

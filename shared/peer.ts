@@ -54,7 +54,8 @@ export function selfCommand(
 export function which(command: string): boolean {
   const candidates = command.includes("/")
     ? [command]
-    : (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")
+    : (Deno.env.get("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+      .split(":")
       .filter((dir) => dir !== "").map((dir) => `${dir}/${command}`);
   for (const path of candidates) {
     try {

@@ -10,21 +10,10 @@
  *
  * @module
  */
+import { which } from "../shared/peer.ts";
 
 /** True inside the namespace that {@linkcode netnsTest} created. */
 export const IN_NETNS: boolean = Deno.env.get("NETCONC_NETNS") === "1";
-
-function which(command: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
-    try {
-      Deno.statSync(`${dir}/${command}`);
-      return true;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return false;
-}
 
 /** Why namespaced tests cannot run here, or `null` when they can. */
 export function netnsUnavailableReason(): string | null {
