@@ -62,7 +62,11 @@ export function createProgram(name: string, description: string): Command {
       writeOut: (text) => writeStdout(text),
       writeErr: (text) => writeStderr(text),
     })
-    .exitOverride();
+    .exitOverride()
+    // Which command runs, for the failure document of a usage error (see runMain).
+    .hook("preSubcommand", (_program, sub) => {
+      runningCommand = sub.name();
+    });
   return program;
 }
 
@@ -106,14 +110,30 @@ export function numberOption(min: number, max = Infinity, inclusive = false) {
   };
 }
 
+// What runMain needs to print a failure document under --json when the command
+// did not: whether a document went out, the last error line, and the command.
+let documentWritten = false;
+let lastErrorLine: string | null = null;
+let runningCommand: string | null = null;
+
 /** Writes text to stdout without a trailing newline being added. */
 export function writeStdout(text: string): void {
+  if (text.startsWith('{"tool":')) documentWritten = true;
   Deno.stdout.writeSync(new TextEncoder().encode(text));
 }
 
 /** Writes text to stderr without a trailing newline being added. */
 export function writeStderr(text: string): void {
+  // deno-lint-ignore no-control-regex
+  const error = /error:\s*(?:\x1b\[[0-9;]*m)?\s*(.+)/.exec(text);
+  if (error) lastErrorLine = error[1].trim();
   Deno.stderr.writeSync(new TextEncoder().encode(text));
+}
+
+/** True when `args` ask for `--json` (before any `--` that ends the options). */
+export function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
 }
 
 /** Prints a warning on stderr. */
@@ -125,13 +145,34 @@ export function warn(message: string): void {
  * Runs a tool's `main`, mapping outcomes to exit codes: commander's own exits
  * (help, version) keep their code, {@linkcode UsageError} and commander usage
  * errors exit 2, any other error prints `<tool>: <message>` and exits 1.
+ *
+ * Under `--json` (in `args`, default the tool's arguments) every failure prints
+ * exactly one JSON document with `error` set: the command's own when it printed
+ * one, else one built here (usage errors, and commands that only logged).
  */
-export async function runMain(tool: string, main: () => Promise<number | void>): Promise<never> {
+export async function runMain(
+  tool: string,
+  main: () => Promise<number | void>,
+  args: readonly string[] = toolArgs(),
+): Promise<never> {
+  const started = performance.now();
   let code: number;
+  let failure: unknown = null;
   try {
     code = (await main()) ?? EXIT_OK;
   } catch (error) {
     code = exitCodeFor(tool, error);
+    if (code !== EXIT_OK) failure = error;
+  }
+  if (code !== EXIT_OK && !documentWritten && wantsJson(args)) {
+    const error = failure instanceof CommanderError
+      ? failure.message.replace(/^error:\s*/, "")
+      : failure ?? lastErrorLine ?? `${tool} exited with status ${code}`;
+    const command = runningCommand ?? args.find((arg) => !arg.startsWith("-")) ?? "";
+    writeStdout(
+      JSON.stringify(jsonDocument(tool, command, {}, null, performance.now() - started, error)) +
+        "\n",
+    );
   }
   Deno.exit(code);
 }
