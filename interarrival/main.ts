@@ -23,7 +23,8 @@ import {
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
-import { enterRole } from "../shared/runtime.ts";
+import { serveRegistry } from "../shared/registry.ts";
+import { registry } from "./registry.ts";
 import { parseMode } from "../shared/mode.ts";
 import { TaskError, UsageError } from "../shared/errors.ts";
 import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
@@ -461,4 +462,6 @@ export async function main(args: string[]): Promise<number> {
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) await runMain("interarrival", () => main(toolArgs()));
+if (import.meta.main && !serveRegistry(registry)) {
+  await runMain("interarrival", () => main(toolArgs()));
+}

@@ -103,28 +103,101 @@ export interface ErrorInfo {
   message: string;
   stack?: string;
   code?: string;
+  /** The error's own JSON-serialisable fields (`length`, `max`, `where`, `input`, ...). */
+  fields?: Record<string, unknown>;
 }
+
+// deno-lint-ignore no-explicit-any
+type ErrorClass = abstract new (...args: any[]) => Error;
+
+// Classes rebuilt by name on the receiving side, so that `instanceof` holds the
+// same in a worker or a child as in this isolate.
+const errorClasses = new Map<string, ErrorClass>(
+  ([
+    Error,
+    RangeError,
+    TypeError,
+    SyntaxError,
+    ReferenceError,
+    EvalError,
+    URIError,
+    UsageError,
+    FrameTooLargeError,
+    ProtocolError,
+    UnexpectedEofError,
+    TimeoutError,
+    TaskError,
+    WorkerCrashError,
+  ] as ErrorClass[]).map((type) => [type.name, type]),
+);
+
+/**
+ * Makes errors of `type` keep their class across a worker or a child (the
+ * project's errors, the built-in ones and `Deno.errors.*` already do). The
+ * class's instances must set `name` to the class name.
+ */
+export function registerErrorClass(type: ErrorClass): void {
+  errorClasses.set(type.name, type);
+}
+
+function errorClassNamed(name: string): ErrorClass {
+  const known = errorClasses.get(name);
+  if (known) return known;
+  const denoError = (Deno.errors as unknown as Record<string, ErrorClass | undefined>)[name];
+  return typeof denoError === "function" ? denoError : Error;
+}
+
+const STANDARD_KEYS = new Set(["name", "message", "stack", "code", "cause"]);
 
 /** Turns any thrown value into an {@linkcode ErrorInfo}. */
 export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(error)) {
+      if (STANDARD_KEYS.has(key)) continue;
+      try {
+        if (JSON.stringify(value) !== undefined) fields[key] = value;
+      } catch {
+        // Not serialisable: left out.
+      }
+    }
     return {
       name: error.name,
       message: error.message,
       stack: error.stack,
       ...(typeof code === "string" ? { code } : {}),
+      ...(Object.keys(fields).length > 0 ? { fields } : {}),
     };
   }
   return { name: "Error", message: String(error) };
 }
 
-/** Rebuilds an Error from an {@linkcode ErrorInfo}. */
+/**
+ * Rebuilds an Error from an {@linkcode ErrorInfo}, of the same class when the
+ * class is known here (built-in errors, `Deno.errors.*`, the project's errors
+ * and those given to {@linkcode registerErrorClass}), with its fields.
+ */
 export function fromErrorInfo(info: ErrorInfo): Error {
-  const error = new Error(info.message);
-  error.name = info.name;
-  if (info.stack) error.stack = info.stack;
+  // Built without running the constructor, whose parameters differ per class.
+  const error = Object.create(errorClassNamed(info.name).prototype) as Error;
+  Object.defineProperty(error, "message", {
+    value: info.message,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+  if (error.name !== info.name) error.name = info.name;
+  if (info.stack) {
+    Object.defineProperty(error, "stack", {
+      value: info.stack,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
   if (info.code) (error as { code?: string }).code = info.code;
+  if (info.fields) Object.assign(error, info.fields);
   return error;
 }
 

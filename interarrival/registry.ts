@@ -1,0 +1,15 @@
+/**
+ * Everything `interarrival`'s workers and children run: the sender task of the
+ * client and the receiver handler of the server.
+ *
+ * @module
+ */
+import { defineRegistry } from "../shared/registry.ts";
+import { senderTask } from "./client.ts";
+import { receiveConnection } from "./server.ts";
+
+/** The interarrival registry (see shared/registry.ts). */
+export const registry = defineRegistry({
+  tasks: { "interarrival.sender": senderTask.fn },
+  handlers: { "interarrival.receiver": receiveConnection },
+});
