@@ -7,7 +7,7 @@
  * - `compile`: `dist/<tool>`, a self-contained binary (`deno compile`, which needs
  *   its `denort` runtime; it cannot be downloaded on machines without network).
  *
- * Usage: `deno task bundle [tool...]`, `deno task compile [tool...]`.
+ * Usage: `deno task bundle [tool...]`, `deno task compile [tool...] [--target T]`.
  *
  * @module
  */
@@ -128,14 +128,20 @@ async function bundle(tool: string): Promise<string> {
   }
 }
 
-async function compile(tool: string): Promise<string> {
-  const out = new URL(tool, dist).pathname;
+/**
+ * Compiles a target into `dist/<tool>`, or `dist/<tool>-<target>[.exe]` for
+ * another platform (`--target x86_64-pc-windows-msvc`, as `deno compile` names them).
+ */
+async function compile(tool: string, target?: string): Promise<string> {
+  const name = target ? `${tool}-${target}${target.includes("windows") ? ".exe" : ""}` : tool;
+  const out = new URL(name, dist).pathname;
   // The entry module is also the worker and child entry, so no `--include` is needed.
   await run([
     "compile",
     "--quiet",
     "--unstable-net",
     ...TARGETS[tool].permissions,
+    ...(target ? ["--target", target] : []),
     "-o",
     out,
     TARGETS[tool].entry,
@@ -144,7 +150,16 @@ async function compile(tool: string): Promise<string> {
 }
 
 if (import.meta.main) {
-  const [action, ...names] = Deno.args;
+  const [action, ...rest] = Deno.args;
+  const targetAt = rest.indexOf("--target");
+  const target = targetAt === -1 ? undefined : rest[targetAt + 1];
+  if (targetAt !== -1 && (action !== "compile" || !target)) {
+    console.error("build: --target <triple> goes with compile, e.g. --target aarch64-apple-darwin");
+    Deno.exit(2);
+  }
+  const names = targetAt === -1
+    ? rest
+    : rest.filter((_, i) => i !== targetAt && i !== targetAt + 1);
   const tools = names.length > 0 ? names : Object.keys(TARGETS);
   for (const tool of tools) {
     if (!(tool in TARGETS)) {
@@ -161,7 +176,7 @@ if (import.meta.main) {
   await Deno.mkdir(dist, { recursive: true });
   for (const tool of tools) {
     try {
-      const out = action === "bundle" ? await bundle(tool) : await compile(tool);
+      const out = action === "bundle" ? await bundle(tool) : await compile(tool, target);
       console.error(`built ${out}`);
     } catch (error) {
       // Deno has already printed why; say which step failed, without a stack trace.
