@@ -11,7 +11,7 @@ import { connectError, TimeoutError } from "../shared/errors.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
 import { roundMs } from "../shared/clock.ts";
-import { summarize, type Summary } from "../shared/stats.ts";
+import { roundSummary, summarize, type Summary } from "../shared/stats.ts";
 import {
   describeDistribution,
   type DistributionSpec,
@@ -345,19 +345,6 @@ export function timingOf(results: SenderResult[]): TimingSummary {
     meanRelativeError: Math.round(((achievedMean - requestedMean) / requestedMean) * 1e6) / 1e6,
     error: roundSummary(summarize(results.flatMap((r) => r.errors))),
     coalesced: results.reduce((sum, r) => sum + r.coalesced, 0),
-  };
-}
-
-function roundSummary(s: Summary): Summary {
-  return {
-    count: s.count,
-    mean: roundMs(s.mean),
-    stddev: roundMs(s.stddev),
-    min: roundMs(s.min),
-    p50: roundMs(s.p50),
-    p95: roundMs(s.p95),
-    p99: roundMs(s.p99),
-    max: roundMs(s.max),
   };
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { defineService, spawn } from "../shared/runtime.ts";
-import { logHistogram, median, summarize, type Summary } from "../shared/stats.ts";
+import { logHistogram, median, roundSummary, summarize, type Summary } from "../shared/stats.ts";
 import { TimeoutError } from "../shared/errors.ts";
 import { counterMismatch, newMessage, readCounter, stampCounter, touchAll } from "./message.ts";
 import {
@@ -252,19 +252,6 @@ export async function measureLink(link: Link, plan: CasePlan): Promise<LinkMeasu
 function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Number.isFinite(value) ? Math.round(value * f) / f : value;
-}
-
-function roundSummary(s: Summary): Summary {
-  return {
-    count: s.count,
-    mean: round(s.mean),
-    stddev: round(s.stddev),
-    min: round(s.min),
-    p50: round(s.p50),
-    p95: round(s.p95),
-    p99: round(s.p99),
-    max: round(s.max),
-  };
 }
 
 interface PingerInit {

@@ -202,6 +202,24 @@ export function toolArgs(args: readonly string[] = Deno.args): string[] {
   return args[0] === "--" ? args.slice(1) : [...args];
 }
 
+/** The output flags every command has (see {@linkcode addOutputOptions}). */
+export interface OutputFlags {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** {@linkcode runCommand} bound to a tool's name: `const run = commandRunner("transfer")`. */
+export function commandRunner(
+  tool: string,
+): (
+  command: string,
+  options: OutputFlags & Record<string, unknown>,
+  body: () => Promise<CommandOutput>,
+) => Promise<number> {
+  return (command, options, body) => runCommand(tool, command, options, body);
+}
+
 /** What a command body returns to {@linkcode runCommand}. */
 export interface CommandOutput {
   /** The `results` of the `--json` document. */

@@ -8,11 +8,12 @@ import type { Command } from "commander";
 import { DEFAULT_PORT } from "./fast_call.ts";
 import {
   addOutputOptions,
+  commandRunner,
   createProgram,
   EXIT_OK,
   intOption,
   jsonDocument,
-  runCommand,
+  type OutputFlags,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -30,20 +31,8 @@ import type { BenchOptions } from "./bench.ts";
 const TOOL = "taskserver";
 /** The study's port. */
 
-interface OutputFlags {
-  json?: boolean;
-  quiet?: boolean;
-  verbose?: boolean;
-}
-
 /** Runs a command body and prints its output (see `runCommand` in shared/cli.ts). */
-function run(
-  command: string,
-  options: OutputFlags & Record<string, unknown>,
-  body: () => Promise<{ results: unknown; text: string; ok?: boolean }>,
-): Promise<number> {
-  return runCommand(TOOL, command, options, body);
-}
+const run = commandRunner(TOOL);
 
 function operationArg(value: string): Operation {
   const op = parseOperation(value);

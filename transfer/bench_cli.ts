@@ -12,23 +12,14 @@ import {
   type BenchFlags,
 } from "../shared/bench_command.ts";
 import { UsageError } from "../shared/errors.ts";
-import type { Mode } from "../shared/mode.ts";
 import { parseModeList } from "../shared/mode.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
 // bench.ts registers the `transfer.raw-sink` handler that workers and children
 // look up by name, so the entry must load it (until transfer declares a registry).
 import "./bench.ts";
+import type { BenchOptions } from "./bench.ts";
 
-interface TransferBenchFlags extends BenchFlags {
-  sizes: number[];
-  modes: Mode[];
-  streams: number;
-  window: number;
-  blockSizes: number[];
-  runs: number;
-  directions: ("upload" | "download")[];
-  iperf: boolean;
-}
+type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus">;
 
 function listOption<T>(parse: (text: string) => T, option: string) {
   return (value: string): T[] => {

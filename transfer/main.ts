@@ -6,10 +6,11 @@
 import type { Command } from "commander";
 import {
   addOutputOptions,
+  commandRunner,
   createProgram,
   EXIT_OK,
   intOption,
-  runCommand,
+  type OutputFlags,
   runMain,
   toolArgs,
   writeStderr,
@@ -61,20 +62,8 @@ export function normalizeArgs(args: string[]): string[] {
   return out;
 }
 
-interface OutputFlags {
-  json?: boolean;
-  quiet?: boolean;
-  verbose?: boolean;
-}
-
 /** Runs a command body and prints its output (see `runCommand` in shared/cli.ts). */
-function run(
-  command: string,
-  options: OutputFlags & Record<string, unknown>,
-  body: () => Promise<{ results: unknown; text: string }>,
-): Promise<number> {
-  return runCommand(TOOL, command, options, body);
-}
+const run = commandRunner(TOOL);
 
 function addConnectionOptions(command: Command): Command {
   return command
