@@ -18,6 +18,7 @@
  * @module
  */
 import { onAbort } from "./abort.ts";
+import { listenError } from "./errors.ts";
 import type { Mode } from "./mode.ts";
 import { type Channel, defineService, describeWhere, spawn, type Spawned } from "./runtime.ts";
 
@@ -101,39 +102,109 @@ export interface ServeOptions<Init = unknown> {
    * the same port (`reusePort`: the kernel spreads new connections among them),
    * shared among the pool's workers in pooled modes. Ignored in `sequential`
    * mode, which keeps one listener so that clients are served one at a time.
-   * Default: one listener per isolate.
+   * Default {@linkcode DEFAULT_BACKLOG}.
    */
   backlog?: number;
+  /**
+   * Most connections served at once (default {@linkcode DEFAULT_MAX_CONNECTIONS});
+   * pools give each worker an equal share, rounded up. A connection above the
+   * bound is accepted, sent `refusal` (if any) and closed at once, so that its
+   * client learns why instead of waiting in the listen queue.
+   */
+  maxConnections?: number;
+  /** What a connection refused by `maxConnections` is sent before it is closed. */
+  refusal?: string;
 }
+
+/** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
+export const DEFAULT_BACKLOG = 16_384;
+
+/**
+ * Default bound on connections served at once. Above it a connection is refused
+ * (see {@linkcode ServeOptions.maxConnections}); the bound keeps descriptors and
+ * per-connection memory finite whatever clients do.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 16_384;
+
+/**
+ * Default bound in the `thread`/`process` per-connection designs, where every
+ * connection costs a Web Worker (~10 MB) or a child process (~40 MB).
+ */
+export const DEFAULT_MAX_PER_CONNECTION_WORKERS = 256;
+
+/** Milliseconds a refused client gets to take the refusal before its connection closes. */
+const REFUSAL_WRITE_MS = 1000;
 
 /** `Deno.listen`'s fixed listen-queue length. */
 export const DENO_LISTEN_BACKLOG = 511;
 
-function listenerCount(backlog: number | undefined, isolates = 1): number {
-  if (backlog === undefined || backlog <= DENO_LISTEN_BACKLOG) return 1;
-  return Math.max(1, Math.ceil(backlog / DENO_LISTEN_BACKLOG / isolates));
+/** Listeners each isolate opens for a `backlog` shared by `isolates` isolates. */
+export function listenerCount(backlog: number | undefined, isolates = 1): number {
+  const wanted = backlog ?? DEFAULT_BACKLOG;
+  if (wanted <= DENO_LISTEN_BACKLOG) return 1;
+  return Math.max(1, Math.ceil(wanted / DENO_LISTEN_BACKLOG / isolates));
 }
 
-/** Opens `count` listeners on one port (with reusePort when more than one). */
+/**
+ * Fails with `Cannot listen on HOST:PORT: address already in use` when any other
+ * socket listens on the port. `reusePort` would otherwise let a second server
+ * join a port another process serves and silently take part of its traffic:
+ * a plain bind (no `SO_REUSEPORT`) conflicts with every listener on the port.
+ */
+export function claimPort(hostname: string, port: number): void {
+  if (port === 0) return;
+  try {
+    Deno.listen({ hostname, port }).close();
+  } catch (error) {
+    throw listenError(hostname, port, error);
+  }
+}
+
+/**
+ * Opens `count` listeners on one port (with reusePort when more than one). With
+ * `join`, the port belongs to this server's pool and is not claimed again.
+ */
 function listenAll(
   hostname: string,
   port: number,
   count: number,
   reusePort = false,
+  join = false,
 ): Deno.Listener[] {
   const reuse = reusePort || count > 1;
-  const first = Deno.listen({ hostname, port, ...(reuse ? { reusePort: true } : {}) });
-  const listeners = [first];
+  if (reuse && !join) claimPort(hostname, port);
+  let first: Deno.Listener;
   try {
-    const chosen = (first.addr as Deno.NetAddr).port;
+    first = Deno.listen({ hostname, port, ...(reuse ? { reusePort: true } : {}) });
+  } catch (error) {
+    throw listenError(hostname, port, error);
+  }
+  const listeners = [first];
+  const chosen = (first.addr as Deno.NetAddr).port;
+  try {
     for (let i = 1; i < count; i++) {
       listeners.push(Deno.listen({ hostname, port: chosen, reusePort: true }));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
-    throw error;
+    throw listenError(hostname, chosen, error);
   }
   return listeners;
+}
+
+/**
+ * True for `accept()` errors that mean the process is out of descriptors or
+ * kernel memory, where accepting again at once would fail again. Anything else
+ * (`NotConnected`, `ConnectionReset`, `ConnectionAborted`: a connection reset
+ * while it waited in the queue) concerns one client, and the loop accepts the
+ * next connection without waiting.
+ */
+export function isResourceExhaustion(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12.
+  return /\(os error (24|23|105|12)\)|too many open files|no buffer space|out of memory/i.test(
+    message,
+  );
 }
 
 /** A running server. */
@@ -161,6 +232,26 @@ interface LoopOptions {
   sequential: boolean;
   emit: (event: unknown) => void;
   graceMs: number;
+  /** Most connections served at once by this loop. */
+  maxConnections: number;
+  refusal?: string;
+}
+
+/** Sends `refusal` (bounded in time) to a connection over the bound, then closes it. */
+async function refuse(conn: Deno.Conn, refusal: string | undefined): Promise<void> {
+  if (refusal) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      conn.write(new TextEncoder().encode(refusal)).catch(() => 0),
+      new Promise((resolve) => timer = setTimeout(resolve, REFUSAL_WRITE_MS)),
+    ]);
+    clearTimeout(timer);
+  }
+  try {
+    conn.close();
+  } catch {
+    // Reset by the client already.
+  }
 }
 
 /** Accept loop shared by this isolate and the pooled workers; returns a stop function. */
@@ -201,8 +292,13 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
         conn = await listener.accept();
       } catch (error) {
         if (controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: wait briefly and keep serving.
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        // Out of descriptors: wait briefly for some to close, and keep serving.
+        if (isResourceExhaustion(error)) await new Promise((resolve) => setTimeout(resolve, 10));
+        // Otherwise a connection was reset in the queue: the next one is waiting.
+        continue;
+      }
+      if (conns.size >= options.maxConnections) {
+        void refuse(conn, options.refusal);
         continue;
       }
       const acceptedAt = epoch();
@@ -276,10 +372,13 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     init: unknown;
     graceMs: number;
     listeners?: number;
+    maxConnections?: number;
+    refusal?: string;
   };
   const handler = handlers.get(options.handler);
   if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-  const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true);
+  // The parent claimed the port for the pool: its workers join it.
+  const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true, true);
   const emit = batchedEmitter(channel);
   const loop = acceptLoop({
     listeners,
@@ -290,6 +389,8 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     sequential: false,
     emit,
     graceMs: options.graceMs,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    refusal: options.refusal,
   });
   channel.send({ listening: true });
   while ((await channel.receive()) !== null);
@@ -388,6 +489,9 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
       sequential: options.mode === "sequential",
       emit: (event) => onEvent(event, { worker: 0, where }),
       graceMs,
+      maxConnections: options.maxConnections ??
+        (local ? DEFAULT_MAX_CONNECTIONS : DEFAULT_MAX_PER_CONNECTION_WORKERS),
+      refusal: options.refusal,
     });
     let closing: Promise<void> | null = null;
     const close = () => (closing ??= loop.stop());
@@ -410,6 +514,7 @@ function relayHandler<Init>(
   onEvent: (event: unknown, source: EventSource) => void,
 ): ConnectionHandler<unknown> {
   const kind = options.mode as "thread" | "process";
+  const graceMs = options.graceMs ?? 1000;
   return async (conn, context) => {
     const id = ++connectionCounter;
     const worker = await spawn(kind, {
@@ -454,7 +559,10 @@ function relayHandler<Init>(
     } finally {
       forgetAbort();
       worker.kill();
-      await writes;
+      // A client that stops reading cannot hold this connection open forever.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([writes, new Promise((r) => timer = setTimeout(r, graceMs))]);
+      clearTimeout(timer);
       try {
         conn.close();
       } catch {
@@ -478,8 +586,9 @@ async function servePool<Init>(
     // Reserve a port for the pool: the workers join it with reusePort.
     probe = Deno.listen({ hostname, port: 0, reusePort: true });
     port = (probe.addr as Deno.NetAddr).port;
-  }
+  } else claimPort(hostname, port);
   const count = Math.max(1, options.workers ?? 2);
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const workers: Spawned[] = [];
   try {
     const started = await Promise.allSettled(
@@ -495,6 +604,8 @@ async function servePool<Init>(
             init: options.init ?? null,
             graceMs,
             listeners: listenerCount(options.backlog, count),
+            maxConnections: Math.ceil(maxConnections / count),
+            refusal: options.refusal,
           },
         });
         workers.push(worker);
