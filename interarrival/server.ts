@@ -470,6 +470,9 @@ export interface ReceiverOptions {
   graceMs?: number;
   /** Worker and child entry (default: the main module). */
   entry?: string | URL;
+  /** Listen-queue capacity and connection bound (see `ServeOptions`). */
+  backlog?: number;
+  maxConnections?: number;
 }
 
 /** A running inter-arrival server. */
@@ -504,6 +507,8 @@ export async function startReceiver(
     perConnection,
     entry: options.entry,
     graceMs: options.graceMs,
+    backlog: options.backlog,
+    maxConnections: options.maxConnections,
     init: {
       verbose: options.verbose ?? false,
       maxLine: options.maxLine ?? DEFAULT_MAX_LINE,
