@@ -106,6 +106,67 @@ export async function freshClient(
   }
 }
 
+/**
+ * Connects, makes the first exchange and returns the open connection (a client
+ * the server is serving), or throws after `timeoutMs`.
+ */
+export async function servedConnection(
+  kind: ServerKind,
+  port: number,
+  timeoutMs = 10_000,
+  hostname = "127.0.0.1",
+): Promise<Deno.TcpConn> {
+  const { send, expect } = firstExchange(kind);
+  const conn = await Deno.connect({ hostname, port });
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    if (send) await conn.write(send);
+    const buffer = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes(expect)) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error(`closed before the reply (got ${JSON.stringify(text)})`);
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    return conn;
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Everything a connection receives until the server closes it (or `timeoutMs`). */
+export async function readUntilClosed(conn: Deno.Conn, timeoutMs = 10_000): Promise<string> {
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  try {
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) return text;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.BadResource) {
+      throw new Error(`still open after ${timeoutMs} ms`);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // Closed by the timer.
+    }
+  }
+}
+
 const RESET_HELPER = new URL("../tests/fixtures/reset_clients.py", import.meta.url).pathname;
 
 /**
