@@ -209,7 +209,8 @@ export interface TreeStats {
   fds: number;
 }
 
-function descendants(pid: number): number[] {
+/** `pid` and every descendant process (from /proc). */
+export function processTree(pid: number): number[] {
   const out = [pid];
   for (let i = 0; i < out.length; i++) {
     let tasks: string[] = [];
@@ -235,7 +236,7 @@ export function treeStats(pid: number): TreeStats {
   let rssBytes = 0;
   let fds = 0;
   let processes = 0;
-  for (const p of descendants(pid)) {
+  for (const p of processTree(pid)) {
     try {
       const status = Deno.readTextFileSync(`/proc/${p}/status`);
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
