@@ -132,6 +132,13 @@ export const DEFAULT_MAX_CONNECTIONS = 16_384;
  */
 export const DEFAULT_MAX_PER_CONNECTION_WORKERS = 256;
 
+/**
+ * Bytes the per-connection relay lets travel, in each direction, ahead of the
+ * side that consumes them (the handler reading, the client reading), so that a
+ * client that floods or never reads costs at most this much memory.
+ */
+const RELAY_WINDOW = 1 << 20;
+
 /** Milliseconds a refused client gets to take the refusal before its connection closes. */
 const REFUSAL_WRITE_MS = 1000;
 
@@ -411,26 +418,67 @@ defineService("netconc.server.connection", async (channel, init, info) => {
   };
   const handler = handlers.get(options.handler);
   if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-  let readableController!: ReadableStreamDefaultController<Uint8Array>;
+  // Bytes from the client wait here until the handler reads them; each read is
+  // acknowledged, so the relay sends at most RELAY_WINDOW unread bytes.
+  const queue: Uint8Array[] = [];
   let readableClosed = false;
-  const readable = new ReadableStream<Uint8Array>({ start: (c) => void (readableController = c) });
-  const endReadable = () => {
-    if (readableClosed) return;
-    readableClosed = true;
-    readableController.close();
+  let wakeReader: (() => void) | null = null;
+  const wake = () => {
+    wakeReader?.();
+    wakeReader = null;
   };
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      while (queue.length === 0 && !readableClosed) {
+        await new Promise<void>((resolve) => wakeReader = resolve);
+      }
+      const chunk = queue.shift();
+      if (chunk) {
+        channel.send({ ack: chunk.length });
+        c.enqueue(chunk);
+      } else c.close();
+    },
+    cancel() {
+      readableClosed = true;
+      queue.length = 0;
+    },
+  }, { highWaterMark: 0 });
+  const endReadable = () => {
+    readableClosed = true;
+    wake();
+  };
+  // Bytes to the client: the handler's writes wait while RELAY_WINDOW bytes are
+  // unacknowledged, so a client that does not read cannot make the relay buffer.
+  let unacked = 0;
+  let wakeWriter: (() => void) | null = null;
   const controller = new AbortController();
+  const releaseWriter = () => {
+    wakeWriter?.();
+    wakeWriter = null;
+  };
   channel.listen((message) => {
-    const data = message.data as { eof?: boolean; abort?: boolean };
-    if (message.bytes && !readableClosed) readableController.enqueue(message.bytes);
-    else if (data.eof) endReadable();
+    const data = message.data as { eof?: boolean; abort?: boolean; ack?: number };
+    if (message.bytes) {
+      if (!readableClosed) queue.push(message.bytes);
+      wake();
+    } else if (data.ack !== undefined) {
+      unacked -= data.ack;
+      if (unacked <= RELAY_WINDOW) releaseWriter();
+    } else if (data.eof) endReadable();
     else if (data.abort) {
       endReadable();
       controller.abort();
+      releaseWriter();
     }
   });
   const writable = new WritableStream<Uint8Array>({
-    write: (chunk) => channel.send({}, chunk),
+    write: async (chunk) => {
+      channel.send({}, chunk);
+      unacked += chunk.length;
+      while (unacked > RELAY_WINDOW && !controller.signal.aborted) {
+        await new Promise<void>((resolve) => wakeWriter = resolve);
+      }
+    },
     close: () => channel.send({ shut: true }),
   });
   const emit = batchedEmitter(channel);
@@ -533,11 +581,25 @@ function relayHandler<Init>(
     const writer = conn.writable.getWriter();
     let writes: Promise<void> = Promise.resolve();
     let shut = false;
+    // Bytes sent to the worker and not yet read by its handler (see RELAY_WINDOW).
+    let unread = 0;
+    let ended = false;
+    let wakePump: (() => void) | null = null;
+    const releasePump = () => {
+      wakePump?.();
+      wakePump = null;
+    };
     worker.channel.listen((message) => {
-      const data = message.data as { ev?: unknown[]; shut?: boolean };
+      const data = message.data as { ev?: unknown[]; shut?: boolean; ack?: number };
       if (message.bytes) {
         const chunk = message.bytes;
-        writes = writes.then(() => writer.write(chunk)).catch(() => {});
+        // Acknowledged once the client took it (or is gone), so the worker may write more.
+        writes = writes.then(() => writer.write(chunk)).catch(() => {}).then(() =>
+          worker.channel.send({ ack: chunk.length })
+        );
+      } else if (data.ack !== undefined) {
+        unread -= data.ack;
+        if (unread <= RELAY_WINDOW) releasePump();
       } else if (data.ev) {
         for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
       } else if (data.shut && !shut) {
@@ -548,7 +610,14 @@ function relayHandler<Init>(
     const forgetAbort = onAbort(context.signal, () => worker.channel.send({ abort: true }));
     const pump = (async () => {
       try {
-        for await (const chunk of conn.readable) worker.channel.send({}, chunk);
+        for await (const chunk of conn.readable) {
+          worker.channel.send({}, chunk);
+          unread += chunk.length;
+          while (unread > RELAY_WINDOW && !ended) {
+            await new Promise<void>((resolve) => wakePump = resolve);
+          }
+          if (ended) break;
+        }
       } catch {
         // Reset by the peer: treated as the end of its data.
       }
@@ -557,6 +626,8 @@ function relayHandler<Init>(
     try {
       await worker.done;
     } finally {
+      ended = true;
+      releasePump();
       forgetAbort();
       worker.kill();
       // A client that stops reading cannot hold this connection open forever.
