@@ -15,8 +15,8 @@ import {
   intOption,
   jsonDocument,
   runCommand,
-  writeStderr,
   watchStopSignals,
+  writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";

@@ -8,14 +8,14 @@ import {
   addOutputOptions,
   addServerLimitOptions,
   createProgram,
-  exitCodeAfter,
   EXIT_OK,
+  exitCodeAfter,
   intOption,
   runCommand,
   runMain,
   toolArgs,
-  writeStderr,
   watchStopSignals,
+  writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
 import { enterRole } from "../shared/runtime.ts";
@@ -238,8 +238,7 @@ export async function main(args: string[]): Promise<number> {
         DEFAULT_SETTINGS.maxFileSize,
       )
       .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000),
-  )
-  ).action(async (flags) => {
+  )).action(async (flags) => {
     setExit(await run("serve", flags, () => serveCommand(flags)));
   });
 
