@@ -18,7 +18,7 @@
  * @module
  */
 import { onAbort } from "./abort.ts";
-import { listenError } from "./errors.ts";
+import { errorMessage, listenError } from "./errors.ts";
 import type { Mode } from "./mode.ts";
 import { type Channel, defineService, describeWhere, spawn, type Spawned } from "./runtime.ts";
 
@@ -644,6 +644,10 @@ function relayHandler<Init>(
   };
 }
 
+/** A pool replaces workers that die, but gives up after this many deaths in {@linkcode RESTART_WINDOW_MS}. */
+const MAX_RESTARTS = 10;
+const RESTART_WINDOW_MS = 60_000;
+
 async function servePool<Init>(
   options: ServeOptions<Init>,
   hostname: string,
@@ -660,62 +664,106 @@ async function servePool<Init>(
   } else claimPort(hostname, port);
   const count = Math.max(1, options.workers ?? 2);
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-  const workers: Spawned[] = [];
+  /** Every worker started (dead ones included), so that closing reaches all. */
+  const workers = new Set<Spawned>();
+  let stopping = false;
+  const restarts: number[] = [];
+  let closing: Promise<void> | null = null;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => finish = resolve);
+  const live = () => workers.size;
+  /** Workers that never listened: their exit reason explains a failed start. */
+  const unstarted: Spawned[] = [];
+
+  // A worker that dies (a crash, a kill, out of memory) is replaced, so the pool
+  // keeps its size; a pool whose workers keep dying stops.
+  const replace = (id: number, why: string) => {
+    if (stopping) {
+      if (live() === 0) finish();
+      return;
+    }
+    const now = performance.now();
+    restarts.push(now);
+    while (restarts.length > 0 && now - restarts[0] > RESTART_WINDOW_MS) restarts.shift();
+    if (restarts.length > MAX_RESTARTS) {
+      console.error(`${why}; ${restarts.length} deaths in a minute: stopping the server`);
+      void close();
+      return;
+    }
+    console.error(`${why}; starting a replacement`);
+    startWorker(id).then((replacement) => {
+      if (stopping) replacement.kill();
+    }, (reason) => replace(id, `replacement for worker ${id} failed (${errorMessage(reason)})`));
+  };
+
+  const startWorker = async (id: number): Promise<Spawned> => {
+    const worker = await spawn(kind, {
+      service: "netconc.server.pool",
+      id,
+      entry: options.entry,
+      init: {
+        handler: options.handler,
+        hostname,
+        port,
+        init: options.init ?? null,
+        graceMs,
+        listeners: listenerCount(options.backlog, count),
+        maxConnections: Math.ceil(maxConnections / count),
+        refusal: options.refusal,
+      },
+    });
+    workers.add(worker);
+    const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);
+    if ((first?.data as { listening?: boolean } | undefined)?.listening !== true) {
+      workers.delete(worker);
+      unstarted.push(worker);
+      worker.kill();
+      throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
+    }
+    worker.channel.listen((message) => {
+      const data = message.data as { ev?: unknown[] };
+      if (data.ev) {
+        for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
+      }
+    });
+    worker.done.then(() => null, (error) => error).then((error) => {
+      workers.delete(worker);
+      replace(id, error ? errorMessage(error) : `${worker.where} exited`);
+    });
+    return worker;
+  };
+
   try {
     const started = await Promise.allSettled(
-      Array.from({ length: count }, async (_, id) => {
-        const worker = await spawn(kind, {
-          service: "netconc.server.pool",
-          id,
-          entry: options.entry,
-          init: {
-            handler: options.handler,
-            hostname,
-            port,
-            init: options.init ?? null,
-            graceMs,
-            listeners: listenerCount(options.backlog, count),
-            maxConnections: Math.ceil(maxConnections / count),
-            refusal: options.refusal,
-          },
-        });
-        workers.push(worker);
-        const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);
-        if ((first?.data as { listening?: boolean } | undefined)?.listening !== true) {
-          throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
-        }
-        worker.channel.listen((message) => {
-          const data = message.data as { ev?: unknown[] };
-          if (data.ev) {
-            for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
-          }
-        });
-        return worker;
-      }),
+      Array.from({ length: count }, (_, id) => startWorker(id)),
     );
     const failed = started.find((result) => result.status === "rejected") as
       | PromiseRejectedResult
       | undefined;
     if (failed) {
-      for (const worker of workers) worker.kill();
+      stopping = true;
+      const all = [...workers, ...unstarted];
+      for (const worker of all) worker.kill();
       // Prefer the worker's own reason (e.g. address in use) over the generic one.
       const reasons = await Promise.all(
-        workers.map((worker) => worker.done.then(() => null, (error) => error)),
+        all.map((worker) => worker.done.then(() => null, (error) => error)),
       );
       throw reasons.find((reason) => reason !== null) ?? failed.reason;
     }
   } finally {
     probe?.close();
   }
-  let closing: Promise<void> | null = null;
-  const finished = Promise.allSettled(workers.map((worker) => worker.done)).then(() => {});
-  const close = () => (closing ??= (async () => {
-    for (const worker of workers) worker.end();
-    const deadline = new Promise((resolve) => setTimeout(resolve, graceMs + 5000));
-    await Promise.race([finished, deadline]);
-    for (const worker of workers) worker.kill();
-    await finished;
-  })());
+  function close(): Promise<void> {
+    return closing ??= (async () => {
+      stopping = true;
+      if (live() === 0) finish();
+      for (const worker of workers) worker.end();
+      const deadline = new Promise((resolve) => setTimeout(resolve, graceMs + 5000));
+      await Promise.race([finished, deadline]);
+      for (const worker of workers) worker.kill();
+      await finished;
+    })();
+  }
   options.signal?.addEventListener("abort", () => void close(), { once: true });
   return { hostname, port, mode: options.mode, close, finished };
 }

@@ -96,6 +96,8 @@ export interface SoakServerResult {
   rss: { firstMiB: number; lastMiB: number; maxMiB: number };
   fds: { first: number; last: number; max: number };
   exitCode: number | null;
+  /** The last lines the server wrote on stderr and stdout (its errors, if any). */
+  outputTail: string[];
 }
 
 /** Result of {@linkcode runSoak}. */
@@ -315,6 +317,7 @@ async function soakOne(
     },
     fds: { first: after?.fds ?? 0, last: fdValues.at(-1) ?? 0, max: Math.max(0, ...fdValues) },
     exitCode,
+    outputTail: server.output().trim().split("\n").slice(-20),
   };
 }
 
@@ -375,6 +378,13 @@ export function soakText(result: SoakResult): string {
       columns: ["t (s)", "RSS MiB", "fds", "processes", "hostile conns held"],
       rows: s.samples.map((x) => [x.t, x.rssMiB, x.fds, x.processes, x.heldConnections]),
     }));
+  }
+  for (const s of result.servers) {
+    if (s.samples.some((x) => x.processes < s.samples[0].processes)) {
+      parts.push(
+        `${s.kind} ${s.mode}: processes died; its last output:\n  ${s.outputTail.join("\n  ")}`,
+      );
+    }
   }
   const p = (x: Pressure | null) => x ? `avg10 ${x.avg10}%` : "n/a";
   parts.push(
