@@ -67,6 +67,8 @@ export interface SoakOptions {
   partial: number;
   burst: number;
   sampleS: number;
+  /** Directory to write each server's output to (`<kind>-<mode>.log`). */
+  logs?: string;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -286,6 +288,10 @@ async function soakOne(
     await Promise.allSettled(tasks);
   }
   const exitCode = await server.stop();
+  if (options.logs) {
+    await Deno.mkdir(options.logs, { recursive: true });
+    await Deno.writeTextFile(`${options.logs}/${kind}-${options.mode}.log`, server.output());
+  }
   const rssValues = samples.map((s) => s.rssMiB);
   const fdValues = samples.map((s) => s.fds);
   // The first sample after warm-up (1 s in) is the baseline for growth.
@@ -413,6 +419,7 @@ async function main(args: string[]): Promise<number> {
     .option("--partial <n>", "half-request connections held per server", intOption(0, 5000), 50)
     .option("--burst <n>", "connections at once every 30 s (python3)", intOption(0, 5000), 500)
     .option("--sample <s>", "seconds between RSS/descriptor samples", numberOption(0), 10)
+    .option("--logs <dir>", "write each server's output (last 512 KiB) to DIR/<server>-<mode>.log")
     .option("--json", "print one JSON document", false)
     .option("-q, --quiet", "no progress on stderr", false)
     .action(async (opts) => {
@@ -438,6 +445,7 @@ async function main(args: string[]): Promise<number> {
           partial: opts.partial,
           burst: python ? opts.burst : 0,
           sampleS: opts.sample,
+          logs: opts.logs,
           signal: stop.abort,
           log: opts.quiet ? undefined : (line) => writeStderr(`soak: ${line}\n`),
         });
