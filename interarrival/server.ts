@@ -224,7 +224,9 @@ function byteReader(
       cancel() {
         cancelled = true;
         try {
-          (conn as Deno.Conn).closeWrite?.();
+          // closeWrite rejects (BadResource) when the connection is already closed:
+          // left unhandled, that rejection ended the whole process.
+          (conn as Deno.Conn).closeWrite?.()?.catch(() => {});
         } catch {
           // Already shut.
         }
