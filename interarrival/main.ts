@@ -11,9 +11,11 @@
 import { type Command, Option } from "commander";
 import {
   addOutputOptions,
+  addServerLimitOptions,
   createProgram,
   EXIT_FAILURE,
   EXIT_OK,
+  exitCodeAfter,
   intOption,
   jsonDocument,
   numberOption,
@@ -87,7 +89,7 @@ function summaryTable(summary: ReceiverSummary): string {
   });
 }
 
-function addServeCommand(program: Command): void {
+function addServeCommand(program: Command, exit: { code: number }): void {
   const command = program
     .command("serve")
     .description("stream server that stores connection and data inter-arrival times")
@@ -117,7 +119,7 @@ function addServeCommand(program: Command): void {
       numberOption(0, 3600, true),
       1,
     );
-  addOutputOptions(command).action(async (opts) => {
+  addOutputOptions(addServerLimitOptions(command)).action(async (opts) => {
     const started = performance.now();
     const mode = opts.concurrencyMode !== undefined
       ? parseMode(opts.concurrencyMode, "--concurrency-mode")
@@ -140,6 +142,8 @@ function addServeCommand(program: Command): void {
         maxLine: opts.maxLine,
         idleTimeoutMs: opts.idleTimeout * 1000,
         graceMs: opts.grace * 1000,
+        backlog: opts.backlog,
+        maxConnections: opts.maxConnections,
       },
       opts.verbose
         ? {
@@ -186,6 +190,8 @@ function addServeCommand(program: Command): void {
       };
     });
     const result = await receiver.stop();
+    // Stopped by a signal: everything is still printed and written, then 130 or 143.
+    if (stopReason === "SIGINT" || stopReason === "SIGTERM") exit.code = exitCodeAfter(stopReason);
     const summary = result.summary;
     if (opts.out) {
       const text = /\.json$/i.test(opts.out)
@@ -449,7 +455,7 @@ export async function main(args: string[]): Promise<number> {
   const program = createProgram(TOOL, "traffic generator and inter-arrival-time server");
   // Commander ignores what actions return, so `check` reports its verdict here.
   const exit = { code: EXIT_OK };
-  addServeCommand(program);
+  addServeCommand(program, exit);
   addClientCommand(program);
   addCheckCommand(program, exit);
   addBenchCommand(program);

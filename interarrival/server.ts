@@ -224,7 +224,9 @@ function byteReader(
       cancel() {
         cancelled = true;
         try {
-          (conn as Deno.Conn).closeWrite?.();
+          // closeWrite rejects (BadResource) when the connection is already closed:
+          // left unhandled, that rejection ended the whole process.
+          (conn as Deno.Conn).closeWrite?.()?.catch(() => {});
         } catch {
           // Already shut.
         }
@@ -470,6 +472,9 @@ export interface ReceiverOptions {
   graceMs?: number;
   /** Worker and child entry (default: the main module). */
   entry?: string | URL;
+  /** Listen-queue capacity and connection bound (see `ServeOptions`). */
+  backlog?: number;
+  maxConnections?: number;
 }
 
 /** A running inter-arrival server. */
@@ -504,6 +509,8 @@ export async function startReceiver(
     perConnection,
     entry: options.entry,
     graceMs: options.graceMs,
+    backlog: options.backlog,
+    maxConnections: options.maxConnections,
     init: {
       verbose: options.verbose ?? false,
       maxLine: options.maxLine ?? DEFAULT_MAX_LINE,

@@ -11,10 +11,12 @@ import {
   createProgram,
   EXIT_FAILURE,
   EXIT_OK,
+  exitCodeAfter,
   intOption,
   jsonDocument,
   toolArgs,
   warn,
+  watchStopSignals,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -130,8 +132,11 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
   const showProgress = !flags.json && !flags.quiet && Deno.stderr.isTerminal();
   let result: ScanResult;
   let finished = false;
+  // SIGINT/SIGTERM: print the ports scanned so far, then exit 130/143.
+  const stop = watchStopSignals();
   try {
     result = await scan({
+      signal: stop.abort,
       targets,
       ports,
       mode,
@@ -158,6 +163,10 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
     // Leave the terminal clean even when the scan fails.
     finished = true;
     (progress as Progress | null)?.stop();
+    stop.dispose();
+  }
+  if (result.interrupted) {
+    warn(`interrupted by ${stop.signal}: ${result.probes} probes done; their ports are listed`);
   }
   if (flags.verbose) {
     writeStderr(
@@ -198,7 +207,7 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
   } else if (flags.csv) writeStdout(formatCsv(result, show));
   else if (flags.grep) writeStdout(formatGrep(result, show));
   else writeStdout(formatTable(result, show, unresolved));
-  return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
+  return exitCodeAfter(stop.signal, unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK);
 }
 
 function addScanOptions(command: Command): Command {

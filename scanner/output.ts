@@ -67,7 +67,7 @@ export function formatTable(
       lines.push("No ports scanned.");
     }
     lines.push(
-      `${host.address}: ${result.portsPerHost} ports scanned: ${countsText(host.counts)}`,
+      `${host.address}: ${host.ports.length} ports scanned: ${countsText(host.counts)}`,
       "",
     );
   }

@@ -108,6 +108,8 @@ export interface ScanResult {
   timeoutMs: number;
   retries: number;
   elapsedMs: number;
+  /** Set when `signal` stopped the scan: `hosts` then lists only the ports scanned so far. */
+  interrupted?: boolean;
 }
 
 /** Counts states in a list of port results. */
@@ -162,29 +164,37 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
 
   let done = 0;
   const step = Math.max(1, Math.floor(total / 100));
-  for await (
-    const outcome of runTasks(probeTask, inputs(), {
-      mode,
-      workers,
-      concurrency,
-      entry: options.entry,
-      signal: options.signal,
-      batch: 256,
-    })
-  ) {
-    if (!outcome.ok) throw outcome.error;
-    const input = outcome.input as ProbeInput & { host: number };
-    states[input.host][portIndex.get(input.port)!] = outcome.value;
-    done++;
-    if (options.onProgress && (done % step === 0 || done === total)) {
-      options.onProgress(done, total);
+  let interrupted = false;
+  try {
+    for await (
+      const outcome of runTasks(probeTask, inputs(), {
+        mode,
+        workers,
+        concurrency,
+        entry: options.entry,
+        signal: options.signal,
+        batch: 256,
+      })
+    ) {
+      if (!outcome.ok) throw outcome.error;
+      const input = outcome.input as ProbeInput & { host: number };
+      states[input.host][portIndex.get(input.port)!] = outcome.value;
+      done++;
+      if (options.onProgress && (done % step === 0 || done === total)) {
+        options.onProgress(done, total);
+      }
     }
+  } catch (error) {
+    // Stopped (SIGINT/SIGTERM): report the ports scanned so far.
+    if (!options.signal?.aborted) throw error;
+    interrupted = true;
   }
 
   const services = options.services ?? loadServices();
   const sortedPorts = options.ports.map((port, i) => ({ port, i })).sort((a, b) => a.port - b.port);
   const hosts = targets.map((target, host): HostResult => {
-    const ports = sortedPorts.map(({ port, i }): PortResult => {
+    const scanned = interrupted ? sortedPorts.filter(({ i }) => states[host][i]) : sortedPorts;
+    const ports = scanned.map(({ port, i }): PortResult => {
       const result = states[host][i];
       if (!result) throw new Error(`internal error: no result for ${target.address}:${port}`);
       return {
@@ -199,12 +209,13 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   return {
     hosts,
     portsPerHost: options.ports.length,
-    probes: total,
+    probes: interrupted ? done : total,
     mode,
     workers,
     concurrency,
     timeoutMs,
     retries,
     elapsedMs: performance.now() - started,
+    ...(interrupted ? { interrupted } : {}),
   };
 }

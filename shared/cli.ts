@@ -9,6 +9,12 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { errorMessage, UsageError } from "./errors.ts";
 import { red, yellow } from "./colors.ts";
 import { VERSION } from "./version.ts";
+import { killAllChildren } from "./runtime.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_PER_CONNECTION_WORKERS,
+} from "./server.ts";
 
 /** Exit status for success. */
 export const EXIT_OK = 0;
@@ -16,6 +22,10 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 /** Exit status for bad command-line input. */
 export const EXIT_USAGE = 2;
+/** Exit status for a run stopped by SIGINT (128 + 2), after it printed what it had. */
+export const EXIT_INTERRUPTED = 130;
+/** Exit status for a run stopped by SIGTERM (128 + 15), after it printed what it had. */
+export const EXIT_TERMINATED = 143;
 
 /** The single JSON document a tool prints with `--json`. */
 export interface JsonDocument {
@@ -230,6 +240,8 @@ export interface CommandOutput {
   ok?: boolean;
   /** `options` of the `--json` document, when not the command's flags. */
   options?: Record<string, unknown>;
+  /** Exit status to use instead (e.g. {@linkcode EXIT_INTERRUPTED} after a signal). */
+  exitCode?: number;
 }
 
 /**
@@ -245,13 +257,14 @@ export async function runCommand(
 ): Promise<number> {
   const started = performance.now();
   try {
-    const { results, text, ok, options: shown } = await body();
+    const { results, text, ok, options: shown, exitCode } = await body();
     if (options.json) {
       const elapsed = performance.now() - started;
       writeStdout(
         JSON.stringify(jsonDocument(tool, command, shown ?? options, results, elapsed)) + "\n",
       );
     } else if (text) writeStdout(text.endsWith("\n") ? text : text + "\n");
+    if (exitCode !== undefined) return exitCode;
     return ok === false ? EXIT_FAILURE : EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -265,4 +278,94 @@ export async function runCommand(
     writeStderr(`${red(`${tool}: error:`)} ${errorMessage(error)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/** The signals that stop a long-running command cleanly. */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/** Exit status for a command stopped by `signal` (130 or 143), else `code`. */
+export function exitCodeAfter(signal: StopSignal | null | undefined, code = EXIT_OK): number {
+  if (signal === "SIGINT") return EXIT_INTERRUPTED;
+  if (signal === "SIGTERM") return EXIT_TERMINATED;
+  return code;
+}
+
+/** What {@linkcode watchStopSignals} returns. */
+export interface StopSignals {
+  /** Resolves with the first SIGINT or SIGTERM. */
+  received: Promise<StopSignal>;
+  /** The first signal received, or `null`. */
+  readonly signal: StopSignal | null;
+  /** Aborted on the first signal: pass it to the work to stop. */
+  abort: AbortSignal;
+  /** Removes the listeners (the default termination on a signal comes back). */
+  dispose(): void;
+}
+
+/**
+ * Listens for SIGINT and SIGTERM for a long-running command (a server, a scan, a
+ * bench, the lab): the first one aborts `abort` so the command stops and prints
+ * or writes what it has, then exits with {@linkcode exitCodeAfter}. A second
+ * signal while it stops kills every child process and exits at once (130/143).
+ * Install it before announcing an address: a script may signal as soon as it reads it.
+ */
+export function watchStopSignals(): StopSignals {
+  const controller = new AbortController();
+  let first: StopSignal | null = null;
+  let resolve!: (signal: StopSignal) => void;
+  const received = new Promise<StopSignal>((r) => resolve = r);
+  const signals: StopSignal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => () => {
+    if (first !== null) {
+      killAllChildren();
+      Deno.exit(exitCodeAfter(signal));
+    }
+    first = signal;
+    controller.abort(new Error(`stopped by ${signal}`));
+    resolve(signal);
+  });
+  signals.forEach((signal, i) => Deno.addSignalListener(signal, handlers[i]));
+  return {
+    received,
+    get signal() {
+      return first;
+    },
+    abort: controller.signal,
+    dispose() {
+      signals.forEach((signal, i) => {
+        try {
+          Deno.removeSignalListener(signal, handlers[i]);
+        } catch {
+          // Already removed.
+        }
+      });
+    },
+  };
+}
+
+/** Server limits given on the command line (see {@linkcode addServerLimitOptions}). */
+export interface ServerLimitFlags {
+  backlog?: number;
+  maxConnections?: number;
+}
+
+/**
+ * Adds `--max-connections` (and `--backlog` unless `backlog: false`) to a server
+ * command, for `serve()`'s `maxConnections` and `backlog`.
+ */
+export function addServerLimitOptions(command: Command, which = { backlog: true }): Command {
+  if (which.backlog) {
+    command.option(
+      "--backlog <n>",
+      "listen-queue capacity for bursts (511 per listener, reusePort above)",
+      intOption(1, 65_536),
+      DEFAULT_BACKLOG,
+    );
+  }
+  return command.option(
+    "--max-connections <n>",
+    `most connections served at once; more are told so and closed (default ${DEFAULT_MAX_CONNECTIONS}, ` +
+      `${DEFAULT_MAX_PER_CONNECTION_WORKERS} with a worker or child per connection)`,
+    intOption(1, 1 << 20),
+  );
 }

@@ -239,3 +239,15 @@ function safeJson(value: unknown): string {
     return String(value);
   }
 }
+
+/**
+ * Error for a failed listen, worded `Cannot listen on 127.0.0.1:65432: address
+ * already in use`, as a server prints it before exiting 1.
+ */
+export function listenError(host: string, port: number, cause: unknown): Error {
+  const shown = host.includes(":") ? `[${host}]` : host;
+  const reason = cause instanceof Deno.errors.AddrInUse
+    ? "address already in use"
+    : socketReason(cause);
+  return new Error(`Cannot listen on ${shown}:${port}: ${reason}`, { cause });
+}

@@ -18,6 +18,7 @@
  * @module
  */
 import { onAbort } from "./abort.ts";
+import { errorMessage, listenError } from "./errors.ts";
 import type { Mode } from "./mode.ts";
 import { type Channel, defineService, describeWhere, spawn, type Spawned } from "./runtime.ts";
 
@@ -101,39 +102,116 @@ export interface ServeOptions<Init = unknown> {
    * the same port (`reusePort`: the kernel spreads new connections among them),
    * shared among the pool's workers in pooled modes. Ignored in `sequential`
    * mode, which keeps one listener so that clients are served one at a time.
-   * Default: one listener per isolate.
+   * Default {@linkcode DEFAULT_BACKLOG}.
    */
   backlog?: number;
+  /**
+   * Most connections served at once (default {@linkcode DEFAULT_MAX_CONNECTIONS});
+   * pools give each worker an equal share, rounded up. A connection above the
+   * bound is accepted, sent `refusal` (if any) and closed at once, so that its
+   * client learns why instead of waiting in the listen queue.
+   */
+  maxConnections?: number;
+  /** What a connection refused by `maxConnections` is sent before it is closed. */
+  refusal?: string;
 }
+
+/** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
+export const DEFAULT_BACKLOG = 16_384;
+
+/**
+ * Default bound on connections served at once. Above it a connection is refused
+ * (see {@linkcode ServeOptions.maxConnections}); the bound keeps descriptors and
+ * per-connection memory finite whatever clients do.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 16_384;
+
+/**
+ * Default bound in the `thread`/`process` per-connection designs, where every
+ * connection costs a Web Worker (~10 MB) or a child process (~40 MB).
+ */
+export const DEFAULT_MAX_PER_CONNECTION_WORKERS = 256;
+
+/**
+ * Bytes the per-connection relay lets travel, in each direction, ahead of the
+ * side that consumes them (the handler reading, the client reading), so that a
+ * client that floods or never reads costs at most this much memory.
+ */
+const RELAY_WINDOW = 1 << 20;
+
+/** Milliseconds a refused client gets to take the refusal before its connection closes. */
+const REFUSAL_WRITE_MS = 1000;
 
 /** `Deno.listen`'s fixed listen-queue length. */
 export const DENO_LISTEN_BACKLOG = 511;
 
-function listenerCount(backlog: number | undefined, isolates = 1): number {
-  if (backlog === undefined || backlog <= DENO_LISTEN_BACKLOG) return 1;
-  return Math.max(1, Math.ceil(backlog / DENO_LISTEN_BACKLOG / isolates));
+/** Listeners each isolate opens for a `backlog` shared by `isolates` isolates. */
+export function listenerCount(backlog: number | undefined, isolates = 1): number {
+  const wanted = backlog ?? DEFAULT_BACKLOG;
+  if (wanted <= DENO_LISTEN_BACKLOG) return 1;
+  return Math.max(1, Math.ceil(wanted / DENO_LISTEN_BACKLOG / isolates));
 }
 
-/** Opens `count` listeners on one port (with reusePort when more than one). */
+/**
+ * Fails with `Cannot listen on HOST:PORT: address already in use` when any other
+ * socket listens on the port. `reusePort` would otherwise let a second server
+ * join a port another process serves and silently take part of its traffic:
+ * a plain bind (no `SO_REUSEPORT`) conflicts with every listener on the port.
+ */
+export function claimPort(hostname: string, port: number): void {
+  if (port === 0) return;
+  try {
+    Deno.listen({ hostname, port }).close();
+  } catch (error) {
+    throw listenError(hostname, port, error);
+  }
+}
+
+/**
+ * Opens `count` listeners on one port (with reusePort when more than one). With
+ * `join`, the port belongs to this server's pool and is not claimed again.
+ */
 function listenAll(
   hostname: string,
   port: number,
   count: number,
   reusePort = false,
+  join = false,
 ): Deno.Listener[] {
   const reuse = reusePort || count > 1;
-  const first = Deno.listen({ hostname, port, ...(reuse ? { reusePort: true } : {}) });
-  const listeners = [first];
+  if (reuse && !join) claimPort(hostname, port);
+  let first: Deno.Listener;
   try {
-    const chosen = (first.addr as Deno.NetAddr).port;
+    first = Deno.listen({ hostname, port, ...(reuse ? { reusePort: true } : {}) });
+  } catch (error) {
+    throw listenError(hostname, port, error);
+  }
+  const listeners = [first];
+  const chosen = (first.addr as Deno.NetAddr).port;
+  try {
     for (let i = 1; i < count; i++) {
       listeners.push(Deno.listen({ hostname, port: chosen, reusePort: true }));
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
-    throw error;
+    throw listenError(hostname, chosen, error);
   }
   return listeners;
+}
+
+/**
+ * True for `accept()` errors that mean the process is out of descriptors or
+ * kernel memory, where accepting again at once would fail again. Anything else
+ * (`NotConnected`, `ConnectionReset`, `ConnectionAborted`: a connection reset
+ * while it waited in the queue) concerns one client, and the loop accepts the
+ * next connection without waiting.
+ */
+export function isResourceExhaustion(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12.
+  return /\(os error (24|23|105|12)\)|too many open files|no buffer space|out of memory/i.test(
+    message,
+  );
 }
 
 /** A running server. */
@@ -161,6 +239,26 @@ interface LoopOptions {
   sequential: boolean;
   emit: (event: unknown) => void;
   graceMs: number;
+  /** Most connections served at once by this loop. */
+  maxConnections: number;
+  refusal?: string;
+}
+
+/** Sends `refusal` (bounded in time) to a connection over the bound, then closes it. */
+async function refuse(conn: Deno.Conn, refusal: string | undefined): Promise<void> {
+  if (refusal) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      conn.write(new TextEncoder().encode(refusal)).catch(() => 0),
+      new Promise((resolve) => timer = setTimeout(resolve, REFUSAL_WRITE_MS)),
+    ]);
+    clearTimeout(timer);
+  }
+  try {
+    conn.close();
+  } catch {
+    // Reset by the client already.
+  }
 }
 
 /** Accept loop shared by this isolate and the pooled workers; returns a stop function. */
@@ -201,8 +299,13 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
         conn = await listener.accept();
       } catch (error) {
         if (controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: wait briefly and keep serving.
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        // Out of descriptors: wait briefly for some to close, and keep serving.
+        if (isResourceExhaustion(error)) await new Promise((resolve) => setTimeout(resolve, 10));
+        // Otherwise a connection was reset in the queue: the next one is waiting.
+        continue;
+      }
+      if (conns.size >= options.maxConnections) {
+        void refuse(conn, options.refusal);
         continue;
       }
       const acceptedAt = epoch();
@@ -276,10 +379,13 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     init: unknown;
     graceMs: number;
     listeners?: number;
+    maxConnections?: number;
+    refusal?: string;
   };
   const handler = handlers.get(options.handler);
   if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-  const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true);
+  // The parent claimed the port for the pool: its workers join it.
+  const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true, true);
   const emit = batchedEmitter(channel);
   const loop = acceptLoop({
     listeners,
@@ -290,6 +396,8 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     sequential: false,
     emit,
     graceMs: options.graceMs,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    refusal: options.refusal,
   });
   channel.send({ listening: true });
   while ((await channel.receive()) !== null);
@@ -310,26 +418,67 @@ defineService("netconc.server.connection", async (channel, init, info) => {
   };
   const handler = handlers.get(options.handler);
   if (!handler) throw new Error(`no connection handler named '${options.handler}' is registered`);
-  let readableController!: ReadableStreamDefaultController<Uint8Array>;
+  // Bytes from the client wait here until the handler reads them; each read is
+  // acknowledged, so the relay sends at most RELAY_WINDOW unread bytes.
+  const queue: Uint8Array[] = [];
   let readableClosed = false;
-  const readable = new ReadableStream<Uint8Array>({ start: (c) => void (readableController = c) });
-  const endReadable = () => {
-    if (readableClosed) return;
-    readableClosed = true;
-    readableController.close();
+  let wakeReader: (() => void) | null = null;
+  const wake = () => {
+    wakeReader?.();
+    wakeReader = null;
   };
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      while (queue.length === 0 && !readableClosed) {
+        await new Promise<void>((resolve) => wakeReader = resolve);
+      }
+      const chunk = queue.shift();
+      if (chunk) {
+        channel.send({ ack: chunk.length });
+        c.enqueue(chunk);
+      } else c.close();
+    },
+    cancel() {
+      readableClosed = true;
+      queue.length = 0;
+    },
+  }, { highWaterMark: 0 });
+  const endReadable = () => {
+    readableClosed = true;
+    wake();
+  };
+  // Bytes to the client: the handler's writes wait while RELAY_WINDOW bytes are
+  // unacknowledged, so a client that does not read cannot make the relay buffer.
+  let unacked = 0;
+  let wakeWriter: (() => void) | null = null;
   const controller = new AbortController();
+  const releaseWriter = () => {
+    wakeWriter?.();
+    wakeWriter = null;
+  };
   channel.listen((message) => {
-    const data = message.data as { eof?: boolean; abort?: boolean };
-    if (message.bytes && !readableClosed) readableController.enqueue(message.bytes);
-    else if (data.eof) endReadable();
+    const data = message.data as { eof?: boolean; abort?: boolean; ack?: number };
+    if (message.bytes) {
+      if (!readableClosed) queue.push(message.bytes);
+      wake();
+    } else if (data.ack !== undefined) {
+      unacked -= data.ack;
+      if (unacked <= RELAY_WINDOW) releaseWriter();
+    } else if (data.eof) endReadable();
     else if (data.abort) {
       endReadable();
       controller.abort();
+      releaseWriter();
     }
   });
   const writable = new WritableStream<Uint8Array>({
-    write: (chunk) => channel.send({}, chunk),
+    write: async (chunk) => {
+      channel.send({}, chunk);
+      unacked += chunk.length;
+      while (unacked > RELAY_WINDOW && !controller.signal.aborted) {
+        await new Promise<void>((resolve) => wakeWriter = resolve);
+      }
+    },
     close: () => channel.send({ shut: true }),
   });
   const emit = batchedEmitter(channel);
@@ -388,6 +537,9 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
       sequential: options.mode === "sequential",
       emit: (event) => onEvent(event, { worker: 0, where }),
       graceMs,
+      maxConnections: options.maxConnections ??
+        (local ? DEFAULT_MAX_CONNECTIONS : DEFAULT_MAX_PER_CONNECTION_WORKERS),
+      refusal: options.refusal,
     });
     let closing: Promise<void> | null = null;
     const close = () => (closing ??= loop.stop());
@@ -410,6 +562,7 @@ function relayHandler<Init>(
   onEvent: (event: unknown, source: EventSource) => void,
 ): ConnectionHandler<unknown> {
   const kind = options.mode as "thread" | "process";
+  const graceMs = options.graceMs ?? 1000;
   return async (conn, context) => {
     const id = ++connectionCounter;
     const worker = await spawn(kind, {
@@ -428,11 +581,25 @@ function relayHandler<Init>(
     const writer = conn.writable.getWriter();
     let writes: Promise<void> = Promise.resolve();
     let shut = false;
+    // Bytes sent to the worker and not yet read by its handler (see RELAY_WINDOW).
+    let unread = 0;
+    let ended = false;
+    let wakePump: (() => void) | null = null;
+    const releasePump = () => {
+      wakePump?.();
+      wakePump = null;
+    };
     worker.channel.listen((message) => {
-      const data = message.data as { ev?: unknown[]; shut?: boolean };
+      const data = message.data as { ev?: unknown[]; shut?: boolean; ack?: number };
       if (message.bytes) {
         const chunk = message.bytes;
-        writes = writes.then(() => writer.write(chunk)).catch(() => {});
+        // Acknowledged once the client took it (or is gone), so the worker may write more.
+        writes = writes.then(() => writer.write(chunk)).catch(() => {}).then(() =>
+          worker.channel.send({ ack: chunk.length })
+        );
+      } else if (data.ack !== undefined) {
+        unread -= data.ack;
+        if (unread <= RELAY_WINDOW) releasePump();
       } else if (data.ev) {
         for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
       } else if (data.shut && !shut) {
@@ -443,7 +610,14 @@ function relayHandler<Init>(
     const forgetAbort = onAbort(context.signal, () => worker.channel.send({ abort: true }));
     const pump = (async () => {
       try {
-        for await (const chunk of conn.readable) worker.channel.send({}, chunk);
+        for await (const chunk of conn.readable) {
+          worker.channel.send({}, chunk);
+          unread += chunk.length;
+          while (unread > RELAY_WINDOW && !ended) {
+            await new Promise<void>((resolve) => wakePump = resolve);
+          }
+          if (ended) break;
+        }
       } catch {
         // Reset by the peer: treated as the end of its data.
       }
@@ -452,9 +626,14 @@ function relayHandler<Init>(
     try {
       await worker.done;
     } finally {
+      ended = true;
+      releasePump();
       forgetAbort();
       worker.kill();
-      await writes;
+      // A client that stops reading cannot hold this connection open forever.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([writes, new Promise((r) => timer = setTimeout(r, graceMs))]);
+      clearTimeout(timer);
       try {
         conn.close();
       } catch {
@@ -464,6 +643,10 @@ function relayHandler<Init>(
     }
   };
 }
+
+/** A pool replaces workers that die, but gives up after this many deaths in {@linkcode RESTART_WINDOW_MS}. */
+const MAX_RESTARTS = 10;
+const RESTART_WINDOW_MS = 60_000;
 
 async function servePool<Init>(
   options: ServeOptions<Init>,
@@ -478,62 +661,109 @@ async function servePool<Init>(
     // Reserve a port for the pool: the workers join it with reusePort.
     probe = Deno.listen({ hostname, port: 0, reusePort: true });
     port = (probe.addr as Deno.NetAddr).port;
-  }
+  } else claimPort(hostname, port);
   const count = Math.max(1, options.workers ?? 2);
-  const workers: Spawned[] = [];
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  /** Every worker started (dead ones included), so that closing reaches all. */
+  const workers = new Set<Spawned>();
+  let stopping = false;
+  const restarts: number[] = [];
+  let closing: Promise<void> | null = null;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => finish = resolve);
+  const live = () => workers.size;
+  /** Workers that never listened: their exit reason explains a failed start. */
+  const unstarted: Spawned[] = [];
+
+  // A worker that dies (a crash, a kill, out of memory) is replaced, so the pool
+  // keeps its size; a pool whose workers keep dying stops.
+  const replace = (id: number, why: string) => {
+    if (stopping) {
+      if (live() === 0) finish();
+      return;
+    }
+    const now = performance.now();
+    restarts.push(now);
+    while (restarts.length > 0 && now - restarts[0] > RESTART_WINDOW_MS) restarts.shift();
+    if (restarts.length > MAX_RESTARTS) {
+      console.error(`${why}; ${restarts.length} deaths in a minute: stopping the server`);
+      void close();
+      return;
+    }
+    console.error(`${why}; starting a replacement`);
+    startWorker(id).then((replacement) => {
+      if (stopping) replacement.kill();
+    }, (reason) => replace(id, `replacement for worker ${id} failed (${errorMessage(reason)})`));
+  };
+
+  const startWorker = async (id: number): Promise<Spawned> => {
+    const worker = await spawn(kind, {
+      service: "netconc.server.pool",
+      id,
+      entry: options.entry,
+      init: {
+        handler: options.handler,
+        hostname,
+        port,
+        init: options.init ?? null,
+        graceMs,
+        listeners: listenerCount(options.backlog, count),
+        maxConnections: Math.ceil(maxConnections / count),
+        refusal: options.refusal,
+      },
+    });
+    workers.add(worker);
+    const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);
+    if ((first?.data as { listening?: boolean } | undefined)?.listening !== true) {
+      workers.delete(worker);
+      unstarted.push(worker);
+      worker.kill();
+      throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
+    }
+    worker.channel.listen((message) => {
+      const data = message.data as { ev?: unknown[] };
+      if (data.ev) {
+        for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
+      }
+    });
+    worker.done.then(() => null, (error) => error).then((error) => {
+      workers.delete(worker);
+      replace(id, error ? errorMessage(error) : `${worker.where} exited`);
+    });
+    return worker;
+  };
+
   try {
     const started = await Promise.allSettled(
-      Array.from({ length: count }, async (_, id) => {
-        const worker = await spawn(kind, {
-          service: "netconc.server.pool",
-          id,
-          entry: options.entry,
-          init: {
-            handler: options.handler,
-            hostname,
-            port,
-            init: options.init ?? null,
-            graceMs,
-            listeners: listenerCount(options.backlog, count),
-          },
-        });
-        workers.push(worker);
-        const first = await Promise.race([worker.channel.receive(), worker.done.then(() => null)]);
-        if ((first?.data as { listening?: boolean } | undefined)?.listening !== true) {
-          throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
-        }
-        worker.channel.listen((message) => {
-          const data = message.data as { ev?: unknown[] };
-          if (data.ev) {
-            for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
-          }
-        });
-        return worker;
-      }),
+      Array.from({ length: count }, (_, id) => startWorker(id)),
     );
     const failed = started.find((result) => result.status === "rejected") as
       | PromiseRejectedResult
       | undefined;
     if (failed) {
-      for (const worker of workers) worker.kill();
+      stopping = true;
+      const all = [...workers, ...unstarted];
+      for (const worker of all) worker.kill();
       // Prefer the worker's own reason (e.g. address in use) over the generic one.
       const reasons = await Promise.all(
-        workers.map((worker) => worker.done.then(() => null, (error) => error)),
+        all.map((worker) => worker.done.then(() => null, (error) => error)),
       );
       throw reasons.find((reason) => reason !== null) ?? failed.reason;
     }
   } finally {
     probe?.close();
   }
-  let closing: Promise<void> | null = null;
-  const finished = Promise.allSettled(workers.map((worker) => worker.done)).then(() => {});
-  const close = () => (closing ??= (async () => {
-    for (const worker of workers) worker.end();
-    const deadline = new Promise((resolve) => setTimeout(resolve, graceMs + 5000));
-    await Promise.race([finished, deadline]);
-    for (const worker of workers) worker.kill();
-    await finished;
-  })());
+  function close(): Promise<void> {
+    return closing ??= (async () => {
+      stopping = true;
+      if (live() === 0) finish();
+      for (const worker of workers) worker.end();
+      const deadline = new Promise((resolve) => setTimeout(resolve, graceMs + 5000));
+      await Promise.race([finished, deadline]);
+      for (const worker of workers) worker.kill();
+      await finished;
+    })();
+  }
   options.signal?.addEventListener("abort", () => void close(), { once: true });
   return { hostname, port, mode: options.mode, close, finished };
 }

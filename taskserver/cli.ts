@@ -8,12 +8,15 @@ import type { Command } from "commander";
 import { DEFAULT_PORT } from "./fast_call.ts";
 import {
   addOutputOptions,
+  addServerLimitOptions,
   commandRunner,
   createProgram,
   EXIT_OK,
+  exitCodeAfter,
   intOption,
   jsonDocument,
   type OutputFlags,
+  watchStopSignals,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -24,7 +27,7 @@ import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
 // Registers the load generator's task: this file is also the worker entry of a bundle.
 import "./loadgen.ts";
-import { DEFAULT_BACKLOG, describeDesign, formatEvent, startTaskServer } from "./server.ts";
+import { describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
 import type { BenchOptions } from "./bench.ts";
 
@@ -56,21 +59,6 @@ function addTargetOptions(command: Command): Command {
     );
 }
 
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        // Listeners override default termination: remove them once one fired.
-        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
-        resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return handler;
-    });
-  });
-}
-
 interface ServeFlags extends OutputFlags {
   host: string;
   port: number;
@@ -78,6 +66,7 @@ interface ServeFlags extends OutputFlags {
   workers: number;
   perClient: boolean;
   backlog: number;
+  maxConnections?: number;
   delay: number;
   idleTimeout: number;
   pause: number;
@@ -94,7 +83,8 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   const log = !flags.quiet;
   // Listen for signals before announcing the address: a script may stop the
   // server as soon as it reads it.
-  const signalled = waitForSignal();
+  const stop = watchStopSignals();
+  const signalled = stop.received;
   const server = await startTaskServer({
     host: flags.host,
     port: flags.port,
@@ -102,6 +92,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
     workers: flags.workers,
     perClient: flags.perClient,
     backlog: flags.backlog,
+    maxConnections: flags.maxConnections,
     init: {
       delayMs: flags.delay,
       idleTimeoutMs: flags.idleTimeout,
@@ -132,7 +123,8 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
   const signal = await Promise.race([signalled, server.finished.then(() => null)]);
   if (log && signal) writeStderr(`${TOOL}: ${signal}: closing\n`);
   await server.close();
-  return EXIT_OK;
+  stop.dispose();
+  return exitCodeAfter(signal);
 }
 
 /** Parses the command line and runs the tool; returns the exit code. */
@@ -143,7 +135,7 @@ export async function main(args: string[]): Promise<number> {
   );
   let code = EXIT_OK;
 
-  addOutputOptions(
+  addOutputOptions(addServerLimitOptions(
     program.command("serve")
       .description(
         "serve the tasks: `1|text` swap case, `2|expr` evaluate, `3|text` reverse; one request per line",
@@ -152,12 +144,6 @@ export async function main(args: string[]): Promise<number> {
       .option("--port <port>", "port (0 picks a free one)", intOption(0, 65535), DEFAULT_PORT)
       .option("--mode <mode>", "sequential (single), async, thread or process", "async")
       .option("--workers <n>", "pool size for thread and process modes", intOption(1, 256), 2)
-      .option(
-        "--backlog <n>",
-        "listen-queue capacity for bursts (511 per listener, reusePort above)",
-        intOption(1, 65_536),
-        DEFAULT_BACKLOG,
-      )
       .option(
         "--per-client",
         "thread/process: a new worker or child per client (the study's design)",
@@ -186,7 +172,7 @@ export async function main(args: string[]): Promise<number> {
         "--default-op <op>",
         "operation for requests without '|' (the study's benchmark: reverse)",
       ),
-  ).action(async (flags: ServeFlags) => void (code = await serveCommand(flags)));
+  )).action(async (flags: ServeFlags) => void (code = await serveCommand(flags)));
 
   addOutputOptions(
     addTargetOptions(

@@ -22,12 +22,17 @@ export interface TaskServerOptions {
   entry?: string | URL;
   /** Listen-queue capacity for bursts (see `ServeOptions.backlog`; default 16,384). */
   backlog?: number;
+  /** Most clients served at once (see `ServeOptions.maxConnections`). */
+  maxConnections?: number;
   onEvent?: (event: TaskEvent, where: string) => void;
   signal?: AbortSignal;
 }
 
 /** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
-export const DEFAULT_BACKLOG = 16_384;
+export { DEFAULT_BACKLOG } from "../shared/server.ts";
+
+/** What a client above `--max-connections` reads before its connection closes. */
+export const BUSY_REPLY = "Error: server busy: too many connections, try again later\n";
 
 /** Starts the server; resolves once it accepts connections. */
 export async function startTaskServer(options: TaskServerOptions): Promise<RunningServer> {
@@ -41,7 +46,9 @@ export async function startTaskServer(options: TaskServerOptions): Promise<Runni
     perConnection: options.perClient,
     entry: options.entry ?? lightEntry(),
     init,
-    backlog: options.backlog ?? DEFAULT_BACKLOG,
+    backlog: options.backlog,
+    maxConnections: options.maxConnections,
+    refusal: BUSY_REPLY,
     graceMs: Math.max(1000, init.delayMs + 500),
     signal: options.signal,
     onEvent: options.onEvent

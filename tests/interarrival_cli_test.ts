@@ -46,7 +46,7 @@ Deno.test("interarrival cli: a refused connection exits 1 with the address", asy
   );
 });
 
-Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summaries and exits 0", async () => {
+Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summaries and exits 143", async () => {
   const samples = await Deno.makeTempFile({ suffix: ".csv" });
   const child = tool([
     "serve",
@@ -83,7 +83,7 @@ Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summari
     await new Promise((resolve) => setTimeout(resolve, 300));
     child.kill("SIGTERM");
     const status = await child.status;
-    assertEquals(status.code, 0);
+    assertEquals(status.code, 143);
   } finally {
     for (const conn of conns) conn.close();
     await reader.cancel().catch(() => {});

@@ -14,8 +14,10 @@ import {
   createProgram,
   EXIT_FAILURE,
   EXIT_OK,
+  exitCodeAfter,
   jsonDocument,
   runMain,
+  watchStopSignals,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -100,9 +102,8 @@ export async function main(args: string[]): Promise<number> {
         }
         timeoutMs = n * 1000;
       }
-      const controller = new AbortController();
-      const onSignal = () => controller.abort(new Error("interrupted"));
-      Deno.addSignalListener("SIGINT", onSignal);
+      // SIGINT/SIGTERM: the studies so far are reported, then exit 130/143.
+      const stop = watchStopSignals();
       const started = performance.now();
       const log = (text: string) => {
         if (!opts.quiet) writeStderr(text + "\n");
@@ -115,7 +116,7 @@ export async function main(args: string[]): Promise<number> {
           root: rootFor(opts.from),
           out: opts.out,
           timeoutMs,
-          signal: controller.signal,
+          signal: stop.abort,
           onEvent: (event) => {
             const elapsed = seconds(performance.now() - started);
             if (event.type === "start") {
@@ -140,9 +141,9 @@ export async function main(args: string[]): Promise<number> {
           }; report in ${opts.out}/index.html (also README.md, results.json)`,
         );
         if (opts.json) writeStdout(JSON.stringify(results, null, 2) + "\n");
-        code = results.failures.length > 0 ? EXIT_FAILURE : EXIT_OK;
+        code = exitCodeAfter(stop.signal, results.failures.length > 0 ? EXIT_FAILURE : EXIT_OK);
       } finally {
-        Deno.removeSignalListener("SIGINT", onSignal);
+        stop.dispose();
       }
     });
   program

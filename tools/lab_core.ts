@@ -272,7 +272,8 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const failures: StudyFailure[] = [];
   const selected = STUDY_NAMES.filter((s) => options.only.includes(s));
   for (const [index, study] of selected.entries()) {
-    options.signal?.throwIfAborted();
+    // Stopped (SIGINT/SIGTERM): the report keeps the studies so far.
+    if (options.signal?.aborted) break;
     options.onEvent?.({
       type: "start",
       study,
@@ -282,7 +283,6 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     });
     const t0 = performance.now();
     const outcome = await runStudy(study, options);
-    options.signal?.throwIfAborted();
     if ("report" in outcome) studies.push(outcome.report);
     else failures.push(outcome.failure);
     options.onEvent?.({

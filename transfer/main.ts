@@ -6,13 +6,16 @@
 import type { Command } from "commander";
 import {
   addOutputOptions,
+  addServerLimitOptions,
   commandRunner,
   createProgram,
   EXIT_OK,
+  exitCodeAfter,
   intOption,
   type OutputFlags,
   runMain,
   toolArgs,
+  watchStopSignals,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -192,7 +195,7 @@ export async function main(args: string[]): Promise<number> {
   let exitCode = EXIT_OK;
   const setExit = (code: number) => (exitCode = code);
 
-  addOutputOptions(
+  addOutputOptions(addServerLimitOptions(
     program.command("serve")
       .description('run a STEP v1.0 server (prints "Server is ready")')
       .option("--host <host>", "address to listen on", "0.0.0.0")
@@ -224,7 +227,7 @@ export async function main(args: string[]): Promise<number> {
         DEFAULT_SETTINGS.maxFileSize,
       )
       .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000),
-  ).action(async (flags) => {
+  )).action(async (flags) => {
     setExit(await run("serve", flags, () => serveCommand(flags)));
   });
 
@@ -357,9 +360,14 @@ async function dataCommand(
   return { results: reply, text };
 }
 
-// deno-lint-ignore no-explicit-any
-async function serveCommand(flags: any): Promise<{ results: unknown; text: string }> {
+async function serveCommand(
+  // deno-lint-ignore no-explicit-any
+  flags: any,
+): Promise<{ results: unknown; text: string; exitCode?: number }> {
   const mode = parseMode(flags.mode);
+  // Listen for signals before announcing the address: a script may stop the
+  // server as soon as it reads it.
+  const stop = watchStopSignals();
   let operations = 0;
   let errors = 0;
   const server = await startServer({
@@ -373,6 +381,8 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
     tokenTtl: flags.tokenTtl,
     maxFileSize: flags.maxFileSize,
     idleTimeoutMs: flags.idleTimeout,
+    backlog: flags.backlog,
+    maxConnections: flags.maxConnections,
     onLog: (event) => {
       operations++;
       if (event.level === "error") errors++;
@@ -390,19 +400,14 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
       "warning: the token secret is the course's public one: anyone can forge tokens (--secret)\n",
     );
   }
-  // Serve until SIGINT or SIGTERM, then close cleanly.
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, stop);
-      resolve();
-    };
-    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, stop);
-    server.finished.then(stop);
-  });
+  // Serve until SIGINT or SIGTERM, then close cleanly and exit 130 or 143.
+  await Promise.race([stop.received, server.finished]);
   await server.close();
+  stop.dispose();
   return {
     results: { host: server.hostname, port: server.port, mode, operations, errors },
     text: `Server stopped after ${operations} logged operations (${errors} errors)`,
+    exitCode: exitCodeAfter(stop.signal),
   };
 }
 

@@ -675,6 +675,9 @@ export interface StartOptions extends Partial<ServerSettings> {
   perConnection?: boolean;
   /** Module that registers the handler (default: the main module). */
   entry?: string | URL;
+  /** Listen-queue capacity and connection bound (see `ServeOptions`). */
+  backlog?: number;
+  maxConnections?: number;
   onLog?: (event: ServerLogEvent) => void;
   signal?: AbortSignal;
 }
@@ -701,6 +704,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     perConnection: options.perConnection,
     init: settings,
     entry: options.entry,
+    backlog: options.backlog,
+    maxConnections: options.maxConnections,
     signal: options.signal,
     onEvent: onLog ? (event) => onLog(event as ServerLogEvent) : undefined,
   });
