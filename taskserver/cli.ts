@@ -26,6 +26,7 @@ import "./loadgen.ts";
 import { DEFAULT_BACKLOG, describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
 import type { BenchOptions } from "./bench.ts";
+import { addLoadCommand } from "./load_cli.ts";
 
 const TOOL = "taskserver";
 /** The study's port. */
@@ -326,6 +327,8 @@ export async function main(args: string[]): Promise<number> {
       return { results: result.json, text: result.text };
     });
   });
+
+  addLoadCommand(program, (c) => void (code = c));
 
   if (args.length === 0) {
     program.outputHelp();

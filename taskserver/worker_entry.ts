@@ -8,6 +8,7 @@
  */
 import "./protocol.ts";
 import "./loadgen.ts";
+import "./load_engine.ts";
 import { enterRole } from "../shared/runtime.ts";
 
 enterRole();
