@@ -116,7 +116,8 @@ export async function runLoad(options: LoadOptions, hooks: LoadHooks = {}): Prom
 }
 
 async function runHere(options: LoadOptions, hooks: LoadHooks, started: number) {
-  const gen = new LoadGenerator(loadPlan(options, loadEpoch() + 20));
+  // Starts once its connections are open (startAt 0: as soon as prepared).
+  const gen = new LoadGenerator(loadPlan(options, 0));
   hooks.onGenerator?.(gen);
   const stop = () => gen.stop();
   hooks.signal?.addEventListener("abort", stop, { once: true });
@@ -168,10 +169,14 @@ async function runWorkers(
     for (const s of spawned) s.kill();
     throw new Error(`could not start the generator workers: ${errorMessage(error)}`);
   }
+  let ready = 0;
+  let allReady!: () => void;
+  const readyPromise = new Promise<void>((resolve) => (allReady = resolve));
   for (const [i, s] of spawned.entries()) {
     s.channel.listen((message) => {
-      const progress = (message.data as LoadProgressMessage)?.progress;
-      if (progress) snapshots[i] = progress;
+      const data = message.data as LoadProgressMessage & { ready?: boolean };
+      if (data?.progress) snapshots[i] = data.progress;
+      else if (data?.ready && ++ready === spawned.length) allReady();
     });
   }
   const stop = () => {
@@ -191,10 +196,12 @@ async function runWorkers(
     }, 500)
     : undefined;
   try {
-    // All workers are up: start them together, shortly.
-    const startAt = loadEpoch() + 50;
-    for (const s of spawned) s.channel.send({ startAt });
+    // Every worker has opened its connections: start them together, shortly.
+    const failed = Promise.race(spawned.map((s) => s.done)).then(() => {});
+    await Promise.race([readyPromise, failed, aborted(hooks.signal)]);
     if (hooks.signal?.aborted) stop();
+    const startAt = loadEpoch() + 20;
+    for (const s of spawned) s.channel.send({ startAt });
     const results = await Promise.all(spawned.map((s) => s.done)) as (ShareResult | null)[];
     return mergeResults(results.filter((r): r is ShareResult => r !== null));
   } finally {
@@ -202,4 +209,12 @@ async function runWorkers(
     hooks.signal?.removeEventListener("abort", stop);
     for (const s of spawned) s.kill();
   }
+}
+
+function aborted(signal?: AbortSignal): Promise<void> {
+  if (!signal) return new Promise(() => {});
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
 }

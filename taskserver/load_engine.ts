@@ -120,10 +120,10 @@ export class LoadGenerator {
   unanswered = 0;
   firstError: string | null = null;
   stopped = false;
-  /** performance.now() of the start, of measuring, and of the end of sending. */
-  readonly t0: number;
-  readonly measureStart: number;
-  readonly measureEnd: number;
+  /** performance.now() of the start, of measuring, and of the end of sending (set by run). */
+  t0 = 0;
+  measureStart = 0;
+  measureEnd = Infinity;
   /** Closed loop with a request count: measured requests left to send. */
   tickets: number;
   lastEventAt = 0;
@@ -132,30 +132,52 @@ export class LoadGenerator {
   #last: Second | undefined;
   #connectSlots = CONNECTS_IN_FLIGHT;
   #connectQueue: (() => void)[] = [];
-  #finish!: () => void;
+  #finish: (() => void) | undefined;
   #open = 0;
+  #conns: LoadConnection[];
+  #prepared: Promise<void> | undefined;
 
   constructor(plan: LoadPlan) {
     this.plan = plan;
-    this.t0 = plan.startAt - performance.timeOrigin;
-    this.measureStart = this.t0 + plan.warmupMs;
-    this.measureEnd = plan.durationMs === null ? Infinity : this.measureStart + plan.durationMs;
     this.tickets = plan.rate === null && plan.requests !== null ? plan.requests : Infinity;
+    this.#conns = plan.connectionIds.map((id) => new LoadConnection(this, id));
   }
 
-  /** Runs the share to its end (or {@linkcode stop}); resolves with what was measured. */
-  async run(): Promise<ShareResult> {
+  /**
+   * Opens the persistent connections before the start, so the schedule does not
+   * charge the server for our own set-up. (With `requestsPerConnection`, the
+   * study's one-request clients, connecting is part of what is measured.)
+   */
+  prepare(): Promise<void> {
+    this.#prepared ??= this.plan.requestsPerConnection === null
+      ? Promise.all(this.#conns.map((c) => c.connectOnce())).then(() => {})
+      : Promise.resolve();
+    return this.#prepared;
+  }
+
+  /**
+   * Runs the share to its end (or {@linkcode stop}); resolves with what was
+   * measured. Sending starts at `startAt` (epoch ms; default: the plan's, or now
+   * once prepared if that has passed).
+   */
+  async run(startAt = this.plan.startAt): Promise<ShareResult> {
+    await this.prepare();
+    this.t0 = Math.max(startAt - performance.timeOrigin, performance.now());
+    this.measureStart = this.t0 + this.plan.warmupMs;
+    this.measureEnd = this.plan.durationMs === null
+      ? Infinity
+      : this.measureStart + this.plan.durationMs;
     const wait = this.t0 - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const finished = new Promise<void>((resolve) => (this.#finish = resolve));
-    const conns = this.plan.connectionIds.map((id) => new LoadConnection(this, id));
+    const conns = this.#conns;
     this.#open = conns.length;
     const sweep = setInterval(() => {
       const now = performance.now();
       for (const c of conns) c.checkTimeout(now);
     }, 100);
     try {
-      if (conns.length > 0) {
+      if (conns.length > 0 && !this.stopped) {
         for (const c of conns) c.start();
         await finished;
       }
@@ -307,7 +329,7 @@ class LoadConnection {
   }
 
   start(): void {
-    void this.connectAndRead();
+    void this.loop();
   }
 
   /** True while this connection has requests left to send (now or later). */
@@ -326,42 +348,51 @@ class LoadConnection {
     return !(now >= this.gen.measureStart && this.gen.tickets <= 0);
   }
 
-  async connectAndRead(): Promise<void> {
+  /** One connection attempt; true when connected. */
+  async connectOnce(): Promise<boolean> {
     const gen = this.gen;
     const plan = gen.plan;
-    while (!this.done) {
-      await gen.acquireConnect();
-      const began = performance.now();
-      let conn: Deno.TcpConn | null = null;
-      try {
-        if (gen.stopped) break;
-        conn = await withTimeout(
-          Deno.connect({ hostname: plan.host, port: plan.port }),
-          plan.timeoutMs,
-          `no connection within ${plan.timeoutMs} ms`,
-        );
-        conn.setNoDelay(true);
-      } catch (error) {
-        gen.connectErrors++;
-        gen.noteError(`Cannot connect to ${plan.host}:${plan.port}: ${errorMessage(error)}`);
-      } finally {
-        gen.releaseConnect();
-      }
-      if (conn === null) {
-        this.connectFailures++;
+    await gen.acquireConnect();
+    const began = performance.now();
+    let conn: Deno.TcpConn | null = null;
+    try {
+      if (gen.stopped) return false;
+      conn = await withTimeout(
+        Deno.connect({ hostname: plan.host, port: plan.port }),
+        plan.timeoutMs,
+        `no connection within ${plan.timeoutMs} ms`,
+      );
+      conn.setNoDelay(true);
+    } catch (error) {
+      gen.connectErrors++;
+      gen.noteError(`Cannot connect to ${plan.host}:${plan.port}: ${errorMessage(error)}`);
+      this.connectFailures++;
+      return false;
+    } finally {
+      gen.releaseConnect();
+    }
+    if (gen.stopped) {
+      conn.close();
+      return false;
+    }
+    this.connectFailures = 0;
+    gen.connect.record((performance.now() - began) * 1000);
+    this.conn = conn;
+    return true;
+  }
+
+  /** Connects (again) while there is work, sends and reads. */
+  async loop(): Promise<void> {
+    const gen = this.gen;
+    while (!this.done && !gen.stopped) {
+      if (this.conn === null && !(await this.connectOnce())) {
         // A run bounded by time retries until its end; one bounded by count gives up.
         if (gen.stopped || (gen.measureEnd === Infinity && this.connectFailures >= 3)) break;
         await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
         if (!this.moreToSend(performance.now())) break;
         continue;
       }
-      if (gen.stopped) {
-        conn.close();
-        break;
-      }
-      this.connectFailures = 0;
-      gen.connect.record((performance.now() - began) * 1000);
-      this.conn = conn;
+      const conn = this.conn!;
       this.pump(performance.now());
       const reason = await this.readLoop(conn);
       if (this.done) break;
@@ -634,22 +665,30 @@ export interface LoadProgressMessage {
 }
 
 /**
- * The generator as a service: `init` is the share's plan; it waits for a
- * `{ startAt }` message (so all workers start together once all are up), sends
- * a {@linkcode LoadProgressMessage} every 500 ms, stops on `{ stop: true }`, and
- * returns its {@linkcode ShareResult} (or null if stopped before starting).
+ * The generator as a service: `init` is the share's plan; it opens its
+ * connections, sends `{ ready: true }`, waits for `{ startAt }` (so all workers
+ * start together once all are connected), sends a
+ * {@linkcode LoadProgressMessage} every 500 ms, stops on `{ stop: true }`, and
+ * returns its {@linkcode ShareResult}.
  */
 defineService("taskserver.load", async (channel, init) => {
-  const first = await channel.receive();
-  const startAt = (first?.data as { startAt?: number } | undefined)?.startAt;
-  if (typeof startAt !== "number") return null;
-  const gen = new LoadGenerator({ ...(init as LoadPlan), startAt });
+  const gen = new LoadGenerator(init as LoadPlan);
+  let started: (startAt: number | null) => void;
+  const go = new Promise<number | null>((resolve) => (started = resolve));
   channel.listen((message) => {
-    if ((message.data as { stop?: boolean })?.stop) gen.stop();
+    const data = message.data as { stop?: boolean; startAt?: number };
+    if (data?.stop) {
+      gen.stop();
+      started(null);
+    } else if (typeof data?.startAt === "number") started(data.startAt);
   });
+  await gen.prepare();
+  channel.send({ ready: true });
+  const startAt = await go;
+  if (startAt === null) return gen.result();
   const ticker = setInterval(() => channel.send({ progress: gen.snapshot() }), 500);
   try {
-    return await gen.run();
+    return await gen.run(startAt);
   } finally {
     clearInterval(ticker);
   }
