@@ -135,6 +135,10 @@ async function loadCommand(target: string, flags: LoadFlags): Promise<number> {
       if (showProgress) writeStderr("\r\x1b[2K");
     }
     interrupted = report.measured.interrupted;
+    if (report.summary.answered === 0 && report.measured.firstError !== null && !interrupted) {
+      // Nothing measured: say why (a refused connection, a timeout) and fail.
+      throw new Error(report.measured.firstError);
+    }
     if (flags.out) {
       const files = await writeLoadFiles(flags.out, report);
       if (!flags.quiet && !flags.json) writeStderr(`wrote ${files.join(", ")}\n`);
@@ -178,20 +182,25 @@ export async function mergeFiles(paths: string[]): Promise<LoadReport> {
     connections: sum((r) => r.settings.connections) ?? first.connections,
     rate: sum((r) => r.settings.rate),
     requests: sum((r) => r.settings.requests),
-    workers: sum((r) => Math.max(1, r.settings.workers)) ?? first.workers,
-    workerMode: `merged from ${reports.length} runs:`,
+    workers: reports.length,
+    workerMode: "merged",
   }, measured);
 }
 
-/** Adds `load` (and `load merge`) to the program; `setCode` receives the exit code. */
+/**
+ * Adds `load HOST:PORT` and `load merge FILES...` (one command, so both share
+ * `--json` and `--out`) to the program; `setCode` receives the exit code.
+ */
 export function addLoadCommand(program: Command, setCode: (code: number) => void): void {
   const load = addOutputOptions(
     program.command("load")
       .description(
         "load generator for any server speaking the protocol: closed loop (--connections) or " +
-          "open loop (--rate, latency from the schedule), HDR percentiles, timeline",
+          "open loop (--rate, latency from the schedule), HDR percentiles, timeline; " +
+          "`load merge A.json B.json ...` adds up --json runs exactly",
       )
-      .argument("<target>", "HOST:PORT of the server (e.g. 127.0.0.1:65432)")
+      .argument("<target>", "HOST:PORT of the server (e.g. 127.0.0.1:65432), or `merge`")
+      .argument("[files...]", "with `merge`: `taskserver load --json` documents to merge exactly")
       .option("-c, --connections <n>", "connections", intOption(1, 100_000), 10)
       .option(
         "-r, --rate <n>",
@@ -226,24 +235,23 @@ export function addLoadCommand(program: Command, setCode: (code: number) => void
       .option("--no-co-correction", "also show latency from the actual send (uncorrected)")
       .option("--out <dir>", "write CSV, Markdown, JSON and SVG (latency over time, spectrum)"),
   );
-  load.action(async (target: string, flags: LoadFlags) => {
-    setCode(await loadCommand(target, flags));
+  load.action(async (target: string, files: string[], flags: LoadFlags) => {
+    if (target !== "merge") {
+      if (files.length > 0) {
+        throw new UsageError(`Unexpected arguments after the target: ${files.join(" ")}`);
+      }
+      setCode(await loadCommand(target, flags));
+      return;
+    }
+    if (files.length === 0) {
+      throw new UsageError("taskserver load merge needs the JSON documents to merge");
+    }
+    setCode(
+      await runCommand("taskserver", "load merge", { ...flags, files }, async () => {
+        const report = await mergeFiles(files);
+        if (flags.out) await writeLoadFiles(flags.out, report);
+        return { results: report, text: loadText(report, flags.coCorrection === false) };
+      }),
+    );
   });
-  addOutputOptions(
-    load.command("merge")
-      .description("merge `taskserver load --json` documents into one report (exact)")
-      .argument("<files...>", "JSON documents from several generators")
-      .option("--no-co-correction", "also show latency from the actual send (uncorrected)")
-      .option("--out <dir>", "write CSV, Markdown, JSON and SVG"),
-  ).action(
-    async (files: string[], flags: { out?: string; coCorrection: boolean; json?: boolean }) => {
-      setCode(
-        await runCommand("taskserver", "load merge", { ...flags, files }, async () => {
-          const report = await mergeFiles(files);
-          if (flags.out) await writeLoadFiles(flags.out, report);
-          return { results: report, text: loadText(report, flags.coCorrection === false) };
-        }),
-      );
-    },
-  );
 }

@@ -160,7 +160,11 @@ function describeSettings(s: LoadSettings): string {
     ? `study framing, '${s.payload}' without newline`
     : `mix ${shares.join(", ")}, payload '${s.payload}'` +
       (s.cycle.includes("2") ? `, expression '${s.expression}'` : "");
-  const workers = s.workers === 0 ? "in-process" : `${s.workers} ${s.workerMode} workers`;
+  const workers = s.workerMode === "merged"
+    ? `${s.workers} runs merged`
+    : s.workers === 0
+    ? "in-process"
+    : `${s.workers} ${s.workerMode} workers`;
   return `${s.target}: ${loop}, ${bound}` +
     (s.warmupMs > 0 ? ` after ${s.warmupMs / 1000} s warmup` : "") +
     `, pipeline ${s.pipeline}, ${workers}\n  ${mix}`;
