@@ -11,7 +11,6 @@
 import { BufferedReader } from "../shared/reader.ts";
 import { LineOverflow } from "../shared/codec.ts";
 import { inheritedPermissionFlags } from "../shared/runtime.ts";
-import { max, percentile } from "../shared/stats.ts";
 import {
   type LinePlot,
   renderTable,
@@ -23,11 +22,16 @@ import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { errorMessage } from "../shared/errors.ts";
 
-import { BENCH_PAYLOAD, BENCH_REPLY, type DelayRun, inProcessClients } from "./loadgen.ts";
+import {
+  BENCH_PAYLOAD,
+  BENCH_REPLY,
+  type DelayRun,
+  inProcessClients,
+  throughput,
+  type ThroughputRun,
+} from "./load_bench.ts";
 
-export { BENCH_PAYLOAD, type DelayRun };
-
-const encoder = new TextEncoder();
+export { BENCH_PAYLOAD, type DelayRun, type ThroughputRun };
 
 /** A server design under test. */
 export interface ServerSpec {
@@ -343,85 +347,6 @@ export async function processClients(
     averageS: results.reduce((s, r) => s + r.ms, 0) / clients / 1000,
     errors: results.filter((r) => !r.ok).length,
   };
-}
-
-/** One throughput run: persistent clients, no delay, as many requests as they can. */
-export interface ThroughputRun {
-  server: string;
-  clients: number;
-  requests: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  errors: number;
-}
-
-/** `clients` persistent connections send `3|payload` back to back for `durationMs`. */
-export async function throughput(
-  server: string,
-  port: number,
-  clients: number,
-  durationMs: number,
-): Promise<ThroughputRun> {
-  const request = encoder.encode(`3|${BENCH_PAYLOAD}\n`);
-  const latencies: number[] = [];
-  let errors = 0;
-  let requests = 0;
-  let stopAt = Infinity;
-  let measuring = false;
-  const runClient = async () => {
-    let conn: Deno.TcpConn | undefined;
-    try {
-      conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.setNoDelay(true);
-      const reader = new BufferedReader(conn);
-      while (performance.now() < stopAt) {
-        const t = performance.now();
-        await conn.write(request);
-        const line = await reader.readLine(1024, { timeout: 10_000 });
-        if (line === null) throw new Error("closed");
-        const ok = !(line instanceof LineOverflow) && line.length === BENCH_REPLY.length;
-        if (!measuring) continue;
-        if (!ok) errors++;
-        requests++;
-        if (latencies.length < 2_000_000) latencies.push(performance.now() - t);
-      }
-    } catch {
-      if (measuring) errors++;
-    } finally {
-      try {
-        conn?.close();
-      } catch {
-        // Closed.
-      }
-    }
-  };
-  // Connect everyone first (connects beyond ~128 in flight queue up), then measure.
-  const warmup = 200;
-  stopAt = performance.now() + 60_000;
-  const running = Array.from({ length: clients }, runClient);
-  await new Promise((r) => setTimeout(r, warmup));
-  measuring = true;
-  const started = performance.now();
-  stopAt = started + durationMs;
-  await Promise.all(running);
-  const elapsed = (performance.now() - started) / 1000;
-  const sortedOk = latencies.length > 0;
-  return {
-    server,
-    clients,
-    requests,
-    rps: Math.round(requests / elapsed),
-    p50Ms: sortedOk ? round3(percentile(latencies, 50)) : NaN,
-    p99Ms: sortedOk ? round3(percentile(latencies, 99)) : NaN,
-    maxMs: sortedOk ? round3(max(latencies)) : NaN,
-    errors,
-  };
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 /** The server designs the table compares. */

@@ -21,8 +21,6 @@ import { parseMode, parseModeList } from "../shared/mode.ts";
 import { parseScale } from "../shared/study.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
-// Registers the load generator's task: this file is also the worker entry of a bundle.
-import "./loadgen.ts";
 import { DEFAULT_BACKLOG, describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
 import type { BenchOptions } from "./bench.ts";

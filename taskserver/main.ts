@@ -10,7 +10,6 @@
  */
 import { enterRole } from "../shared/runtime.ts";
 import "./protocol.ts";
-import "./loadgen.ts";
 import "./load_engine.ts";
 import { fastCall } from "./fast_call.ts";
 
