@@ -21,6 +21,7 @@ import {
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { errorMessage } from "../shared/errors.ts";
+import { readPressure } from "../shared/pressure.ts";
 
 import {
   BENCH_PAYLOAD,
@@ -380,6 +381,8 @@ export interface BenchOptions {
   throughput: number[];
   durationMs: number;
   python: boolean;
+  /** Generator workers for the throughput runs (0: the bench's own isolate). */
+  generatorWorkers?: number;
   out?: string;
   entry?: string;
   onLog?: (line: string) => void;
@@ -451,14 +454,16 @@ export async function throughputTable(
   specs: ServerSpec[],
   clients: number[],
   durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void },
+  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
 ): Promise<ThroughputRun[]> {
   const runs: ThroughputRun[] = [];
   for (const spec of specs) {
     const server = await launch(spec, 0, options.entry);
     try {
       for (const n of clients) {
-        const run = await throughput(spec.label, server.port, n, durationMs);
+        const run = await throughput(spec.label, server.port, n, durationMs, {
+          workers: options.generatorWorkers ?? 0,
+        });
         options.onLog?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
             `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
@@ -493,11 +498,59 @@ function pivot(
   };
 }
 
+/** Connections and requests in flight per connection of the generator-ceiling run. */
+export const CEILING_CONNECTIONS = 16;
+/** Requests in flight per connection in the generator-ceiling run. */
+export const CEILING_PIPELINE = 128;
+
+/**
+ * The generator's own ceiling: our async server without delay, 16 connections
+ * with 128 requests in flight each (the protocol answers pipelined lines in
+ * order), so the figure is the generator's and the server's, not the round trip's.
+ */
+export async function generatorCeiling(
+  durationMs: number,
+  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
+): Promise<ThroughputRun> {
+  const server = await launch(
+    { label: "async", kind: "taskserver", mode: "async" },
+    0,
+    options.entry,
+  );
+  try {
+    const run = await throughput(
+      "async, pipelined (generator ceiling)",
+      server.port,
+      CEILING_CONNECTIONS,
+      durationMs,
+      { workers: options.generatorWorkers ?? 0, pipeline: CEILING_PIPELINE },
+    );
+    options.onLog?.(
+      `generator ceiling: ${run.rps} req/s, p99 ${run.p99Ms} ms, errors ${run.errors}`,
+    );
+    return run;
+  } finally {
+    await server.stop();
+  }
+}
+
 function throughputReportTable(runs: ThroughputRun[], title: string): ReportTable {
   return {
     title,
-    columns: ["Server", "Clients", "Requests/s", "p50 (ms)", "p99 (ms)", "max (ms)", "Errors"],
-    rows: runs.map((r) => [r.server, r.clients, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors]),
+    columns: [
+      "Server",
+      "Clients",
+      "Pipeline",
+      "Requests/s",
+      "p50 (ms)",
+      "p99 (ms)",
+      "p99.9 (ms)",
+      "max (ms)",
+      "Errors",
+    ],
+    rows: runs.map((
+      r,
+    ) => [r.server, r.clients, r.pipeline, r.rps, r.p50Ms, r.p99Ms, r.p999Ms, r.maxMs, r.errors]),
   };
 }
 
@@ -540,6 +593,7 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
   const runs = options.throughput.length > 0
     ? await throughputTable(throughputSpecs, options.throughput, options.durationMs, options)
     : [];
+  if (options.throughput.length > 0) runs.push(await generatorCeiling(options.durationMs, options));
   const servers = [...new Set(delay.cells.map((c) => c.server))];
   const tables = [
     pivot(
@@ -550,7 +604,13 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
         options.inProcess ? "in-process" : "as processes (start.sh)"
       }`,
     ),
-    throughputReportTable(runs, `Throughput without delay, ${options.durationMs} ms per run`),
+    throughputReportTable(
+      runs,
+      `Throughput without delay, ${options.durationMs} ms per run, clients from the ` +
+        `load generator (${
+          options.generatorWorkers ?? 0
+        } workers), /proc/pressure/cpu ${cpuPressure()}`,
+    ),
   ];
   const plots = [
     delayPlot(delay.cells, `Clients against total time (--delay ${options.delayMs} ms)`),
@@ -567,6 +627,11 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
     });
   }
   return { text: tables.map(renderTable).join("\n\n"), json };
+}
+
+function cpuPressure(): string {
+  const p = readPressure();
+  return p ? `${p.avg10}% (some, avg10)` : "unknown";
 }
 
 /** The study's published table (seed 003), total execution time in seconds. */

@@ -287,6 +287,12 @@ export async function main(args: string[]): Promise<number> {
       )
       .option("--duration <ms>", "length of each throughput run", intOption(100, 600_000), 2000)
       .option("--no-python", "skip the Python thread-per-client baseline")
+      .option(
+        "--generator-workers <n>",
+        "load-generator workers for the throughput runs (0: this process)",
+        intOption(0, 16),
+        0,
+      )
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG"),
   ).action(async (flags: Record<string, unknown> & OutputFlags) => {
     if (flags.study) {
@@ -316,6 +322,7 @@ export async function main(args: string[]): Promise<number> {
         : parseCounts(String(flags.throughput), "--throughput"),
       durationMs: flags.duration as number,
       python: flags.python !== false,
+      generatorWorkers: flags.generatorWorkers as number,
       out: flags.out as string | undefined,
       onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
     };

@@ -49,6 +49,7 @@ export class LoadConnection {
   slotFreeAt = 0;
   timer: ReturnType<typeof setTimeout> | undefined;
   writing: Promise<void> = Promise.resolve();
+  writesPending = 0;
   // The answer being read: its first bytes (error check) or all of it (verify).
   partial: Uint8Array[] = [];
   partialLength = 0;
@@ -284,14 +285,24 @@ export class LoadConnection {
       }
     }
     if (out !== "") {
-      const conn = this.conn;
-      const bytes = encoder.encode(out);
-      this.writing = this.writing.then(() => writeAll(conn, bytes)).catch(() => {
-        // The read side sees the failure and counts it.
-      });
+      this.send(this.conn, encoder.encode(out));
     } else if (this.size === 0 && !this.moreToSend(now)) {
       this.finish();
     }
+  }
+
+  /** Writes in order; without a write pending, straight to the socket (no waiting in a chain). */
+  send(conn: Deno.TcpConn, bytes: Uint8Array): void {
+    // A failed write needs nothing here: the read side sees the failure and counts it.
+    const written = () => void this.writesPending--;
+    this.writesPending++;
+    if (this.writesPending > 1) {
+      this.writing = this.writing.then(() => writeAll(conn, bytes)).then(written, written);
+      return;
+    }
+    this.writing = conn.write(bytes).then((n) =>
+      n === bytes.length ? undefined : writeAll(conn, bytes.subarray(n))
+    ).then(written, written);
   }
 
   arm(ms: number): void {

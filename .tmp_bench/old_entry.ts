@@ -1,0 +1,3 @@
+import "./old_loadgen.ts";
+import { enterRole } from "../shared/runtime.ts";
+enterRole();
