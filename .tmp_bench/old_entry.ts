@@ -1,3 +1,0 @@
-import "./old_loadgen.ts";
-import { enterRole } from "../shared/runtime.ts";
-enterRole();
