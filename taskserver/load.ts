@@ -108,14 +108,13 @@ export function loadPlan(options: LoadOptions, startAt: number): LoadPlan {
 /** Runs a load test and returns its report. */
 export async function runLoad(options: LoadOptions, hooks: LoadHooks = {}): Promise<LoadReport> {
   const settings = loadSettings(options);
-  const started = performance.now();
   const measured = options.workers === 0
-    ? await runHere(options, hooks, started)
-    : await runWorkers(options, hooks, started);
+    ? await runHere(options, hooks)
+    : await runWorkers(options, hooks);
   return buildReport(settings, measured);
 }
 
-async function runHere(options: LoadOptions, hooks: LoadHooks, started: number) {
+async function runHere(options: LoadOptions, hooks: LoadHooks) {
   // Starts once its connections are open (startAt 0: as soon as prepared).
   const gen = new LoadGenerator(loadPlan(options, 0));
   hooks.onGenerator?.(gen);
@@ -123,7 +122,15 @@ async function runHere(options: LoadOptions, hooks: LoadHooks, started: number) 
   hooks.signal?.addEventListener("abort", stop, { once: true });
   const ticker = hooks.onProgress
     ? setInterval(
-      () => hooks.onProgress!({ ...gen.snapshot(), elapsedMs: performance.now() - started }),
+      () => {
+        // Progress counts from the start of sending (gen.t0), once connected.
+        if (gen.t0 > 0) {
+          hooks.onProgress!({
+            ...gen.snapshot(),
+            elapsedMs: performance.now() - gen.t0,
+          });
+        }
+      },
       500,
     )
     : undefined;
@@ -143,11 +150,7 @@ function lightEntry(): URL | undefined {
     : undefined;
 }
 
-async function runWorkers(
-  options: LoadOptions,
-  hooks: LoadHooks,
-  started: number,
-): Promise<ShareResult> {
+async function runWorkers(options: LoadOptions, hooks: LoadHooks): Promise<ShareResult> {
   const shares = sharePlan(loadPlan(options, 0), options.workers);
   const spawned: Spawned[] = [];
   const snapshots: LoadSnapshot[] = shares.map(() => ({
@@ -183,15 +186,18 @@ async function runWorkers(
     for (const s of spawned) s.channel.send({ stop: true });
   };
   hooks.signal?.addEventListener("abort", stop, { once: true });
+  // Progress counts from the common start, not from the workers' start-up.
+  let runStarted: number | null = null;
   const ticker = hooks.onProgress
     ? setInterval(() => {
+      if (runStarted === null) return;
       hooks.onProgress!({
         sent: snapshots.reduce((s, p) => s + p.sent, 0),
         answered: snapshots.reduce((s, p) => s + p.answered, 0),
         errors: snapshots.reduce((s, p) => s + p.errors, 0),
         // The worst worker's p99: an upper bound of the run's until the merge.
         p99Us: Math.max(...snapshots.map((p) => (Number.isNaN(p.p99Us) ? 0 : p.p99Us))),
-        elapsedMs: performance.now() - started,
+        elapsedMs: performance.now() - runStarted,
       });
     }, 500)
     : undefined;
@@ -202,6 +208,7 @@ async function runWorkers(
     if (hooks.signal?.aborted) stop();
     const startAt = loadEpoch() + 20;
     for (const s of spawned) s.channel.send({ startAt });
+    runStarted = performance.now() + 20;
     const results = await Promise.all(spawned.map((s) => s.done)) as (ShareResult | null)[];
     return mergeResults(results.filter((r): r is ShareResult => r !== null));
   } finally {

@@ -307,3 +307,34 @@ Deno.test("taskserver load: Ctrl-C prints what was measured and exits 130", asyn
     await server.close();
   }
 });
+
+Deno.test("taskserver load: the text report, with and without --no-co-correction", async () => {
+  const server = await startTestServer();
+  try {
+    const target = `127.0.0.1:${server.port}`;
+    const both = await runTool("taskserver", [
+      "load",
+      target,
+      "-r",
+      "1000",
+      "-n",
+      "200",
+      "-c",
+      "2",
+      "--no-co-correction",
+    ]);
+    assertEquals(both.code, 0, both.stderr);
+    assertOk(both.stdout.startsWith(`taskserver load ${target}: open loop, 1000 req/s`));
+    assertOk(both.stdout.includes("Requests: 200 sent, 200 answered, 0 errors"), both.stdout);
+    assertOk(both.stdout.includes("scheduled send time"), both.stdout);
+    assertOk(/│ corrected +│/.test(both.stdout) && /│ uncorrected +│/.test(both.stdout));
+    const corrected = await runTool("taskserver", ["load", target, "-r", "1000", "-n", "200"]);
+    assertEquals(corrected.code, 0, corrected.stderr);
+    assertOk(/│ corrected +│/.test(corrected.stdout) && !corrected.stdout.includes("uncorrected"));
+    const closed = await runTool("taskserver", ["load", target, "-n", "100"]);
+    assertOk(closed.stdout.includes("closed loop, 10 connections, 100 requests"), closed.stdout);
+    assertOk(/│ latency +│/.test(closed.stdout), closed.stdout);
+  } finally {
+    await server.close();
+  }
+});
