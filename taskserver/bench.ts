@@ -615,18 +615,52 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
   const plots = [
     delayPlot(delay.cells, `Clients against total time (--delay ${options.delayMs} ms)`),
   ];
-  const json = { options: { ...options, onLog: undefined }, delay: delay.cells, throughput: runs };
+  const ratios = pythonRatios(runs);
+  const json = {
+    options: { ...options, onLog: undefined },
+    delay: delay.cells,
+    throughput: runs,
+    ratios,
+  };
   if (options.out) {
     await writeReport(options.out, {
       name: "taskserver-bench",
       title: "taskserver bench",
-      notes: delay.skipped,
+      notes: [...delay.skipped, ...ratios.map((r) => r.text)],
       tables,
       plots,
       json,
     });
   }
-  return { text: tables.map(renderTable).join("\n\n"), json };
+  const text = tables.map(renderTable).join("\n\n");
+  return {
+    text: ratios.length > 0 ? `${text}\n${ratios.map((r) => r.text).join("\n")}` : text,
+    json,
+  };
+}
+
+/** For each client count: our best design's requests/s over the Python thread server's. */
+export function pythonRatios(
+  runs: ThroughputRun[],
+): { clients: number; best: string; ratio: number; text: string }[] {
+  const out: { clients: number; best: string; ratio: number; text: string }[] = [];
+  for (const n of [...new Set(runs.map((r) => r.clients))]) {
+    const python = runs.find((r) => r.clients === n && r.server === "python thread");
+    const ours = runs.filter((r) =>
+      r.clients === n && r.server !== "python thread" && r.pipeline === 1
+    );
+    if (!python || ours.length === 0 || python.rps === 0) continue;
+    const best = ours.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const ratio = Math.round((best.rps / python.rps) * 100) / 100;
+    out.push({
+      clients: n,
+      best: best.server,
+      ratio,
+      text: `${n} clients: best of ours (${best.server}) answered ${ratio}× the Python thread ` +
+        `server's requests/s (same run, same generator)`,
+    });
+  }
+  return out;
 }
 
 function cpuPressure(): string {

@@ -338,3 +338,27 @@ Deno.test("taskserver load: the text report, with and without --no-co-correction
     await server.close();
   }
 });
+
+Deno.test("bench: our best design against the Python thread server, per client count", async () => {
+  const { pythonRatios } = await import("../taskserver/bench.ts");
+  const run = (server: string, clients: number, rps: number, pipeline = 1) => ({
+    server,
+    clients,
+    requests: rps,
+    rps,
+    p50Ms: 1,
+    p99Ms: 2,
+    p999Ms: 3,
+    maxMs: 4,
+    errors: 0,
+    workers: 0,
+    pipeline,
+  });
+  const ratios = pythonRatios([
+    run("async", 100, 30_000),
+    run("process pool", 100, 40_000),
+    run("python thread", 100, 16_000),
+    run("async, pipelined (generator ceiling)", 16, 200_000, 128),
+  ]);
+  assertEquals(ratios.map((r) => [r.clients, r.best, r.ratio]), [[100, "process pool", 2.5]]);
+});
