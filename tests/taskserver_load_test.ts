@@ -362,3 +362,48 @@ Deno.test("bench: our best design against the Python thread server, per client c
   ]);
   assertEquals(ratios.map((r) => [r.clients, r.best, r.ratio]), [[100, "process pool", 2.5]]);
 });
+
+Deno.test("load report: a generator late by more than 1 ms at p99 says so", async () => {
+  const { buildReport, loadText } = await import("../taskserver/load_report.ts");
+  const { loadSettings } = await import("../taskserver/load.ts");
+  const settings = loadSettings(options({ rate: 1000, connections: 2, durationMs: 1000 }));
+  const empty = new HdrHistogram("us").toJSON();
+  const lag = new HdrHistogram("us");
+  for (let i = 0; i < 98; i++) lag.record(100);
+  lag.record(5_000, 2); // 2 % of sends 5 ms late: p99 is 5 ms
+  const latency = new HdrHistogram("us");
+  latency.record(1_000, 100);
+  const measured = {
+    generators: 1,
+    connections: 2,
+    startedAt: 0,
+    endedAt: 1000,
+    requests: 100,
+    answered: 100,
+    errorReplies: 0,
+    failed: 0,
+    connectErrors: 0,
+    unanswered: 0,
+    interrupted: false,
+    firstError: null,
+    latency: latency.toJSON(),
+    uncorrected: latency.toJSON(),
+    lag: lag.toJSON(),
+    connect: empty,
+    timeline: [],
+  };
+  const late = buildReport(settings, measured);
+  assertEquals(late.summary.keptSchedule, false);
+  assertEquals(late.summary.lagMs.p99, 5);
+  assertEquals(late.summary.rate, 100);
+  assertOk(
+    loadText(late, false).includes(
+      "WARNING: the generator could not keep its schedule: sent late by 5 ms at p99",
+    ),
+  );
+  const onTime = new HdrHistogram("us");
+  onTime.record(900, 100);
+  const kept = buildReport(settings, { ...measured, lag: onTime.toJSON() });
+  assertEquals(kept.summary.keptSchedule, true);
+  assertOk(loadText(kept, false).includes("Generator kept its schedule: sent late by 0.9 ms"));
+});
