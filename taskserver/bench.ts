@@ -57,6 +57,8 @@ export const PYTHON_MAX_CLIENTS = 1000;
 /** A server started for a run. */
 export interface LaunchedServer {
   port: number;
+  /** The server's process (its CPU time, children included, is read from /proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -141,7 +143,7 @@ export async function launchTaskServer(
   const stop = stopper(child);
   try {
     const doc = JSON.parse(await readFirstLine(child.stdout, 30_000));
-    return { port: doc.results.port, stop };
+    return { port: doc.results.port, pid: child.pid, stop };
   } catch (error) {
     await stop();
     throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);
@@ -239,7 +241,7 @@ export async function launchPythonServer(
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    return { port: Number(await readFirstLine(child.stdout, 10_000)), stop };
+    return { port: Number(await readFirstLine(child.stdout, 10_000)), pid: child.pid, stop };
   } catch (error) {
     await stop();
     throw new Error(`could not start python3 (${spec.label}): ${errorMessage(error)}`);
@@ -461,9 +463,11 @@ export async function throughputTable(
     const server = await launch(spec, 0, options.entry);
     try {
       for (const n of clients) {
+        const cpuBefore = processTreeCpuMs(server.pid);
         const run = await throughput(spec.label, server.port, n, durationMs, {
           workers: options.generatorWorkers ?? 0,
         });
+        run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
         options.onLog?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
             `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
@@ -518,6 +522,7 @@ export async function generatorCeiling(
     options.entry,
   );
   try {
+    const cpuBefore = processTreeCpuMs(server.pid);
     const run = await throughput(
       "async, pipelined (generator ceiling)",
       server.port,
@@ -525,6 +530,7 @@ export async function generatorCeiling(
       durationMs,
       { workers: options.generatorWorkers ?? 0, pipeline: CEILING_PIPELINE },
     );
+    run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
     options.onLog?.(
       `generator ceiling: ${run.rps} req/s, p99 ${run.p99Ms} ms, errors ${run.errors}`,
     );
@@ -547,10 +553,22 @@ function throughputReportTable(runs: ThroughputRun[], title: string): ReportTabl
       "p99.9 (ms)",
       "max (ms)",
       "Errors",
+      "Server CPU/answer (µs)",
     ],
     rows: runs.map((
       r,
-    ) => [r.server, r.clients, r.pipeline, r.rps, r.p50Ms, r.p99Ms, r.p999Ms, r.maxMs, r.errors]),
+    ) => [
+      r.server,
+      r.clients,
+      r.pipeline,
+      r.rps,
+      r.p50Ms,
+      r.p99Ms,
+      r.p999Ms,
+      r.maxMs,
+      r.errors,
+      r.serverCpuUs,
+    ]),
   };
 }
 
@@ -652,15 +670,63 @@ export function pythonRatios(
     if (!python || ours.length === 0 || python.rps === 0) continue;
     const best = ours.reduce((a, b) => (b.rps > a.rps ? b : a));
     const ratio = Math.round((best.rps / python.rps) * 100) / 100;
+    const cpu = best.serverCpuUs && python.serverCpuUs
+      ? `; per answer it used ${
+        Math.round((python.serverCpuUs / best.serverCpuUs) * 100) / 100
+      }× less server CPU (${best.serverCpuUs} against ${python.serverCpuUs} µs)`
+      : "";
     out.push({
       clients: n,
       best: best.server,
       ratio,
       text: `${n} clients: best of ours (${best.server}) answered ${ratio}× the Python thread ` +
-        `server's requests/s (same run, same generator)`,
+        `server's requests/s (same run, same generator)${cpu}`,
     });
   }
   return out;
+}
+
+/** Clock ticks per second of /proc/PID/stat times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (user + system, ms) of a process and its live children, from /proc;
+ * null where there is no /proc. A thread-per-client server and a single event
+ * loop get different CPU shares on a busy machine, so CPU per answer is the
+ * figure that compares their code.
+ */
+export function processTreeCpuMs(pid: number): number | null {
+  const cpuOf = (stat: string) => {
+    // Fields after the command name (which may hold spaces) in parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  };
+  try {
+    let ticks = cpuOf(Deno.readTextFileSync(`/proc/${pid}/stat`)).ticks;
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const child = cpuOf(Deno.readTextFileSync(`/proc/${entry.name}/stat`));
+        if (child.ppid === pid) ticks += child.ticks;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+function serverCpuPerAnswer(
+  beforeMs: number | null,
+  afterMs: number | null,
+  run: ThroughputRun,
+): number | null {
+  if (beforeMs === null || afterMs === null || run.requests === 0) return null;
+  // The run includes a 200 ms warmup whose answers are not counted: per answer
+  // it is a slight over-estimate, the same for every server.
+  return Math.round((((afterMs - beforeMs) * 1000) / run.requests) * 10) / 10;
 }
 
 function cpuPressure(): string {

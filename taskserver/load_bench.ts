@@ -99,6 +99,8 @@ export interface ThroughputRun {
   /** Generator workers and requests in flight per connection. */
   workers: number;
   pipeline: number;
+  /** Server CPU time per answer, in µs (filled by the bench from /proc), or null. */
+  serverCpuUs: number | null;
 }
 
 /** `clients` persistent connections send `3|payload` in a closed loop for `durationMs`. */
@@ -134,5 +136,6 @@ export async function throughput(
     errors: s.errors,
     workers,
     pipeline,
+    serverCpuUs: null,
   };
 }
