@@ -8,10 +8,7 @@
  *
  * @module
  */
-import { BufferedReader } from "../shared/reader.ts";
-import { LineOverflow } from "../shared/codec.ts";
 import { type Peer, preparePeer, selfCommand, startPeer } from "../shared/peer.ts";
-import { max, percentile } from "../shared/stats.ts";
 import {
   type LinePlot,
   renderTable,
@@ -22,12 +19,18 @@ import {
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
 import { errorMessage } from "../shared/errors.ts";
+import { readPressure } from "../shared/pressure.ts";
 
-import { BENCH_PAYLOAD, BENCH_REPLY, type DelayRun, inProcessClients } from "./loadgen.ts";
+import {
+  BENCH_PAYLOAD,
+  BENCH_REPLY,
+  type DelayRun,
+  inProcessClients,
+  throughput,
+  type ThroughputRun,
+} from "./load_bench.ts";
 
-export { BENCH_PAYLOAD, type DelayRun };
-
-const encoder = new TextEncoder();
+export { BENCH_PAYLOAD, type DelayRun, type ThroughputRun };
 
 /** A server design under test. */
 export interface ServerSpec {
@@ -52,6 +55,8 @@ export const PYTHON_MAX_CLIENTS = 1000;
 /** A server started for a run. */
 export interface LaunchedServer {
   port: number;
+  /** The server's process (its CPU time, children included, is read from /proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -85,7 +90,7 @@ export async function launchTaskServer(
   try {
     peer = await startPeer(command.command, { ...PEER_OPTIONS, args: command.args });
     peer.drain();
-    return { port: JSON.parse(peer.firstLine).results.port, stop: peer.stop };
+    return { port: JSON.parse(peer.firstLine).results.port, pid: peer.child.pid, stop: peer.stop };
   } catch (error) {
     await peer?.stop();
     throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);
@@ -186,7 +191,11 @@ export async function launchPythonServer(
       timeoutMs: 10_000,
     });
     peer.drain();
-    return { port: Number(peer.firstLine), stop: () => peer.stop().finally(program.close) };
+    return {
+      port: Number(peer.firstLine),
+      pid: peer.child.pid,
+      stop: () => peer.stop().finally(program.close),
+    };
   } catch (error) {
     await program.close();
     throw new Error(`could not start python3 (${spec.label}): ${errorMessage(error)}`);
@@ -284,85 +293,6 @@ export async function processClients(
   };
 }
 
-/** One throughput run: persistent clients, no delay, as many requests as they can. */
-export interface ThroughputRun {
-  server: string;
-  clients: number;
-  requests: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  errors: number;
-}
-
-/** `clients` persistent connections send `3|payload` back to back for `durationMs`. */
-export async function throughput(
-  server: string,
-  port: number,
-  clients: number,
-  durationMs: number,
-): Promise<ThroughputRun> {
-  const request = encoder.encode(`3|${BENCH_PAYLOAD}\n`);
-  const latencies: number[] = [];
-  let errors = 0;
-  let requests = 0;
-  let stopAt = Infinity;
-  let measuring = false;
-  const runClient = async () => {
-    let conn: Deno.TcpConn | undefined;
-    try {
-      conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.setNoDelay(true);
-      const reader = new BufferedReader(conn);
-      while (performance.now() < stopAt) {
-        const t = performance.now();
-        await conn.write(request);
-        const line = await reader.readLine(1024, { timeout: 10_000 });
-        if (line === null) throw new Error("closed");
-        const ok = !(line instanceof LineOverflow) && line.length === BENCH_REPLY.length;
-        if (!measuring) continue;
-        if (!ok) errors++;
-        requests++;
-        if (latencies.length < 2_000_000) latencies.push(performance.now() - t);
-      }
-    } catch {
-      if (measuring) errors++;
-    } finally {
-      try {
-        conn?.close();
-      } catch {
-        // Closed.
-      }
-    }
-  };
-  // Connect everyone first (connects beyond ~128 in flight queue up), then measure.
-  const warmup = 200;
-  stopAt = performance.now() + 60_000;
-  const running = Array.from({ length: clients }, runClient);
-  await new Promise((r) => setTimeout(r, warmup));
-  measuring = true;
-  const started = performance.now();
-  stopAt = started + durationMs;
-  await Promise.all(running);
-  const elapsed = (performance.now() - started) / 1000;
-  const sortedOk = latencies.length > 0;
-  return {
-    server,
-    clients,
-    requests,
-    rps: Math.round(requests / elapsed),
-    p50Ms: sortedOk ? round3(percentile(latencies, 50)) : NaN,
-    p99Ms: sortedOk ? round3(percentile(latencies, 99)) : NaN,
-    maxMs: sortedOk ? round3(max(latencies)) : NaN,
-    errors,
-  };
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
 /** The server designs the table compares. */
 export function serverSpecs(
   modes: readonly Mode[],
@@ -394,6 +324,8 @@ export interface BenchOptions {
   throughput: number[];
   durationMs: number;
   python: boolean;
+  /** Generator workers for the throughput runs (0: the bench's own isolate). */
+  generatorWorkers?: number;
   out?: string;
   entry?: string;
   onLog?: (line: string) => void;
@@ -465,14 +397,18 @@ export async function throughputTable(
   specs: ServerSpec[],
   clients: number[],
   durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void },
+  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
 ): Promise<ThroughputRun[]> {
   const runs: ThroughputRun[] = [];
   for (const spec of specs) {
     const server = await launch(spec, 0, options.entry);
     try {
       for (const n of clients) {
-        const run = await throughput(spec.label, server.port, n, durationMs);
+        const cpuBefore = processTreeCpuMs(server.pid);
+        const run = await throughput(spec.label, server.port, n, durationMs, {
+          workers: options.generatorWorkers ?? 0,
+        });
+        run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
         options.onLog?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
             `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
@@ -507,11 +443,73 @@ function pivot(
   };
 }
 
+/** Connections and requests in flight per connection of the generator-ceiling run. */
+export const CEILING_CONNECTIONS = 16;
+/** Requests in flight per connection in the generator-ceiling run. */
+export const CEILING_PIPELINE = 128;
+
+/**
+ * The generator's own ceiling: our async server without delay, 16 connections
+ * with 128 requests in flight each (the protocol answers pipelined lines in
+ * order), so the figure is the generator's and the server's, not the round trip's.
+ */
+export async function generatorCeiling(
+  durationMs: number,
+  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
+): Promise<ThroughputRun> {
+  const server = await launch(
+    { label: "async", kind: "taskserver", mode: "async" },
+    0,
+    options.entry,
+  );
+  try {
+    const cpuBefore = processTreeCpuMs(server.pid);
+    const run = await throughput(
+      "async, pipelined (generator ceiling)",
+      server.port,
+      CEILING_CONNECTIONS,
+      durationMs,
+      { workers: options.generatorWorkers ?? 0, pipeline: CEILING_PIPELINE },
+    );
+    run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
+    options.onLog?.(
+      `generator ceiling: ${run.rps} req/s, p99 ${run.p99Ms} ms, errors ${run.errors}`,
+    );
+    return run;
+  } finally {
+    await server.stop();
+  }
+}
+
 function throughputReportTable(runs: ThroughputRun[], title: string): ReportTable {
   return {
     title,
-    columns: ["Server", "Clients", "Requests/s", "p50 (ms)", "p99 (ms)", "max (ms)", "Errors"],
-    rows: runs.map((r) => [r.server, r.clients, r.rps, r.p50Ms, r.p99Ms, r.maxMs, r.errors]),
+    columns: [
+      "Server",
+      "Clients",
+      "Pipeline",
+      "Requests/s",
+      "p50 (ms)",
+      "p99 (ms)",
+      "p99.9 (ms)",
+      "max (ms)",
+      "Errors",
+      "Server CPU/answer (µs)",
+    ],
+    rows: runs.map((
+      r,
+    ) => [
+      r.server,
+      r.clients,
+      r.pipeline,
+      r.rps,
+      r.p50Ms,
+      r.p99Ms,
+      r.p999Ms,
+      r.maxMs,
+      r.errors,
+      r.serverCpuUs,
+    ]),
   };
 }
 
@@ -554,6 +552,7 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
   const runs = options.throughput.length > 0
     ? await throughputTable(throughputSpecs, options.throughput, options.durationMs, options)
     : [];
+  if (options.throughput.length > 0) runs.push(await generatorCeiling(options.durationMs, options));
   const servers = [...new Set(delay.cells.map((c) => c.server))];
   const tables = [
     pivot(
@@ -564,23 +563,116 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
         options.inProcess ? "in-process" : "as processes (start.sh)"
       }`,
     ),
-    throughputReportTable(runs, `Throughput without delay, ${options.durationMs} ms per run`),
+    throughputReportTable(
+      runs,
+      `Throughput without delay, ${options.durationMs} ms per run, clients from the ` +
+        `load generator (${
+          options.generatorWorkers ?? 0
+        } workers), /proc/pressure/cpu ${cpuPressure()}`,
+    ),
   ];
   const plots = [
     delayPlot(delay.cells, `Clients against total time (--delay ${options.delayMs} ms)`),
   ];
-  const json = { options: { ...options, onLog: undefined }, delay: delay.cells, throughput: runs };
+  const ratios = pythonRatios(runs);
+  const json = {
+    options: { ...options, onLog: undefined },
+    delay: delay.cells,
+    throughput: runs,
+    ratios,
+  };
   if (options.out) {
     await writeReport(options.out, {
       name: "taskserver-bench",
       title: "taskserver bench",
-      notes: delay.skipped,
+      notes: [...delay.skipped, ...ratios.map((r) => r.text)],
       tables,
       plots,
       json,
     });
   }
-  return { text: tables.map(renderTable).join("\n\n"), json };
+  const text = tables.map(renderTable).join("\n\n");
+  return {
+    text: ratios.length > 0 ? `${text}\n${ratios.map((r) => r.text).join("\n")}` : text,
+    json,
+  };
+}
+
+/** For each client count: our best design's requests/s over the Python thread server's. */
+export function pythonRatios(
+  runs: ThroughputRun[],
+): { clients: number; best: string; ratio: number; text: string }[] {
+  const out: { clients: number; best: string; ratio: number; text: string }[] = [];
+  for (const n of [...new Set(runs.map((r) => r.clients))]) {
+    const python = runs.find((r) => r.clients === n && r.server === "python thread");
+    const ours = runs.filter((r) =>
+      r.clients === n && r.server !== "python thread" && r.pipeline === 1
+    );
+    if (!python || ours.length === 0 || python.rps === 0) continue;
+    const best = ours.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const ratio = Math.round((best.rps / python.rps) * 100) / 100;
+    const cpu = best.serverCpuUs && python.serverCpuUs
+      ? `; per answer it used ${
+        Math.round((python.serverCpuUs / best.serverCpuUs) * 100) / 100
+      }× less server CPU (${best.serverCpuUs} against ${python.serverCpuUs} µs)`
+      : "";
+    out.push({
+      clients: n,
+      best: best.server,
+      ratio,
+      text: `${n} clients: best of ours (${best.server}) answered ${ratio}× the Python thread ` +
+        `server's requests/s (same run, same generator)${cpu}`,
+    });
+  }
+  return out;
+}
+
+/** Clock ticks per second of /proc/PID/stat times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (user + system, ms) of a process and its live children, from /proc;
+ * null where there is no /proc. A thread-per-client server and a single event
+ * loop get different CPU shares on a busy machine, so CPU per answer is the
+ * figure that compares their code.
+ */
+export function processTreeCpuMs(pid: number): number | null {
+  const cpuOf = (stat: string) => {
+    // Fields after the command name (which may hold spaces) in parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
+  };
+  try {
+    let ticks = cpuOf(Deno.readTextFileSync(`/proc/${pid}/stat`)).ticks;
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const child = cpuOf(Deno.readTextFileSync(`/proc/${entry.name}/stat`));
+        if (child.ppid === pid) ticks += child.ticks;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return (ticks * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+function serverCpuPerAnswer(
+  beforeMs: number | null,
+  afterMs: number | null,
+  run: ThroughputRun,
+): number | null {
+  if (beforeMs === null || afterMs === null || run.requests === 0) return null;
+  // The run includes a 200 ms warmup whose answers are not counted: per answer
+  // it is a slight over-estimate, the same for every server.
+  return Math.round((((afterMs - beforeMs) * 1000) / run.requests) * 10) / 10;
+}
+
+function cpuPressure(): string {
+  const p = readPressure();
+  return p ? `${p.avg10}% (some, avg10)` : "unknown";
 }
 
 /** The study's published table (seed 003), total execution time in seconds. */

@@ -25,11 +25,10 @@ import { parseMode, parseModeList } from "../shared/mode.ts";
 import { parseScale } from "../shared/study.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
-// Registers the load generator's task: this file is also the worker entry of a bundle.
-import "./loadgen.ts";
 import { describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
 import type { BenchOptions } from "./bench.ts";
+import { addLoadCommand } from "./load_cli.ts";
 
 const TOOL = "taskserver";
 /** The study's port. */
@@ -263,6 +262,12 @@ export async function main(args: string[]): Promise<number> {
       )
       .option("--duration <ms>", "length of each throughput run", intOption(100, 600_000), 2000)
       .option("--no-python", "skip the Python thread-per-client baseline")
+      .option(
+        "--generator-workers <n>",
+        "load-generator workers for the throughput runs (0: this process)",
+        intOption(0, 16),
+        0,
+      )
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG"),
   ).action(async (flags: Record<string, unknown> & OutputFlags) => {
     if (flags.study) {
@@ -292,6 +297,7 @@ export async function main(args: string[]): Promise<number> {
         : parseCounts(String(flags.throughput), "--throughput"),
       durationMs: flags.duration as number,
       python: flags.python !== false,
+      generatorWorkers: flags.generatorWorkers as number,
       out: flags.out as string | undefined,
       onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
     };
@@ -301,6 +307,8 @@ export async function main(args: string[]): Promise<number> {
       return { results: result.json, text: result.text };
     });
   });
+
+  addLoadCommand(program, (c) => void (code = c));
 
   if (args.length === 0) {
     program.outputHelp();

@@ -10,7 +10,7 @@
  */
 import { enterRole } from "../shared/runtime.ts";
 import "./protocol.ts";
-import "./loadgen.ts";
+import "./load_engine.ts";
 import { fastCall } from "./fast_call.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */

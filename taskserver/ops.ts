@@ -18,6 +18,16 @@ export const OPERATIONS = { "1": "swapcase", "2": "eval", "3": "reverse" } as co
 /** One of the three operations. */
 export type Operation = (typeof OPERATIONS)[keyof typeof OPERATIONS];
 
+/**
+ * The operation a choice names, or undefined. An own-property lookup: `in` also
+ * matches inherited members (`constructor|1+1` answered 2).
+ */
+function choiceOperation(choice: string): Operation | undefined {
+  return Object.hasOwn(OPERATIONS, choice)
+    ? OPERATIONS[choice as keyof typeof OPERATIONS]
+    : undefined;
+}
+
 /** Limits that bound the work a single request can cause. */
 export interface EvalLimits {
   /** Longest expression, in characters. */
@@ -34,7 +44,8 @@ export const DEFAULT_EVAL_LIMITS: EvalLimits = { maxLength: 1000, maxDepth: 100,
 /** Parses an operation: `1|2|3` or `swapcase|eval|reverse` (also `case`, `expr`, `rev`). */
 export function parseOperation(text: string): Operation | undefined {
   const t = text.trim().toLowerCase();
-  if (t in OPERATIONS) return OPERATIONS[t as keyof typeof OPERATIONS];
+  const byChoice = choiceOperation(t);
+  if (byChoice) return byChoice;
   const aliases: Record<string, Operation> = {
     swapcase: "swapcase",
     case: "swapcase",
@@ -44,7 +55,7 @@ export function parseOperation(text: string): Operation | undefined {
     reverse: "reverse",
     rev: "reverse",
   };
-  return aliases[t];
+  return Object.hasOwn(aliases, t) ? aliases[t] : undefined;
 }
 
 /** The menu number of an operation (what goes before `|` on the wire). */
@@ -481,9 +492,7 @@ export function processRequest(request: string, options: RequestOptions = {}): s
     payload = request;
   } else {
     const choice = request.slice(0, bar);
-    op = choice.trim() in OPERATIONS
-      ? OPERATIONS[choice.trim() as keyof typeof OPERATIONS]
-      : undefined;
+    op = choiceOperation(choice.trim());
     if (!op) {
       return `Error: unknown choice '${choice.slice(0, 20)}' ` +
         "(expected 1 change case, 2 evaluate, 3 reverse)";

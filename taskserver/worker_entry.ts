@@ -7,7 +7,7 @@
  * @module
  */
 import "./protocol.ts";
-import "./loadgen.ts";
+import "./load_engine.ts";
 import { enterRole } from "../shared/runtime.ts";
 
 enterRole();

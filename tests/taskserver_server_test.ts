@@ -1,7 +1,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { formatEvent, startTaskServer } from "../taskserver/server.ts";
 import { call, interactive, TaskClient } from "../taskserver/client.ts";
-import { inProcessClients } from "../taskserver/loadgen.ts";
+import { inProcessClients } from "../taskserver/load_bench.ts";
 import type { TaskServerInit } from "../taskserver/protocol.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
@@ -178,7 +178,7 @@ Deno.test("taskserver call: a refused connection says where and why", async () =
   }
 });
 
-Deno.test("taskserver load generator: 600 clients spread over worker isolates, every answer right", async () => {
+Deno.test("taskserver load generator: 600 one-request clients at once, every answer right", async () => {
   await withServer({ mode: "async", init: { delayMs: 100 } }, async (port) => {
     const run = await inProcessClients(port, 600, false, 30_000);
     assertEquals({ clients: run.clients, errors: run.errors }, { clients: 600, errors: 0 });

@@ -1,0 +1,86 @@
+/**
+ * A line server for the load generator's tests: answers `choice|payload` as our
+ * server does (ops.ts), optionally answers one choice with `Error: refused`, and
+ * optionally freezes: every answer due in a window (from `afterMs` after the
+ * first request, for `forMs`) waits until the window ends, like a server in a
+ * garbage-collection pause.
+ */
+import { processRequest } from "../taskserver/ops.ts";
+
+export interface TestServer {
+  port: number;
+  /** Answers written so far. */
+  answered(): number;
+  close(): Promise<void>;
+}
+
+export function startTestServer(
+  options: { errorChoice?: string; freeze?: { afterMs: number; forMs: number } } = {},
+): Promise<TestServer> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let answered = 0;
+  let firstAt = 0;
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const handle = async (conn: Deno.Conn) => {
+    conns.add(conn);
+    const buffer = new Uint8Array(65536);
+    let pending = "";
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        const now = performance.now();
+        if (firstAt === 0) firstAt = now;
+        pending += decoder.decode(buffer.subarray(0, n));
+        const lines = pending.split("\n");
+        pending = lines.pop()!;
+        if (lines.length === 0) continue;
+        if (options.freeze) {
+          const start = firstAt + options.freeze.afterMs;
+          const end = start + options.freeze.forMs;
+          if (now >= start && now < end) await new Promise((r) => setTimeout(r, end - now));
+        }
+        const replies = lines.map((line) =>
+          options.errorChoice !== undefined && line.startsWith(`${options.errorChoice}|`)
+            ? "Error: refused"
+            : processRequest(line)
+        );
+        await conn.write(encoder.encode(replies.join("\n") + "\n"));
+        answered += replies.length;
+      }
+    } catch {
+      // The generator closed or reset the connection.
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Closed.
+      }
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) void handle(conn);
+    } catch {
+      // Listener closed.
+    }
+  })();
+  return Promise.resolve({
+    port: (listener.addr as Deno.NetAddr).port,
+    answered: () => answered,
+    async close() {
+      listener.close();
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch {
+          // Closed.
+        }
+      }
+      await accepting;
+    },
+  });
+}
