@@ -131,6 +131,10 @@ export class ReceiverCollector {
   readonly maxFlows: number;
   /** UDP datagrams that were not messages (too short, wrong magic or version). */
   udpInvalid = 0;
+  /** Which engine read the UDP socket. */
+  udpEngine: string | null = null;
+  /** Datagrams the kernel dropped for a full receive buffer (FFI engine only). */
+  kernelDrops: number | null = null;
 
   constructor(readonly hooks: ReceiverHooks = {}, options: CollectorOptions = {}) {
     this.keepSamples = options.keepSamples ?? false;
@@ -422,6 +426,9 @@ export interface ReceiverSummary {
   lost: number;
   duplicates: number;
   reordered: number;
+  /** UDP: the engine that read the socket, and datagrams the kernel dropped for a full buffer. */
+  udpEngine: string | null;
+  kernelDrops: number | null;
   flows: FlowReport[];
   /** Set in sequential mode: connection times are accept times, not arrival times. */
   note: string | null;
@@ -512,6 +519,8 @@ export function summarizeReceiver(
     lost: flows.reduce((sum, f) => sum + f.lost, 0),
     duplicates: flows.reduce((sum, f) => sum + f.duplicates, 0),
     reordered: flows.reduce((sum, f) => sum + f.reordered, 0),
+    udpEngine: collector.udpEngine,
+    kernelDrops: collector.kernelDrops,
     flows,
     note: mode === "sequential" ? SEQUENTIAL_NOTE : null,
   };

@@ -306,8 +306,10 @@ export interface ReceiverOptions extends CollectorOptions {
   hostname: string;
   port: number;
   mode: Mode;
-  /** `udp`: one socket in this isolate takes one message per datagram (default `tcp`). */
+  /** `udp`: one socket takes one message per datagram (default `tcp`). */
   protocol?: "tcp" | "udp";
+  /** UDP: `deno` forces Deno's datagram API instead of FFI `recvmmsg` (default `auto`). */
+  udpEngine?: "auto" | "deno";
   /** Pool size for thread and process modes. */
   workers?: number;
   /** thread/process: a worker or child per connection (the study's design). */
@@ -353,9 +355,19 @@ export async function startReceiver(
   let bound: { hostname: string; port: number };
   try {
     if (protocol === "udp") {
-      const udp: UdpReceiver = startUdpReceiver(options.hostname, options.port, collector);
+      const udp: UdpReceiver = await startUdpReceiver(
+        options.hostname,
+        options.port,
+        collector,
+        options.entry,
+        options.udpEngine,
+      );
       bound = udp;
-      close = () => udp.close();
+      collector.udpEngine = udp.engine;
+      close = async () => {
+        await udp.close();
+        collector.kernelDrops = udp.kernelDrops();
+      };
     } else {
       const server = await serve<ReceiverInit>({
         handler: "interarrival.receiver",
