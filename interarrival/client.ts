@@ -246,6 +246,7 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
     let buffer = new Uint8Array(64 * 1024);
     const start = performance.now() + input.leadMs;
     let deadline = start;
+    let offset = 0;
     let previousSend = NaN;
     let event = 0;
     let done = false;
@@ -265,7 +266,9 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
         const size = binary ? nextSize : 0;
         // The gap after this message decides whether it is the last one.
         const gap = bitsPerMs > 0 ? (size * 8) / bitsPerMs : draw();
-        done = event >= total || deadline + gap - start >= durationMs;
+        // Offsets from the start are summed apart from it, so that float rounding in
+        // start + offset cannot add or drop a message at the duration's end.
+        done = event >= total || offset + gap >= durationMs;
         if (binary) {
           if (used + size > buffer.length) {
             const grown = new Uint8Array(Math.max(buffer.length * 2, used + size));
@@ -292,7 +295,8 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
         due.push(deadline);
         if (!done) {
           if (requested.length < MAX_RECORDS) requested.push(roundMs(gap));
-          deadline += gap;
+          offset += gap;
+          deadline = start + offset;
         }
       }
       coalesced += due.length - 1;

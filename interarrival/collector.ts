@@ -320,7 +320,10 @@ export class ReceiverCollector {
     for (const state of this.#order) {
       for (const flow of state.flows.values()) reports.push(flow.report());
     }
-    for (const flow of this.#udpFlows.values()) reports.push(flow.report());
+    const udp = [...this.#udpFlows.values()].sort((a, b) =>
+      (a.flow ?? -1) - (b.flow ?? -1) || (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : 0)
+    );
+    for (const flow of udp) reports.push(flow.report());
     if (this.#other) reports.push(this.#other.report());
     return reports;
   }
