@@ -162,7 +162,13 @@ export async function decodeMessages(
 }
 
 /** Decodes a log file. */
-export function decodeLog(path: string, intervalMs: number): Promise<DecodeResult> {
+export async function decodeLog(path: string, intervalMs: number): Promise<DecodeResult> {
+  try {
+    await Deno.stat(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound ? "no such file" : String(error);
+    throw new Error(`Cannot read the log ${path}: ${why} (write one with serve --out FILE.csv)`);
+  }
   return decodeMessages(readLog(path), intervalMs, path);
 }
 

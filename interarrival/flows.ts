@@ -28,6 +28,9 @@ export interface FlowSettings {
   startDelayMs: number;
 }
 
+/** Intervals when only a duration stops a flow. */
+export const UNLIMITED = 100_000_000;
+
 /** Parses a bitrate such as `10M`, `512k`, `1.5G` or `64000` into bits per second. */
 export function parseBitrate(text: string, what = "--bitrate"): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:bps|b\/s)?$/.exec(text.trim());
@@ -138,6 +141,10 @@ export function parseFlowLine(line: string, defaults: FlowSettings, where = "flo
             `--size-dist, --size-param, -b, -n, -t, --delay)`,
         );
     }
+  }
+  // A duration without a count runs for the duration, as on the command line.
+  if (words.includes("-t") || words.includes("--duration")) {
+    if (!words.includes("-n") && !words.includes("--intervals")) flow.intervals = UNLIMITED;
   }
   if (dist !== null) flow.dist = parseDistribution(dist, params);
   if (sizeDist !== null) flow.sizeDist = parseDistribution(sizeDist, sizeParams);

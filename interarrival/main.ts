@@ -38,7 +38,7 @@ import { DEFAULT_MAX_LINE, DEFAULT_PORT, formatSentence } from "./protocol.ts";
 import "./server.ts";
 import { runServe } from "./serve.ts";
 import { runClient } from "./client.ts";
-import { type FlowSettings, parseBitrate, parseFlowScript } from "./flows.ts";
+import { type FlowSettings, parseBitrate, parseFlowScript, UNLIMITED } from "./flows.ts";
 import { checkReport, runCheck } from "./check.ts";
 import { decodeLog, decodeReport, parseInterval, seriesTable } from "./decode.ts";
 import { benchReport, runBench, runStudy } from "./bench.ts";
@@ -197,7 +197,10 @@ function addClientCommand(program: Command, exit: { code: number }): void {
       "stop each flow this many seconds after its first message",
       numberOption(0),
     )
-    .option("-d, --dist <name>", `inter-departure distribution: ${names}`, "e")
+    .option(
+      "-d, --dist <name>",
+      `inter-departure distribution (default: constant 1000 messages/s): ${names}`,
+    )
     .option("-p, --param <x>", "distribution parameter (repeat for two)", collect, [] as string[])
     .option("-C, --rate <r>", "constant rate in messages/s (same as -d c -p R)", numberOption(0))
     .option("-b, --bitrate <bps>", "send at this bitrate with the drawn sizes (10M, 512k, 64000)")
@@ -264,7 +267,9 @@ async function clientSettings(
   }
   const dist = opts.rate !== undefined
     ? parseDistribution("c", [opts.rate])
-    : distFrom(opts as { dist: string; param: string[] });
+    : opts.dist === undefined && opts.param.length === 0
+    ? parseDistribution("c", [1000]) // D-ITG's default
+    : distFrom({ dist: opts.dist ?? "e", param: opts.param });
   const sizeDist = opts.sizeDist === undefined
     ? null
     : parseDistribution(opts.sizeDist, paramList(opts.sizeParam, "--size-param"));
@@ -281,7 +286,7 @@ async function clientSettings(
     dist,
     sizeDist,
     bitrate: opts.bitrate === undefined ? null : parseBitrate(opts.bitrate),
-    intervals: opts.intervals ?? (durationMs === null ? 10 : 100_000_000),
+    intervals: opts.intervals ?? (durationMs === null ? 10 : UNLIMITED),
     durationMs,
     startDelayMs: 0,
   };

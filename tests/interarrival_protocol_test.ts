@@ -162,6 +162,8 @@ Deno.test("interarrival flows: one flow per script line over the command line's 
       dist: { name: "constant", params: [1000] },
       sizeDist: { name: "normal", params: [512, 64] },
       durationMs: 5000,
+      // A duration without -n runs for the duration.
+      intervals: 100_000_000,
     },
     {
       ...DEFAULTS,
