@@ -15,6 +15,14 @@ import { percentile, summarize } from "../shared/stats.ts";
 import { moments, parseDistribution } from "./distributions.ts";
 import { fitGaps } from "./fit.ts";
 import { dataGaps, measureReception } from "./server.ts";
+import {
+  type KsRow,
+  ksRun,
+  ksTable,
+  udpRate,
+  type UdpRateRow,
+  udpRateTable,
+} from "./bench_precision.ts";
 import { runClient } from "./client.ts";
 
 const SEED_FILE = "004_4039e11e3db31957.txt";
@@ -37,6 +45,10 @@ export interface BenchOptions extends BenchHooks {
   events: number;
   modes: Mode[];
   python: boolean;
+  /** Datagrams per second of the UDP precision run (0 skips it). */
+  udpRate?: number;
+  /** Seconds of the UDP precision run (default `seconds`). */
+  udpSeconds?: number;
 }
 
 /** One accuracy run: one client, exponential gaps, measured by the server. */
@@ -81,6 +93,8 @@ export interface BenchResult {
   throughput: ThroughputRow[];
   /** The study-style server's count of receptions vs the messages sent to it. */
   pythonServer: { sent: number; receptions: number; messages: number } | null;
+  udp: UdpRateRow[];
+  ks: KsRow[];
   skipped: string[];
   pressure: string | null;
   elapsedMs: number;
@@ -357,6 +371,8 @@ export async function pythonServerCount(
       dist: parseDistribution("e", [1000 / meanMs]),
       seed: 3,
       entry: hooks.entry,
+      // The study's server counts lines.
+      format: "text",
     });
     child.kill("SIGTERM");
     const counts = await nextLine();
@@ -412,6 +428,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       ),
     );
   }
+  const udp: UdpRateRow[] = [];
+  if ((options.udpRate ?? 100_000) > 0) {
+    const rate = options.udpRate ?? 100_000, seconds = options.udpSeconds ?? options.seconds;
+    log(`precision: UDP, ${rate} datagrams/s of 64 bytes for ${seconds} s`);
+    udp.push(await udpRate(rate, seconds, 64, options));
+  }
+  const ks: KsRow[] = [];
+  for (const protocol of ["udp", "tcp"] as const) {
+    log(`precision: KS, exponential 1 ms mean over ${protocol}, ${options.events} events`);
+    ks.push(await ksRun(protocol, 1, options.events, options));
+  }
   let pythonServer = null;
   if (python) {
     log(`throughput: study-style Python client, ${options.workers} threads`);
@@ -425,6 +452,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     accuracy,
     throughput,
     pythonServer,
+    udp,
+    ks,
     skipped,
     pressure: cpuPressure(),
     elapsedMs: roundMs(performance.now() - started),
@@ -528,7 +557,12 @@ export function benchReport(result: BenchResult): Report {
     name: "interarrival-bench",
     title: "interarrival bench",
     notes,
-    tables: [accuracyTable(result.accuracy), throughputTable(result.throughput)],
+    tables: [
+      accuracyTable(result.accuracy),
+      throughputTable(result.throughput),
+      ...(result.udp.length ? [udpRateTable(result.udp)] : []),
+      ksTable(result.ks),
+    ],
     json: result,
   };
 }

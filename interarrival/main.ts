@@ -386,6 +386,17 @@ function addBenchCommand(program: Command, exit: { code: number }): void {
     .option("--events <n>", "events for the accuracy runs", intOption(10), 2000)
     .option("--modes <list>", "server modes for the throughput run", "async,thread")
     .option("--no-python", "skip the study-style Python comparison")
+    .option(
+      "--udp-rate <n>",
+      "datagrams/s of the UDP precision run (0 skips)",
+      intOption(0),
+      100_000,
+    )
+    .option(
+      "--udp-seconds <s>",
+      "seconds of the UDP precision run (default --seconds)",
+      numberOption(0),
+    )
     .option("--out <dir>", "write Markdown, CSV, JSON and SVG to DIR");
   addOutputOptions(command).action(async (opts) => {
     const log = (text: string) => {
@@ -410,6 +421,8 @@ function addBenchCommand(program: Command, exit: { code: number }): void {
         events: opts.events,
         modes,
         python: opts.python,
+        udpRate: opts.udpRate,
+        udpSeconds: opts.udpSeconds,
         log,
       });
       const report = benchReport(result);
