@@ -705,12 +705,42 @@ interface StudySizes {
   rate: number;
   seconds: number;
   threads: number;
+  /** The UDP precision run: datagrams/s and seconds. */
+  udpRate: number;
+  udpSeconds: number;
 }
 
 const SIZES: Record<StudyScale, StudySizes> = {
-  smoke: { timeScale: 0.05, accuracyEvents: 150, workers: 10, rate: 200, seconds: 1, threads: 2 },
-  quick: { timeScale: 0.2, accuracyEvents: 600, workers: 40, rate: 500, seconds: 3, threads: 2 },
-  full: { timeScale: 1, accuracyEvents: 2000, workers: 100, rate: 1000, seconds: 10, threads: 2 },
+  smoke: {
+    timeScale: 0.05,
+    accuracyEvents: 150,
+    workers: 10,
+    rate: 200,
+    seconds: 1,
+    threads: 2,
+    udpRate: 10_000,
+    udpSeconds: 1,
+  },
+  quick: {
+    timeScale: 0.2,
+    accuracyEvents: 600,
+    workers: 40,
+    rate: 500,
+    seconds: 3,
+    threads: 2,
+    udpRate: 50_000,
+    udpSeconds: 2,
+  },
+  full: {
+    timeScale: 1,
+    accuracyEvents: 2000,
+    workers: 100,
+    rate: 1000,
+    seconds: 10,
+    threads: 2,
+    udpRate: 100_000,
+    udpSeconds: 10,
+  },
 };
 
 function pct(x: number): string {
@@ -758,6 +788,12 @@ export async function runStudy(scale: StudyScale, hooks: BenchHooks = {}): Promi
   }
   if (python) {
     throughput.push(await throughputPython(sizes.workers, sizes.rate, sizes.seconds, hooks));
+  }
+  log(`precision: UDP ${sizes.udpRate}/s × ${sizes.udpSeconds} s; KS at a 1 ms mean`);
+  const udp = [await udpRate(sizes.udpRate, sizes.udpSeconds, 64, hooks)];
+  const ks: KsRow[] = [];
+  for (const protocol of ["udp", "tcp"] as const) {
+    ks.push(await ksRun(protocol, 1, sizes.accuracyEvents, hooks));
   }
   const columns = [
     "attempt",
@@ -871,6 +907,19 @@ export async function runStudy(scale: StudyScale, hooks: BenchHooks = {}): Promi
       `at ${sizes.workers} × ${sizes.rate}/s ${tpPart}${pyTpPart}` +
       (busy ? `; CPU pressure (${pressure}) inflates every p99 here.` : "."),
   );
+  const u = udp[0];
+  findings.push(
+    `UDP, ${u.rate} datagrams/s of 64 bytes for ${u.seconds} s (${u.engine}): ${u.received} of ` +
+      `${u.sent} received; the loss report says ${u.lost} lost (sent − received = ` +
+      `${u.expectedLost}), ${u.reordered} reordered, ${u.duplicates} duplicated, ` +
+      `${
+        u.kernelDrops ?? "unknown"
+      } dropped by a full socket buffer. Exponential gaps with a 1 ms ` +
+      `mean: KS p on receive times ${ks.map((k) => `${k.protocol} ${k.receiveKsP}`).join(", ")}; ` +
+      `on the send times the messages carry ${
+        ks.map((k) => `${k.protocol} ${k.carriedKsP}`).join(", ")
+      } (TCP reads merge messages, so only the carried times test the schedule there).`,
+  );
   {
     plots.push({
       title: "Average data inter-arrival: expected vs measured (study attempts)",
@@ -892,7 +941,13 @@ export async function runStudy(scale: StudyScale, hooks: BenchHooks = {}): Promi
     scale,
     published,
     measured,
-    extra: [counts, accuracyTable(accuracy), throughputTable(throughput)],
+    extra: [
+      counts,
+      accuracyTable(accuracy),
+      throughputTable(throughput),
+      udpRateTable(udp),
+      ksTable(ks),
+    ],
     plots,
     findings,
     skipped,
