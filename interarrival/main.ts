@@ -404,11 +404,16 @@ function addBenchCommand(program: Command, exit: { code: number }): void {
     };
     if (opts.study) {
       const scale = parseScale(opts.scale);
-      exit.code = await runCommand(TOOL, "bench", { study: true, scale }, async () => {
-        const report = await runStudy(scale, { log });
-        if (opts.out) await writeStudyReport(opts.out, report);
-        return { results: report, text: studyText(report) };
-      });
+      exit.code = await runCommand(
+        TOOL,
+        "bench",
+        { study: true, scale, json: opts.json },
+        async () => {
+          const report = await runStudy(scale, { log });
+          if (opts.out) await writeStudyReport(opts.out, report);
+          return { results: report, text: studyText(report) };
+        },
+      );
       return;
     }
     const modes = opts.modes.split(",").map((m: string) => parseMode(m, "--modes"));
