@@ -41,7 +41,8 @@ import { runClient } from "./client.ts";
 import { type FlowSettings, parseBitrate, parseFlowScript, UNLIMITED } from "./flows.ts";
 import { checkReport, runCheck } from "./check.ts";
 import { decodeLog, decodeReport, parseInterval, seriesTable } from "./decode.ts";
-import { benchReport, runBench, runStudy } from "./bench.ts";
+import { benchReport, runBench } from "./bench.ts";
+import { runStudy } from "./bench_study.ts";
 import { clientText, senderLines, serveText } from "./text.ts";
 
 const TOOL = "interarrival";
