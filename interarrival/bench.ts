@@ -197,6 +197,7 @@ export async function accuracyOurs(
         dist,
         seed,
         entry: hooks.entry,
+        keepRecords: events + 1,
       }),
   );
   const sender = client.senders[0];
@@ -275,11 +276,7 @@ export async function throughputOurs(
       }),
   );
   const perConnection = stopped.connections.map((c) => c.messages);
-  const span = Math.max(
-    ...client.senders.map((s) =>
-      s.deadlines[s.deadlines.length - 1] + s.errors[s.errors.length - 1]
-    ),
-  );
+  const span = Math.max(...client.senders.map((s) => s.lastSendMs));
   const sent = client.overall.messages;
   return {
     client: "interarrival",

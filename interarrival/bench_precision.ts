@@ -6,8 +6,6 @@
  *
  * @module
  */
-import { roundMs } from "../shared/clock.ts";
-import { percentile } from "../shared/stats.ts";
 import type { ReportTable } from "../shared/report.ts";
 import { parseDistribution } from "./distributions.ts";
 import { measureReception } from "./server.ts";
@@ -72,9 +70,7 @@ export async function udpRate(
     seconds * 1000 + 30_000,
   );
   const s = received.summary;
-  const sender = client.senders[0];
-  const span = sender.deadlines[sender.deadlines.length - 1] +
-    sender.errors[sender.errors.length - 1];
+  const span = client.senders[0].lastSendMs;
   return {
     engine: s.udpEngine ?? "",
     rate,
@@ -89,8 +85,8 @@ export async function udpRate(
     kernelDrops: s.kernelDrops,
     sendErrors: client.overall.sendErrors,
     achievedRate: Math.round(client.overall.messages / (span / 1000)),
-    errorP50: roundMs(percentile(sender.errors, 50)),
-    errorP99: roundMs(percentile(sender.errors, 99)),
+    errorP50: client.overall.error.p50,
+    errorP99: client.overall.error.p99,
   };
 }
 

@@ -79,6 +79,8 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
         threads: options.threads,
         entry: options.entry,
         protocol,
+        // The fit uses every gap.
+        keepRecords: options.intervals + 1,
       }),
     options.settleTimeoutMs ?? 15_000,
   );

@@ -15,6 +15,7 @@ import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
 import { roundMs, sleep } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
+import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts";
 import {
   describeDistribution,
   type DistributionSpec,
@@ -62,6 +63,19 @@ export interface SenderInput {
   leadMs: number;
   /** Alone in its Web Worker: it may block the thread while it waits. */
   exclusive: boolean;
+  /** Per-message records (gaps, errors, deadlines, sizes) kept; the summaries count every message. */
+  keepRecords?: number;
+}
+
+/** Timing over every message of a sender, whatever `keepRecords` kept (JSON). */
+export interface SenderTiming {
+  requestedSum: number;
+  requestedCount: number;
+  achievedSum: number;
+  achievedCount: number;
+  /** Send time − deadline, microseconds. */
+  errorUs: HdrHistogramData;
+  errorSquaresUs: number;
 }
 
 /** What one sender measured. */
@@ -71,7 +85,11 @@ export interface SenderResult {
   greeting: string;
   messages: number;
   bytes: number;
-  /** Drawn gaps (ms). */
+  /** Every message's timing, summarised. */
+  timing: SenderTiming;
+  /** When the last message went out, ms after the first deadline. */
+  lastSendMs: number;
+  /** Drawn gaps (ms), the first `keepRecords`. */
   requested: number[];
   /** Gaps between actual sends (ms). */
   achieved: number[];
@@ -209,8 +227,8 @@ export function sizeDrawer(
   return () => Math.max(HEADER_SIZE, Math.min(max, Math.round(draw())));
 }
 
-/** Records of each message beyond this many are not kept (the counts stay exact). */
-const MAX_RECORDS = 1_000_000;
+/** Per-message records a sender keeps by default (its summaries count every message). */
+export const DEFAULT_KEEP_RECORDS = 10_000;
 
 /** Runs one sender: connect (and read the greeting), send on schedule, close. */
 export async function runSender(input: SenderInput, signal?: AbortSignal): Promise<SenderResult> {
@@ -241,6 +259,10 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
     const deadlines: number[] = [];
     const sizes: number[] = [];
     const sent: string[] | undefined = input.verbose ? [] : undefined;
+    const keep = input.keepRecords ?? DEFAULT_KEEP_RECORDS;
+    const errorUs = new HdrHistogram("us");
+    let errorSquaresUs = 0, requestedSum = 0, requestedCount = 0, achievedSum = 0;
+    let achievedCount = 0, lastSend = NaN;
     let coalesced = 0;
     let bytesSent = 0;
     let buffer = new Uint8Array(64 * 1024);
@@ -284,17 +306,21 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
           });
           used += size;
           dueSizes.push(size);
-          if (sizes.length < MAX_RECORDS) sizes.push(size);
-          sent?.push(`flow ${input.worker} sequence ${event - 1}, ${size} bytes`);
+          if (sizes.length < keep) sizes.push(size);
+          if (sent && sent.length < keep) {
+            sent.push(`flow ${input.worker} sequence ${event - 1}, ${size} bytes`);
+          }
           nextSize = drawSize();
         } else {
           const line = formatEvent(input.worker, event, timestamp);
           text += line + "\n";
-          sent?.push(line);
+          if (sent && sent.length < keep) sent.push(line);
         }
         due.push(deadline);
         if (!done) {
-          if (requested.length < MAX_RECORDS) requested.push(roundMs(gap));
+          requestedSum += gap;
+          requestedCount++;
+          if (requested.length < keep) requested.push(roundMs(gap));
           offset += gap;
           deadline = start + offset;
         }
@@ -307,19 +333,36 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
       await link.send(bytes, binary ? dueSizes : [bytes.length]);
       bytesSent += bytes.length;
       for (const d of due) {
-        if (errors.length < MAX_RECORDS) {
+        const errorMicro = Math.round((sentAt - d) * 1000);
+        errorUs.record(errorMicro);
+        errorSquaresUs += errorMicro * errorMicro;
+        if (!Number.isNaN(previousSend)) {
+          achievedSum += sentAt - previousSend;
+          achievedCount++;
+        }
+        if (errors.length < keep) {
           errors.push(roundMs(sentAt - d));
           deadlines.push(roundMs(d - start));
           if (!Number.isNaN(previousSend)) achieved.push(roundMs(sentAt - previousSend));
         }
         previousSend = sentAt;
       }
+      lastSend = sentAt;
     }
     return {
       worker: input.worker,
       protocol,
       greeting: link.greeting,
       messages: event,
+      timing: {
+        requestedSum,
+        requestedCount,
+        achievedSum,
+        achievedCount,
+        errorUs: errorUs.toJSON(),
+        errorSquaresUs,
+      },
+      lastSendMs: roundMs(lastSend - start),
       bytes: bytesSent,
       requested,
       achieved,
@@ -368,6 +411,8 @@ export interface ClientOptions {
   flows?: FlowSettings[];
   /** UDP: `deno` forces Deno's datagram API instead of FFI (default `auto`). */
   udpEngine?: "auto" | "deno";
+  /** Per-message records each sender keeps (default {@linkcode DEFAULT_KEEP_RECORDS}). */
+  keepRecords?: number;
 }
 
 /** Timing of one worker or of all of them. */
@@ -399,34 +444,47 @@ export interface ClientResult {
   elapsedMs: number;
 }
 
-/** Summarises the timing of some senders. */
+/** Summarises the timing of some senders (every message, from their histograms). */
 export function timingOf(results: SenderResult[]): TimingSummary {
-  const requested = results.flatMap((r) => r.requested);
-  const achieved = results.flatMap((r) => r.achieved);
-  const requestedMean = requested.reduce((a, b) => a + b, 0) / requested.length;
-  const achievedMean = achieved.reduce((a, b) => a + b, 0) / achieved.length;
+  const errors = new HdrHistogram("us");
+  let requestedSum = 0, requestedCount = 0, achievedSum = 0, achievedCount = 0, squares = 0;
+  for (const r of results) {
+    errors.merge(HdrHistogram.fromJSON(r.timing.errorUs));
+    requestedSum += r.timing.requestedSum;
+    requestedCount += r.timing.requestedCount;
+    achievedSum += r.timing.achievedSum;
+    achievedCount += r.timing.achievedCount;
+    squares += r.timing.errorSquaresUs;
+  }
+  const requestedMean = requestedSum / requestedCount;
+  const achievedMean = achievedSum / achievedCount;
   return {
     messages: results.reduce((sum, r) => sum + r.messages, 0),
     requestedMeanMs: roundMs(requestedMean),
     achievedMeanMs: roundMs(achievedMean),
     meanRelativeError: Math.round(((achievedMean - requestedMean) / requestedMean) * 1e6) / 1e6,
-    error: roundSummary(summarize(results.flatMap((r) => r.errors))),
+    error: errorSummary(errors, squares),
     coalesced: results.reduce((sum, r) => sum + r.coalesced, 0),
     bytes: results.reduce((sum, r) => sum + r.bytes, 0),
     sendErrors: results.reduce((sum, r) => sum + r.sendErrors, 0),
   };
 }
 
-function roundSummary(s: Summary): Summary {
+/** Summary in ms of a histogram of microseconds (percentiles within 1/128). */
+function errorSummary(h: HdrHistogram, squaresUs: number): Summary {
+  const n = h.count;
+  if (n === 0) return summarize([]);
+  const ms = (us: number) => roundMs(us / 1000);
+  const variance = n > 1 ? Math.max(0, (squaresUs - n * h.mean * h.mean) / (n - 1)) : 0;
   return {
-    count: s.count,
-    mean: roundMs(s.mean),
-    stddev: roundMs(s.stddev),
-    min: roundMs(s.min),
-    p50: roundMs(s.p50),
-    p95: roundMs(s.p95),
-    p99: roundMs(s.p99),
-    max: roundMs(s.max),
+    count: n,
+    mean: ms(h.mean),
+    stddev: ms(Math.sqrt(variance)),
+    min: ms(h.min),
+    p50: ms(h.percentile(50)),
+    p95: ms(h.percentile(95)),
+    p99: ms(h.percentile(99)),
+    max: ms(h.max),
   };
 }
 
@@ -451,6 +509,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     worker: i + 1,
     format: options.format ?? "binary",
     udpEngine: options.udpEngine ?? "auto",
+    keepRecords: options.keepRecords,
     seed: options.seed,
     verbose: options.verbose ?? false,
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
