@@ -212,3 +212,73 @@ export function headerErrorText(kind: HeaderError, bytes: Uint8Array, maxLength:
     }
   }
 }
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Splits the study's newline-delimited stream into lines (without `\n` and a
+ * `\r` before it). A line that lies inside one chunk is passed as a view, not a
+ * copy, so a flood of short lines costs no allocation per line; only an
+ * unfinished line is kept, up to `max` bytes.
+ */
+export class LineScanner {
+  #parts: Uint8Array[] = [];
+  #partial = 0;
+
+  constructor(readonly max: number) {}
+
+  /**
+   * Calls `line` with each complete line (a view, valid during the call).
+   * Returns false as soon as a line, finished or not, is longer than `max`:
+   * the caller then stops reading.
+   */
+  push(chunk: Uint8Array, line: (bytes: Uint8Array) => void): boolean {
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(0x0a, start);
+      if (newline === -1) break;
+      let piece = newline === start ? EMPTY : chunk.subarray(start, newline);
+      if (this.#partial > 0) {
+        piece = joinParts([...this.#parts, piece], this.#partial + piece.length);
+        this.#parts = [];
+        this.#partial = 0;
+      }
+      if (piece.length > 0 && piece[piece.length - 1] === 0x0d) {
+        piece = piece.subarray(0, piece.length - 1);
+      }
+      if (piece.length > this.max) return false;
+      line(piece);
+      start = newline + 1;
+    }
+    if (start < chunk.length) {
+      this.#parts.push(chunk.slice(start));
+      this.#partial += chunk.length - start;
+      if (this.#partial > this.max + 1) return false;
+    }
+    return true;
+  }
+
+  /** The unterminated last line, if any (at the end of the stream). */
+  flush(): Uint8Array | undefined {
+    if (this.#partial === 0) return undefined;
+    const line = joinParts(this.#parts, this.#partial);
+    this.#parts = [];
+    this.#partial = 0;
+    return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, -1) : line;
+  }
+
+  /** Bytes held of an unterminated line. */
+  get pending(): number {
+    return this.#partial;
+  }
+}
+
+function joinParts(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

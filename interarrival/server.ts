@@ -14,7 +14,7 @@ import {
   type Duplex,
   serve,
 } from "../shared/server.ts";
-import { decodeText, encodeLine, LineDecoder, LineOverflow } from "../shared/codec.ts";
+import { decodeText, encodeLine } from "../shared/codec.ts";
 import { roundMs } from "../shared/clock.ts";
 import { TimeoutError } from "../shared/errors.ts";
 import type { Mode } from "../shared/mode.ts";
@@ -22,6 +22,7 @@ import {
   DEFAULT_MAX_LINE,
   formatAddress,
   GREETING,
+  LineScanner,
   MESSAGE_MAGIC,
   MessageSplitter,
   parseEvent,
@@ -70,7 +71,7 @@ export async function receiveConnection(
   const c = context.connection;
   const remote = formatAddress(conn.remoteAddr);
   context.emit({ k: "open", c, at: context.acceptedAt, remote, where: context.where });
-  let lines: LineDecoder | null = null;
+  let lines: LineScanner | null = null;
   let splitter: MessageSplitter | null = null;
   let batch = newBatch(c, verbose, false);
   const flush = () => {
@@ -87,11 +88,13 @@ export async function receiveConnection(
     if (batch.at.length >= BATCH) flush();
   };
   const recordLine = (arrived: number, line: Uint8Array) => {
-    let text: string | null = null;
-    try {
-      text = strictUtf8.decode(line);
-    } catch {
-      batch.bad++;
+    let text: string | null = line.length === 0 ? "" : null;
+    if (text === null) {
+      try {
+        text = strictUtf8.decode(line);
+      } catch {
+        batch.bad++;
+      }
     }
     // The study's lines carry worker, event and send time: read them when present.
     const event = text !== null && text.startsWith("Worker ") ? parseEvent(text) : null;
@@ -146,7 +149,7 @@ export async function receiveConnection(
         if (bytes[0] === MESSAGE_MAGIC) {
           splitter = new MessageSplitter(maxLine);
           batch.binary = true;
-        } else lines = new LineDecoder(maxLine);
+        } else lines = new LineScanner(maxLine);
       }
       let refusal = "";
       if (splitter) {
@@ -163,17 +166,9 @@ export async function receiveConnection(
           }
         }
       } else {
-        for (const line of lines!.push(bytes)) {
-          if (line instanceof LineOverflow) {
-            refusal = "x";
-            break;
-          }
-          recordLine(arrived, line);
-        }
-        // The decoder reports an overlong line only at its newline: stop as soon as
-        // the unterminated part passes the cap instead of reading megabytes more.
-        if (lines!.pending > maxLine) refusal = "x";
-        if (refusal) {
+        // The scanner stops at a line over the cap, also one still unterminated,
+        // instead of reading megabytes more.
+        if (!lines!.push(bytes, (line) => recordLine(arrived, line))) {
           reason = "line-too-long";
           refusal = `Error: message longer than ${maxLine} bytes; closing the connection`;
         }
@@ -188,10 +183,11 @@ export async function receiveConnection(
         // A last line without its newline still counts as a message (received when
         // its last byte arrived); one still over the cap does not.
         const tail = lines.flush();
-        if (tail instanceof Uint8Array) {
+        if (tail && tail.length > maxLine) reason = "line-too-long";
+        else if (tail) {
           unterminated = true;
           recordLine(lastActivity, tail);
-        } else if (tail instanceof LineOverflow) reason = "line-too-long";
+        }
       } else if (splitter && splitter.pending > 0) unterminated = true;
     }
   } finally {

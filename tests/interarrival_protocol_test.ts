@@ -6,6 +6,7 @@ import {
   encodeMessage,
   FLAG_LAST,
   HEADER_SIZE,
+  LineScanner,
   MessageSplitter,
   SEQUENCE_LOW_OFFSET,
 } from "../interarrival/protocol.ts";
@@ -304,4 +305,25 @@ Deno.test("interarrival header: encodeHeader writes in place inside a larger buf
   });
   assertEquals(buffer[49], 0xee);
   assertEquals(buffer[78], 0xee); // the padding is left as it was
+});
+
+Deno.test("interarrival lines: views of whole lines, copies only of unfinished ones, the cap enforced", () => {
+  const seen: string[] = [];
+  const scanner = new LineScanner(5);
+  const push = (text: string) =>
+    scanner.push(
+      new TextEncoder().encode(text),
+      (line) => seen.push(new TextDecoder().decode(line)),
+    );
+  assertOk(push("a\nbb\r\n\nc"));
+  assertOk(push("cc"));
+  assertOk(push("\nxy"));
+  assertEquals(seen, ["a", "bb", "", "ccc"]);
+  assertEquals(scanner.pending, 2);
+  assertEquals(new TextDecoder().decode(scanner.flush()), "xy");
+  assertEquals(scanner.flush(), undefined);
+  // Five bytes and a \r fit; six do not, finished or not.
+  assertOk(push("12345\r\n"));
+  assertEquals(push("123456\n"), false);
+  assertEquals(new LineScanner(5).push(new Uint8Array(7).fill(0x41), () => {}), false);
 });
