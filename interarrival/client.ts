@@ -436,6 +436,8 @@ export interface ClientResult {
   workers: number;
   threads: number;
   intervals: number;
+  /** Each flow's duration limit (ms), if any. */
+  durationMs: number | null;
   seed: number;
   overall: TimingSummary;
   perWorker: (TimingSummary & { worker: number; greeting: string; protocol: "tcp" | "udp" })[];
@@ -530,6 +532,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     workers,
     threads,
     intervals: options.intervals,
+    durationMs: options.durationMs ?? null,
     seed: options.seed,
     overall: timingOf(senders),
     perWorker: senders.map((s) => ({

@@ -148,7 +148,11 @@ function clientTable(result: ClientResult): string {
 /** The client's report (and, verbose, what each sender sent, on stderr's behalf). */
 export function clientText(result: ClientResult): string {
   const lines = [
-    `${result.dist}, ${result.workers} flows × ${result.intervals} intervals, seed ${result.seed}`,
+    `${result.dist}, ${result.workers} flows × ${
+      result.durationMs !== null && result.intervals >= 100_000_000
+        ? `${result.durationMs / 1000} s`
+        : `${result.intervals} intervals`
+    }, seed ${result.seed}`,
     "times in ms; error = send time − deadline",
     clientTable(result),
   ];

@@ -4,6 +4,7 @@ import { runClient } from "../interarrival/client.ts";
 import { cdf, parseDistribution, sizeSpec } from "../interarrival/distributions.ts";
 import { encodeMessage, HEADER_SIZE } from "../interarrival/protocol.ts";
 import { ksTest } from "../interarrival/fit.ts";
+import { runCheck } from "../interarrival/check.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
@@ -150,4 +151,24 @@ Deno.test("interarrival client: -t stops each flow at its duration, -b paces by 
     assertEquals(summary.flows.map((f) => [f.messages, f.lost]), [[100, 0], [50, 0], [31, 0]]);
     assertEquals(summary.flows[1].bytes, 5000);
   }
+});
+
+Deno.test("interarrival check --protocol udp: every datagram counted, fits on receive and carried times", async () => {
+  const dist = parseDistribution("e", [200]);
+  const result = await runCheck({
+    dist,
+    intervals: 300,
+    workers: 1,
+    mode: "async",
+    protocol: "udp",
+    seed: 11,
+    entry,
+  });
+  assertEquals([result.protocol, result.sent, result.received], ["udp", 301, 301]);
+  assertEquals([result.fit.n, result.carriedFit.n, result.clientFit.n], [300, 300, 300]);
+  // The server reads the send times exactly: its gaps between them are the client's own
+  // (to the microsecond the header carries).
+  assertEquals(result.carriedFit.expectedMean, 5);
+  assertOk(Math.abs(result.carriedFit.measuredMean - result.clientFit.measuredMean) < 0.01);
+  assertEquals(result.server.lost, 0);
 });
