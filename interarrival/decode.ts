@@ -77,8 +77,8 @@ export const MAX_INTERVALS = 1_000_000;
 
 /**
  * Decodes messages (in log order) into the interval series. A flow is a
- * connection and flow id (TCP) or a sender address and flow id (UDP); its
- * sequence numbers count from the first one the log holds.
+ * connection and flow id (TCP) or a sender address and flow id (UDP); UDP
+ * sequence numbers count from 0, TCP ones from the first the log holds.
  */
 export async function decodeMessages(
   messages: AsyncIterable<LogMessage> | Iterable<LogMessage>,
@@ -95,13 +95,10 @@ export async function decodeMessages(
     const key = `${m.connection ?? m.remote}#${m.flow ?? ""}`;
     let flow = flows.get(key);
     if (!flow) {
-      flow = new FlowStats(
-        m.flow,
-        m.remote,
-        m.connection ? "tcp" : "udp",
-        m.connection,
-        m.sequence,
-      );
+      // UDP carries only binary messages, numbered from 0; a TCP flow may be the
+      // study's lines (numbered from 1), so it counts from its first row.
+      const start = m.sequence === null ? null : m.connection ? m.sequence : 0;
+      flow = new FlowStats(m.flow, m.remote, m.connection ? "tcp" : "udp", m.connection, start);
       flows.set(key, flow);
     }
     const index = Math.floor((m.receivedAt - first) / intervalMs);

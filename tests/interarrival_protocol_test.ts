@@ -291,6 +291,13 @@ Deno.test("interarrival decode: a constructed log gives the known series", async
   assertEquals(flow.jitterMs, 125.947);
   assertEquals(flow.delay, { min: 5, mean: 348.333, max: 1075 });
   assertThrows(() => parseLogLine("data,1,2", 7), Error, "Line 7 is not a sample row");
+  // UDP messages count from 0: a log starting at sequence 2 lost 0 and 1. A TCP flow
+  // (possibly the study's lines, from 1) counts from its first row.
+  const udp = parseLogLine("data,,1,10.0.0.1:5000,5.000,,64,1,2,1.000,4.000", 1)!;
+  const tcp = { ...udp, connection: 1 };
+  assertEquals((await decodeMessages([udp], 1000)).flows[0].lostRanges, [[0, 1]]);
+  assertEquals((await decodeMessages([udp], 1000)).rows[0].lost, 2);
+  assertEquals((await decodeMessages([tcp], 1000)).flows[0].lost, 0);
 });
 
 Deno.test("interarrival header: encodeHeader writes in place inside a larger buffer", () => {
