@@ -36,12 +36,12 @@ import {
   type ReceiverCollector as Collector,
   type ReceiverEvent,
   type ReceiverHooks,
-  type ReceiverSummary,
-  summarizeReceiver,
 } from "./collector.ts";
+import { type ReceiverSummary, summarizeReceiver } from "./receiver_summary.ts";
 import { startUdpReceiver, type UdpReceiver } from "./udp.ts";
 
 export * from "./collector.ts";
+export * from "./receiver_summary.ts";
 
 /** What every connection handler is told (JSON, crosses to workers and children). */
 export interface ReceiverInit {

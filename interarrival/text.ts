@@ -5,7 +5,7 @@
  * @module
  */
 import { renderTable } from "../shared/report.ts";
-import type { ReceiverSummary } from "./collector.ts";
+import type { ReceiverSummary } from "./receiver_summary.ts";
 import type { ClientResult } from "./client.ts";
 import type { FlowReport } from "./flow_stats.ts";
 
