@@ -9,10 +9,9 @@
 import { defineTask, runAll } from "../shared/runner.ts";
 import type { FlowSettings } from "./flows.ts";
 import { waiterFor } from "./waiters.ts";
-import { BatchSender, fastUdp, FastUdpSocket, sockaddrIn } from "./udp_ffi.ts";
-import { connectError, TimeoutError } from "../shared/errors.ts";
-import { BufferedReader } from "../shared/reader.ts";
-import { decodeText } from "../shared/codec.ts";
+import { openTcp, openUdp } from "./links.ts";
+import { describeSizes, sizeDrawer } from "./sizes.ts";
+
 import { roundMs, sleep } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts";
@@ -21,7 +20,6 @@ import {
   type DistributionSpec,
   sampler,
   seededRandom,
-  sizeSpec,
   workerSeed,
 } from "./distributions.ts";
 import {
@@ -46,7 +44,7 @@ export interface SenderInput {
   /** UDP: `deno` forces Deno's datagram API instead of FFI `sendmmsg` (default `auto`). */
   udpEngine?: "auto" | "deno";
   dist: DistributionSpec;
-  /** Message sizes (bytes, binary format); default {@linkcode DEFAULT_SIZE}. */
+  /** Message sizes (bytes, binary format); default 64 bytes. */
   sizeDist?: DistributionSpec | null;
   /** Bits per second: each gap is the drawn size's time at this rate (replaces `dist`). */
   bitrate?: number | null;
@@ -107,125 +105,7 @@ export interface SenderResult {
   sent?: string[];
 }
 
-/** Message size without `--size-dist`, bytes. */
-export const DEFAULT_SIZE = 64;
-
 const encoder = new TextEncoder();
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
-}
-
-/** Where a sender's messages go: a TCP connection or a UDP socket. */
-interface Link {
-  greeting: string;
-  /** Sends `bytes`, the concatenation of messages of `sizes` bytes. */
-  send(bytes: Uint8Array, sizes: number[]): Promise<void>;
-  sendErrors: number;
-  close(): void;
-}
-
-async function openTcp(input: SenderInput, signal?: AbortSignal): Promise<Link> {
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({
-      hostname: input.host,
-      port: input.port,
-      signal: AbortSignal.any([
-        AbortSignal.timeout(input.connectTimeoutMs),
-        ...(signal ? [signal] : []),
-      ]),
-    });
-  } catch (error) {
-    const cause = error instanceof DOMException && error.name === "TimeoutError"
-      ? new TimeoutError("the connection", input.connectTimeoutMs)
-      : error;
-    throw connectError(input.host, input.port, cause);
-  }
-  conn.setNoDelay(true);
-  const close = () => {
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  };
-  try {
-    const reader = new BufferedReader(conn);
-    const greetingBytes = await reader.readLine(4096, {
-      timeout: input.connectTimeoutMs,
-      what: "the server's greeting",
-    });
-    const greeting = greetingBytes instanceof Uint8Array ? decodeText(greetingBytes) : "";
-    return { greeting, send: (bytes) => writeAll(conn, bytes), sendErrors: 0, close };
-  } catch (error) {
-    close();
-    throw error;
-  }
-}
-
-function openUdp(input: SenderInput): Link {
-  const c = input.udpEngine === "deno" ? null : fastUdp();
-  const address = sockaddrIn(input.host, input.port);
-  if (c && address) {
-    // Synchronous sendmmsg through FFI: an async op per datagram caps Deno's own
-    // API near 50,000 datagrams/s.
-    const fast = FastUdpSocket.bind(c, "0.0.0.0", 0, 4 * 1024 * 1024);
-    const sender = new BatchSender(fast, address);
-    const link: Link = {
-      greeting: "",
-      sendErrors: 0,
-      send(bytes, sizes) {
-        link.sendErrors += sender.send(bytes, sizes);
-        return Promise.resolve();
-      },
-      close: () => fast.close(),
-    };
-    return link;
-  }
-  const socket = Deno.listenDatagram({
-    transport: "udp",
-    hostname: input.host.includes(":") ? "::" : "0.0.0.0",
-    port: 0,
-  });
-  const target: Deno.NetAddr = { transport: "udp", hostname: input.host, port: input.port };
-  const link: Link = {
-    greeting: "",
-    sendErrors: 0,
-    async send(bytes, sizes) {
-      let offset = 0;
-      for (const size of sizes) {
-        try {
-          await socket.send(bytes.subarray(offset, offset + size), target);
-        } catch {
-          // No receiver yet (ICMP port unreachable) or a full buffer: the datagram is lost.
-          link.sendErrors++;
-        }
-        offset += size;
-      }
-    },
-    close() {
-      try {
-        socket.close();
-      } catch {
-        // Already closed.
-      }
-    },
-  };
-  return link;
-}
-
-/** Draws message sizes in bytes, clamped to `[HEADER_SIZE, max]`. */
-export function sizeDrawer(
-  spec: DistributionSpec | null | undefined,
-  seed: number,
-  max: number,
-): () => number {
-  if (!spec) return () => Math.max(HEADER_SIZE, Math.min(max, DEFAULT_SIZE));
-  const draw = sampler(sizeSpec(spec), seededRandom(seed ^ 0x2545f491));
-  return () => Math.max(HEADER_SIZE, Math.min(max, Math.round(draw())));
-}
 
 /** Per-message records a sender keeps by default (its summaries count every message). */
 export const DEFAULT_KEEP_RECORDS = 10_000;
@@ -438,6 +318,8 @@ export interface ClientResult {
   intervals: number;
   /** Each flow's duration limit (ms), if any. */
   durationMs: number | null;
+  /** The size distribution, or the fixed default. */
+  sizes: string;
   seed: number;
   overall: TimingSummary;
   perWorker: (TimingSummary & { worker: number; greeting: string; protocol: "tcp" | "udp" })[];
@@ -533,6 +415,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     threads,
     intervals: options.intervals,
     durationMs: options.durationMs ?? null,
+    sizes: options.sizeDist ? describeSizes(options.sizeDist) : "64 B",
     seed: options.seed,
     overall: timingOf(senders),
     perWorker: senders.map((s) => ({

@@ -152,7 +152,7 @@ export function clientText(result: ClientResult): string {
       result.durationMs !== null && result.intervals >= 100_000_000
         ? `${result.durationMs / 1000} s`
         : `${result.intervals} intervals`
-    }, seed ${result.seed}`,
+    }, sizes ${result.sizes}, seed ${result.seed}`,
     "times in ms; error = send time − deadline",
     clientTable(result),
   ];

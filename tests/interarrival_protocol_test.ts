@@ -14,8 +14,9 @@ import { JitterEstimator, SequenceTracker } from "../interarrival/flow_stats.ts"
 import { type FlowSettings, parseBitrate, parseFlowScript } from "../interarrival/flows.ts";
 import { decodeMessages, parseInterval } from "../interarrival/decode.ts";
 import { parseLogLine } from "../interarrival/sample_log.ts";
-import { cdf, parseDistribution, sizeSpec } from "../interarrival/distributions.ts";
-import { sizeDrawer } from "../interarrival/client.ts";
+import { cdf, parseDistribution } from "../interarrival/distributions.ts";
+import { sizeSpec } from "../interarrival/sizes.ts";
+import { sizeDrawer } from "../interarrival/sizes.ts";
 import { ksTest } from "../interarrival/fit.ts";
 
 Deno.test("interarrival header: every field round-trips, big-endian, 64-bit sequence and time", () => {
