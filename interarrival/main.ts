@@ -1,8 +1,9 @@
 /**
  * `interarrival`: traffic generator and inter-arrival-time server.
  *
- * - `serve`: stream server that stores connection and data inter-arrival times.
- * - `client`: multithreaded generator of timestamp messages with drawn gaps.
+ * - `serve`: receiver (TCP or UDP): inter-arrival times, delay, jitter, loss per flow.
+ * - `client`: generator of messages (flow, sequence, send time) with drawn gaps and sizes.
+ * - `decode`: per-interval series from a saved `serve --out` log.
  * - `check`: runs both and tests the measured gaps against the distribution.
  * - `bench`: timing accuracy and throughput (and `--study` for the lab).
  *
@@ -13,30 +14,39 @@ import {
   addOutputOptions,
   addServerLimitOptions,
   createProgram,
-  EXIT_FAILURE,
   EXIT_OK,
   exitCodeAfter,
   intOption,
-  jsonDocument,
   numberOption,
+  runCommand,
   runMain,
   toolArgs,
   warn,
   writeStderr,
-  writeStdout,
 } from "../shared/cli.ts";
 import { serveRegistry } from "../shared/registry.ts";
 import { registry } from "./registry.ts";
 import { parseMode } from "../shared/mode.ts";
-import { TaskError, UsageError } from "../shared/errors.ts";
-import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
+import { errorMessage, TaskError, UsageError } from "../shared/errors.ts";
+import {
+  csvTable,
+  renderTable,
+  studyText,
+  writeReport,
+  writeStudyReport,
+} from "../shared/report.ts";
 import { parseScale } from "../shared/study.ts";
 import { DISTRIBUTIONS, parseDistribution, randomSeed } from "./distributions.ts";
 import { DEFAULT_MAX_LINE, DEFAULT_PORT, formatSentence } from "./protocol.ts";
-import { type ReceiverSummary, samplesCsv, startReceiver, writeFileAtomic } from "./server.ts";
-import { type ClientResult, runClient } from "./client.ts";
+import "./server.ts";
+import { runServe } from "./serve.ts";
+import { runClient } from "./client.ts";
+import { type FlowSettings, parseBitrate, parseFlowScript, UNLIMITED } from "./flows.ts";
 import { checkReport, runCheck } from "./check.ts";
-import { benchReport, runBench, runStudy } from "./bench.ts";
+import { decodeLog, decodeReport, parseInterval, seriesTable } from "./decode.ts";
+import { benchReport, runBench } from "./bench.ts";
+import { runStudy } from "./bench_study.ts";
+import { clientText, senderLines, serveText } from "./text.ts";
 
 const TOOL = "interarrival";
 
@@ -44,11 +54,11 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function paramList(values: string[]): number[] {
+function paramList(values: string[], option = "--param"): number[] {
   return values.map((text) => {
     const n = Number(text);
     if (text.trim() === "" || !Number.isFinite(n)) {
-      throw new UsageError(`Invalid --param '${text}': expected a number`);
+      throw new UsageError(`Invalid ${option} '${text}': expected a number`);
     }
     return n;
   });
@@ -58,59 +68,48 @@ function distFrom(options: { dist: string; param: string[] }) {
   return parseDistribution(options.dist, paramList(options.param));
 }
 
+function protocolOption(): Option {
+  return new Option("--protocol <p>", "tcp | udp").choices(["tcp", "udp"]).default("tcp");
+}
+
 /** Unwraps a runner TaskError so the user sees `Cannot connect to ...`, not the task input. */
 function unwrapTask(error: unknown): never {
   if (error instanceof TaskError && error.cause instanceof Error) throw error.cause;
   throw error;
 }
 
-function fixed(ms: number): string {
-  return Number.isFinite(ms) ? ms.toFixed(3) : "–";
-}
-
-function summaryTable(summary: ReceiverSummary): string {
-  const row = (name: string, s: ReceiverSummary["dataInterarrival"]) => [
-    name,
-    s.count,
-    fixed(s.mean),
-    fixed(s.stddev),
-    fixed(s.min),
-    fixed(s.p50),
-    fixed(s.p95),
-    fixed(s.p99),
-    fixed(s.max),
-  ];
-  return renderTable({
-    columns: ["inter-arrival (ms)", "count", "mean", "stddev", "min", "p50", "p95", "p99", "max"],
-    rows: [
-      row("connection", summary.connectionInterarrival),
-      row("data", summary.dataInterarrival),
-    ],
-  });
-}
-
 function addServeCommand(program: Command, exit: { code: number }): void {
   const command = program
     .command("serve")
-    .description("stream server that stores connection and data inter-arrival times")
+    .description("receiver: inter-arrival times, one-way delay, jitter, loss, reordering per flow")
     .option("-a, --address <host>", "address to listen on (0.0.0.0: all interfaces)", "0.0.0.0")
     .option("--host <host>", "same as --address")
-    .option("-p, --port <n>", "TCP port (0 picks a free one)", intOption(0, 65535), DEFAULT_PORT)
+    .option("-p, --port <n>", "port (0 picks a free one)", intOption(0, 65535), DEFAULT_PORT)
+    .addOption(protocolOption())
     .option(
       "--concurrency-mode <mode>",
       "the study's modes: iter | thr | proc (a thread or process per connection)",
     )
-    .option("-m, --mode <mode>", "sequential | async | thread | process", "async")
+    .option("-m, --mode <mode>", "sequential | async | thread | process (tcp)", "async")
     .option("--workers <n>", "thread/process pool size", intOption(1, 256), 2)
     .option("--per-connection", "thread/process: a worker or child per connection", false)
     .option("--duration <s>", "stop after this many seconds", numberOption(0))
     .option("--connections <n>", "stop after this many connections have closed", intOption(1))
-    .option("--out <file>", "write every sample to FILE (.csv, or .json)")
+    .option(
+      "--out <file>",
+      "FILE.csv: stream every sample there; FILE.json: summary and connections",
+    )
     .option(
       "--max-line <bytes>",
       "longest message; longer closes the connection",
       intOption(1, 1 << 30),
       DEFAULT_MAX_LINE,
+    )
+    .option(
+      "--max-flows <n>",
+      "flows tracked one by one (the rest count as one)",
+      intOption(1),
+      10_000,
     )
     .option("--idle-timeout <s>", "close a connection silent this long", numberOption(0), 60)
     .option(
@@ -120,224 +119,198 @@ function addServeCommand(program: Command, exit: { code: number }): void {
       1,
     );
   addOutputOptions(addServerLimitOptions(command)).action(async (opts) => {
-    const started = performance.now();
     const mode = opts.concurrencyMode !== undefined
       ? parseMode(opts.concurrencyMode, "--concurrency-mode")
       : parseMode(opts.mode);
+    if (opts.protocol === "udp" && mode !== "async") {
+      throw new UsageError(
+        `--protocol udp is received in one socket: use --mode async, not ${mode}`,
+      );
+    }
     const hostname = opts.host ?? opts.address;
-    const quiet = opts.quiet;
     const log = (text: string) => {
-      if (!quiet) writeStderr(text + "\n");
+      if (!opts.quiet) writeStderr(text + "\n");
     };
-    const receiver = await startReceiver(
-      {
-        hostname,
-        port: opts.port,
-        mode,
-        workers: opts.workers,
-        // The study's thr and proc spawned a worker per client: --concurrency-mode keeps that.
-        perConnection: opts.perConnection ||
-          (opts.concurrencyMode !== undefined && (mode === "thread" || mode === "process")),
-        verbose: opts.verbose,
-        maxLine: opts.maxLine,
-        idleTimeoutMs: opts.idleTimeout * 1000,
-        graceMs: opts.grace * 1000,
-        backlog: opts.backlog,
-        maxConnections: opts.maxConnections,
-      },
-      opts.verbose
-        ? {
-          onMessage: (text, remote) => writeStderr(formatSentence(text, remote) + "\n"),
-          onOpen: (remote, where) => writeStderr(`[+] New connection from ${remote} (${where})\n`),
-          onClose: (remote, reason) =>
-            writeStderr(`[x] Connection closed for ${remote} (${reason})\n`),
-        }
-        : {},
-    );
-    log(
-      `The ${mode} server is ready to receive on ${receiver.hostname}:${receiver.port} ` +
-        `(PID ${Deno.pid})`,
-    );
-    let stopReason = "";
-    await new Promise<void>((resolve) => {
-      const stop = (why: string) => {
-        if (stopReason) return;
-        stopReason = why;
-        resolve();
-      };
-      const onSigint = () => stop("SIGINT");
-      const onSigterm = () => stop("SIGTERM");
-      Deno.addSignalListener("SIGINT", onSigint);
-      Deno.addSignalListener("SIGTERM", onSigterm);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      if (opts.duration !== undefined) {
-        timer = setTimeout(() => stop(`--duration ${opts.duration}`), opts.duration * 1000);
-      }
-      if (opts.connections !== undefined) {
-        receiver.collector.whenClosed(opts.connections).then(() =>
-          stop(`--connections ${opts.connections}`)
-        );
-      }
-      const cleanup = () => {
-        Deno.removeSignalListener("SIGINT", onSigint);
-        Deno.removeSignalListener("SIGTERM", onSigterm);
-        if (timer !== undefined) clearTimeout(timer);
-      };
-      const original = resolve;
-      resolve = () => {
-        cleanup();
-        original();
+    const options = { address: hostname, port: opts.port, mode, workers: opts.workers };
+    exit.code = await runCommand(TOOL, "serve", { ...opts, ...options }, async () => {
+      const outcome = await runServe(
+        {
+          hostname,
+          port: opts.port,
+          mode,
+          protocol: opts.protocol,
+          workers: opts.workers,
+          backlog: opts.backlog,
+          maxConnections: opts.maxConnections,
+          // The study's thr and proc spawned a worker per client: --concurrency-mode keeps that.
+          perConnection: opts.perConnection ||
+            (opts.concurrencyMode !== undefined && (mode === "thread" || mode === "process")),
+          verbose: opts.verbose,
+          maxLine: opts.maxLine,
+          maxFlows: opts.maxFlows,
+          idleTimeoutMs: opts.idleTimeout * 1000,
+          graceMs: opts.grace * 1000,
+          durationS: opts.duration,
+          connections: opts.connections,
+          out: opts.out,
+        },
+        opts.verbose
+          ? {
+            onMessage: (text, remote) => writeStderr(formatSentence(text, remote) + "\n"),
+            onOpen: (remote, where) =>
+              writeStderr(`[+] New connection from ${remote} (${where})\n`),
+            onClose: (remote, reason) =>
+              writeStderr(`[x] Connection closed for ${remote} (${reason})\n`),
+          }
+          : {},
+        (host, port) =>
+          log(
+            `The ${mode} ${opts.protocol} server is ready to receive on ${host}:${port} ` +
+              `(PID ${Deno.pid})`,
+          ),
+      );
+      if (outcome.wrote) log(`wrote ${outcome.wrote}`);
+      const signal = outcome.stoppedBy === "SIGINT" || outcome.stoppedBy === "SIGTERM"
+        ? outcome.stoppedBy
+        : null;
+      return {
+        results: { ...outcome.summary, stoppedBy: outcome.stoppedBy },
+        text: serveText(outcome.summary, outcome.stoppedBy),
+        // Stopped by a signal: everything is still printed and written, then 130 or 143.
+        exitCode: signal ? exitCodeAfter(signal) : undefined,
       };
     });
-    const result = await receiver.stop();
-    // Stopped by a signal: everything is still printed and written, then 130 or 143.
-    if (stopReason === "SIGINT" || stopReason === "SIGTERM") exit.code = exitCodeAfter(stopReason);
-    const summary = result.summary;
-    if (opts.out) {
-      const text = /\.json$/i.test(opts.out)
-        ? JSON.stringify({ summary, connections: result.connections }, null, 1) + "\n"
-        : samplesCsv(result.connections);
-      await writeFileAtomic(opts.out, text);
-      log(`wrote ${opts.out}`);
-    }
-    const options = { address: hostname, port: receiver.port, mode, workers: opts.workers };
-    if (opts.json) {
-      const doc = jsonDocument(
-        TOOL,
-        "serve",
-        options,
-        { ...summary, stoppedBy: stopReason },
-        performance.now() - started,
-      );
-      writeStdout(JSON.stringify(doc) + "\n");
-      return;
-    }
-    const lines = [
-      `The server is terminating (${stopReason})`,
-      `Average connection inter-arrival time: ${fixed(summary.averageConnectionInterarrivalMs)} ms`,
-      `Average data inter-arrival time: ${fixed(summary.averageDataInterarrivalMs)} ms`,
-      `${summary.connections} connections, ${summary.messages} messages, ${summary.bytes} bytes` +
-      (summary.invalidUtf8 ? `, ${summary.invalidUtf8} not valid UTF-8` : "") +
-      (summary.unterminated ? `, ${summary.unterminated} ended without a newline` : ""),
-      summaryTable(summary),
-    ];
-    if (summary.note) lines.push(`Note: ${summary.note}`);
-    writeStdout(lines.join("\n") + "\n");
   });
 }
 
-function addClientCommand(program: Command): void {
+function addClientCommand(program: Command, exit: { code: number }): void {
   const names = Object.entries(DISTRIBUTIONS)
     .map(([name, info]) => `${info.aliases[0]}=${name}(${info.params.join(", ")})`)
     .join("; ");
   const command = program
     .command("client")
     .description(
-      "multithreaded traffic generator: each worker sends timestamps over its own connection",
+      "traffic generator: each flow sends messages (flow id, sequence, send time) on its own connection or socket",
     )
-    .option("-w, --workers <n>", "workers (each its own connection)", intOption(1, 10_000), 1)
+    .option(
+      "-w, --workers <n>",
+      "flows (each its own connection or socket)",
+      intOption(1, 10_000),
+      1,
+    )
     .option(
       "-n, --intervals <n>",
-      "inter-event intervals per worker (sends n+1 messages)",
+      "inter-event intervals per flow (sends n+1 messages; default 10, or no limit with -t)",
       intOption(0, 100_000_000),
-      10,
     )
-    .option("-d, --dist <name>", `distribution: ${names}`, "e")
+    .option(
+      "-t, --duration <s>",
+      "stop each flow this many seconds after its first message",
+      numberOption(0),
+    )
+    .option(
+      "-d, --dist <name>",
+      `inter-departure distribution (default: constant 1000 messages/s): ${names}`,
+    )
     .option("-p, --param <x>", "distribution parameter (repeat for two)", collect, [] as string[])
-    .requiredOption("-s, --server <host>", "server address (required)")
-    .option("-P, --port <n>", "server TCP port", intOption(1, 65535), DEFAULT_PORT)
+    .option("-C, --rate <r>", "constant rate in messages/s (same as -d c -p R)", numberOption(0))
+    .option("-b, --bitrate <bps>", "send at this bitrate with the drawn sizes (10M, 512k, 64000)")
+    .option("--size-dist <name>", "message size distribution (bytes in place of seconds)")
+    .option(
+      "--size-param <x>",
+      "size distribution parameter (repeat for two)",
+      collect,
+      [] as string[],
+    )
+    .option("--flows <file>", "one flow per line with its own options (-s -P --protocol -d -p ...)")
+    .addOption(protocolOption())
+    .addOption(
+      new Option("--format <f>", "binary (header + padding) | text (the study's lines, tcp)")
+        .choices(["binary", "text"]).default("binary"),
+    )
+    .option("-s, --server <host>", "server address (required without --flows)")
+    .option("-P, --port <n>", "server port", intOption(1, 65535), DEFAULT_PORT)
     .option(
       "--seed <n>",
-      "seed: every worker's sequence is reproducible",
+      "seed: every flow's sequence is reproducible",
       intOption(0, 0xffff_ffff),
     )
     .option(
       "--threads <n>",
-      "Web Workers to spread the workers over (default: one each)",
+      "Web Workers to spread the flows over (default: one each)",
       intOption(1, 10_000),
     )
     .option("--connect-timeout <s>", "connect and greeting timeout", numberOption(0), 10);
   addOutputOptions(command).action(async (opts) => {
-    const dist = distFrom(opts);
+    const settings = await clientSettings(opts);
     const seed = opts.seed ?? randomSeed();
-    if (!opts.quiet && !opts.json) {
-      writeStderr(
-        `Starting ${opts.workers} workers connecting to ${opts.server}:${opts.port}...\n`,
-      );
-    }
-    const result = await runClient({
-      host: opts.server,
-      port: opts.port,
-      workers: opts.workers,
-      intervals: opts.intervals,
-      dist,
-      seed,
-      verbose: opts.verbose,
-      threads: opts.threads,
-      connectTimeoutMs: opts.connectTimeout * 1000,
-    }).catch(unwrapTask);
-    printClient(result, opts);
-  });
-}
-
-function clientTable(result: ClientResult): string {
-  const row = (name: string | number, t: ClientResult["overall"]) => [
-    name,
-    t.messages,
-    fixed(t.requestedMeanMs),
-    fixed(t.achievedMeanMs),
-    `${(t.meanRelativeError * 100).toFixed(3)}%`,
-    fixed(t.error.mean),
-    fixed(t.error.p50),
-    fixed(t.error.p99),
-    fixed(t.error.max),
-  ];
-  return renderTable({
-    columns: [
-      "worker",
-      "messages",
-      "requested gap",
-      "achieved gap",
-      "gap error",
-      "error mean",
-      "error p50",
-      "error p99",
-      "error max",
-    ],
-    rows: [...result.perWorker.map((w) => row(w.worker, w)), row("all", result.overall)],
-  });
-}
-
-function printClient(
-  result: ClientResult,
-  opts: { json: boolean; verbose: boolean; quiet: boolean; [key: string]: unknown },
-): void {
-  if (opts.json) {
-    const { senders, ...rest } = result;
-    const doc = jsonDocument(TOOL, "client", { ...opts }, {
-      ...rest,
-      ...(opts.verbose ? { sent: senders.map((s) => s.sent ?? []) } : {}),
-    }, result.elapsedMs);
-    writeStdout(JSON.stringify(doc) + "\n");
-    return;
-  }
-  if (opts.verbose) {
-    // Senders run in Web Workers and cannot print: their lines are shown after the run.
-    for (const sender of result.senders) {
-      writeStderr(`[Worker ${sender.worker}] Connected. Server says: ${sender.greeting}\n`);
-      for (const line of sender.sent ?? []) {
-        writeStderr(`[Worker ${sender.worker}] Sending: ${line}\n`);
+    exit.code = await runCommand(TOOL, "client", { ...opts, seed }, async () => {
+      if (!opts.quiet && !opts.json) {
+        writeStderr(`Starting ${settings.flows.length} flows...\n`);
       }
-    }
+      const result = await runClient({
+        ...settings.defaults,
+        workers: settings.flows.length,
+        flows: settings.flows,
+        format: opts.format,
+        seed,
+        verbose: opts.verbose,
+        threads: opts.threads,
+        connectTimeoutMs: opts.connectTimeout * 1000,
+      }).catch(unwrapTask);
+      if (opts.verbose && !opts.json) writeStderr(senderLines(result).join("\n") + "\n");
+      const { senders, ...rest } = result;
+      return {
+        results: { ...rest, ...(opts.verbose ? { sent: senders.map((s) => s.sent ?? []) } : {}) },
+        text: clientText(result),
+      };
+    });
+  });
+}
+
+/** The flows a `client` command line asks for: `--flows FILE`, or `-w` copies of one. */
+async function clientSettings(
+  // deno-lint-ignore no-explicit-any
+  opts: Record<string, any>,
+): Promise<{ defaults: FlowSettings; flows: FlowSettings[] }> {
+  if (opts.server === undefined && opts.flows === undefined) {
+    throw new UsageError("required option '-s, --server <host>' not specified");
   }
-  writeStdout(
-    [
-      `${result.dist}, ${result.workers} workers × ${result.intervals} intervals, seed ${result.seed}`,
-      "times in ms; error = send time − deadline",
-      clientTable(result),
-      "All workers have finished.",
-    ].join("\n") + "\n",
-  );
+  const dist = opts.rate !== undefined
+    ? parseDistribution("c", [opts.rate])
+    : opts.dist === undefined && opts.param.length === 0
+    ? parseDistribution("c", [1000]) // D-ITG's default
+    : distFrom({ dist: opts.dist ?? "e", param: opts.param });
+  const sizeDist = opts.sizeDist === undefined
+    ? null
+    : parseDistribution(opts.sizeDist, paramList(opts.sizeParam, "--size-param"));
+  if (opts.format === "text" && (opts.protocol === "udp" || sizeDist || opts.bitrate)) {
+    throw new UsageError(
+      "--format text is the study's TCP lines: no --protocol udp, --size-dist or -b",
+    );
+  }
+  const durationMs = opts.duration === undefined ? null : opts.duration * 1000;
+  const defaults: FlowSettings = {
+    host: opts.server ?? "127.0.0.1",
+    port: opts.port,
+    protocol: opts.protocol,
+    dist,
+    sizeDist,
+    bitrate: opts.bitrate === undefined ? null : parseBitrate(opts.bitrate),
+    intervals: opts.intervals ?? (durationMs === null ? 10 : UNLIMITED),
+    durationMs,
+    startDelayMs: 0,
+  };
+  if (opts.flows === undefined) {
+    return { defaults, flows: Array.from({ length: opts.workers }, () => ({ ...defaults })) };
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(opts.flows);
+  } catch (error) {
+    throw new UsageError(`Cannot read the flow script ${opts.flows}: ${errorMessage(error)}`);
+  }
+  return { defaults, flows: parseFlowScript(text, defaults) };
 }
 
 function addCheckCommand(program: Command, exit: { code: number }): void {
@@ -349,44 +322,69 @@ function addCheckCommand(program: Command, exit: { code: number }): void {
     .option("-n, --intervals <n>", "intervals per worker", intOption(1, 10_000_000), 2000)
     .option("-w, --workers <n>", "client workers", intOption(1, 1000), 1)
     .option("-m, --mode <mode>", "server mode", "async")
+    .addOption(protocolOption())
     .option("--seed <n>", "seed", intOption(0, 0xffff_ffff))
     .option("--alpha <a>", "significance level of the KS test", numberOption(0, 1), 0.01)
     .option("--out <dir>", "write CSV, JSON and SVG plots to DIR");
   addOutputOptions(command).action(async (opts) => {
-    const started = performance.now();
     const dist = distFrom(opts);
     const mode = parseMode(opts.mode);
     const seed = opts.seed ?? randomSeed();
-    const result = await runCheck({
-      dist,
-      intervals: opts.intervals,
-      workers: opts.workers,
-      mode,
-      seed,
-      alpha: opts.alpha,
-    }).catch(unwrapTask);
-    const report = checkReport(result, dist);
-    if (opts.out) {
-      const files = await writeReport(opts.out, report);
-      if (!opts.quiet && !opts.json) writeStderr(`wrote ${files.join(", ")}\n`);
-    }
-    if (opts.json) {
-      const doc = jsonDocument(
-        TOOL,
-        "check",
-        { ...opts, seed },
-        result,
-        performance.now() - started,
-      );
-      writeStdout(JSON.stringify(doc) + "\n");
-    } else {
-      writeStdout([...(report.notes ?? []), ...report.tables.map(renderTable)].join("\n") + "\n");
-    }
-    exit.code = result.fit.passed ? EXIT_OK : EXIT_FAILURE;
+    exit.code = await runCommand(TOOL, "check", { ...opts, seed }, async () => {
+      const result = await runCheck({
+        dist,
+        intervals: opts.intervals,
+        workers: opts.workers,
+        mode,
+        protocol: opts.protocol,
+        seed,
+        alpha: opts.alpha,
+      }).catch(unwrapTask);
+      const report = checkReport(result, dist);
+      if (opts.out) {
+        const files = await writeReport(opts.out, report);
+        if (!opts.quiet && !opts.json) writeStderr(`wrote ${files.join(", ")}\n`);
+      }
+      return {
+        results: result,
+        text: [...(report.notes ?? []), ...report.tables.map(renderTable)].join("\n"),
+        ok: result.passed,
+      };
+    });
   });
 }
 
-function addBenchCommand(program: Command): void {
+function addDecodeCommand(program: Command, exit: { code: number }): void {
+  const command = program
+    .command("decode")
+    .argument("<log>", "a `serve --out FILE.csv` log")
+    .description(
+      "per-interval bitrate, packet rate, delay, jitter and loss from a saved log (as ITGDec)",
+    )
+    .option("-i, --interval <time>", "interval length: 1s, 250ms, 0.5 (seconds)", "1s")
+    .option("--csv", "print the series as CSV", false)
+    .option("--out <dir>", "write Markdown, CSV, JSON and SVG plots to DIR");
+  addOutputOptions(command).action(async (log: string, opts) => {
+    const intervalMs = parseInterval(opts.interval);
+    if (Number.isNaN(intervalMs)) {
+      throw new UsageError(`Invalid --interval '${opts.interval}': expected 1s, 250ms or 0.5`);
+    }
+    exit.code = await runCommand(TOOL, "decode", { log, ...opts, intervalMs }, async () => {
+      const result = await decodeLog(log, intervalMs);
+      const report = decodeReport(result);
+      if (opts.out) {
+        const files = await writeReport(opts.out, report);
+        if (!opts.quiet && !opts.json) writeStderr(`wrote ${files.join(", ")}\n`);
+      }
+      const text = opts.csv
+        ? csvTable(seriesTable(result))
+        : [...(report.notes ?? []), ...report.tables.map(renderTable)].join("\n");
+      return { results: result, text };
+    });
+  });
+}
+
+function addBenchCommand(program: Command, exit: { code: number }): void {
   const command = program
     .command("bench")
     .description("timing accuracy and throughput against a study-style Python client and server")
@@ -399,54 +397,58 @@ function addBenchCommand(program: Command): void {
     .option("--events <n>", "events for the accuracy runs", intOption(10), 2000)
     .option("--modes <list>", "server modes for the throughput run", "async,thread")
     .option("--no-python", "skip the study-style Python comparison")
+    .option(
+      "--udp-rate <n>",
+      "datagrams/s of the UDP precision run (0 skips)",
+      intOption(0),
+      100_000,
+    )
+    .option(
+      "--udp-seconds <s>",
+      "seconds of the UDP precision run (default --seconds)",
+      numberOption(0),
+    )
     .option("--out <dir>", "write Markdown, CSV, JSON and SVG to DIR");
   addOutputOptions(command).action(async (opts) => {
-    const started = performance.now();
     const log = (text: string) => {
       if (!opts.quiet) writeStderr(text + "\n");
     };
     if (opts.study) {
       const scale = parseScale(opts.scale);
-      const report = await runStudy(scale, { log });
-      if (opts.out) await writeStudyReport(opts.out, report);
-      if (opts.json) {
-        writeStdout(
-          JSON.stringify(
-            jsonDocument(
-              TOOL,
-              "bench",
-              { study: true, scale },
-              report,
-              performance.now() - started,
-            ),
-          ) + "\n",
-        );
-      } else {
-        writeStdout(studyText(report));
-      }
+      exit.code = await runCommand(
+        TOOL,
+        "bench",
+        { study: true, scale, json: opts.json },
+        async () => {
+          const report = await runStudy(scale, { log });
+          if (opts.out) await writeStudyReport(opts.out, report);
+          return { results: report, text: studyText(report) };
+        },
+      );
       return;
     }
-    const result = await runBench({
-      rate: opts.rate,
-      workers: opts.workers,
-      seconds: opts.seconds,
-      threads: opts.threads,
-      events: opts.events,
-      modes: opts.modes.split(",").map((m: string) => parseMode(m, "--modes")),
-      python: opts.python,
-      log,
+    const modes = opts.modes.split(",").map((m: string) => parseMode(m, "--modes"));
+    exit.code = await runCommand(TOOL, "bench", opts, async () => {
+      const result = await runBench({
+        rate: opts.rate,
+        workers: opts.workers,
+        seconds: opts.seconds,
+        threads: opts.threads,
+        events: opts.events,
+        modes,
+        python: opts.python,
+        udpRate: opts.udpRate,
+        udpSeconds: opts.udpSeconds,
+        log,
+      });
+      const report = benchReport(result);
+      if (opts.out) await writeReport(opts.out, report);
+      for (const s of result.skipped) warn(s);
+      return {
+        results: result,
+        text: [...report.tables.map(renderTable), ...(report.notes ?? [])].join("\n"),
+      };
     });
-    const report = benchReport(result);
-    if (opts.out) await writeReport(opts.out, report);
-    if (opts.json) {
-      writeStdout(
-        JSON.stringify(jsonDocument(TOOL, "bench", opts, result, performance.now() - started)) +
-          "\n",
-      );
-    } else {
-      writeStdout([...report.tables.map(renderTable), ...(report.notes ?? [])].join("\n") + "\n");
-    }
-    for (const s of result.skipped) warn(s);
   });
 }
 
@@ -456,9 +458,10 @@ export async function main(args: string[]): Promise<number> {
   // Commander ignores what actions return, so `check` reports its verdict here.
   const exit = { code: EXIT_OK };
   addServeCommand(program, exit);
-  addClientCommand(program);
+  addClientCommand(program, exit);
   addCheckCommand(program, exit);
-  addBenchCommand(program);
+  addDecodeCommand(program, exit);
+  addBenchCommand(program, exit);
   if (args.length === 0) {
     program.outputHelp();
     return 0;

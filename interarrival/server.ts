@@ -14,12 +14,34 @@ import {
   type Duplex,
   serve,
 } from "../shared/server.ts";
-import { decodeText, encodeLine, LineDecoder, LineOverflow } from "../shared/codec.ts";
+import { decodeText, encodeLine } from "../shared/codec.ts";
 import { roundMs } from "../shared/clock.ts";
 import { TimeoutError } from "../shared/errors.ts";
-import { summarize, type Summary } from "../shared/stats.ts";
 import type { Mode } from "../shared/mode.ts";
-import { DEFAULT_MAX_LINE, formatAddress, GREETING } from "./protocol.ts";
+import {
+  DEFAULT_MAX_LINE,
+  formatAddress,
+  GREETING,
+  LineScanner,
+  MESSAGE_MAGIC,
+  MessageSplitter,
+  parseEvent,
+} from "./protocol.ts";
+import {
+  type CloseReason,
+  type CollectorOptions,
+  type ConnectionWithSamples,
+  type MessageSample,
+  ReceiverCollector,
+  type ReceiverCollector as Collector,
+  type ReceiverEvent,
+  type ReceiverHooks,
+} from "./collector.ts";
+import { type ReceiverSummary, summarizeReceiver } from "./receiver_summary.ts";
+import { startUdpReceiver, type UdpReceiver } from "./udp.ts";
+
+export * from "./collector.ts";
+export * from "./receiver_summary.ts";
 
 /** What every connection handler is told (JSON, crosses to workers and children). */
 export interface ReceiverInit {
@@ -28,29 +50,7 @@ export interface ReceiverInit {
   idleTimeoutMs: number;
 }
 
-/** Why a connection ended. */
-export type CloseReason = "eof" | "reset" | "idle-timeout" | "line-too-long" | "server-closing";
-
-// Events from the handler to the collector, kept short: there is one per batch of messages.
-type ReceiverEvent =
-  | { k: "open"; c: number; at: number; remote: string; where: string }
-  | {
-    k: "data";
-    c: number;
-    /** Sequence number of the first message in this batch (from 1). */
-    s: number;
-    /** Epoch ms of each reception. */
-    at: number[];
-    /** Gap since the previous reception on this connection (ms); null for the first. */
-    gap: (number | null)[];
-    /** Message lengths in bytes. */
-    len: number[];
-    /** Texts, when verbose. */
-    text?: string[];
-    /** Messages that were not valid UTF-8, in this batch. */
-    bad: number;
-  }
-  | { k: "close"; c: number; at: number; reason: CloseReason; unterminated: boolean };
+type DataEvent = Extract<ReceiverEvent, { k: "data" }>;
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
@@ -58,8 +58,10 @@ const BATCH = 256;
 const FLUSH_MS = 50;
 
 /**
- * Serves one connection: greets it, splits its bytes into lines, and reports each
- * line's arrival time and the gap since the previous one on this connection.
+ * Serves one connection: greets it, then cuts its bytes into messages (the
+ * study's lines, or binary messages when the first byte is the magic one) and
+ * reports each message's arrival time, length and the flow, sequence number and
+ * send time it carries.
  */
 export async function receiveConnection(
   conn: Duplex,
@@ -69,29 +71,42 @@ export async function receiveConnection(
   const c = context.connection;
   const remote = formatAddress(conn.remoteAddr);
   context.emit({ k: "open", c, at: context.acceptedAt, remote, where: context.where });
-  const decoder = new LineDecoder(maxLine);
-  let sequence = 0;
-  let last = NaN;
-  let batch: Extract<ReceiverEvent, { k: "data" }> = newBatch(c, 1, verbose);
+  let lines: LineScanner | null = null;
+  let splitter: MessageSplitter | null = null;
+  let batch = newBatch(c, verbose, false);
   const flush = () => {
     if (batch.at.length === 0) return;
     context.emit(batch);
-    batch = newBatch(c, sequence + 1, verbose);
+    batch = newBatch(c, verbose, batch.binary);
   };
-  const record = (arrived: number, line: Uint8Array) => {
-    sequence++;
-    batch.at.push(roundMs(performance.timeOrigin + arrived));
-    batch.gap.push(Number.isNaN(last) ? null : roundMs(arrived - last));
-    batch.len.push(line.length);
-    try {
-      strictUtf8.decode(line);
-    } catch {
-      batch.bad++;
-    }
-    // Verbose text replaces invalid sequences with U+FFFD.
-    if (batch.text) batch.text.push(decodeText(line));
-    last = arrived;
+  const push = (at: number, length: number, flow: number, seq: number, sent: number) => {
+    batch.at.push(at);
+    batch.len.push(length);
+    batch.flow.push(flow);
+    batch.seq.push(seq);
+    batch.sent.push(sent);
     if (batch.at.length >= BATCH) flush();
+  };
+  const recordLine = (arrived: number, line: Uint8Array) => {
+    let text: string | null = line.length === 0 ? "" : null;
+    if (text === null) {
+      try {
+        text = strictUtf8.decode(line);
+      } catch {
+        batch.bad++;
+      }
+    }
+    // The study's lines carry worker, event and send time: read them when present.
+    const event = text !== null && text.startsWith("Worker ") ? parseEvent(text) : null;
+    // Verbose text replaces invalid sequences with U+FFFD.
+    if (batch.text) batch.text.push(text ?? decodeText(line));
+    push(
+      epochMs(arrived),
+      line.length,
+      event ? event.worker : -1,
+      event ? event.event : -1,
+      event ? event.timestamp : -1,
+    );
   };
   // A `Deno.Conn` is read directly: its ReadableStream adds a hop per read, and
   // messages that arrive during that hop would be merged into one reception.
@@ -126,38 +141,54 @@ export async function receiveConnection(
         break;
       }
       if (chunk.done) break;
-      // Timestamp where the bytes arrive: every line this read completes shares it.
+      // Timestamp where the bytes arrive: every message this read completes shares it.
       const arrived = performance.now();
       lastActivity = arrived;
-      let overflow = false;
-      for (const line of decoder.push(chunk.value!)) {
-        if (line instanceof LineOverflow) {
-          overflow = true;
-          break;
-        }
-        record(arrived, line);
+      const bytes = chunk.value!;
+      if (lines === null && splitter === null) {
+        if (bytes[0] === MESSAGE_MAGIC) {
+          splitter = new MessageSplitter(maxLine);
+          batch.binary = true;
+        } else lines = new LineScanner(maxLine);
       }
-      // The decoder reports an overlong line only at its newline: stop as soon as
-      // the unterminated part passes the cap instead of reading megabytes more.
-      if (decoder.pending > maxLine) overflow = true;
-      if (overflow) {
-        reason = "line-too-long";
-        await refuse(
-          conn,
-          reader,
-          `Error: message longer than ${maxLine} bytes; closing the connection`,
-        );
+      let refusal = "";
+      if (splitter) {
+        const at = epochMs(arrived);
+        for (const m of splitter.push(bytes)) {
+          if ("error" in m) {
+            reason = "bad-message";
+            refusal = `Error: ${m.detail}; closing the connection`;
+            break;
+          }
+          push(at, m.length, m.flow, m.sequence, m.sentUs / 1000);
+          if (batch.text) {
+            batch.text.push(`flow ${m.flow} sequence ${m.sequence}, ${m.length} bytes`);
+          }
+        }
+      } else {
+        // The scanner stops at a line over the cap, also one still unterminated,
+        // instead of reading megabytes more.
+        if (!lines!.push(bytes, (line) => recordLine(arrived, line))) {
+          reason = "line-too-long";
+          refusal = `Error: message longer than ${maxLine} bytes; closing the connection`;
+        }
+      }
+      if (refusal) {
+        await refuse(conn, reader, refusal);
         break;
       }
     }
-    if (reason !== "line-too-long") {
-      // A last line without its newline still counts as a message (received when its
-      // last byte arrived); one still over the cap does not.
-      const tail = decoder.flush();
-      if (tail instanceof Uint8Array) {
-        unterminated = true;
-        record(lastActivity, tail);
-      } else if (tail instanceof LineOverflow) reason = "line-too-long";
+    if (reason !== "line-too-long" && reason !== "bad-message") {
+      if (lines) {
+        // A last line without its newline still counts as a message (received when
+        // its last byte arrived); one still over the cap does not.
+        const tail = lines.flush();
+        if (tail && tail.length > maxLine) reason = "line-too-long";
+        else if (tail) {
+          unterminated = true;
+          recordLine(lastActivity, tail);
+        }
+      } else if (splitter && splitter.pending > 0) unterminated = true;
     }
   } finally {
     clearInterval(timer);
@@ -166,11 +197,16 @@ export async function receiveConnection(
     context.emit({
       k: "close",
       c,
-      at: roundMs(performance.timeOrigin + performance.now()),
+      at: epochMs(performance.now()),
       reason,
       unterminated,
     });
   }
+}
+
+/** Epoch milliseconds (microsecond precision) of a `performance.now()` reading. */
+function epochMs(monotonic: number): number {
+  return roundMs(performance.timeOrigin + monotonic);
 }
 
 // After a bad message the server answers, shuts its side, and discards what the
@@ -243,224 +279,35 @@ function byteReader(
   return { read: () => reader.read(), cancel: () => reader.cancel() };
 }
 
-function newBatch(c: number, s: number, verbose: boolean): Extract<ReceiverEvent, { k: "data" }> {
-  return { k: "data", c, s, at: [], gap: [], len: [], bad: 0, ...(verbose ? { text: [] } : {}) };
+function newBatch(c: number, verbose: boolean, binary: boolean): DataEvent {
+  return {
+    k: "data",
+    c,
+    at: [],
+    len: [],
+    flow: [],
+    seq: [],
+    sent: [],
+    binary,
+    bad: 0,
+    ...(verbose ? { text: [] } : {}),
+  };
 }
 
 defineConnectionHandler<ReceiverInit>("interarrival.receiver", receiveConnection);
 
 // ---------------------------------------------------------------------------
-// Collector
-
-/** One connection as the collector saw it. */
-export interface ConnectionRecord {
-  /** Number in order of acceptance across the whole server, from 1. */
-  id: number;
-  remote: string;
-  where: string;
-  /** Epoch ms when accepted. */
-  acceptedAt: number;
-  closedAt: number | null;
-  reason: CloseReason | null;
-  messages: number;
-  bytes: number;
-  invalidUtf8: number;
-  unterminated: boolean;
-}
-
-/** One message sample. */
-export interface MessageSample {
-  connection: number;
-  sequence: number;
-  /** Epoch ms of reception. */
-  receivedAt: number;
-  /** ms since the previous reception on this connection; null for the first. */
-  gapMs: number | null;
-  bytes: number;
-}
-
-/** Hooks the collector calls as events arrive (for `--verbose`). */
-export interface ReceiverHooks {
-  onMessage?(text: string, remote: string): void;
-  onOpen?(remote: string, where: string): void;
-  onClose?(remote: string, reason: CloseReason): void;
-}
-
-interface ConnState extends ConnectionRecord {
-  key: string;
-  samples: MessageSample[];
-}
-
-/** Merges the events of every worker and child into per-connection records. */
-export class ReceiverCollector {
-  #byKey = new Map<string, ConnState>();
-  #order: ConnState[] = [];
-  #closed = 0;
-  #waiters: { n: number; resolve: () => void }[] = [];
-
-  constructor(readonly hooks: ReceiverHooks = {}) {}
-
-  /** Feeds one event from `onEvent`. */
-  add(raw: unknown, source: { worker: number }): void {
-    const event = raw as ReceiverEvent;
-    const key = `${source.worker}:${event.c}`;
-    let state = this.#byKey.get(key);
-    if (!state) {
-      // Events of one connection arrive in order; an unseen key starts a record.
-      state = {
-        key,
-        id: 0,
-        remote: "",
-        where: "",
-        acceptedAt: NaN,
-        closedAt: null,
-        reason: null,
-        messages: 0,
-        bytes: 0,
-        invalidUtf8: 0,
-        unterminated: false,
-        samples: [],
-      };
-      this.#byKey.set(key, state);
-      this.#order.push(state);
-    }
-    if (event.k === "open") {
-      state.remote = event.remote;
-      state.where = event.where;
-      state.acceptedAt = event.at;
-      this.hooks.onOpen?.(event.remote, event.where);
-    } else if (event.k === "data") {
-      for (let i = 0; i < event.at.length; i++) {
-        state.samples.push({
-          connection: 0,
-          sequence: event.s + i,
-          receivedAt: event.at[i],
-          gapMs: event.gap[i],
-          bytes: event.len[i],
-        });
-        state.bytes += event.len[i];
-        if (event.text) this.hooks.onMessage?.(event.text[i], state.remote);
-      }
-      state.messages += event.at.length;
-      state.invalidUtf8 += event.bad;
-    } else {
-      state.closedAt = event.at;
-      state.reason = event.reason;
-      state.unterminated = event.unterminated;
-      this.#closed++;
-      this.hooks.onClose?.(state.remote, event.reason);
-      this.#waiters = this.#waiters.filter((waiter) => {
-        if (this.#closed >= waiter.n) waiter.resolve();
-        return this.#closed < waiter.n;
-      });
-    }
-  }
-
-  /** Connections closed so far. */
-  get closed(): number {
-    return this.#closed;
-  }
-
-  /** Resolves once `n` connections have closed. */
-  whenClosed(n: number): Promise<void> {
-    if (this.#closed >= n) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ n, resolve }));
-  }
-
-  /** Connections in order of acceptance, numbered from 1, with their samples. */
-  connections(): (ConnectionRecord & { samples: MessageSample[] })[] {
-    const sorted = [...this.#order].sort((a, b) => a.acceptedAt - b.acceptedAt);
-    return sorted.map((state, i) => {
-      const id = i + 1;
-      const { key: _key, samples, ...record } = state;
-      return { ...record, id, samples: samples.map((s) => ({ ...s, connection: id })) };
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Summary
-
-/** What the server reports when it stops. */
-export interface ReceiverSummary {
-  mode: Mode;
-  perConnection: boolean;
-  connections: number;
-  messages: number;
-  bytes: number;
-  invalidUtf8: number;
-  unterminated: number;
-  closeReasons: Record<string, number>;
-  /** Average time between connection setups (ms), the study's first figure. */
-  averageConnectionInterarrivalMs: number;
-  /** Average time between receptions on the same connection (ms), the study's second figure. */
-  averageDataInterarrivalMs: number;
-  connectionInterarrival: Summary;
-  dataInterarrival: Summary;
-  /** Set in sequential mode: connection times are accept times, not arrival times. */
-  note: string | null;
-}
-
-/** Connection inter-arrival gaps (ms) between consecutive accepts, over every worker. */
-export function connectionGaps(records: ConnectionRecord[]): number[] {
-  const times = records.map((r) => r.acceptedAt).filter(Number.isFinite).sort((a, b) => a - b);
-  const gaps: number[] = [];
-  for (let i = 1; i < times.length; i++) gaps.push(roundMs(times[i] - times[i - 1]));
-  return gaps;
-}
-
-/** Data inter-arrival gaps (ms) over every connection. */
-export function dataGaps(records: { samples: MessageSample[] }[]): number[] {
-  const gaps: number[] = [];
-  for (const record of records) {
-    for (const sample of record.samples) if (sample.gapMs !== null) gaps.push(sample.gapMs);
-  }
-  return gaps;
-}
-
-/** The sequential-mode caveat, printed with the summary. */
-export const SEQUENTIAL_NOTE =
-  "iterative mode: a connection's time is taken when it is accepted, after the previous " +
-  "client left, so connection inter-arrival times are accept times, not arrival times";
-
-/** Builds the summary from the collector's records. */
-export function summarizeReceiver(
-  records: (ConnectionRecord & { samples: MessageSample[] })[],
-  mode: Mode,
-  perConnection: boolean,
-): ReceiverSummary {
-  const conn = summarize(connectionGaps(records));
-  const data = summarize(dataGaps(records));
-  const closeReasons: Record<string, number> = {};
-  for (const record of records) {
-    const reason = record.reason ?? "open";
-    closeReasons[reason] = (closeReasons[reason] ?? 0) + 1;
-  }
-  return {
-    mode,
-    perConnection,
-    connections: records.length,
-    messages: records.reduce((sum, r) => sum + r.messages, 0),
-    bytes: records.reduce((sum, r) => sum + r.bytes, 0),
-    invalidUtf8: records.reduce((sum, r) => sum + r.invalidUtf8, 0),
-    unterminated: records.filter((r) => r.unterminated).length,
-    closeReasons,
-    averageConnectionInterarrivalMs: roundMs(conn.mean),
-    averageDataInterarrivalMs: roundMs(data.mean),
-    connectionInterarrival: conn,
-    dataInterarrival: data,
-    note: mode === "sequential" ? SEQUENTIAL_NOTE : null,
-  };
-}
-
-// ---------------------------------------------------------------------------
 // Running the server
 
 /** Options for {@linkcode startReceiver}. */
-export interface ReceiverOptions {
+export interface ReceiverOptions extends CollectorOptions {
   hostname: string;
   port: number;
   mode: Mode;
+  /** `udp`: one socket takes one message per datagram (default `tcp`). */
+  protocol?: "tcp" | "udp";
+  /** UDP: `deno` forces Deno's datagram API instead of FFI `recvmmsg` (default `auto`). */
+  udpEngine?: "auto" | "deno";
   /** Pool size for thread and process modes. */
   workers?: number;
   /** thread/process: a worker or child per connection (the study's design). */
@@ -482,7 +329,8 @@ export interface Receiver {
   hostname: string;
   port: number;
   mode: Mode;
-  collector: ReceiverCollector;
+  protocol: "tcp" | "udp";
+  collector: Collector;
   /** Stops the server (open connections get `graceMs`) and returns everything measured. */
   stop(): Promise<ReceiverResult>;
 }
@@ -490,89 +338,80 @@ export interface Receiver {
 /** Everything a stopped server measured. */
 export interface ReceiverResult {
   summary: ReceiverSummary;
-  connections: (ConnectionRecord & { samples: MessageSample[] })[];
+  /** Connection records, with samples only when `keepSamples` was set. */
+  connections: ConnectionWithSamples[];
+  /** UDP message samples (only when `keepSamples` was set). */
+  datagrams: MessageSample[];
 }
 
-/** Starts the server; resolves once it accepts connections. */
+/** Starts the server; resolves once it accepts connections (or datagrams). */
 export async function startReceiver(
   options: ReceiverOptions,
   hooks: ReceiverHooks = {},
 ): Promise<Receiver> {
-  const collector = new ReceiverCollector(hooks);
+  const collector = new ReceiverCollector(hooks, options);
   const perConnection = options.perConnection ?? false;
-  const server = await serve<ReceiverInit>({
-    handler: "interarrival.receiver",
-    mode: options.mode,
-    hostname: options.hostname,
-    port: options.port,
-    workers: options.workers,
-    perConnection,
-    entry: options.entry,
-    graceMs: options.graceMs,
-    backlog: options.backlog,
-    maxConnections: options.maxConnections,
-    init: {
-      verbose: options.verbose ?? false,
-      maxLine: options.maxLine ?? DEFAULT_MAX_LINE,
-      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
-    },
-    onEvent: (event, source) => collector.add(event, source),
-  });
+  const protocol = options.protocol ?? "tcp";
+  let close: () => Promise<void>;
+  let bound: { hostname: string; port: number };
+  try {
+    if (protocol === "udp") {
+      const udp: UdpReceiver = await startUdpReceiver(
+        options.hostname,
+        options.port,
+        collector,
+        options.entry,
+        options.udpEngine,
+      );
+      bound = udp;
+      collector.udpEngine = udp.engine;
+      close = async () => {
+        await udp.close();
+        collector.kernelDrops = udp.kernelDrops();
+      };
+    } else {
+      const server = await serve<ReceiverInit>({
+        handler: "interarrival.receiver",
+        mode: options.mode,
+        hostname: options.hostname,
+        port: options.port,
+        workers: options.workers,
+        perConnection,
+        entry: options.entry,
+        graceMs: options.graceMs,
+        backlog: options.backlog,
+        maxConnections: options.maxConnections,
+        init: {
+          verbose: options.verbose ?? false,
+          maxLine: options.maxLine ?? DEFAULT_MAX_LINE,
+          idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+        },
+        onEvent: (event, source) => collector.add(event, source),
+      });
+      bound = server;
+      close = () => server.close();
+    }
+  } catch (error) {
+    options.log?.discard();
+    throw error;
+  }
   let result: Promise<ReceiverResult> | null = null;
   return {
-    hostname: server.hostname,
-    port: server.port,
-    mode: server.mode,
+    hostname: bound.hostname,
+    port: bound.port,
+    mode: options.mode,
+    protocol,
     collector,
     stop: () =>
-      result ??= server.close().then(() => {
-        const connections = collector.connections();
+      result ??= close().then(() => {
+        options.log?.close();
         return {
-          summary: summarizeReceiver(connections, options.mode, perConnection),
-          connections,
+          summary: summarizeReceiver(collector, options.mode, perConnection, protocol),
+          connections: collector.connections(),
+          datagrams: collector.udpSamples,
         };
       }),
   };
-}
-
-// ---------------------------------------------------------------------------
-// Sample files
-
-/** Every sample as CSV: one row per connection setup and one per message. */
-export function samplesCsv(
-  connections: (ConnectionRecord & { samples: MessageSample[] })[],
-): string {
-  const lines = ["kind,connection,sequence,remote,time_epoch_ms,interarrival_ms,bytes"];
-  let previous = NaN;
-  for (const record of connections) {
-    const gap = Number.isNaN(previous) ? "" : roundMs(record.acceptedAt - previous).toFixed(3);
-    previous = record.acceptedAt;
-    lines.push(
-      `connection,${record.id},0,${record.remote},${
-        record.acceptedAt.toFixed(3)
-      },${gap},${record.bytes}`,
-    );
-    for (const s of record.samples) {
-      lines.push(
-        `data,${s.connection},${s.sequence},${record.remote},${s.receivedAt.toFixed(3)},${
-          s.gapMs === null ? "" : s.gapMs.toFixed(3)
-        },${s.bytes}`,
-      );
-    }
-  }
-  return lines.join("\n") + "\n";
-}
-
-/** Writes `text` to `path` through a temporary name, renamed once fully written. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const temp = `${path}.tmp-${Deno.pid}`;
-  try {
-    await Deno.writeTextFile(temp, text);
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
 }
 
 /**
@@ -583,15 +422,26 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
  */
 export async function measureReception<T>(
   options: Omit<ReceiverOptions, "hostname" | "port">,
+  /** Connections to see closed (TCP), or messages to see (UDP). */
   connections: number,
   send: (port: number) => Promise<T>,
   settleMs = 20_000,
 ): Promise<{ sent: T; received: ReceiverResult }> {
-  const receiver = await startReceiver({ ...options, hostname: "127.0.0.1", port: 0 });
+  const receiver = await startReceiver({
+    keepSamples: true,
+    ...options,
+    hostname: "127.0.0.1",
+    port: 0,
+  });
   let sent: T;
   let received: ReceiverResult;
   try {
     sent = await send(receiver.port);
+    if (receiver.protocol === "udp") {
+      // Datagrams have no close: wait until `connections` messages or 500 ms of quiet.
+      await settleDatagrams(receiver.collector, connections, settleMs);
+      return { sent, received: received = await receiver.stop() };
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       receiver.collector.whenClosed(connections),
@@ -606,4 +456,20 @@ export async function measureReception<T>(
     received = await receiver.stop();
   }
   return { sent, received };
+}
+
+async function settleDatagrams(
+  collector: Collector,
+  messages: number,
+  settleMs: number,
+): Promise<void> {
+  const deadline = performance.now() + settleMs;
+  let seen = -1, quietSince = performance.now();
+  while (collector.messages < messages && performance.now() < deadline) {
+    if (collector.messages !== seen) {
+      seen = collector.messages;
+      quietSince = performance.now();
+    } else if (performance.now() - quietSince > 500) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -2,7 +2,7 @@ import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool } from "./_command.ts";
 import { encodeLine } from "../shared/codec.ts";
 import { validateStudyReport } from "../shared/study.ts";
-import { runStudy } from "../interarrival/bench.ts";
+import { runStudy } from "../interarrival/bench_study.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);

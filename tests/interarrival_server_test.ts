@@ -25,7 +25,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 Deno.test("interarrival server: messages are lines, however the reads split them", async () => {
   const texts: string[] = [];
   const receiver = await startReceiver(
-    { hostname: "127.0.0.1", port: 0, mode: "async", verbose: true },
+    { hostname: "127.0.0.1", port: 0, mode: "async", verbose: true, keepSamples: true },
     { onMessage: (text) => texts.push(text) },
   );
   try {
@@ -146,6 +146,8 @@ for (const { mode, perConnection } of modes) {
         dist: parseDistribution("d", [0.002]),
         seed: 1,
         entry,
+        // The study's lines, so that the verbose texts can be parsed back.
+        format: "text",
       });
       await receiver.collector.whenClosed(3);
     } finally {
@@ -197,7 +199,7 @@ Deno.test("interarrival check: every message counted, the fit uses every gap, th
   const dist = parseDistribution("e", [500]);
   const result = await runCheck({ dist, intervals: 40, workers: 2, mode: "async", seed: 9, entry });
   assertEquals([result.sent, result.received], [82, 82]);
-  assertEquals([result.fit.n, result.clientFit.n], [80, 80]);
+  assertEquals([result.fit.n, result.carriedFit.n, result.clientFit.n], [80, 80, 80]);
   assertEquals(result.fit.expectedMean, 2);
   assertOk(result.fit.ks !== null);
   const report = checkReport(result, dist);

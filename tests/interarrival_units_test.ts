@@ -93,24 +93,27 @@ Deno.test("interarrival protocol: events round-trip and verbose lines read like 
 });
 
 Deno.test("interarrival collector: events from several workers merge into exact summaries", () => {
-  const collector = new ReceiverCollector();
+  const collector = new ReceiverCollector({}, { keepSamples: true });
   const open = (c: number, at: number) => ({ k: "open", c, at, remote: `r${c}`, where: "w" });
-  const data = (c: number, s: number, at: number[], gap: (number | null)[]) => ({
+  const none = (at: number[]) => at.map(() => -1);
+  const data = (c: number, at: number[]) => ({
     k: "data",
     c,
-    s,
     at,
-    gap,
     len: at.map(() => 10),
+    flow: none(at),
+    seq: none(at),
+    sent: none(at),
+    binary: false,
     bad: 0,
   });
   // Worker 0 accepted at 100 and 130, worker 1 at 110: connection gaps 10 and 20.
   collector.add(open(1, 100), { worker: 0 });
   collector.add(open(1, 110), { worker: 1 });
-  collector.add(data(1, 1, [101, 103], [null, 2]), { worker: 0 });
-  collector.add(data(1, 1, [111, 115, 121], [null, 4, 6]), { worker: 1 });
+  collector.add(data(1, [101, 103]), { worker: 0 });
+  collector.add(data(1, [111, 115, 121]), { worker: 1 });
   collector.add(open(2, 130), { worker: 0 });
-  collector.add(data(2, 1, [131], [null]), { worker: 0 });
+  collector.add(data(2, [131]), { worker: 0 });
   collector.add({ k: "close", c: 1, at: 140, reason: "eof", unterminated: false }, { worker: 0 });
   collector.add({ k: "close", c: 1, at: 141, reason: "reset", unterminated: true }, { worker: 1 });
   assertEquals(collector.closed, 2);
@@ -120,7 +123,8 @@ Deno.test("interarrival collector: events from several workers merge into exact 
     [2, "r1", 3],
     [3, "r2", 1],
   ]);
-  const summary = summarizeReceiver(connections, "sequential", false);
+  assertEquals(connections[1].samples.map((s) => s.gapMs), [null, 4, 6]);
+  const summary = summarizeReceiver(collector, "sequential", false);
   assertEquals(summary.connections, 3);
   assertEquals(summary.messages, 6);
   assertEquals(summary.bytes, 60);

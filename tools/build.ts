@@ -24,7 +24,14 @@ export const PERMISSIONS: Record<string, string[]> = {
   ],
   transfer: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
   taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
-  interarrival: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  interarrival: [
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-ffi",
+  ],
   ipcbench: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
 };
 
