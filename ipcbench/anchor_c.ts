@@ -206,6 +206,9 @@ export const C_MODE: Readonly<Record<Transport, string | null>> = {
   "sab-spin": "spin",
   "waitasync": "futex",
   "pipes": "pipe",
+  // The child channel's target is C pipes, whatever carries it.
+  "channel-unix": "pipe",
+  "channel-shm": "pipe",
   "tcp": "tcp",
   "unix": "unix",
   "fifo": "pipe",

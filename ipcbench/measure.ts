@@ -99,6 +99,8 @@ export interface CaseResult {
    * `rusage-ticks` (per thread, 10 ms ticks), `process` (a child's getrusage).
    */
   cpuSource: { measuring: string; echo: string | null };
+  /** For child processes: the channel kind that ran (and why, if a fallback). */
+  channel?: string;
   /** Messages the echo side answered (warm-up included); `null` in-process. */
   echoHandled: number | null;
   /** Medians over the runs, and the spread of round trips per second. */
@@ -339,10 +341,12 @@ export async function measureCase(plan: CasePlan): Promise<CaseResult> {
   };
   let measurement: LinkMeasurement;
   let echo: EchoReport | null;
+  let channel: string | undefined;
   if (plan.transport === "messagechannel") {
     ({ measurement, echo } = await measureMessageChannel(plan, options, cpus));
   } else {
     const link = await openLink(options);
+    channel = link.channel;
     let restore: string | undefined;
     try {
       // Pin after the echo side started: a worker inherits the creating thread's CPUs.
@@ -363,6 +367,7 @@ export async function measureCase(plan: CasePlan): Promise<CaseResult> {
   const result = summarizeCase(plan, cpus, measurement.placement, echo?.placement ?? null, runs);
   result.cpuSource = { measuring: measurement.cpuSource, echo: echo?.cpuSource ?? null };
   result.echoHandled = echo?.handled ?? null;
+  if (channel) result.channel = channel;
   return result;
 }
 

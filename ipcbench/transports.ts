@@ -7,6 +7,7 @@
  * @module
  */
 import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import type { ChannelKind } from "../shared/child_channel.ts";
 import { TimeoutError, UnexpectedEofError, UsageError } from "../shared/errors.ts";
 import { bumpCounter, stampCounter, touchAll } from "./message.ts";
 import {
@@ -28,6 +29,8 @@ export type Transport =
   | "sab-spin"
   | "waitasync"
   | "pipes"
+  | "channel-unix"
+  | "channel-shm"
   | "tcp"
   | "unix"
   | "fifo"
@@ -44,7 +47,9 @@ export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label
   "atomics-wait": { kind: "thread", label: "SharedArrayBuffer + Atomics.wait/notify" },
   "sab-spin": { kind: "thread", label: "SharedArrayBuffer + spinning (the floor)" },
   "waitasync": { kind: "thread", label: "SharedArrayBuffer + Atomics.waitAsync" },
-  "pipes": { kind: "process", label: "child stdin/stdout pipes (the study's queue)" },
+  "pipes": { kind: "process", label: "child channel over stdin/stdout pipes (the study's queue)" },
+  "channel-unix": { kind: "process", label: "child channel over a Unix socket handed to the child" },
+  "channel-shm": { kind: "process", label: "child channel over shared memory + futex (FFI)" },
   "tcp": { kind: "process", label: "TCP loopback, no-delay (the study's socket)" },
   "unix": { kind: "process", label: "Unix domain socket" },
   "fifo": { kind: "process", label: "two named pipes, raw bytes (pipes without the envelope)" },
@@ -120,6 +125,13 @@ export interface EchoReport {
   handled: number;
   placement: Placement;
 }
+
+/** The child-channel kind each channel transport forces (the runtime's channel, measured). */
+export const CHANNEL_OF: Partial<Record<Transport, ChannelKind>> = {
+  "pipes": "pipes",
+  "channel-unix": "unix",
+  "channel-shm": "shm",
+};
 
 /** Transports whose receiver gets the sender's bytes without a copy. */
 const ZERO_COPY: ReadonlySet<Transport> = new Set(["async", "postmessage", "messagechannel"]);
@@ -251,7 +263,7 @@ defineService("ipcbench.echo", async (channel, rawInit, info) => {
   const init = { ...(rawInit as EchoInit), wholeProcess: info.kind === "process" };
   const meter = new EchoMeter(init);
   const t = init.transport;
-  if (t === "postmessage" || t === "pipes") {
+  if (t === "postmessage" || CHANNEL_OF[t]) {
     channel.send({ ready: true });
     for (;;) {
       const message = await channel.receive();
@@ -350,6 +362,8 @@ export interface Link {
   kill(): void;
   /** Who is on the other side, for errors: `child process 0 (pid 123)`. */
   where: string;
+  /** For child processes: the channel kind that ran, and why if it fell back. */
+  channel?: string;
 }
 
 /** How to open a link. */
@@ -411,6 +425,7 @@ export async function startEcho(
       init: echoInit(options, extra),
       entry: options.entry,
       cpus: kind === "process" ? options.echoCpu : undefined,
+      channel: CHANNEL_OF[options.transport] ?? "pipes",
       transfer,
     });
   } finally {
@@ -511,6 +526,8 @@ function channelLink(spawned: Spawned, options: LinkOptions): Link {
   return {
     touch: transfer,
     where: spawned.where,
+    channel: spawned.channelKind &&
+      `${spawned.channelKind}${spawned.channelNote ? ` (${spawned.channelNote})` : ""}`,
     roundTrip(message) {
       if (failure) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
@@ -702,7 +719,7 @@ function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link 
 export async function openLink(options: LinkOptions): Promise<Link> {
   const t = options.transport;
   if (t === "async") return asyncLink(options);
-  if (t === "postmessage" || t === "pipes") return channelLink(await startEcho(options), options);
+  if (t === "postmessage" || CHANNEL_OF[t]) return channelLink(await startEcho(options), options);
   if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     const sab = new SharedArrayBuffer(SAB_HEADER_BYTES + options.size);
     const spawned = await startEcho(options, { sab });
