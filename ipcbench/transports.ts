@@ -48,7 +48,10 @@ export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label
   "sab-spin": { kind: "thread", label: "SharedArrayBuffer + spinning (the floor)" },
   "waitasync": { kind: "thread", label: "SharedArrayBuffer + Atomics.waitAsync" },
   "pipes": { kind: "process", label: "child channel over stdin/stdout pipes (the study's queue)" },
-  "channel-unix": { kind: "process", label: "child channel over a Unix socket handed to the child" },
+  "channel-unix": {
+    kind: "process",
+    label: "child channel over a Unix socket handed to the child",
+  },
   "channel-shm": { kind: "process", label: "child channel over shared memory + futex (FFI)" },
   "tcp": { kind: "process", label: "TCP loopback, no-delay (the study's socket)" },
   "unix": { kind: "process", label: "Unix domain socket" },

@@ -17,7 +17,7 @@
  * @module
  */
 import { encodeStepPacket, type StepPacket } from "./codec.ts";
-import { type ByteSource, BufferedReader } from "./reader.ts";
+import { BufferedReader, type ByteSource } from "./reader.ts";
 import { ShmEndpoint, ShmRegion, shmUnavailable } from "./child_channel_shm.ts";
 
 /** A kind of parent–child channel. */
@@ -54,7 +54,9 @@ export function parseChannelChoice(text: string): ChannelChoice {
 export function defaultChannel(): ChannelChoice {
   if (chosenDefault) return chosenDefault;
   try {
-    if (Deno.permissions.querySync({ name: "env", variable: "NETCONC_CHANNEL" }).state === "granted") {
+    if (
+      Deno.permissions.querySync({ name: "env", variable: "NETCONC_CHANNEL" }).state === "granted"
+    ) {
       const value = Deno.env.get("NETCONC_CHANNEL");
       if (value) return parseChannelChoice(value);
     }
@@ -64,7 +66,7 @@ export function defaultChannel(): ChannelChoice {
   return "auto";
 }
 
-function granted(name: "read" | "write"): boolean {
+function granted(name: "read" | "write" | "net"): boolean {
   try {
     return Deno.permissions.querySync({ name }).state === "granted";
   } catch {
@@ -77,7 +79,9 @@ export function channelUnavailable(kind: ChannelKind): string | null {
   if (kind === "shm") return shmUnavailable();
   if (kind === "unix") {
     if (Deno.build.os === "windows") return "no Unix sockets on Windows";
-    if (!granted("read") || !granted("write")) return "a Unix socket needs --allow-read/--allow-write";
+    if (!granted("read") || !granted("write") || !granted("net")) {
+      return "a Unix socket needs --allow-read, --allow-write and --allow-net";
+    }
   }
   return null;
 }
@@ -91,7 +95,7 @@ export function resolveChannel(choice: ChannelChoice): { kind: ChannelKind; note
   for (const kind of order) {
     const why = channelUnavailable(kind);
     if (why === null) {
-      return reasons.length === 0 || choice === "auto" && kind === order[0]
+      return reasons.length === 0
         ? { kind }
         : { kind, note: `${reasons.join("; ")}: using ${kind}` };
     }
@@ -274,7 +278,10 @@ function raceChild<T>(
       throw new Error(`exited (code ${status.code}) before ${what}`);
     }),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`did not ${what} within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`did not ${what} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }
