@@ -11,7 +11,7 @@ import { median } from "../shared/stats.ts";
 import { type CaseResult, measureCase } from "./measure.ts";
 import { allowedCpus, type Pin, type Pressure, readPressure } from "./system.ts";
 import { sizeSkipReason, type Transport, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
-import { runPythonAnchor } from "./anchor.ts";
+import { type QueueAnchor, runPythonAnchor, runQueueAnchor } from "./anchor.ts";
 import { type CAnchor, compileCAnchor } from "./anchor_c.ts";
 
 /** Default message sizes, bytes. */
@@ -36,8 +36,12 @@ export interface BenchOptions {
   onCase?: (index: number, total: number, label: string) => void;
 }
 
-/** One measured case with its C anchor (same placement and size), when run. */
-export type BenchCase = CaseResult & { anchor: CAnchor | null };
+/**
+ * One measured case with its C anchor (same placement and size) and, for
+ * transports between processes, the study's Python `multiprocessing.Queue`
+ * ping-pong at the same placement, when run.
+ */
+export type BenchCase = CaseResult & { anchor: CAnchor | null; pythonQueue?: QueueAnchor | null };
 
 /** What `bench` returns. */
 export interface BenchResult {
@@ -111,6 +115,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const anchor = options.anchors ? await compileCAnchor() : null;
   if (anchor && "skipped" in anchor) skipped.push(anchor.skipped);
   const cases: BenchCase[] = [];
+  const queues = new Map<string, Promise<QueueAnchor | null>>();
+  const queueAnchor = (pin: Pin, roundTrips: number) => {
+    const [a, b] = pin === "none"
+      ? [-1, -1]
+      : pin === "same"
+      ? [machine.cpus[0], machine.cpus[0]]
+      : [machine.cpus[0], machine.cpus[1]];
+    const key = `${pin} ${roundTrips}`;
+    if (!queues.has(key)) queues.set(key, runQueueAnchor(roundTrips, a, b));
+    return queues.get(key)!;
+  };
   try {
     for (const [index, item] of plan.entries()) {
       options.onCase?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
@@ -126,7 +141,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       const c = anchor && !("skipped" in anchor)
         ? await anchor.measure(item.transport, item.size, item.pin, machine.cpus, roundTrips)
         : null;
-      cases.push({ ...result, anchor: c });
+      const pythonQueue = options.anchors && TRANSPORTS[item.transport].kind === "process"
+        ? await queueAnchor(item.pin, Math.min(roundTrips, options.roundTrips))
+        : undefined;
+      cases.push({ ...result, anchor: c, ...(pythonQueue !== undefined ? { pythonQueue } : {}) });
     }
   } finally {
     if (anchor && !("skipped" in anchor)) await anchor.close();
@@ -148,6 +166,7 @@ export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
     title: "Round trips (median of runs; latency over every round trip)",
     columns: [
       "transport",
+      "channel",
       "pin",
       "size (B)",
       "rt/s",
@@ -162,6 +181,10 @@ export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
       "p50 × async",
       "C p50 µs",
       "p50 × C",
+      "C rt/s",
+      "rt/s ÷ C",
+      "Py Queue rt/s",
+      "rt/s ÷ Py Queue",
     ],
     rows: result.cases.map((c) => {
       const baseline = result.cases.find((b) =>
@@ -182,6 +205,7 @@ export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
         p.lastCpu === null ? p.allowed : `cpu ${p.lastCpu}`;
       return [
         c.transport,
+        c.channel ?? null,
         c.pin,
         c.size,
         c.median.roundTripsPerSec,
@@ -198,6 +222,10 @@ export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
         baseline ? r1(c.median.p50Us / baseline.median.p50Us) : null,
         c.anchor?.p50Us ?? null,
         c.anchor ? r3(c.median.p50Us / c.anchor.p50Us) : null,
+        c.anchor?.roundTripsPerSec ?? null,
+        c.anchor ? r3(c.median.roundTripsPerSec / c.anchor.roundTripsPerSec) : null,
+        c.pythonQueue?.roundTripsPerSec ?? null,
+        c.pythonQueue ? r3(c.median.roundTripsPerSec / c.pythonQueue.roundTripsPerSec) : null,
       ];
     }),
   };
