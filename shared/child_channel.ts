@@ -76,7 +76,8 @@ function granted(name: "read" | "write" | "net"): boolean {
 
 /** Why a kind cannot run in this process, or `null`. */
 export function channelUnavailable(kind: ChannelKind): string | null {
-  if (kind === "shm") return shmUnavailable();
+  // Shared memory rings its doorbell over a Unix socket.
+  if (kind === "shm") return shmUnavailable() ?? channelUnavailable("unix");
   if (kind === "unix") {
     if (Deno.build.os === "windows") return "no Unix sockets on Windows";
     if (!granted("read") || !granted("write") || !granted("net")) {
@@ -225,7 +226,7 @@ export async function planChildChannel(
   const { kind, note } = resolveChannel(choice);
   if (kind === "shm") {
     try {
-      return shmPlan(note);
+      return await shmPlan(note);
     } catch (error) {
       return unixOrPipes(`shared memory failed (${error})`);
     }
@@ -286,7 +287,11 @@ function raceChild<T>(
   ]).finally(() => clearTimeout(timer));
 }
 
-async function unixPlan(note?: string): Promise<ChildChannelPlan> {
+async function unixPlan(
+  note?: string,
+): Promise<
+  ChildChannelPlan & { accept(child: Deno.ChildProcess, timeoutMs: number): Promise<Deno.UnixConn> }
+> {
   const dir = await Deno.makeTempDir({ prefix: "netconc-channel-" });
   const path = `${dir}/c.sock`;
   let listener: Deno.Listener<Deno.UnixConn> | null = null;
@@ -294,7 +299,10 @@ async function unixPlan(note?: string): Promise<ChildChannelPlan> {
     listener = Deno.listen({ transport: "unix", path });
   } catch (error) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
-    return pipesPlan(`a Unix socket could not listen (${error}): using pipes`);
+    return {
+      ...pipesPlan(`a Unix socket could not listen (${error}): using pipes`),
+      accept: () => Promise.reject(error),
+    };
   }
   const discard = () => {
     try {
@@ -305,20 +313,22 @@ async function unixPlan(note?: string): Promise<ChildChannelPlan> {
     listener = null;
     Deno.remove(dir, { recursive: true }).catch(() => {});
   };
+  const accept = async (child: Deno.ChildProcess, timeoutMs: number) => {
+    try {
+      return await raceChild(listener!.accept(), child, timeoutMs, "connecting its channel");
+    } finally {
+      discard();
+    }
+  };
   return {
     kind: "unix",
     note,
     childArgs: [`${CHANNEL_ARG}unix:${path}`],
     stdout: "null",
+    accept,
     async attach(child, timeoutMs) {
       const closeStdin = stdinCloser(child);
-      let conn: Deno.UnixConn;
-      try {
-        conn = await raceChild(listener!.accept(), child, timeoutMs, "connecting its channel");
-      } finally {
-        discard();
-      }
-      return socketPort(conn, closeStdin);
+      return socketPort(await accept(child, timeoutMs), closeStdin);
     },
     discard,
   };
@@ -338,29 +348,46 @@ function socketPort(conn: Deno.UnixConn, onClose: () => void = () => {}): Packet
   });
 }
 
-function shmPlan(note?: string): ChildChannelPlan {
+async function shmPlan(note?: string): Promise<ChildChannelPlan> {
   const region = ShmRegion.create();
+  const bell = await unixPlan();
+  if (bell.kind !== "unix") {
+    region.dispose();
+    return bell;
+  }
   return {
     kind: "shm",
     note,
-    childArgs: [`${CHANNEL_ARG}shm:${Deno.pid}:${region.fd}`],
+    childArgs: [
+      `${CHANNEL_ARG}shm:${Deno.pid}:${region.fd}:${
+        bell.childArgs[0].slice(CHANNEL_ARG.length + 5)
+      }`,
+    ],
     stdout: "null",
-    attach(child) {
+    async attach(child, timeoutMs) {
       const closeStdin = stdinCloser(child);
-      const endpoint = new ShmEndpoint(region, "parent");
+      let conn: Deno.UnixConn;
+      try {
+        conn = await bell.accept(child, timeoutMs);
+      } catch (error) {
+        region.dispose();
+        throw error;
+      }
+      const endpoint = new ShmEndpoint(region, "parent", conn);
       // A child that exited wrote all it will: read what is left, then end.
       child.status.then(() => endpoint.peerGone());
-      return Promise.resolve(
-        readerPort("shm", endpoint, (p) => endpoint.write(p), () => {
-          endpoint.closeWrite();
-          closeStdin();
-        }, () => {
-          endpoint.peerGone();
-          child.status.then(() => region.dispose());
-        }),
-      );
+      return readerPort("shm", endpoint, (p) => endpoint.write(p), () => {
+        endpoint.closeWrite();
+        closeStdin();
+      }, () => {
+        endpoint.peerGone();
+        child.status.then(() => endpoint.dispose());
+      });
     },
-    discard: () => void region.dispose(),
+    discard: () => {
+      bell.discard();
+      region.dispose();
+    },
   };
 }
 
@@ -385,18 +412,11 @@ export async function openParentPort(args: string[] = Deno.args): Promise<Packet
     return socketPort(conn);
   }
   if (spec?.startsWith("shm:")) {
-    const [pid, fd] = spec.slice(4).split(":").map(Number);
-    const endpoint = new ShmEndpoint(ShmRegion.open(pid, fd), "child");
-    // The parent holds our stdin open while it lives: its end means the parent is gone.
-    (async () => {
-      const sink = new Uint8Array(1024);
-      try {
-        while ((await Deno.stdin.read(sink)) !== null) { /* nothing is sent on stdin */ }
-      } catch {
-        // Closed.
-      }
-      endpoint.peerGone();
-    })();
+    const [pid, fd, ...path] = spec.slice(4).split(":");
+    const region = ShmRegion.open(Number(pid), Number(fd));
+    // The doorbell's end is the parent's end: the child then reads what is left and exits.
+    const bell = await Deno.connect({ transport: "unix", path: path.join(":") });
+    const endpoint = new ShmEndpoint(region, "child", bell);
     return readerPort("shm", endpoint, (p) => endpoint.write(p), () => endpoint.closeWrite());
   }
   return readerPort(
