@@ -31,6 +31,9 @@ const TAIL = 16; // bytes read, modulo 2^32 (the writer's futex word when full)
 const CLOSED = 32; // the writer will write no more
 const READER_SLEEPS = 40; // the reader waits for the doorbell
 const WANTS_SPACE = 48; // the writer waits for the doorbell (ring full)
+// Each side's CPU mask (256 CPUs) for the spin decision, at these Int32 indices.
+const AFFINITY = [56, 120] as const; // the free end of each direction's block
+const AFFINITY_WORDS = 8;
 /** Longest single doorbell wait: a lost ring (which the flags rule out) costs at most this. */
 const SLEEP_MS = 50;
 /** Starting and largest spin before sleeping, microseconds. */
@@ -44,6 +47,7 @@ const SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -150,6 +154,34 @@ export class ShmRegion {
     return this.#unmapped ? 0 : Atomics.exchange(this.#words, index, value);
   }
 
+  /**
+   * Publishes the calling thread's CPU mask for `side` and says whether the two
+   * sides may run at the same moment (their masks hold two CPUs or more between
+   * them): only then can spinning see an answer before the spinner yields its CPU.
+   */
+  updateAffinity(side: 0 | 1): boolean {
+    if (this.#unmapped) return false;
+    const mask = new Int32Array(AFFINITY_WORDS);
+    if (
+      this.#lib.sched_getaffinity(0, BigInt(mask.byteLength), new Uint8Array(mask.buffer)) !== 0
+    ) {
+      mask.fill(-1);
+    }
+    for (let w = 0; w < AFFINITY_WORDS; w++) {
+      Atomics.store(this.#words, AFFINITY[side] + w, mask[w]);
+    }
+    let cpus = 0;
+    for (let w = 0; w < AFFINITY_WORDS; w++) {
+      let bits = (Atomics.load(this.#words, AFFINITY[0] + w) |
+        Atomics.load(this.#words, AFFINITY[1] + w)) >>> 0;
+      while (bits !== 0) {
+        bits &= bits - 1;
+        cpus++;
+      }
+    }
+    return cpus >= 2;
+  }
+
   /** A direction's ring bytes. */
   ring(direction: 0 | 1): Uint8Array {
     return this.#bytes.subarray(
@@ -192,6 +224,8 @@ export class ShmEndpoint implements ByteSource {
   #spinUs = SPIN_START_US;
   #sleeps = 0;
   #waiters: (() => void)[] = [];
+  readonly #side: 0 | 1;
+  #apart = true;
 
   constructor(region: ShmRegion, side: "parent" | "child", bell: Deno.UnixConn) {
     this.#region = region;
@@ -202,6 +236,8 @@ export class ShmEndpoint implements ByteSource {
     this.#in = region.ring(inn);
     this.#o = out * 64;
     this.#i = inn * 64;
+    this.#side = side === "parent" ? 0 : 1;
+    this.#apart = region.updateAffinity(this.#side);
     this.#listen();
   }
 
@@ -363,10 +399,14 @@ export class ShmEndpoint implements ByteSource {
    */
   async #spin(head: number): Promise<boolean> {
     const r = this.#region;
+    // Every 64th wait, look at placement again and, if spinning stopped paying,
+    // try a short spin once more (either may have changed).
     let budget = this.#spinUs;
-    // Every 64th sleep, try a short spin again (placement may have changed).
-    if (budget === 0 && (++this.#sleeps & 63) === 0) budget = 10;
-    if (budget === 0) return false;
+    if ((++this.#sleeps & 63) === 0) {
+      this.#apart = r.updateAffinity(this.#side);
+      if (budget === 0) budget = 10;
+    }
+    if (budget === 0 || !this.#apart) return false;
     const start = performance.now();
     const until = start + budget / 1000;
     let looks = 0;
