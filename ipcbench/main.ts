@@ -31,6 +31,7 @@ import {
   studyLines,
 } from "./bench.ts";
 import { MAX_SIZE, MIN_SIZE } from "./message.ts";
+import { RoundTripLog } from "./log.ts";
 import { type Pin, PINS } from "./system.ts";
 import { parseTransports, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
 
@@ -76,6 +77,7 @@ interface BenchFlags {
   timeout: number;
   anchors: boolean;
   out?: string;
+  log?: string;
   study: boolean;
   scale: string;
   json: boolean;
@@ -119,14 +121,22 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
     anchors: flags.anchors,
   };
   let bar: ReturnType<typeof progress> | null = null;
-  const result = await runBench({
-    ...options,
-    onCase: (i, n, label) => {
-      bar ??= progress(n);
-      bar.update(i);
-      if (flags.verbose) writeStderr(`measuring ${label}\n`);
-    },
-  });
+  const log = flags.log ? await RoundTripLog.open(flags.log) : null;
+  let result: Awaited<ReturnType<typeof runBench>>;
+  try {
+    result = await runBench({
+      ...options,
+      onCase: (i, n, label) => {
+        bar ??= progress(n);
+        bar.update(i);
+        if (flags.verbose) writeStderr(`measuring ${label}\n`);
+      },
+      onRoundTrips: log ? (item, run, samples) => log.write(item, run, samples) : undefined,
+    });
+    await log?.commit();
+  } finally {
+    log?.discard();
+  }
   (bar as ReturnType<typeof progress> | null)?.stop();
   const table = benchTable(result);
   if (flags.out) {
@@ -244,6 +254,7 @@ export async function main(args: string[]): Promise<number> {
       .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000)
       .option("--no-anchors", "skip the C anchors (same ping-pong in C, same placement; gcc)")
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG plots into DIR")
+      .option("--log <file>", "write every timed round trip (CSV: transport,pin,size,run,index,us)")
       .option("--study", "run the study's experiment and print a StudyReport", false)
       .option("--scale <scale>", "study scale: smoke, quick or full", "smoke")
       .addHelpText("after", transportHelp),
