@@ -102,7 +102,7 @@ export function roundTripsFor(size: number, roundTrips: number, maxBytes: number
 /** Why a transport cannot run under a placement, or `null` when it can. */
 export function skipReason(transport: Transport, pin: Pin, cpus: number[]): string | null {
   if (pin === "split" && cpus.length < 2) return "--pin split needs two CPUs";
-  if (transport === "sab-spin" && pin === "same") {
+  if ((transport === "sab-spin" || transport === "shm-spin") && pin === "same") {
     return "two spinning sides on one vCPU only progress when the scheduler preempts one " +
       "(milliseconds per round trip)";
   }

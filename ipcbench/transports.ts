@@ -8,6 +8,14 @@
  */
 import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
 import type { ChannelKind } from "../shared/child_channel.ts";
+import { ffiUnavailable } from "./ffi.ts";
+import {
+  echoFfi,
+  FFI_TRANSPORTS,
+  type FfiInit,
+  ffiSizeSkipReason,
+  openFfiLink,
+} from "./transports_ffi.ts";
 import { TimeoutError, UnexpectedEofError, UsageError } from "../shared/errors.ts";
 import { bumpCounter, stampCounter, touchAll } from "./message.ts";
 import {
@@ -34,7 +42,11 @@ export type Transport =
   | "tcp"
   | "unix"
   | "fifo"
-  | "udp";
+  | "udp"
+  | "shm-futex"
+  | "shm-eventfd"
+  | "shm-spin"
+  | "mq";
 
 /** Where the echo side runs. */
 export type TransportKind = "in-process" | "thread" | "process";
@@ -57,6 +69,10 @@ export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label
   "unix": { kind: "process", label: "Unix domain socket" },
   "fifo": { kind: "process", label: "two named pipes, raw bytes (pipes without the envelope)" },
   "udp": { kind: "process", label: "UDP loopback, one datagram per message (≤ 65,507 B)" },
+  "shm-futex": { kind: "process", label: "shared memory + futex wait/wake (FFI)" },
+  "shm-eventfd": { kind: "process", label: "shared memory + eventfd wake-ups (FFI)" },
+  "shm-spin": { kind: "process", label: "shared memory, both sides spinning (FFI)" },
+  "mq": { kind: "process", label: "POSIX message queues (FFI; ≤ fs.mqueue.msgsize_max)" },
 };
 
 /** All transports, in table order. */
@@ -86,6 +102,10 @@ export const MAX_DATAGRAM = 65507;
  * (after the timeout) rather than being measured as a retry timer.
  */
 export function sizeSkipReason(transport: Transport, size: number): string | null {
+  if (FFI_TRANSPORTS.has(transport)) {
+    const why = ffiUnavailable();
+    return why ? `FFI transports ${why}` : ffiSizeSkipReason(transport, size);
+  }
   if (transport === "udp" && size > MAX_DATAGRAM) {
     return `a UDP datagram carries at most ${MAX_DATAGRAM} bytes, not ${size}`;
   }
@@ -113,6 +133,8 @@ export interface EchoInit {
   sab?: SharedArrayBuffer;
   /** The other end of a MessageChannel. */
   port2?: MessagePort;
+  /** Descriptors and names of the FFI transports. */
+  ffi?: FfiInit;
   /** For tests: exit after this many messages (a peer dying mid-run). */
   dieAfter?: number;
   /** For tests: from this many messages on, add 2 instead of 1 (a wrong value). */
@@ -343,6 +365,11 @@ defineService("ipcbench.echo", async (channel, rawInit, info) => {
   } else if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     channel.send({ ready: true });
     await echoSab(init, meter);
+  } else if (FFI_TRANSPORTS.has(t)) {
+    // Ready once attached (the measuring side then removes the queue names). The
+    // child's channel here is its pipes, written synchronously: the message leaves
+    // before the echo blocks.
+    echoFfi(init, (bytes) => meter.handle(bytes), () => channel.send({ ready: true }));
   } else {
     throw new Error(`transport '${t}' has no echo side in a worker or child`);
   }
@@ -449,14 +476,15 @@ export async function startEcho(
 }
 
 /** What a finished or failed peer turns into for the measuring side. */
-function peerEnded(spawned: Spawned, error?: unknown): Error {
+export function peerEnded(spawned: Spawned, error?: unknown): Error {
   if (error instanceof Error) {
     return new Error(`the echo side (${spawned.where}) failed mid-run: ${error.message}`);
   }
   return new Error(`the echo side (${spawned.where}) ended mid-run`);
 }
 
-async function finishSpawned(spawned: Spawned, timeoutMs: number): Promise<EchoReport> {
+/** Waits for the echo's report (killing it after `timeoutMs`). */
+export async function finishSpawned(spawned: Spawned, timeoutMs: number): Promise<EchoReport> {
   try {
     return await withTimeout(spawned.done, timeoutMs, `${spawned.where} to finish`) as EchoReport;
   } catch (error) {
@@ -722,6 +750,9 @@ function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link 
 export async function openLink(options: LinkOptions): Promise<Link> {
   const t = options.transport;
   if (t === "async") return asyncLink(options);
+  if (FFI_TRANSPORTS.has(t)) {
+    return await openFfiLink(options, { startEcho, finishSpawned, peerEnded });
+  }
   if (t === "postmessage" || CHANNEL_OF[t]) return channelLink(await startEcho(options), options);
   if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     const sab = new SharedArrayBuffer(SAB_HEADER_BYTES + options.size);
