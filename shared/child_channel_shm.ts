@@ -1,21 +1,28 @@
 /**
  * Shared memory between a parent and its child through `Deno.dlopen` (Linux):
  * one `memfd_create` region mapped by both, holding a byte ring per direction.
- * The writer copies bytes in; the reader first spins briefly (yielding to
- * microtasks, so the rest of its program keeps running) and then sleeps on a
- * Unix socket, its doorbell: before sleeping it raises a flag in the region,
- * and a writer that finds the flag raised sends one byte. The spin adapts: it
- * is kept while the peer answers within it (the two sides on different CPUs)
- * and shrinks to nothing while it does not (both on one CPU, where spinning
- * only delays the peer).
+ * The writer copies bytes in. A reader with nothing to read waits in up to
+ * three steps, each announced by a flag in the region so the writer knows how
+ * to wake it:
+ *
+ * 1. spin (yielding to microtasks, so the rest of its program keeps running),
+ *    only when the two sides' CPU masks hold two CPUs (else the spinner only
+ *    keeps the peer off the CPU);
+ * 2. nap in a futex wait on this thread, a few hundred microseconds at most:
+ *    the kernel hands the CPU to the peer and back as in C, with no event-loop
+ *    turn; the event loop is held meanwhile, so the nap budget shrinks to
+ *    nothing while naps end empty (an idle peer) and is tried again now and then;
+ * 3. sleep on a Unix socket, its doorbell (the writer sends one byte), in the
+ *    event loop, as long as it takes.
  *
  * Measured first and dropped: sleeping in a futex wait on a helper thread
- * (`nonblocking` FFI). Each hop then wakes two threads per side, and under CPU
- * pressure every extra wake-up waits for a CPU: the same p50 as the socket with
- * a p99 seven times longer. The doorbell sleeps in the event loop itself.
+ * (`nonblocking` FFI) instead of steps 2 and 3. Each hop then wakes two threads
+ * per side, and under CPU pressure every extra wake-up waits for a CPU: the
+ * same p50 as the socket with a p99 seven times longer.
  *
  * The child opens the region as `/proc/<parent pid>/fd/<fd>`: nothing is left in
  * the file system, and the memory goes when both processes have unmapped it.
+ * The doorbell's end is the peer's end.
  *
  * @module
  */
@@ -29,7 +36,9 @@ const REGION_BYTES = CONTROL_BYTES + 2 * SHM_RING_BYTES;
 const HEAD = 0; // bytes written, modulo 2^32 (the reader's futex word)
 const TAIL = 16; // bytes read, modulo 2^32 (the writer's futex word when full)
 const CLOSED = 32; // the writer will write no more
-const READER_SLEEPS = 40; // the reader waits for the doorbell
+const READER_SLEEPS = 40; // the reader waits: 1 for the doorbell, 2 in a futex nap
+const DOORBELL = 1;
+const FUTEX = 2;
 const WANTS_SPACE = 48; // the writer waits for the doorbell (ring full)
 // Each side's CPU mask (256 CPUs) for the spin decision, at these Int32 indices.
 const AFFINITY = [56, 120] as const; // the free end of each direction's block
@@ -39,6 +48,10 @@ const SLEEP_MS = 50;
 /** Starting and largest spin before sleeping, microseconds. */
 const SPIN_START_US = 40;
 const SPIN_MAX_US = 80;
+/** Starting and largest synchronous futex nap before the doorbell, microseconds. */
+const NAP_START_US = 200;
+const NAP_MAX_US = 400;
+const SYS_FUTEX: Partial<Record<string, bigint>> = { x86_64: 202n, aarch64: 98n };
 
 const SYMBOLS = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
@@ -48,6 +61,10 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  syscall: {
+    parameters: ["i64", "pointer", "i64", "i64", "pointer", "pointer", "i64"],
+    result: "i64",
+  },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -60,7 +77,9 @@ export function shmUnavailable(): string | null {
   if (libc === undefined) {
     libc = null;
     if (Deno.build.os !== "linux") unavailable = "shared memory needs Linux";
-    else {
+    else if (SYS_FUTEX[Deno.build.arch] === undefined) {
+      unavailable = `shared memory: no futex number for ${Deno.build.arch}`;
+    } else {
       let granted = false;
       try {
         granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
@@ -83,6 +102,8 @@ export function shmUnavailable(): string | null {
 function cString(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(text + "\0") as Uint8Array<ArrayBuffer>;
 }
+
+const napTimespec = new BigInt64Array(2);
 
 /** One mapped region and both directions' rings in it. */
 export class ShmRegion {
@@ -182,6 +203,33 @@ export class ShmRegion {
     return cpus >= 2;
   }
 
+  /** Wakes a futex sleeper on a control word. */
+  wake(index: number): void {
+    if (this.#unmapped) return;
+    const address = Deno.UnsafePointer.offset(this.#ptr, index * 4);
+    this.#lib.syscall(SYS_FUTEX[Deno.build.arch]!, address, 1n, 1n, null, null, 0n);
+  }
+
+  /**
+   * Sleeps in this thread (blocking the event loop) while the word is `seen`, at
+   * most `us` microseconds; true when it changed.
+   */
+  nap(index: number, seen: number, us: number): boolean {
+    if (this.#unmapped) return false;
+    napTimespec[1] = BigInt(Math.round(us * 1000));
+    const address = Deno.UnsafePointer.offset(this.#ptr, index * 4);
+    this.#lib.syscall(
+      SYS_FUTEX[Deno.build.arch]!,
+      address,
+      0n,
+      BigInt(seen),
+      Deno.UnsafePointer.of(napTimespec),
+      null,
+      0n,
+    );
+    return Atomics.load(this.#words, index) !== seen;
+  }
+
   /** A direction's ring bytes. */
   ring(direction: 0 | 1): Uint8Array {
     return this.#bytes.subarray(
@@ -222,6 +270,7 @@ export class ShmEndpoint implements ByteSource {
   #stopped = false;
   #closeAfterFlush = false;
   #spinUs = SPIN_START_US;
+  #napUs = NAP_START_US;
   #sleeps = 0;
   #waiters: (() => void)[] = [];
   readonly #side: 0 | 1;
@@ -293,7 +342,9 @@ export class ShmEndpoint implements ByteSource {
     this.#out.set(bytes.subarray(0, first), at);
     if (n > first) this.#out.set(bytes.subarray(first, n), 0);
     r.exchange(this.#o + HEAD, (head + n) | 0);
-    if (r.exchange(this.#o + READER_SLEEPS, 0) !== 0) this.#ring();
+    const sleeper = r.exchange(this.#o + READER_SLEEPS, 0);
+    if (sleeper === DOORBELL) this.#ring();
+    else if (sleeper === FUTEX) r.wake(this.#o + HEAD);
     return n;
   }
 
@@ -382,15 +433,49 @@ export class ShmEndpoint implements ByteSource {
       }
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return null;
       if (await this.#spin(head)) continue;
+      if (await this.#nap(head)) continue;
       // Raise the flag, then look once more: a writer that published before the
       // flag went up is seen here, one that published after it rings.
-      r.exchange(this.#i + READER_SLEEPS, 1);
+      r.exchange(this.#i + READER_SLEEPS, DOORBELL);
       if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0) {
         r.exchange(this.#i + READER_SLEEPS, 0);
         continue;
       }
       await this.#sleep();
     }
+  }
+
+  /**
+   * Naps in a futex (blocking this thread, so the CPU goes to the peer at once
+   * when both share it) up to the current budget; the budget shrinks to nothing
+   * while naps end empty (an idle peer), so the event loop is held only while
+   * the peer answers quickly. First a few microtask turns, where the code that
+   * sends the next message runs.
+   */
+  async #nap(head: number): Promise<boolean> {
+    const r = this.#region;
+    let budget = this.#napUs;
+    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
+    if (budget === 0) return false;
+    for (let i = 0; i < 4; i++) {
+      await null;
+      if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
+    }
+    r.exchange(this.#i + READER_SLEEPS, FUTEX);
+    if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
+      r.exchange(this.#i + READER_SLEEPS, 0);
+      return true;
+    }
+    const start = performance.now();
+    const woke = r.nap(this.#i + HEAD, head, budget);
+    r.exchange(this.#i + READER_SLEEPS, 0);
+    if (woke) {
+      const took = (performance.now() - start) * 1000;
+      this.#napUs = Math.min(NAP_MAX_US, Math.max(this.#napUs, 4 * took, 50));
+      return true;
+    }
+    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
+    return false;
   }
 
   /**
