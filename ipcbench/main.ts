@@ -32,6 +32,7 @@ import {
 } from "./bench.ts";
 import { MAX_SIZE, MIN_SIZE } from "./message.ts";
 import { RoundTripLog } from "./log.ts";
+import { parseStreamTransports, runStreams, STREAM_TRANSPORTS, streamTable } from "./stream.ts";
 import { type Pin, PINS } from "./system.ts";
 import { parseTransports, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
 
@@ -178,6 +179,55 @@ async function benchCommand(flags: BenchFlags): Promise<number> {
   return 0;
 }
 
+interface StreamFlags {
+  transports: string;
+  sizes: string;
+  messages: number;
+  maxBytes: number;
+  runs: number;
+  pin: string;
+  underLoad: number;
+  window: number;
+  timeout: number;
+  json: boolean;
+  quiet: boolean;
+}
+
+async function streamCommand(flags: StreamFlags): Promise<number> {
+  const started = performance.now();
+  const options = {
+    transports: parseStreamTransports(flags.transports),
+    sizes: parseSizes(flags.sizes),
+    messages: flags.messages,
+    maxBytes: flags.maxBytes,
+    runs: flags.runs,
+    pins: parsePins(flags.pin),
+    pingEvery: flags.underLoad,
+    window: flags.window,
+    timeoutMs: flags.timeout,
+  };
+  let bar: ReturnType<typeof startProgress> | null = null;
+  const results = await runStreams({
+    ...options,
+    onCase: (i, n) => {
+      bar ??= startProgress(n, "cases", !flags.json && !flags.quiet);
+      bar.update(i);
+    },
+  });
+  (bar as ReturnType<typeof startProgress> | null)?.stop();
+  if (flags.json) {
+    const doc = jsonDocument(
+      "ipcbench",
+      "stream",
+      options,
+      { results },
+      performance.now() - started,
+    );
+    writeStdout(JSON.stringify(doc) + "\n");
+  } else writeStdout(renderTable(streamTable(results)) + "\n");
+  return 0;
+}
+
 interface StudyFlags {
   roundTrips: number;
   repeats: number;
@@ -260,6 +310,24 @@ export async function main(args: string[]): Promise<number> {
       .addHelpText("after", transportHelp),
   ).action(async (flags: BenchFlags) => {
     code = await benchCommand(flags);
+  });
+  addOutputOptions(
+    program.command("stream")
+      .description(
+        "one-way throughput (MB/s, msg/s) per transport and size, and with --under-load K the " +
+          "round trips of every K-th message while the stream flows (sockperf under-load)",
+      )
+      .option("--transports <list>", `${STREAM_TRANSPORTS.join(", ")} or all`, "all")
+      .option("--sizes <list>", "message sizes in bytes (k, m suffixes)", "64,4096,65536")
+      .option("--messages <n>", "messages per run", intOption(1, 100_000_000), 20000)
+      .option("--max-bytes <n>", "bytes a run may carry (caps messages)", intOption(1), 64 << 20)
+      .option("--runs <n>", "runs per case (median, CI)", intOption(1, 1000), 3)
+      .option("--pin <list>", "placement: same, split, none; list or all", "same,split")
+      .option("--under-load <k>", "every K-th message is answered (0: none)", intOption(0), 0)
+      .option("--window <n>", "child channel: messages per acknowledgement", intOption(1), 64)
+      .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000),
+  ).action(async (flags: StreamFlags) => {
+    code = await streamCommand(flags);
   });
   addOutputOptions(
     program.command("study")

@@ -27,7 +27,6 @@ import {
   mqUnlink,
   newEventFd,
   openRegion,
-  type Region,
   REPLY,
   REQUEST,
 } from "./ffi.ts";

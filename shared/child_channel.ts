@@ -114,12 +114,15 @@ export interface PacketPort {
   read(): Promise<StepPacket | null>;
   /** No more packets from this side (the other side's `read` then returns `null`). */
   closeWrite(): void;
+  /** Resolves once every queued packet has been handed to the kernel or the ring. */
+  flush(): Promise<void>;
 }
 
 /** Writes queued chunks one after another, merging those queued meanwhile. */
 class QueuedWriter {
   #queue: Uint8Array[] = [];
   #busy = false;
+  #idle: (() => void)[] = [];
   #closing = false;
   #failed = false;
 
@@ -154,7 +157,14 @@ class QueuedWriter {
       this.#queue = [];
     } finally {
       this.#busy = false;
+      for (const resolve of this.#idle.splice(0)) resolve();
     }
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  flushed(): Promise<void> {
+    if (!this.#busy && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 }
 
@@ -182,6 +192,7 @@ function readerPort(
   send: (packet: Uint8Array) => void,
   closeWrite: () => void,
   onEnd: () => void = () => {},
+  flush: () => Promise<void> = () => Promise.resolve(),
 ): PacketPort {
   const reader = new BufferedReader(source, 256 * 1024);
   let ended = false;
@@ -202,6 +213,7 @@ function readerPort(
       return packet;
     },
     closeWrite,
+    flush,
   };
 }
 
@@ -259,7 +271,14 @@ function pipesPlan(note?: string): ChildChannelPlan {
       const stdin = child.stdin.getWriter();
       const writer = new QueuedWriter((bytes) => stdin.write(bytes), () => stdin.close());
       return Promise.resolve(
-        readerPort("pipes", child.stdout!, (p) => writer.push(p), () => writer.end()),
+        readerPort(
+          "pipes",
+          child.stdout!,
+          (p) => writer.push(p),
+          () => writer.end(),
+          () => {},
+          () => writer.flushed(),
+        ),
       );
     },
     discard() {},
@@ -345,7 +364,7 @@ function socketPort(conn: Deno.UnixConn, onClose: () => void = () => {}): Packet
     } catch {
       // Already closed.
     }
-  });
+  }, () => writer.flushed());
 }
 
 async function shmPlan(note?: string): Promise<ChildChannelPlan> {
@@ -382,7 +401,7 @@ async function shmPlan(note?: string): Promise<ChildChannelPlan> {
       }, () => {
         endpoint.peerGone();
         child.status.then(() => endpoint.dispose());
-      });
+      }, () => endpoint.flushed());
     },
     discard: () => {
       bell.discard();
@@ -417,7 +436,14 @@ export async function openParentPort(args: string[] = Deno.args): Promise<Packet
     // The doorbell's end is the parent's end: the child then reads what is left and exits.
     const bell = await Deno.connect({ transport: "unix", path: path.join(":") });
     const endpoint = new ShmEndpoint(region, "child", bell);
-    return readerPort("shm", endpoint, (p) => endpoint.write(p), () => endpoint.closeWrite());
+    return readerPort(
+      "shm",
+      endpoint,
+      (p) => endpoint.write(p),
+      () => endpoint.closeWrite(),
+      () => {},
+      () => endpoint.flushed(),
+    );
   }
   return readerPort(
     "pipes",

@@ -308,8 +308,18 @@ export class ShmEndpoint implements ByteSource {
     for (const wake of this.#waiters.splice(0)) wake();
   }
 
+  #ringing: Promise<unknown> = Promise.resolve();
+
   #ring(): void {
-    this.#bell.write(BELL).catch(() => {});
+    this.#ringing = this.#bell.write(BELL).catch(() => {});
+  }
+
+  /** Resolves once queued bytes are in the ring and the last doorbell went out. */
+  async flushed(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#stopped && !this.#region.unmapped) {
+      await this.#sleep();
+    }
+    await this.#ringing;
   }
 
   /** Waits for the doorbell (or, as a safety net, 50 ms). */

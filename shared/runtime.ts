@@ -225,7 +225,10 @@ function hostChild(): void {
         });
       } else if (envelope.t === "end") channel.close();
       else if (envelope.t === "start" && started === null) {
-        started = runService(envelope, channel, "process", post).then(() => Deno.exit(0));
+        // Leave only once the last packets (the result) are out of this process.
+        started = runService(envelope, channel, "process", post)
+          .then(() => port.flush())
+          .then(() => Deno.exit(0));
       }
     }
     // The parent closed our channel (or died): nothing more will come.
