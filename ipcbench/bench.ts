@@ -44,6 +44,8 @@ export interface BenchOptions {
   entry?: string | URL;
   /** Called before each case, with its index and the count. */
   onCase?: (index: number, total: number, label: string) => void;
+  /** A remote `ipcbench serve`: only tcp and udp run, without anchors. */
+  peer?: { hostname: string; port: number };
   /** Called with every timed round trip of each run, microseconds (`--log`). */
   onRoundTrips?: (
     item: { transport: Transport; size: number; pin: Pin },
@@ -116,7 +118,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const plan: { transport: Transport; size: number; pin: Pin }[] = [];
   for (const pin of options.pins) {
     for (const transport of options.transports) {
-      const reason = skipReason(transport, pin, machine.cpus);
+      const reason = options.peer && transport !== "tcp" && transport !== "udp"
+        ? "with --peer only tcp and udp run (the other transports join two processes on one machine)"
+        : skipReason(transport, pin, machine.cpus);
       if (reason) {
         skipped.push(`${transport} with --pin ${pin}: ${reason}`);
         continue;
@@ -128,7 +132,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       }
     }
   }
-  const anchor = options.anchors ? await compileCAnchor() : null;
+  // Anchors run on this machine: against a remote peer they would not compare.
+  const anchors = options.anchors && !options.peer;
+  const anchor = anchors ? await compileCAnchor() : null;
   if (anchor && "skipped" in anchor) skipped.push(anchor.skipped);
   const cases: BenchCase[] = [];
   const queues = new Map<string, Promise<QueueAnchor | null>>();
@@ -153,6 +159,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         runs: options.runs,
         timeoutMs: options.timeoutMs,
         entry: options.entry,
+        peer: options.peer,
         onRoundTrips: options.onRoundTrips
           ? (run, samples) => options.onRoundTrips!(item, run, samples)
           : undefined,
@@ -160,7 +167,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       const c = anchor && !("skipped" in anchor)
         ? await anchor.measure(item.transport, item.size, item.pin, machine.cpus, roundTrips)
         : null;
-      const pythonQueue = options.anchors && TRANSPORTS[item.transport].kind === "process"
+      const pythonQueue = anchors && TRANSPORTS[item.transport].kind === "process"
         ? await queueAnchor(item.pin, Math.min(roundTrips, options.roundTrips))
         : undefined;
       cases.push({ ...result, anchor: c, ...(pythonQueue !== undefined ? { pythonQueue } : {}) });

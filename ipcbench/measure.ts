@@ -28,6 +28,7 @@ import {
   threadPlacement,
   wasBusy,
 } from "./system.ts";
+import { openPeerLink } from "./peer.ts";
 import {
   type EchoReport,
   type Link,
@@ -61,6 +62,8 @@ export interface CasePlan {
   pinnedTo?: string;
   /** Called with every timed round trip of each run, microseconds (`--log`). */
   onRoundTrips?: (run: number, samples: Float64Array) => void;
+  /** A remote `ipcbench serve` to measure against (tcp and udp only). */
+  peer?: { hostname: string; port: number };
 }
 
 /** One timed run. */
@@ -435,7 +438,9 @@ export async function measureCase(plan: CasePlan): Promise<CaseResult> {
   if (plan.transport === "messagechannel") {
     ({ measurement, echo } = await measureMessageChannel(plan, options, cpus));
   } else {
-    const link = await openLink(options);
+    const link = plan.peer
+      ? await openPeerLink(plan.transport as "tcp" | "udp", plan.peer, plan.size, plan.timeoutMs)
+      : await openLink(options);
     channel = link.channel;
     let restore: string | undefined;
     try {
