@@ -9,6 +9,10 @@
 import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
 import type { ChannelKind } from "../shared/child_channel.ts";
 import { ffiUnavailable } from "./ffi.ts";
+import { openSocketLink } from "./transports_socket.ts";
+import { echoSab, sabLink } from "./transports_sab.ts";
+import { asyncLink, channelLink } from "./transports_channel.ts";
+export { portLink } from "./transports_channel.ts";
 import {
   echoFfi,
   FFI_TRANSPORTS,
@@ -159,16 +163,17 @@ export const CHANNEL_OF: Partial<Record<Transport, ChannelKind>> = {
 };
 
 /** Transports whose receiver gets the sender's bytes without a copy. */
-const ZERO_COPY: ReadonlySet<Transport> = new Set(["async", "postmessage", "messagechannel"]);
+export const ZERO_COPY: ReadonlySet<Transport> = new Set([
+  "async",
+  "postmessage",
+  "messagechannel",
+]);
 
 /** The first control words of a SharedArrayBuffer link; the message starts after them. */
 export const SAB_HEADER_BYTES = 16;
-const REQUEST = 0;
-const REPLY = 1;
-const STOP = -1;
 
 /** Counts messages, applies the test faults, and reads CPU time at the marks. */
-class EchoMeter {
+export class EchoMeter {
   handled = 0;
   sink = 0;
   #cpu: number[] = [];
@@ -228,60 +233,6 @@ export async function writeFull(
 ): Promise<void> {
   let offset = 0;
   while (offset < buf.length) offset += await conn.write(buf.subarray(offset));
-}
-
-function spinTimeout(what: string, ms: number): TimeoutError {
-  return new TimeoutError(what, ms);
-}
-
-async function echoSab(init: EchoInit, meter: EchoMeter): Promise<void> {
-  const ctrl = new Int32Array(init.sab!, 0, 4);
-  const data = new Uint8Array(init.sab!, SAB_HEADER_BYTES, init.size);
-  const local = new Uint8Array(init.size);
-  const keepAlive = init.transport === "waitasync" ? setInterval(() => {}, 1000) : undefined;
-  try {
-    let seq = 0;
-    for (;;) {
-      let value = Atomics.load(ctrl, REQUEST);
-      if (value === seq) {
-        if (init.transport === "atomics-wait") {
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            if (Atomics.wait(ctrl, REQUEST, seq, init.timeoutMs) === "timed-out") {
-              throw spinTimeout("echo waiting for a request", init.timeoutMs);
-            }
-          }
-        } else if (init.transport === "waitasync") {
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            const result = Atomics.waitAsync(ctrl, REQUEST, seq, init.timeoutMs);
-            if (result.async && (await result.value) === "timed-out") {
-              throw spinTimeout("echo waiting for a request", init.timeoutMs);
-            }
-          }
-        } else {
-          let spins = 0;
-          let since = 0;
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            if ((++spins & 0xffffff) === 0) {
-              const t = performance.now();
-              if (since === 0) since = t;
-              else if (t - since > init.timeoutMs) {
-                throw spinTimeout("echo spinning for a request", init.timeoutMs);
-              }
-            }
-          }
-        }
-      }
-      if (value === STOP) return;
-      local.set(data);
-      meter.handle(local);
-      data.set(local);
-      seq = value;
-      Atomics.store(ctrl, REPLY, seq);
-      Atomics.notify(ctrl, REPLY);
-    }
-  } finally {
-    clearInterval(keepAlive);
-  }
 }
 
 defineService("ipcbench.echo", async (channel, rawInit, info) => {
@@ -409,7 +360,8 @@ export interface LinkOptions {
   corruptAfter?: number;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects with a {@linkcode TimeoutError} after `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     promise,
@@ -419,7 +371,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   ]).finally(() => clearTimeout(timer));
 }
 
-function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit {
+/** The echo side's setup for a link. */
+export function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit {
   const kind = TRANSPORTS[options.transport].kind;
   return {
     transport: options.transport,
@@ -493,256 +446,6 @@ export async function finishSpawned(spawned: Spawned, timeoutMs: number): Promis
   }
 }
 
-/** The in-process baseline: two async functions on one event loop. */
-function asyncLink(options: LinkOptions): Link {
-  let toEcho: ((m: Uint8Array | null) => void) | null = null;
-  const init = echoInit(options);
-  const meter = new EchoMeter(init);
-  let reply: ((m: Uint8Array) => void) | null = null;
-  const echoLoop = (async () => {
-    for (;;) {
-      const message = await new Promise<Uint8Array | null>((resolve) => (toEcho = resolve));
-      if (message === null) return;
-      meter.handle(message);
-      const r = reply!;
-      reply = null;
-      r(message);
-    }
-  })();
-  return {
-    touch: true,
-    where: "an async function in this isolate",
-    roundTrip(message) {
-      return new Promise((resolve) => {
-        reply = resolve;
-        const send = toEcho!;
-        toEcho = null;
-        send(message);
-      });
-    },
-    abort() {},
-    async finish() {
-      toEcho?.(null);
-      await echoLoop;
-      // Both ends share one thread: the echo CPU is already in the measuring side's.
-      return null;
-    },
-    kill() {
-      toEcho?.(null);
-    },
-  };
-}
-
-/** Links over the runtime's channel: Worker postMessage, or a child's pipes. */
-function channelLink(spawned: Spawned, options: LinkOptions): Link {
-  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
-  let failure: Error | null = null;
-  let finishing = false;
-  const abort = (error: Error) => {
-    failure ??= error;
-    const p = pending;
-    pending = null;
-    p?.reject(failure);
-  };
-  spawned.channel.listen((message) => {
-    const p = pending;
-    pending = null;
-    p?.resolve(message.bytes ?? new Uint8Array(0));
-  });
-  spawned.done.then(
-    () => finishing || abort(peerEnded(spawned)),
-    (error) => abort(peerEnded(spawned, error)),
-  );
-  const transfer = TRANSPORTS[options.transport].kind === "thread";
-  return {
-    touch: transfer,
-    where: spawned.where,
-    channel: spawned.channelKind &&
-      `${spawned.channelKind}${spawned.channelNote ? ` (${spawned.channelNote})` : ""}`,
-    roundTrip(message) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        pending = { resolve, reject };
-        spawned.channel.send(null, message, transfer);
-      });
-    },
-    abort,
-    finish() {
-      finishing = true;
-      spawned.end();
-      return finishSpawned(spawned, options.timeoutMs);
-    },
-    kill: () => spawned.kill(),
-  };
-}
-
-/** A MessagePort end (used by the measuring worker of `messagechannel`). */
-export function portLink(port: MessagePort, where: string): Link {
-  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
-  let failure: Error | null = null;
-  const abort = (error: Error) => {
-    failure ??= error;
-    const p = pending;
-    pending = null;
-    p?.reject(failure);
-  };
-  port.onmessage = (event: MessageEvent<ArrayBuffer>) => {
-    const p = pending;
-    pending = null;
-    p?.resolve(new Uint8Array(event.data));
-  };
-  return {
-    touch: true,
-    where,
-    roundTrip(message) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        pending = { resolve, reject };
-        const buffer = message.buffer as ArrayBuffer;
-        port.postMessage(buffer, [buffer]);
-      });
-    },
-    abort,
-    finish() {
-      port.postMessage("end");
-      port.close();
-      return Promise.resolve(null);
-    },
-    kill() {
-      port.close();
-    },
-  };
-}
-
-function sabLink(spawned: Spawned, sab: SharedArrayBuffer, options: LinkOptions): Link {
-  const ctrl = new Int32Array(sab, 0, 4);
-  const data = new Uint8Array(sab, SAB_HEADER_BYTES, options.size);
-  const timeoutMs = options.timeoutMs;
-  let seq = 0;
-  let failure: Error | null = null;
-  // Wake a waitAsync waiter so it sees the failure at once instead of at its timeout.
-  const wake = () => Atomics.notify(ctrl, REPLY);
-  spawned.done.then(
-    () => (failure ??= peerEnded(spawned), wake()),
-    (error) => (failure ??= peerEnded(spawned, error), wake()),
-  );
-  const noAnswer = () => failure ?? new TimeoutError(`an answer from ${spawned.where}`, timeoutMs);
-  const post = (message: Uint8Array) => {
-    if (failure) throw failure;
-    data.set(message);
-    seq++;
-    Atomics.store(ctrl, REQUEST, seq);
-    Atomics.notify(ctrl, REQUEST);
-  };
-  const stop = () => {
-    Atomics.store(ctrl, REQUEST, STOP);
-    Atomics.notify(ctrl, REQUEST);
-  };
-  const link: Link = {
-    touch: false,
-    where: spawned.where,
-    abort: (error) => (failure ??= error),
-    finish() {
-      stop();
-      return finishSpawned(spawned, timeoutMs);
-    },
-    kill() {
-      stop();
-      spawned.kill();
-    },
-  };
-  if (options.transport === "atomics-wait") {
-    link.roundTripSync = (message) => {
-      post(message);
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        if (Atomics.wait(ctrl, REPLY, seq - 1, timeoutMs) === "timed-out") throw noAnswer();
-      }
-      message.set(data);
-      return message;
-    };
-  } else if (options.transport === "sab-spin") {
-    link.roundTripSync = (message) => {
-      post(message);
-      let spins = 0;
-      let since = 0;
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        if ((++spins & 0xffffff) === 0) {
-          const t = performance.now();
-          if (since === 0) since = t;
-          else if (t - since > timeoutMs) throw noAnswer();
-        }
-      }
-      message.set(data);
-      return message;
-    };
-  } else {
-    link.roundTrip = async (message) => {
-      post(message);
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        const result = Atomics.waitAsync(ctrl, REPLY, seq - 1, timeoutMs);
-        if (result.async && (await result.value) === "timed-out") throw noAnswer();
-        if (failure) throw failure;
-      }
-      message.set(data);
-      return message;
-    };
-  }
-  return link;
-}
-
-/** A byte stream both ways: a socket, or a pair of pipes. */
-interface Duplex {
-  read(p: Uint8Array): Promise<number | null>;
-  write(p: Uint8Array): Promise<number>;
-  close(): void;
-}
-
-function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link {
-  let failure: Error | null = null;
-  let finishing = false;
-  const abort = (error: Error) => {
-    failure ??= error;
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  };
-  spawned.done.then(
-    () => finishing || abort(peerEnded(spawned)),
-    (error) => abort(peerEnded(spawned, error)),
-  );
-  return {
-    touch: false,
-    where: spawned.where,
-    async roundTrip(message) {
-      try {
-        await writeFull(conn, message);
-        if (!(await readFull(conn, message))) {
-          throw new Error(`${spawned.where} closed the connection`);
-        }
-      } catch (error) {
-        throw failure ?? error;
-      }
-      return message;
-    },
-    abort,
-    finish() {
-      finishing = true;
-      try {
-        conn.close();
-      } catch {
-        // Already closed by an abort.
-      }
-      return finishSpawned(spawned, options.timeoutMs);
-    },
-    kill() {
-      abort(new Error("killed"));
-      spawned.kill();
-    },
-  };
-}
-
 /**
  * Starts the echo side of a transport (not `messagechannel`, whose measuring side
  * runs in a worker too: see measure.ts) and returns the measuring side's link.
@@ -753,11 +456,13 @@ export async function openLink(options: LinkOptions): Promise<Link> {
   if (FFI_TRANSPORTS.has(t)) {
     return await openFfiLink(options, { startEcho, finishSpawned, peerEnded });
   }
-  if (t === "postmessage" || CHANNEL_OF[t]) return channelLink(await startEcho(options), options);
+  if (t === "postmessage" || CHANNEL_OF[t]) {
+    return channelLink(await startEcho(options), options, { finishSpawned, peerEnded });
+  }
   if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     const sab = new SharedArrayBuffer(SAB_HEADER_BYTES + options.size);
     const spawned = await startEcho(options, { sab });
-    const link = sabLink(spawned, sab, options);
+    const link = sabLink(spawned, sab, options, { finishSpawned, peerEnded });
     if (t === "waitasync") {
       // Deno does not keep the event loop alive for a pending waitAsync timeout.
       const keepAlive = setInterval(() => {}, 1000);
@@ -771,122 +476,8 @@ export async function openLink(options: LinkOptions): Promise<Link> {
     }
     return link;
   }
-  if (t === "tcp" || t === "unix") {
-    let dir: string | undefined;
-    const listener = t === "tcp" ? Deno.listen({ hostname: "127.0.0.1", port: 0 }) : Deno.listen({
-      transport: "unix",
-      path: `${(dir = await Deno.makeTempDir({ prefix: "ipcbench-" }))}/echo.sock`,
-    });
-    try {
-      const extra: Partial<EchoInit> = t === "tcp"
-        ? { port: (listener.addr as Deno.NetAddr).port }
-        : { path: (listener.addr as Deno.UnixAddr).path };
-      const spawned = await startEcho(options, extra);
-      let conn: Deno.Conn;
-      try {
-        conn = await withTimeout<Deno.Conn>(
-          listener.accept() as Promise<Deno.Conn>,
-          options.timeoutMs,
-          `${spawned.where} to connect`,
-        );
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      if (t === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
-      return socketLink(spawned, conn, options);
-    } finally {
-      listener.close();
-      if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  }
-  if (t === "udp") {
-    const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-    try {
-      const port = (socket.addr as Deno.NetAddr).port;
-      const spawned = await startEcho(options, { port });
-      let peer: Deno.Addr;
-      try {
-        [, peer] = await withTimeout(
-          socket.receive(),
-          options.timeoutMs,
-          `${spawned.where} to say hello`,
-        );
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      const buf = new Uint8Array(options.size + 1);
-      let closed = false;
-      const duplex: Duplex = {
-        // One datagram is one whole message: a short or long one is a bad message.
-        async read(p) {
-          const [data] = await socket.receive(buf);
-          if (data.length !== p.length) {
-            throw new Error(`a ${data.length}-byte datagram where ${p.length} were sent`);
-          }
-          p.set(data);
-          return data.length;
-        },
-        write: (p) => socket.send(p, peer),
-        close() {
-          if (closed) return;
-          closed = true;
-          // An empty datagram ends the echo loop; then nothing more arrives here.
-          socket.send(new Uint8Array(0), peer).catch(() => {}).finally(() => socket.close());
-        },
-      };
-      return socketLink(spawned, duplex, options);
-    } catch (error) {
-      socket.close();
-      throw error;
-    }
-  }
-  if (t === "fifo") {
-    const dir = await Deno.makeTempDir({ prefix: "ipcbench-" });
-    try {
-      for (const name of ["to-echo", "from-echo"]) {
-        const made = await new Deno.Command("mkfifo", {
-          args: ["-m", "600", `${dir}/${name}`],
-          stderr: "piped",
-        }).output();
-        if (!made.success) {
-          throw new Error(
-            `Cannot create a FIFO: mkfifo failed (${new TextDecoder().decode(made.stderr).trim()})`,
-          );
-        }
-      }
-      const spawned = await startEcho(options, { path: dir });
-      let duplex: Duplex;
-      try {
-        // Same order as the echo side, so neither open waits for the other forever.
-        const output = await withTimeout(
-          Deno.open(`${dir}/to-echo`, { write: true }),
-          options.timeoutMs,
-          `${spawned.where} to open its FIFO`,
-        );
-        const input = await withTimeout(
-          Deno.open(`${dir}/from-echo`, { read: true }),
-          options.timeoutMs,
-          `${spawned.where} to open its FIFO`,
-        );
-        duplex = {
-          read: (p) => input.read(p),
-          write: (p) => output.write(p),
-          close() {
-            output.close();
-            input.close();
-          },
-        };
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      return socketLink(spawned, duplex, options);
-    } finally {
-      // Both ends are open (or the run failed): the names are no longer needed.
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+  if (t === "tcp" || t === "unix" || t === "udp" || t === "fifo") {
+    return await openSocketLink(options, { startEcho, finishSpawned, peerEnded, withTimeout });
   }
   throw new Error(`transport '${t}' is opened by the measuring worker`);
 }
