@@ -24,7 +24,15 @@ export const PERMISSIONS: Record<string, string[]> = {
   transfer: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
   taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
   interarrival: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
-  ipcbench: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  // --allow-ffi: the shared-memory child channel and the FFI transports.
+  ipcbench: [
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-ffi",
+  ],
 };
 
 /** The tools, in the order the README lists them. */

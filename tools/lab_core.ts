@@ -36,6 +36,9 @@ const BENCH_PERMISSIONS = [
   "--allow-sys",
 ];
 
+/** Permissions one study needs beyond those (ipcbench: shared memory through FFI). */
+const EXTRA_PERMISSIONS: Partial<Record<StudyName, string[]>> = { ipcbench: ["--allow-ffi"] };
+
 /** Rough wall time of each study per scale (measured on 2 cores), for the time-left estimate. */
 export const EXPECTED_MS: Record<StudyScale, Record<StudyName, number>> = {
   smoke: {
@@ -165,6 +168,7 @@ export function studyCommand(study: StudyName, options: LabOptions): [string, st
     "--no-prompt",
     "--unstable-net",
     ...BENCH_PERMISSIONS,
+    ...(EXTRA_PERMISSIONS[study] ?? []),
     program,
     ...benchArgs,
   ]];
