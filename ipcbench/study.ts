@@ -12,6 +12,8 @@ import { type CaseResult, measureCase } from "./measure.ts";
 import type { Pin } from "./system.ts";
 import { type Transport, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
 import { runPythonAnchor } from "./anchor.ts";
+import { channelFinding, channelTable } from "./channel_report.ts";
+import { runStreams, type StreamOptions, streamTable } from "./stream.ts";
 import {
   type BenchCase,
   type BenchOptions,
@@ -138,6 +140,8 @@ export interface StudyScalePlan {
   repeats: number;
   matrix: Omit<BenchOptions, "entry" | "onCase" | "timeoutMs">;
   pythonRoundTrips: number;
+  /** One-way streams (and latency under load) over the child channel kinds and sockets. */
+  stream: Omit<StreamOptions, "entry" | "onCase" | "timeoutMs">;
 }
 
 /** What each scale runs (smoke ≤ 20 s, quick ≤ 45 s, full = the study's sizes and more). */
@@ -147,10 +151,20 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
       studyRoundTrips: 5000,
       repeats: 3,
       pythonRoundTrips: 5000,
+      stream: {
+        transports: ["pipes", "channel-unix", "channel-shm"],
+        sizes: [4096],
+        messages: 2000,
+        maxBytes: 16 << 20,
+        runs: 1,
+        pins: ["none"],
+        pingEvery: 100,
+        window: 64,
+      },
       matrix: {
         transports: [...TRANSPORT_NAMES],
         sizes: [64],
-        roundTrips: 2000,
+        roundTrips: 1000,
         warmup: 100,
         runs: 1,
         pins: ["none"],
@@ -164,6 +178,16 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
       studyRoundTrips: 10000,
       repeats: 3,
       pythonRoundTrips: 10000,
+      stream: {
+        transports: ["pipes", "channel-unix", "channel-shm", "tcp", "unix"],
+        sizes: [64, 65536],
+        messages: 10000,
+        maxBytes: 32 << 20,
+        runs: 3,
+        pins: ["same", "split"],
+        pingEvery: 100,
+        window: 64,
+      },
       matrix: {
         transports: [...TRANSPORT_NAMES],
         sizes: [64, 65536],
@@ -180,6 +204,16 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
     studyRoundTrips: 10000,
     repeats: 3,
     pythonRoundTrips: 10000,
+    stream: {
+      transports: ["pipes", "channel-unix", "channel-shm", "tcp", "unix"],
+      sizes: [64, 4096, 65536, 1048576],
+      messages: 50000,
+      maxBytes: 256 << 20,
+      runs: 5,
+      pins: ["same", "split"],
+      pingEvery: 100,
+      window: 64,
+    },
     matrix: {
       transports: [...TRANSPORT_NAMES],
       sizes: [...DEFAULT_SIZES],
@@ -335,6 +369,9 @@ export async function buildStudyReport(
     );
   }
   extra.push(benchTable(matrix));
+  extra.push(channelTable(matrix.cases));
+  const streams = await runStreams({ ...plan.stream, timeoutMs, entry: options.entry });
+  extra.push(streamTable(streams));
   extra.push({
     title: "Machine and CPU pressure",
     columns: ["CPUs allowed", "OS", "Deno", "PSI some avg10 at start (%)", "runs flagged busy"],
@@ -375,6 +412,20 @@ export async function buildStudyReport(
   };
   const plots = [studyPlot, latencyPlot];
   if (plan.matrix.sizes.length > 1) plots.push(benchPlots(matrix.cases)[1]);
+  if (plan.stream.sizes.length > 1) {
+    plots.push({
+      title: "One-way stream throughput by message size",
+      xLabel: "message size (bytes)",
+      yLabel: "MB/s",
+      xLog: true,
+      yLog: true,
+      points: streams.map((r) => ({
+        x: r.size,
+        y: r.median.mbPerSec,
+        series: `${r.transport} (${r.pin})`,
+      })),
+    });
+  }
   return {
     study: "ipcbench",
     seed: "002_3149a852935075d4.txt",
@@ -391,7 +442,7 @@ export async function buildStudyReport(
     },
     extra,
     plots,
-    findings: studyFindings(runs, matrix.cases, python),
+    findings: [...studyFindings(runs, matrix.cases, python), ...channelFinding(matrix.cases)],
     skipped,
     options: {
       studyRoundTrips: plan.studyRoundTrips,

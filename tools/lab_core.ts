@@ -46,7 +46,7 @@ export const EXPECTED_MS: Record<StudyScale, Record<StudyName, number>> = {
     transfer: 7_000,
     taskserver: 17_000,
     interarrival: 12_000,
-    ipcbench: 8_000,
+    ipcbench: 15_000,
   },
   quick: {
     scanner: 30_000,
