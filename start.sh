@@ -24,6 +24,7 @@ case "$1" in
     perms="--allow-env --allow-net --allow-read --allow-write --allow-run"
     [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname"
     [ "$tool" = interarrival ] && perms="$perms --allow-ffi"
+    [ "$tool" = ipcbench ] && perms="$perms --allow-ffi"
     if [ -f "$here/$tool/main.ts" ]; then
       # `deno run` directly: ~10 ms less per start than `deno task`, and the
       # source (cached) starts faster than the bundle, which loads Node's

@@ -137,3 +137,90 @@ export async function runPythonAnchor(
     await program.close();
   }
 }
+
+/**
+ * The study's queue as a per-placement anchor: a counter bounced over two
+ * `multiprocessing.Queue`s (every value checked), parent on CPU A and child on
+ * CPU B (`-1`: unpinned). Prints one JSON line: round trips per second, p50/p99.
+ */
+export const QUEUE_PYTHON = `
+import json, multiprocessing as mp, os, sys, time
+
+def child(q_in, q_out, cpu):
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
+    while True:
+        x = q_in.get()
+        if x == 0:
+            break
+        q_out.put(x + 1)
+
+if __name__ == "__main__":
+    n, cpu_a, cpu_b = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    if cpu_a >= 0:
+        os.sched_setaffinity(0, {cpu_a})
+    q_in, q_out = mp.Queue(), mp.Queue()
+    p = mp.Process(target=child, args=(q_in, q_out, cpu_b))
+    p.start()
+    x = 1
+    warm = min(1000, n)
+    samples = []
+    for i in range(-warm, n):
+        if i == 0:
+            start = time.perf_counter()
+        t0 = time.perf_counter()
+        q_in.put(x)
+        got = q_out.get(timeout=30)
+        if got != x + 1:
+            raise ValueError(f"round trip {i}: sent {x}, got {got}")
+        x = got + 1
+        if i >= 0:
+            samples.append((time.perf_counter() - t0) * 1e6)
+    wall = time.perf_counter() - start
+    q_in.put(0)
+    p.join(30)
+    samples.sort()
+    print(json.dumps({"roundTripsPerSec": round(n / wall), "p50Us": round(samples[n // 2], 3),
+                      "p99Us": round(samples[int(n * 0.99)], 3)}), flush=True)
+`;
+
+/** One run of the Queue anchor. */
+export interface QueueAnchor {
+  roundTripsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/** Runs the Queue anchor at a placement (`-1`: unpinned); `null` when python3 fails. */
+export async function runQueueAnchor(
+  roundTrips: number,
+  cpuA: number,
+  cpuB: number,
+  timeoutMs = 120_000,
+): Promise<QueueAnchor | null> {
+  const dir = await Deno.makeTempDir({ prefix: "ipcbench-pyq-" });
+  try {
+    // Not queue.py: that name would shadow the standard library's `queue`.
+    const script = `${dir}/pingpong_queue.py`;
+    await Deno.writeTextFile(script, QUEUE_PYTHON);
+    const child = new Deno.Command("python3", {
+      args: [script, String(roundTrips), String(cpuA), String(cpuB)],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }, timeoutMs);
+    const output = await child.output().finally(() => clearTimeout(timer));
+    if (!output.success) return null;
+    return JSON.parse(new TextDecoder().decode(output.stdout).trim()) as QueueAnchor;
+  } catch {
+    return null;
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}

@@ -31,6 +31,11 @@ export const PINGPONG_C = `#define _GNU_SOURCE
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <fcntl.h>
 
 static int size, n, warm = 1000;
 static int cpu_a, cpu_b;
@@ -156,8 +161,115 @@ static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) 
   return now_us() - start;
 }
 
+/* Processes over shared memory, woken by a futex or eventfds, or spinning. */
+struct shm { _Atomic uint32_t req; char pad1[60]; _Atomic uint32_t rep; char pad2[60]; char data[]; };
+static int pmode; /* 0 futex, 1 eventfd, 2 spin */
+static int efd_req, efd_rep;
+static void pwait(_Atomic uint32_t *addr, uint32_t val, int efd) {
+  while (atomic_load(addr) == val) {
+    if (pmode == 0) syscall(SYS_futex, addr, FUTEX_WAIT, val, NULL, NULL, 0);
+    else if (pmode == 1) {
+      struct pollfd p = {efd, POLLIN, 0};
+      uint64_t c;
+      if (poll(&p, 1, 10000) != 1 || read(efd, &c, 8) != 8) die("eventfd");
+    }
+  }
+}
+static void pwake(_Atomic uint32_t *addr, int efd) {
+  if (pmode == 0) syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+  else if (pmode == 1) { uint64_t one = 1; if (write(efd, &one, 8) != 8) die("eventfd"); }
+}
+static double run_pshm(pid_t *pid) {
+  struct shm *m = mmap(NULL, sizeof(struct shm) + size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) die("mmap");
+  if (pmode == 1) { efd_req = eventfd(0, 0); efd_rep = eventfd(0, 0); }
+  *pid = fork();
+  if (*pid == 0) {
+    pin(cpu_b);
+    char *local = malloc(size);
+    uint32_t seq = 0;
+    for (;;) {
+      pwait(&m->req, seq, efd_req);
+      seq = atomic_load(&m->req);
+      if (seq == 0xffffffff) _exit(0);
+      memcpy(local, m->data, size);
+      (*(uint32_t *)local)++;
+      memcpy(m->data, local, size);
+      atomic_store(&m->rep, seq);
+      pwake(&m->rep, efd_rep);
+    }
+  }
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t seq = 0, value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    memcpy(m->data, msg, size);
+    atomic_store(&m->req, ++seq);
+    pwake(&m->req, efd_req);
+    pwait(&m->rep, seq - 1, efd_rep);
+    memcpy(msg, m->data, size);
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  double wall = now_us() - start;
+  atomic_store(&m->req, 0xffffffff);
+  pwake(&m->req, efd_req);
+  waitpid(*pid, NULL, 0);
+  *pid = 0;
+  return wall;
+}
+
+/* Processes over two POSIX message queues (timed receives, as the Deno side). */
+static ssize_t mq_recv(mqd_t q, char *buf) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 10;
+  return mq_timedreceive(q, buf, size, NULL, &ts);
+}
+static double run_mq(pid_t *pid) {
+  char a[64], b[64];
+  snprintf(a, sizeof a, "/ipcbench-c-%d-a", getpid());
+  snprintf(b, sizeof b, "/ipcbench-c-%d-b", getpid());
+  struct mq_attr attr = {.mq_maxmsg = 1, .mq_msgsize = size};
+  mqd_t qa = mq_open(a, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+  mqd_t qb = mq_open(b, O_RDWR | O_CREAT | O_EXCL, 0600, &attr);
+  mq_unlink(a);
+  mq_unlink(b);
+  if (qa == (mqd_t)-1 || qb == (mqd_t)-1) die("mq_open");
+  *pid = fork();
+  if (*pid == 0) {
+    pin(cpu_b);
+    char *buf = malloc(size);
+    for (;;) {
+      if (mq_recv(qa, buf) != size) _exit(0);
+      (*(uint32_t *)buf)++;
+      if (mq_send(qb, buf, size, 0)) _exit(1);
+    }
+  }
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    if (mq_send(qa, msg, size, 0)) die("mq_send");
+    if (mq_recv(qb, msg) != size) die("mq_receive");
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  return now_us() - start;
+}
+
 int main(int argc, char **argv) {
-  if (argc < 6) { fprintf(stderr, "usage: %s futex|spin|pipe|tcp|unix SIZE N CPU_A CPU_B\\n", argv[0]); return 2; }
+  if (argc < 6) { fprintf(stderr, "usage: %s futex|spin|pipe|tcp|unix|pfutex|peventfd|pspin|mq SIZE N CPU_A CPU_B\\n", argv[0]); return 2; }
   const char *mode = argv[1];
   size = atoi(argv[2]); n = atoi(argv[3]); cpu_a = atoi(argv[4]); cpu_b = atoi(argv[5]);
   if (size < 4 || n < 1) return 2;
@@ -190,6 +302,11 @@ int main(int argc, char **argv) {
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     wall = run_fds(s, s, c, c, &pid);
     shutdown(s, SHUT_RDWR);
+  } else if (!strcmp(mode, "pfutex") || !strcmp(mode, "peventfd") || !strcmp(mode, "pspin")) {
+    pmode = !strcmp(mode, "pfutex") ? 0 : !strcmp(mode, "peventfd") ? 1 : 2;
+    wall = run_pshm(&pid);
+  } else if (!strcmp(mode, "mq")) {
+    wall = run_mq(&pid);
   } else return 2;
   if (pid > 0) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); }
   qsort(samples, n, sizeof(double), cmp);
@@ -208,10 +325,17 @@ export const C_MODE: Readonly<Record<Transport, string | null>> = {
   "sab-spin": "spin",
   "waitasync": "futex",
   "pipes": "pipe",
+  // The child channel's target is C pipes, whatever carries it.
+  "channel-unix": "pipe",
+  "channel-shm": "pipe",
   "tcp": "tcp",
   "unix": "unix",
   "fifo": "pipe",
   "udp": null,
+  "shm-futex": "pfutex",
+  "shm-eventfd": "peventfd",
+  "shm-spin": "pspin",
+  "mq": "mq",
 };
 
 /** One C measurement. */
@@ -251,7 +375,9 @@ export async function compileCAnchor(): Promise<CAnchorRunner | { skipped: strin
   return {
     measure(transport, size, pin, cpus, n) {
       const mode = C_MODE[transport];
-      if (mode === null || (mode === "spin" && pin === "same")) return Promise.resolve(null);
+      if (mode === null || ((mode === "spin" || mode === "pspin") && pin === "same")) {
+        return Promise.resolve(null);
+      }
       const [a, b] = pin === "none"
         ? [-1, -1]
         : pin === "same"

@@ -1,5 +1,7 @@
 /**
- * `ipcbench`: message-passing speed between threads and processes.
+ * `ipcbench`: message-passing speed between threads and processes. This entry
+ * parses the command line and prints (via `runCommand`); the commands are in
+ * commands.ts, the work in bench.ts, stream.ts, peer.ts and study.ts.
  *
  * @module
  */
@@ -7,207 +9,28 @@ import {
   addOutputOptions,
   createProgram,
   intOption,
-  jsonDocument,
+  runCommand,
   runMain,
   toolArgs,
-  warn,
-  writeStderr,
-  writeStdout,
 } from "../shared/cli.ts";
 import { enterRole } from "../shared/runtime.ts";
-import { UsageError } from "../shared/errors.ts";
-import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
-import { startProgress } from "../shared/progress.ts";
-import { parseScale } from "../shared/study.ts";
+import { DEFAULT_SIZES } from "./bench.ts";
+import { TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
+import { STREAM_TRANSPORTS } from "./stream.ts";
 import {
-  benchPlots,
-  benchTable,
-  buildStudyReport,
-  CPU_VS_WALL_NOTE,
-  DEFAULT_SIZES,
-  runBench,
-  runStudyCases,
-  studyCorrectedTable,
-  studyLines,
-} from "./bench.ts";
-import { MAX_SIZE, MIN_SIZE } from "./message.ts";
-import { type Pin, PINS } from "./system.ts";
-import { parseTransports, TRANSPORT_NAMES, TRANSPORTS } from "./transports.ts";
+  benchCommand,
+  type BenchFlags,
+  serveCommand,
+  type ServeFlags,
+  streamCommand,
+  type StreamFlags,
+  studyCommand,
+  type StudyFlags,
+} from "./commands.ts";
 
-/** Parses `--sizes` (bytes; `k` and `m` suffixes are KiB and MiB); the error names the bad value. */
-export function parseSizes(text: string): number[] {
-  const parts = text.split(",").map((part) => part.trim()).filter((part) => part !== "");
-  if (parts.length === 0) throw new UsageError(`Invalid --sizes '${text}': the list is empty`);
-  return [
-    ...new Set(parts.map((part) => {
-      const match = /^(\d+)([kKmM]?)$/.exec(part);
-      const size = match
-        ? Number(match[1]) * (match[2] === "" ? 1 : /k/i.test(match[2]) ? 1024 : 1 << 20)
-        : NaN;
-      if (!Number.isSafeInteger(size) || size < MIN_SIZE || size > MAX_SIZE) {
-        throw new UsageError(
-          `Invalid --sizes '${part}': expected a byte count from ${MIN_SIZE} to ${MAX_SIZE} ` +
-            `(64 MiB; the counter takes 4 bytes)`,
-        );
-      }
-      return size;
-    })),
-  ];
-}
+export { parsePins, parseSizes } from "./parse.ts";
 
-/** Parses `--pin` (one of same, split, none, a comma list, or `all`). */
-export function parsePins(text: string): Pin[] {
-  const parts = text.split(",").map((part) => part.trim().toLowerCase()).filter((p) => p !== "");
-  if (parts.includes("all")) return [...PINS];
-  if (parts.length === 0 || parts.some((part) => !(PINS as readonly string[]).includes(part))) {
-    throw new UsageError(`Invalid --pin '${text}': expected same, split, none, a list, or all`);
-  }
-  return [...new Set(parts)] as Pin[];
-}
-
-interface BenchFlags {
-  transports: string;
-  sizes: string;
-  roundTrips: number;
-  warmup: number;
-  runs: number;
-  pin: string;
-  maxBytes: number;
-  timeout: number;
-  anchors: boolean;
-  out?: string;
-  study: boolean;
-  scale: string;
-  json: boolean;
-  verbose: boolean;
-  quiet: boolean;
-}
-
-async function benchCommand(flags: BenchFlags): Promise<number> {
-  const started = performance.now();
-  const progress = (total: number) => startProgress(total, "cases", !flags.json && !flags.quiet);
-  if (flags.study) {
-    const scale = parseScale(flags.scale);
-    let bar: ReturnType<typeof progress> | null = null;
-    const report = await buildStudyReport(scale, {
-      timeoutMs: flags.timeout,
-      onCase: (i, n) => {
-        bar ??= progress(n);
-        bar.update(i);
-      },
-    });
-    (bar as ReturnType<typeof progress> | null)?.stop();
-    const options = { study: true, scale, timeout: flags.timeout, out: flags.out ?? null };
-    if (flags.out) await writeStudyReport(flags.out, report, [CPU_VS_WALL_NOTE]);
-    if (flags.json) {
-      const doc = jsonDocument("ipcbench", "bench", options, report, performance.now() - started);
-      writeStdout(JSON.stringify(doc) + "\n");
-      return 0;
-    }
-    writeStdout(studyText(report, [CPU_VS_WALL_NOTE]));
-    return 0;
-  }
-  const options = {
-    transports: parseTransports(flags.transports),
-    sizes: parseSizes(flags.sizes),
-    roundTrips: flags.roundTrips,
-    warmup: flags.warmup,
-    runs: flags.runs,
-    pins: parsePins(flags.pin),
-    maxBytes: flags.maxBytes,
-    timeoutMs: flags.timeout,
-    anchors: flags.anchors,
-  };
-  let bar: ReturnType<typeof progress> | null = null;
-  const result = await runBench({
-    ...options,
-    onCase: (i, n, label) => {
-      bar ??= progress(n);
-      bar.update(i);
-      if (flags.verbose) writeStderr(`measuring ${label}\n`);
-    },
-  });
-  (bar as ReturnType<typeof progress> | null)?.stop();
-  const table = benchTable(result);
-  if (flags.out) {
-    const written = await writeReport(flags.out, {
-      name: "ipcbench-bench",
-      title: "ipcbench: message passing between threads and processes",
-      notes: [
-        `Machine: CPUs ${result.machine.cpus.join(",")}, ${result.machine.os}, Deno ` +
-        `${result.machine.deno}; CPU pressure (PSI some avg10) at start: ` +
-        `${result.machine.pressureAtStart?.avg10 ?? "n/a"}%.`,
-        CPU_VS_WALL_NOTE,
-        ...result.skipped.map((s) => `Skipped: ${s}.`),
-        ...result.warnings.map((w) => `Warning: ${w}.`),
-      ],
-      tables: [table],
-      plots: benchPlots(result.cases),
-      json: result,
-    });
-    if (!flags.quiet && !flags.json) writeStderr(`wrote ${written.join(", ")}\n`);
-  }
-  if (flags.json) {
-    const doc = jsonDocument("ipcbench", "bench", options, result, performance.now() - started);
-    writeStdout(JSON.stringify(doc) + "\n");
-    return 0;
-  }
-  writeStdout(renderTable(table) + "\n");
-  writeStdout(`\n${CPU_VS_WALL_NOTE}\n`);
-  if (!flags.quiet) {
-    for (const skip of result.skipped) writeStderr(`skipped: ${skip}\n`);
-    if (flags.verbose) { for (const warning of result.warnings) warn(warning); }
-    else if (result.warnings.length > 0) {
-      const busy = result.cases.filter((c) => c.warnings.length > 0).length;
-      warn(
-        `${busy} of ${result.cases.length} cases ran on a busy machine (CPU pressure above ` +
-          `10%; -v lists them, the JSON has every reading)`,
-      );
-    }
-  }
-  return 0;
-}
-
-interface StudyFlags {
-  roundTrips: number;
-  repeats: number;
-  pin: string;
-  timeout: number;
-  json: boolean;
-  quiet: boolean;
-}
-
-async function studyCommand(flags: StudyFlags): Promise<number> {
-  const started = performance.now();
-  const pins = parsePins(flags.pin);
-  if (pins.length !== 1) throw new UsageError(`Invalid --pin '${flags.pin}': the study runs one`);
-  const runs = await runStudyCases({
-    roundTrips: flags.roundTrips,
-    repeats: flags.repeats,
-    pin: pins[0],
-    timeoutMs: flags.timeout,
-  });
-  const options = { roundTrips: flags.roundTrips, repeats: flags.repeats, pin: pins[0] };
-  if (flags.json) {
-    const results = {
-      printout: studyLines(runs),
-      corrected: studyCorrectedTable(runs),
-      note: CPU_VS_WALL_NOTE,
-      runs,
-    };
-    writeStdout(
-      JSON.stringify(
-        jsonDocument("ipcbench", "study", options, results, performance.now() - started),
-      ) +
-        "\n",
-    );
-    return 0;
-  }
-  writeStdout(`OS: ${Deno.build.os}\nNum of cores: ${navigator.hardwareConcurrency}\n`);
-  writeStdout(studyLines(runs).join("\n") + "\n\n");
-  writeStdout(renderTable(studyCorrectedTable(runs)) + "\n\n" + CPU_VS_WALL_NOTE + "\n");
-  return 0;
-}
+const TOOL = "ipcbench";
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -244,11 +67,51 @@ export async function main(args: string[]): Promise<number> {
       .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000)
       .option("--no-anchors", "skip the C anchors (same ping-pong in C, same placement; gcc)")
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG plots into DIR")
+      .option("--log <file>", "write every timed round trip (CSV: transport,pin,size,run,index,us)")
+      .option("--peer <host:port>", "measure tcp/udp against `ipcbench serve` on another machine")
       .option("--study", "run the study's experiment and print a StudyReport", false)
       .option("--scale <scale>", "study scale: smoke, quick or full", "smoke")
       .addHelpText("after", transportHelp),
   ).action(async (flags: BenchFlags) => {
-    code = await benchCommand(flags);
+    code = await runCommand(TOOL, "bench", { ...flags }, () => benchCommand(flags));
+  });
+  addOutputOptions(
+    program.command("stream")
+      .description(
+        "one-way throughput (MB/s, msg/s) per transport and size, and with --under-load K the " +
+          "round trips of every K-th message while the stream flows (sockperf under-load)",
+      )
+      .option("--transports <list>", `${STREAM_TRANSPORTS.join(", ")} or all`, "all")
+      .option("--sizes <list>", "message sizes in bytes (k, m suffixes)", "64,4096,65536")
+      .option("--messages <n>", "messages per run", intOption(1, 100_000_000), 20000)
+      .option("--max-bytes <n>", "bytes a run may carry (caps messages)", intOption(1), 64 << 20)
+      .option("--runs <n>", "runs per case (median, CI)", intOption(1, 1000), 3)
+      .option("--pin <list>", "placement: same, split, none; list or all", "same,split")
+      .option("--under-load <k>", "every K-th message is answered (0: none)", intOption(0), 0)
+      .option("--window <n>", "child channel: messages per acknowledgement", intOption(1), 64)
+      .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000),
+  ).action(async (flags: StreamFlags) => {
+    code = await runCommand(TOOL, "stream", { ...flags }, () => streamCommand(flags));
+  });
+  addOutputOptions(
+    program.command("serve")
+      .description(
+        "answer `ipcbench bench --peer` from another machine: TCP (hello, then echo) and UDP " +
+          "on one port",
+      )
+      .option("--listen <host:port>", "address to listen on", "0.0.0.0:7077")
+      .option("--max-connections <n>", "TCP connections at once", intOption(1, 1024), 16)
+      .option(
+        "--idle-timeout <ms>",
+        "longest wait for a client's next message",
+        intOption(100),
+        60000,
+      )
+      .option("--once", "exit after the first TCP connection ends", false),
+  ).action(async (flags: ServeFlags) => {
+    const interrupted = { value: false };
+    code = await runCommand(TOOL, "serve", { ...flags }, () => serveCommand(flags, interrupted));
+    if (interrupted.value && code === 0) code = 130;
   });
   addOutputOptions(
     program.command("study")
@@ -261,7 +124,7 @@ export async function main(args: string[]): Promise<number> {
       .option("--pin <pin>", "placement: same, split or none", "none")
       .option("--timeout <ms>", "longest wait for any answer", intOption(100, 3_600_000), 10000),
   ).action(async (flags: StudyFlags) => {
-    code = await studyCommand(flags);
+    code = await runCommand(TOOL, "study", { ...flags }, () => studyCommand(flags));
   });
   // `deno task ipcbench -- bench ...` passes the `--` through.
   if (args[0] === "--") args = args.slice(1);

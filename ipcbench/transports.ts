@@ -7,6 +7,19 @@
  * @module
  */
 import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import type { ChannelKind } from "../shared/child_channel.ts";
+import { ffiUnavailable } from "./ffi.ts";
+import { openSocketLink } from "./transports_socket.ts";
+import { echoSab, sabLink } from "./transports_sab.ts";
+import { asyncLink, channelLink } from "./transports_channel.ts";
+export { portLink } from "./transports_channel.ts";
+import {
+  echoFfi,
+  FFI_TRANSPORTS,
+  type FfiInit,
+  ffiSizeSkipReason,
+  openFfiLink,
+} from "./transports_ffi.ts";
 import { TimeoutError, UnexpectedEofError, UsageError } from "../shared/errors.ts";
 import { bumpCounter, stampCounter, touchAll } from "./message.ts";
 import {
@@ -28,10 +41,16 @@ export type Transport =
   | "sab-spin"
   | "waitasync"
   | "pipes"
+  | "channel-unix"
+  | "channel-shm"
   | "tcp"
   | "unix"
   | "fifo"
-  | "udp";
+  | "udp"
+  | "shm-futex"
+  | "shm-eventfd"
+  | "shm-spin"
+  | "mq";
 
 /** Where the echo side runs. */
 export type TransportKind = "in-process" | "thread" | "process";
@@ -44,11 +63,20 @@ export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label
   "atomics-wait": { kind: "thread", label: "SharedArrayBuffer + Atomics.wait/notify" },
   "sab-spin": { kind: "thread", label: "SharedArrayBuffer + spinning (the floor)" },
   "waitasync": { kind: "thread", label: "SharedArrayBuffer + Atomics.waitAsync" },
-  "pipes": { kind: "process", label: "child stdin/stdout pipes (the study's queue)" },
+  "pipes": { kind: "process", label: "child channel over stdin/stdout pipes (the study's queue)" },
+  "channel-unix": {
+    kind: "process",
+    label: "child channel over a Unix socket handed to the child",
+  },
+  "channel-shm": { kind: "process", label: "child channel over shared memory + futex (FFI)" },
   "tcp": { kind: "process", label: "TCP loopback, no-delay (the study's socket)" },
   "unix": { kind: "process", label: "Unix domain socket" },
   "fifo": { kind: "process", label: "two named pipes, raw bytes (pipes without the envelope)" },
   "udp": { kind: "process", label: "UDP loopback, one datagram per message (≤ 65,507 B)" },
+  "shm-futex": { kind: "process", label: "shared memory + futex wait/wake (FFI)" },
+  "shm-eventfd": { kind: "process", label: "shared memory + eventfd wake-ups (FFI)" },
+  "shm-spin": { kind: "process", label: "shared memory, both sides spinning (FFI)" },
+  "mq": { kind: "process", label: "POSIX message queues (FFI; ≤ fs.mqueue.msgsize_max)" },
 };
 
 /** All transports, in table order. */
@@ -78,6 +106,10 @@ export const MAX_DATAGRAM = 65507;
  * (after the timeout) rather than being measured as a retry timer.
  */
 export function sizeSkipReason(transport: Transport, size: number): string | null {
+  if (FFI_TRANSPORTS.has(transport)) {
+    const why = ffiUnavailable();
+    return why ? `FFI transports ${why}` : ffiSizeSkipReason(transport, size);
+  }
   if (transport === "udp" && size > MAX_DATAGRAM) {
     return `a UDP datagram carries at most ${MAX_DATAGRAM} bytes, not ${size}`;
   }
@@ -105,6 +137,8 @@ export interface EchoInit {
   sab?: SharedArrayBuffer;
   /** The other end of a MessageChannel. */
   port2?: MessagePort;
+  /** Descriptors and names of the FFI transports. */
+  ffi?: FfiInit;
   /** For tests: exit after this many messages (a peer dying mid-run). */
   dieAfter?: number;
   /** For tests: from this many messages on, add 2 instead of 1 (a wrong value). */
@@ -121,17 +155,25 @@ export interface EchoReport {
   placement: Placement;
 }
 
+/** The child-channel kind each channel transport forces (the runtime's channel, measured). */
+export const CHANNEL_OF: Partial<Record<Transport, ChannelKind>> = {
+  "pipes": "pipes",
+  "channel-unix": "unix",
+  "channel-shm": "shm",
+};
+
 /** Transports whose receiver gets the sender's bytes without a copy. */
-const ZERO_COPY: ReadonlySet<Transport> = new Set(["async", "postmessage", "messagechannel"]);
+export const ZERO_COPY: ReadonlySet<Transport> = new Set([
+  "async",
+  "postmessage",
+  "messagechannel",
+]);
 
 /** The first control words of a SharedArrayBuffer link; the message starts after them. */
 export const SAB_HEADER_BYTES = 16;
-const REQUEST = 0;
-const REPLY = 1;
-const STOP = -1;
 
 /** Counts messages, applies the test faults, and reads CPU time at the marks. */
-class EchoMeter {
+export class EchoMeter {
   handled = 0;
   sink = 0;
   #cpu: number[] = [];
@@ -193,65 +235,11 @@ export async function writeFull(
   while (offset < buf.length) offset += await conn.write(buf.subarray(offset));
 }
 
-function spinTimeout(what: string, ms: number): TimeoutError {
-  return new TimeoutError(what, ms);
-}
-
-async function echoSab(init: EchoInit, meter: EchoMeter): Promise<void> {
-  const ctrl = new Int32Array(init.sab!, 0, 4);
-  const data = new Uint8Array(init.sab!, SAB_HEADER_BYTES, init.size);
-  const local = new Uint8Array(init.size);
-  const keepAlive = init.transport === "waitasync" ? setInterval(() => {}, 1000) : undefined;
-  try {
-    let seq = 0;
-    for (;;) {
-      let value = Atomics.load(ctrl, REQUEST);
-      if (value === seq) {
-        if (init.transport === "atomics-wait") {
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            if (Atomics.wait(ctrl, REQUEST, seq, init.timeoutMs) === "timed-out") {
-              throw spinTimeout("echo waiting for a request", init.timeoutMs);
-            }
-          }
-        } else if (init.transport === "waitasync") {
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            const result = Atomics.waitAsync(ctrl, REQUEST, seq, init.timeoutMs);
-            if (result.async && (await result.value) === "timed-out") {
-              throw spinTimeout("echo waiting for a request", init.timeoutMs);
-            }
-          }
-        } else {
-          let spins = 0;
-          let since = 0;
-          while ((value = Atomics.load(ctrl, REQUEST)) === seq) {
-            if ((++spins & 0xffffff) === 0) {
-              const t = performance.now();
-              if (since === 0) since = t;
-              else if (t - since > init.timeoutMs) {
-                throw spinTimeout("echo spinning for a request", init.timeoutMs);
-              }
-            }
-          }
-        }
-      }
-      if (value === STOP) return;
-      local.set(data);
-      meter.handle(local);
-      data.set(local);
-      seq = value;
-      Atomics.store(ctrl, REPLY, seq);
-      Atomics.notify(ctrl, REPLY);
-    }
-  } finally {
-    clearInterval(keepAlive);
-  }
-}
-
 defineService("ipcbench.echo", async (channel, rawInit, info) => {
   const init = { ...(rawInit as EchoInit), wholeProcess: info.kind === "process" };
   const meter = new EchoMeter(init);
   const t = init.transport;
-  if (t === "postmessage" || t === "pipes") {
+  if (t === "postmessage" || CHANNEL_OF[t]) {
     channel.send({ ready: true });
     for (;;) {
       const message = await channel.receive();
@@ -328,6 +316,11 @@ defineService("ipcbench.echo", async (channel, rawInit, info) => {
   } else if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     channel.send({ ready: true });
     await echoSab(init, meter);
+  } else if (FFI_TRANSPORTS.has(t)) {
+    // Ready once attached (the measuring side then removes the queue names). The
+    // child's channel here is its pipes, written synchronously: the message leaves
+    // before the echo blocks.
+    echoFfi(init, (bytes) => meter.handle(bytes), () => channel.send({ ready: true }));
   } else {
     throw new Error(`transport '${t}' has no echo side in a worker or child`);
   }
@@ -350,6 +343,8 @@ export interface Link {
   kill(): void;
   /** Who is on the other side, for errors: `child process 0 (pid 123)`. */
   where: string;
+  /** For child processes: the channel kind that ran, and why if it fell back. */
+  channel?: string;
 }
 
 /** How to open a link. */
@@ -365,7 +360,8 @@ export interface LinkOptions {
   corruptAfter?: number;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects with a {@linkcode TimeoutError} after `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     promise,
@@ -375,7 +371,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   ]).finally(() => clearTimeout(timer));
 }
 
-function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit {
+/** The echo side's setup for a link. */
+export function echoInit(options: LinkOptions, extra: Partial<EchoInit> = {}): EchoInit {
   const kind = TRANSPORTS[options.transport].kind;
   return {
     transport: options.transport,
@@ -411,6 +408,7 @@ export async function startEcho(
       init: echoInit(options, extra),
       entry: options.entry,
       cpus: kind === "process" ? options.echoCpu : undefined,
+      channel: CHANNEL_OF[options.transport] ?? "pipes",
       transfer,
     });
   } finally {
@@ -431,268 +429,21 @@ export async function startEcho(
 }
 
 /** What a finished or failed peer turns into for the measuring side. */
-function peerEnded(spawned: Spawned, error?: unknown): Error {
+export function peerEnded(spawned: Spawned, error?: unknown): Error {
   if (error instanceof Error) {
     return new Error(`the echo side (${spawned.where}) failed mid-run: ${error.message}`);
   }
   return new Error(`the echo side (${spawned.where}) ended mid-run`);
 }
 
-async function finishSpawned(spawned: Spawned, timeoutMs: number): Promise<EchoReport> {
+/** Waits for the echo's report (killing it after `timeoutMs`). */
+export async function finishSpawned(spawned: Spawned, timeoutMs: number): Promise<EchoReport> {
   try {
     return await withTimeout(spawned.done, timeoutMs, `${spawned.where} to finish`) as EchoReport;
   } catch (error) {
     spawned.kill();
     throw error;
   }
-}
-
-/** The in-process baseline: two async functions on one event loop. */
-function asyncLink(options: LinkOptions): Link {
-  let toEcho: ((m: Uint8Array | null) => void) | null = null;
-  const init = echoInit(options);
-  const meter = new EchoMeter(init);
-  let reply: ((m: Uint8Array) => void) | null = null;
-  const echoLoop = (async () => {
-    for (;;) {
-      const message = await new Promise<Uint8Array | null>((resolve) => (toEcho = resolve));
-      if (message === null) return;
-      meter.handle(message);
-      const r = reply!;
-      reply = null;
-      r(message);
-    }
-  })();
-  return {
-    touch: true,
-    where: "an async function in this isolate",
-    roundTrip(message) {
-      return new Promise((resolve) => {
-        reply = resolve;
-        const send = toEcho!;
-        toEcho = null;
-        send(message);
-      });
-    },
-    abort() {},
-    async finish() {
-      toEcho?.(null);
-      await echoLoop;
-      // Both ends share one thread: the echo CPU is already in the measuring side's.
-      return null;
-    },
-    kill() {
-      toEcho?.(null);
-    },
-  };
-}
-
-/** Links over the runtime's channel: Worker postMessage, or a child's pipes. */
-function channelLink(spawned: Spawned, options: LinkOptions): Link {
-  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
-  let failure: Error | null = null;
-  let finishing = false;
-  const abort = (error: Error) => {
-    failure ??= error;
-    const p = pending;
-    pending = null;
-    p?.reject(failure);
-  };
-  spawned.channel.listen((message) => {
-    const p = pending;
-    pending = null;
-    p?.resolve(message.bytes ?? new Uint8Array(0));
-  });
-  spawned.done.then(
-    () => finishing || abort(peerEnded(spawned)),
-    (error) => abort(peerEnded(spawned, error)),
-  );
-  const transfer = TRANSPORTS[options.transport].kind === "thread";
-  return {
-    touch: transfer,
-    where: spawned.where,
-    roundTrip(message) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        pending = { resolve, reject };
-        spawned.channel.send(null, message, transfer);
-      });
-    },
-    abort,
-    finish() {
-      finishing = true;
-      spawned.end();
-      return finishSpawned(spawned, options.timeoutMs);
-    },
-    kill: () => spawned.kill(),
-  };
-}
-
-/** A MessagePort end (used by the measuring worker of `messagechannel`). */
-export function portLink(port: MessagePort, where: string): Link {
-  let pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | null = null;
-  let failure: Error | null = null;
-  const abort = (error: Error) => {
-    failure ??= error;
-    const p = pending;
-    pending = null;
-    p?.reject(failure);
-  };
-  port.onmessage = (event: MessageEvent<ArrayBuffer>) => {
-    const p = pending;
-    pending = null;
-    p?.resolve(new Uint8Array(event.data));
-  };
-  return {
-    touch: true,
-    where,
-    roundTrip(message) {
-      if (failure) return Promise.reject(failure);
-      return new Promise((resolve, reject) => {
-        pending = { resolve, reject };
-        const buffer = message.buffer as ArrayBuffer;
-        port.postMessage(buffer, [buffer]);
-      });
-    },
-    abort,
-    finish() {
-      port.postMessage("end");
-      port.close();
-      return Promise.resolve(null);
-    },
-    kill() {
-      port.close();
-    },
-  };
-}
-
-function sabLink(spawned: Spawned, sab: SharedArrayBuffer, options: LinkOptions): Link {
-  const ctrl = new Int32Array(sab, 0, 4);
-  const data = new Uint8Array(sab, SAB_HEADER_BYTES, options.size);
-  const timeoutMs = options.timeoutMs;
-  let seq = 0;
-  let failure: Error | null = null;
-  // Wake a waitAsync waiter so it sees the failure at once instead of at its timeout.
-  const wake = () => Atomics.notify(ctrl, REPLY);
-  spawned.done.then(
-    () => (failure ??= peerEnded(spawned), wake()),
-    (error) => (failure ??= peerEnded(spawned, error), wake()),
-  );
-  const noAnswer = () => failure ?? new TimeoutError(`an answer from ${spawned.where}`, timeoutMs);
-  const post = (message: Uint8Array) => {
-    if (failure) throw failure;
-    data.set(message);
-    seq++;
-    Atomics.store(ctrl, REQUEST, seq);
-    Atomics.notify(ctrl, REQUEST);
-  };
-  const stop = () => {
-    Atomics.store(ctrl, REQUEST, STOP);
-    Atomics.notify(ctrl, REQUEST);
-  };
-  const link: Link = {
-    touch: false,
-    where: spawned.where,
-    abort: (error) => (failure ??= error),
-    finish() {
-      stop();
-      return finishSpawned(spawned, timeoutMs);
-    },
-    kill() {
-      stop();
-      spawned.kill();
-    },
-  };
-  if (options.transport === "atomics-wait") {
-    link.roundTripSync = (message) => {
-      post(message);
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        if (Atomics.wait(ctrl, REPLY, seq - 1, timeoutMs) === "timed-out") throw noAnswer();
-      }
-      message.set(data);
-      return message;
-    };
-  } else if (options.transport === "sab-spin") {
-    link.roundTripSync = (message) => {
-      post(message);
-      let spins = 0;
-      let since = 0;
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        if ((++spins & 0xffffff) === 0) {
-          const t = performance.now();
-          if (since === 0) since = t;
-          else if (t - since > timeoutMs) throw noAnswer();
-        }
-      }
-      message.set(data);
-      return message;
-    };
-  } else {
-    link.roundTrip = async (message) => {
-      post(message);
-      while (Atomics.load(ctrl, REPLY) !== seq) {
-        const result = Atomics.waitAsync(ctrl, REPLY, seq - 1, timeoutMs);
-        if (result.async && (await result.value) === "timed-out") throw noAnswer();
-        if (failure) throw failure;
-      }
-      message.set(data);
-      return message;
-    };
-  }
-  return link;
-}
-
-/** A byte stream both ways: a socket, or a pair of pipes. */
-interface Duplex {
-  read(p: Uint8Array): Promise<number | null>;
-  write(p: Uint8Array): Promise<number>;
-  close(): void;
-}
-
-function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link {
-  let failure: Error | null = null;
-  let finishing = false;
-  const abort = (error: Error) => {
-    failure ??= error;
-    try {
-      conn.close();
-    } catch {
-      // Already closed.
-    }
-  };
-  spawned.done.then(
-    () => finishing || abort(peerEnded(spawned)),
-    (error) => abort(peerEnded(spawned, error)),
-  );
-  return {
-    touch: false,
-    where: spawned.where,
-    async roundTrip(message) {
-      try {
-        await writeFull(conn, message);
-        if (!(await readFull(conn, message))) {
-          throw new Error(`${spawned.where} closed the connection`);
-        }
-      } catch (error) {
-        throw failure ?? error;
-      }
-      return message;
-    },
-    abort,
-    finish() {
-      finishing = true;
-      try {
-        conn.close();
-      } catch {
-        // Already closed by an abort.
-      }
-      return finishSpawned(spawned, options.timeoutMs);
-    },
-    kill() {
-      abort(new Error("killed"));
-      spawned.kill();
-    },
-  };
 }
 
 /**
@@ -702,11 +453,16 @@ function socketLink(spawned: Spawned, conn: Duplex, options: LinkOptions): Link 
 export async function openLink(options: LinkOptions): Promise<Link> {
   const t = options.transport;
   if (t === "async") return asyncLink(options);
-  if (t === "postmessage" || t === "pipes") return channelLink(await startEcho(options), options);
+  if (FFI_TRANSPORTS.has(t)) {
+    return await openFfiLink(options, { startEcho, finishSpawned, peerEnded });
+  }
+  if (t === "postmessage" || CHANNEL_OF[t]) {
+    return channelLink(await startEcho(options), options, { finishSpawned, peerEnded });
+  }
   if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     const sab = new SharedArrayBuffer(SAB_HEADER_BYTES + options.size);
     const spawned = await startEcho(options, { sab });
-    const link = sabLink(spawned, sab, options);
+    const link = sabLink(spawned, sab, options, { finishSpawned, peerEnded });
     if (t === "waitasync") {
       // Deno does not keep the event loop alive for a pending waitAsync timeout.
       const keepAlive = setInterval(() => {}, 1000);
@@ -720,122 +476,8 @@ export async function openLink(options: LinkOptions): Promise<Link> {
     }
     return link;
   }
-  if (t === "tcp" || t === "unix") {
-    let dir: string | undefined;
-    const listener = t === "tcp" ? Deno.listen({ hostname: "127.0.0.1", port: 0 }) : Deno.listen({
-      transport: "unix",
-      path: `${(dir = await Deno.makeTempDir({ prefix: "ipcbench-" }))}/echo.sock`,
-    });
-    try {
-      const extra: Partial<EchoInit> = t === "tcp"
-        ? { port: (listener.addr as Deno.NetAddr).port }
-        : { path: (listener.addr as Deno.UnixAddr).path };
-      const spawned = await startEcho(options, extra);
-      let conn: Deno.Conn;
-      try {
-        conn = await withTimeout<Deno.Conn>(
-          listener.accept() as Promise<Deno.Conn>,
-          options.timeoutMs,
-          `${spawned.where} to connect`,
-        );
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      if (t === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
-      return socketLink(spawned, conn, options);
-    } finally {
-      listener.close();
-      if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  }
-  if (t === "udp") {
-    const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-    try {
-      const port = (socket.addr as Deno.NetAddr).port;
-      const spawned = await startEcho(options, { port });
-      let peer: Deno.Addr;
-      try {
-        [, peer] = await withTimeout(
-          socket.receive(),
-          options.timeoutMs,
-          `${spawned.where} to say hello`,
-        );
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      const buf = new Uint8Array(options.size + 1);
-      let closed = false;
-      const duplex: Duplex = {
-        // One datagram is one whole message: a short or long one is a bad message.
-        async read(p) {
-          const [data] = await socket.receive(buf);
-          if (data.length !== p.length) {
-            throw new Error(`a ${data.length}-byte datagram where ${p.length} were sent`);
-          }
-          p.set(data);
-          return data.length;
-        },
-        write: (p) => socket.send(p, peer),
-        close() {
-          if (closed) return;
-          closed = true;
-          // An empty datagram ends the echo loop; then nothing more arrives here.
-          socket.send(new Uint8Array(0), peer).catch(() => {}).finally(() => socket.close());
-        },
-      };
-      return socketLink(spawned, duplex, options);
-    } catch (error) {
-      socket.close();
-      throw error;
-    }
-  }
-  if (t === "fifo") {
-    const dir = await Deno.makeTempDir({ prefix: "ipcbench-" });
-    try {
-      for (const name of ["to-echo", "from-echo"]) {
-        const made = await new Deno.Command("mkfifo", {
-          args: ["-m", "600", `${dir}/${name}`],
-          stderr: "piped",
-        }).output();
-        if (!made.success) {
-          throw new Error(
-            `Cannot create a FIFO: mkfifo failed (${new TextDecoder().decode(made.stderr).trim()})`,
-          );
-        }
-      }
-      const spawned = await startEcho(options, { path: dir });
-      let duplex: Duplex;
-      try {
-        // Same order as the echo side, so neither open waits for the other forever.
-        const output = await withTimeout(
-          Deno.open(`${dir}/to-echo`, { write: true }),
-          options.timeoutMs,
-          `${spawned.where} to open its FIFO`,
-        );
-        const input = await withTimeout(
-          Deno.open(`${dir}/from-echo`, { read: true }),
-          options.timeoutMs,
-          `${spawned.where} to open its FIFO`,
-        );
-        duplex = {
-          read: (p) => input.read(p),
-          write: (p) => output.write(p),
-          close() {
-            output.close();
-            input.close();
-          },
-        };
-      } catch (error) {
-        spawned.kill();
-        throw error;
-      }
-      return socketLink(spawned, duplex, options);
-    } finally {
-      // Both ends are open (or the run failed): the names are no longer needed.
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
+  if (t === "tcp" || t === "unix" || t === "udp" || t === "fifo") {
+    return await openSocketLink(options, { startEcho, finishSpawned, peerEnded, withTimeout });
   }
   throw new Error(`transport '${t}' is opened by the measuring worker`);
 }

@@ -7,14 +7,21 @@
  * serves the parent; otherwise it returns `false` and the command line runs.
  *
  * Messages are JSON values with an optional binary attachment. Between a parent
- * and a child they travel over the child's stdin and stdout as STEP-layout
- * packets (`!II`, JSON, bytes); the child's stderr is its log. A child whose stdin
+ * and a child they travel as STEP-layout packets (`!II`, JSON, bytes) over the
+ * channel of child_channel.ts (shared memory, a Unix socket, or the child's
+ * stdin and stdout); the child's stderr is its log. A child whose channel or stdin
  * closes (its parent died) exits, so none is left behind.
  *
  * @module
  */
-import { encodeStepPacket } from "./codec.ts";
-import { BufferedReader } from "./reader.ts";
+import {
+  type ChannelChoice,
+  type ChannelKind,
+  defaultChannel,
+  openParentPort,
+  type PacketPort,
+  planChildChannel,
+} from "./child_channel.ts";
 import { type ErrorInfo, fromErrorInfo, toErrorInfo, WorkerCrashError } from "./errors.ts";
 
 /** Command-line argument that starts a program in its child role. */
@@ -196,24 +203,19 @@ function hostWorker(): void {
   post({ t: "ready", pid: Deno.pid });
 }
 
-function writeAllSync(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
-  let offset = 0;
-  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
-}
-
 function hostChild(): void {
-  // stdout carries messages: anything printed by mistake goes to the log instead.
+  // stdout may carry messages: anything printed by mistake goes to the log instead.
   console.log = console.error;
   console.info = console.error;
-  const post = (envelope: Envelope, bytes?: Uint8Array) =>
-    writeAllSync(Deno.stdout, encodeStepPacket(envelope as Record<string, unknown>, bytes));
-  const channel = new QueueChannel((data, bytes) => post({ t: "m", data }, bytes));
-  post({ t: "ready", pid: Deno.pid });
   (async () => {
-    const reader = new BufferedReader(Deno.stdin, 256 * 1024);
+    const port = await openParentPort();
+    const post = (envelope: Envelope, bytes?: Uint8Array) =>
+      port.send(envelope as Record<string, unknown>, bytes);
+    const channel = new QueueChannel((data, bytes) => post({ t: "m", data }, bytes));
+    post({ t: "ready", pid: Deno.pid });
     let started: Promise<void> | null = null;
     for (;;) {
-      const packet = await reader.readStepPacket({ maxJson: 64 << 20, maxBinary: 1 << 30 });
+      const packet = await port.read();
       if (packet === null) break;
       const envelope = packet.json as Envelope;
       if (envelope.t === "m") {
@@ -223,10 +225,13 @@ function hostChild(): void {
         });
       } else if (envelope.t === "end") channel.close();
       else if (envelope.t === "start" && started === null) {
-        started = runService(envelope, channel, "process", post).then(() => Deno.exit(0));
+        // Leave only once the last packets (the result) are out of this process.
+        started = runService(envelope, channel, "process", post)
+          .then(() => port.flush())
+          .then(() => Deno.exit(0));
       }
     }
-    // The parent closed our stdin (or died): nothing more will come.
+    // The parent closed our channel (or died): nothing more will come.
     channel.close();
     if (started === null) Deno.exit(0);
     // Give the service a moment to finish on the closed channel, then leave.
@@ -251,6 +256,8 @@ export interface SpawnOptions {
   cpus?: string;
   /** Extra Deno flags for a child run from source or a bundle. */
   denoFlags?: string[];
+  /** For processes: the channel kind (default: `setDefaultChannel`, `NETCONC_CHANNEL`, auto). */
+  channel?: ChannelChoice;
   /** Milliseconds to wait for the worker or child to start; default 30 000. */
   startTimeout?: number;
   /**
@@ -267,6 +274,9 @@ export interface Spawned {
   pid: number;
   where: string;
   channel: Channel;
+  /** For processes: the channel kind that ran (`unix`, `shm`, `pipes`), and why if a fallback. */
+  channelKind?: ChannelKind;
+  channelNote?: string;
   /** Settles with the service's return value, or rejects if it threw or the worker died. */
   done: Promise<unknown>;
   /** Tells the service no more messages will come (its `receive()` returns `null`). */
@@ -448,31 +458,44 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
   const id = options.id ?? 0;
   const entry = resolveEntry(options.entry);
   const { command, args } = childCommand(entry, options);
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const plan = await planChildChannel(options.channel ?? defaultChannel());
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(command, {
+      args: [...args, ...plan.childArgs],
+      stdin: "piped",
+      stdout: plan.stdout,
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    plan.discard();
+    throw error;
+  }
   trackChild(child);
   let where = describeWhere("process", id, child.pid);
-  const writer = child.stdin.getWriter();
-  let writeChain: Promise<void> = Promise.resolve();
+  let port: PacketPort;
+  try {
+    port = await plan.attach(child, options.startTimeout ?? 30_000);
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    throw new WorkerCrashError(where, error instanceof Error ? error.message : String(error));
+  }
   let stdinOpen = true;
   const post = (envelope: Envelope, bytes?: Uint8Array) => {
-    if (!stdinOpen) return;
-    const packet = encodeStepPacket(envelope as Record<string, unknown>, bytes);
-    writeChain = writeChain.then(() => writer.write(packet)).catch(() => {});
+    if (stdinOpen) port.send(envelope as Record<string, unknown>, bytes);
   };
   const channel = new QueueChannel((data, bytes) => post({ t: "m", data }, bytes));
   let result: { ok: true; value: unknown } | { ok: false; error: Error } | undefined;
   let ready!: () => void;
   const readyPromise = new Promise<void>((resolve) => (ready = resolve));
   const pump = (async () => {
-    const reader = new BufferedReader(child.stdout, 256 * 1024);
     try {
       for (;;) {
-        const packet = await reader.readStepPacket({ maxJson: 64 << 20, maxBinary: 1 << 30 });
+        const packet = await port.read();
         if (packet === null) break;
         const envelope = packet.json as Envelope;
         if (envelope.t === "m") {
@@ -493,7 +516,7 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
   const closeStdin = () => {
     if (!stdinOpen) return;
     stdinOpen = false;
-    writeChain.then(() => writer.close()).catch(() => {});
+    port.closeWrite();
   };
   const done = (async () => {
     const [status] = await Promise.all([child.status, pump]);
@@ -527,6 +550,8 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
     pid: child.pid,
     where,
     channel,
+    channelKind: plan.kind,
+    channelNote: plan.note,
     done,
     end: () => post({ t: "end" }),
     kill,

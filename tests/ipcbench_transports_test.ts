@@ -75,6 +75,11 @@ for (
     "udp",
     "atomics-wait",
     "messagechannel",
+    "channel-unix",
+    "channel-shm",
+    "shm-futex",
+    "shm-eventfd",
+    "mq",
   ] as const
 ) {
   Deno.test(`ipcbench: a wrong echoed value fails the run [${transport}]`, async () => {
@@ -88,7 +93,21 @@ for (
 }
 
 for (
-  const transport of ["pipes", "tcp", "unix", "fifo", "udp", "postmessage", "waitasync"] as const
+  const transport of [
+    "pipes",
+    "channel-unix",
+    "channel-shm",
+    "tcp",
+    "unix",
+    "fifo",
+    "udp",
+    "postmessage",
+    "waitasync",
+    "shm-futex",
+    "shm-eventfd",
+    "shm-spin",
+    "mq",
+  ] as const
 ) {
   Deno.test(`ipcbench: a peer that dies mid-run ends the run clearly [${transport}]`, async () => {
     const error = await assertRejects(

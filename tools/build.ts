@@ -32,7 +32,15 @@ export const PERMISSIONS: Record<string, string[]> = {
     "--allow-run",
     "--allow-ffi",
   ],
-  ipcbench: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  // --allow-ffi: the shared-memory child channel and the FFI transports.
+  ipcbench: [
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-ffi",
+  ],
 };
 
 /** The tools, in the order the README lists them. */

@@ -36,6 +36,9 @@ const BENCH_PERMISSIONS = [
   "--allow-sys",
 ];
 
+/** Permissions one study needs beyond those (ipcbench: shared memory through FFI). */
+const EXTRA_PERMISSIONS: Partial<Record<StudyName, string[]>> = { ipcbench: ["--allow-ffi"] };
+
 /** Rough wall time of each study per scale (measured on 2 cores), for the time-left estimate. */
 export const EXPECTED_MS: Record<StudyScale, Record<StudyName, number>> = {
   smoke: {
@@ -43,7 +46,7 @@ export const EXPECTED_MS: Record<StudyScale, Record<StudyName, number>> = {
     transfer: 7_000,
     taskserver: 17_000,
     interarrival: 17_000,
-    ipcbench: 8_000,
+    ipcbench: 15_000,
   },
   quick: {
     scanner: 30_000,
@@ -165,6 +168,7 @@ export function studyCommand(study: StudyName, options: LabOptions): [string, st
     "--no-prompt",
     "--unstable-net",
     ...BENCH_PERMISSIONS,
+    ...(EXTRA_PERMISSIONS[study] ?? []),
     program,
     ...benchArgs,
   ]];
