@@ -258,7 +258,7 @@ export interface SpawnOptions {
   denoFlags?: string[];
   /** For processes: the channel kind (default: `setDefaultChannel`, `NETCONC_CHANNEL`, auto). */
   channel?: ChannelChoice;
-  /** Milliseconds to wait for the worker or child to start; default 30 000. */
+  /** Milliseconds to wait for the worker or child to start; default 60 000 (a loaded 2-core machine type-checks and starts a large graph slowly). */
   startTimeout?: number;
   /**
    * For threads: objects moved to the worker with its `init` (e.g. a `MessagePort`
@@ -432,7 +432,7 @@ async function spawnWorker(options: SpawnOptions): Promise<Spawned> {
   worker.onmessageerror = () => finish(new WorkerCrashError(where, "a message could not be read"));
   await withStartTimeout(
     Promise.race([readyPromise, done.then(() => {})]),
-    options.startTimeout ?? 30_000,
+    options.startTimeout ?? 60_000,
     where,
     () => finish(new WorkerCrashError(where, "did not start")),
   );
@@ -475,7 +475,7 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
   let where = describeWhere("process", id, child.pid);
   let port: PacketPort;
   try {
-    port = await plan.attach(child, options.startTimeout ?? 30_000);
+    port = await plan.attach(child, options.startTimeout ?? 60_000);
   } catch (error) {
     try {
       child.kill("SIGKILL");
@@ -537,7 +537,7 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
   };
   await withStartTimeout(
     Promise.race([readyPromise, done.then(() => {})]),
-    options.startTimeout ?? 30_000,
+    options.startTimeout ?? 60_000,
     where,
     kill,
   );
