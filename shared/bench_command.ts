@@ -15,7 +15,7 @@
  * }, setExit);
  * ```
  *
- * Tables and plots (cli-table3, vega) load only when a report is printed or written.
+ * Reports (tables, and plots with vega) load only when one is printed or written.
  *
  * @module
  */

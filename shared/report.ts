@@ -4,7 +4,6 @@
  *
  * @module
  */
-import Table from "cli-table3";
 import type { LinePlot, ReportTable, StudyReport } from "./study.ts";
 
 // The table and plot shapes belong to the lab contract (study.ts); re-exported
@@ -16,11 +15,45 @@ function cell(value: string | number | null): string {
   return String(value);
 }
 
-/** Renders a table for the terminal, with box borders and no colours. */
+/**
+ * Columns a text takes on a terminal: one per code point, none for combining
+ * marks and zero-width characters, two for East Asian wide characters and emoji.
+ */
+function textWidth(text: string): number {
+  let width = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    if (/\p{Mn}|\p{Me}|\p{Cf}/u.test(char)) continue;
+    const wide = (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) ||
+      (code >= 0xac00 && code <= 0xd7a3) || (code >= 0xf900 && code <= 0xfaff) ||
+      (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) ||
+      (code >= 0xffe0 && code <= 0xffe6) || (code >= 0x1f300 && code <= 0x1faff) ||
+      (code >= 0x20000 && code <= 0x3fffd);
+    width += wide ? 2 : 1;
+  }
+  return width;
+}
+
+/**
+ * Renders a table for the terminal, with box borders and no colours (the
+ * layout cli-table3 drew, without loading it and Node compatibility at start).
+ */
 export function renderTable(table: ReportTable): string {
-  const t = new Table({ head: table.columns, style: { head: [], border: [] } });
-  for (const row of table.rows) t.push(row.map(cell));
-  return (table.title ? `${table.title}\n` : "") + t.toString();
+  const rows = [table.columns, ...table.rows.map((row) => row.map(cell))];
+  const widths = table.columns.map((_, i) =>
+    Math.max(...rows.map((row) => textWidth(row[i] ?? "")))
+  );
+  const rule = (left: string, middle: string, right: string) =>
+    left + widths.map((width) => "─".repeat(width + 2)).join(middle) + right;
+  const line = (row: string[]) =>
+    "│" +
+    widths.map((width, i) => {
+      const text = row[i] ?? "";
+      return ` ${text}${" ".repeat(width - textWidth(text))} `;
+    }).join("│") + "│";
+  const body = rows.slice(1).flatMap((row) => [rule("├", "┼", "┤"), line(row)]);
+  const text = [rule("┌", "┬", "┐"), line(rows[0]), ...body, rule("└", "┴", "┘")].join("\n");
+  return (table.title ? `${table.title}\n` : "") + text;
 }
 
 /** Renders a table as GitHub Markdown. */

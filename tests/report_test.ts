@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { csvTable, markdownTable, writeReport } from "../shared/report.ts";
+import { csvTable, markdownTable, renderTable, writeReport } from "../shared/report.ts";
 
 const table = { columns: ["mode", "time (s)"], rows: [["thread", 1.5], ["a,b", null]] };
 
@@ -38,4 +38,25 @@ Deno.test("report: writes Markdown, CSV, JSON and an SVG plot", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("report: terminal tables have box borders, a rule between rows, wide characters counted", () => {
+  const text = renderTable({
+    title: "T",
+    columns: ["case", "ms"],
+    rows: [["한국", 1.5], ["long case", null]],
+  });
+  assertEquals(
+    text,
+    [
+      "T",
+      "┌───────────┬─────┐",
+      "│ case      │ ms  │",
+      "├───────────┼─────┤",
+      "│ 한국      │ 1.5 │",
+      "├───────────┼─────┤",
+      "│ long case │ –   │",
+      "└───────────┴─────┘",
+    ].join("\n"),
+  );
 });

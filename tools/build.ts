@@ -81,7 +81,7 @@ const EAGER_REQUIRE =
   "var __require = __deno_internal_createRequire(import.meta.url);\n";
 
 /**
- * The bundler gives CommonJS packages (commander, cli-table3) a `require` made
+ * The bundler gives CommonJS packages (commander, cli-progress) a `require` made
  * at load time from `node:module`, which loads Node compatibility into every
  * start, even for commands that never load those packages. Made on first use instead.
  */

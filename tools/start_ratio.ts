@@ -1,14 +1,20 @@
 /**
- * Start-up of the bundles against the sources, measured in one hyperfine run:
- * each tool's `--version` and its fastest command, from `dist/<tool>.js` and
- * from `deno run <tool>/main.ts`, with CPU pressure before and after.
+ * Start-up of the bundles against the sources, measured in one run: each tool's
+ * `--version` and its fastest command, from `dist/<tool>.js` and from
+ * `deno run <tool>/main.ts`, with CPU pressure before and after.
  *
- * Usage: `deno task bundle && deno run -A tools/start_ratio.ts [--runs N]`
- * (needs hyperfine). Prints one line per command: source ms, bundle ms, ratio.
+ * Runs alternate (source, bundle, bundle, source, ...) so that a change in the
+ * machine's load hits both sides alike; each run's wall time and CPU time (user +
+ * system, from bash's `time`) are kept, and the ratios are bundle / source of the
+ * medians and of the minimums (the minimum is the least disturbed run on a busy
+ * machine).
+ *
+ * Usage: `deno task bundle && deno run -A tools/start_ratio.ts [--runs N]`.
  *
  * @module
  */
 import { pressureLine } from "../shared/pressure.ts";
+import { median, min } from "../shared/stats.ts";
 import { PERMISSIONS, TOOLS } from "./build.ts";
 
 /** Each tool's fastest command: nothing listens on port 9 (discard) here, so connects are refused at once. */
@@ -24,55 +30,60 @@ const root = new URL("../", import.meta.url).pathname;
 const runsAt = Deno.args.indexOf("--runs");
 const runs = runsAt === -1 ? 20 : Number(Deno.args[runsAt + 1]);
 
-const commands: { tool: string; args: string[]; from: "source" | "bundle"; line: string }[] = [];
-for (const tool of TOOLS) {
-  for (const args of [["--version"], FASTEST[tool]]) {
-    const flags = ["--quiet", "--no-prompt", "--unstable-net", ...PERMISSIONS[tool]].join(" ");
-    const rest = args.join(" ");
-    commands.push({
-      tool,
-      args,
-      from: "source",
-      line: `deno run ${flags} ${root}${tool}/main.ts ${rest}`,
-    });
-    commands.push({ tool, args, from: "bundle", line: `${root}dist/${tool}.js ${rest}` });
-  }
+/** Wall and CPU seconds of one run of `argv` (its output discarded). */
+async function timeOnce(argv: string[]): Promise<{ wall: number; cpu: number }> {
+  const quoted = argv.map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(" ");
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `TIMEFORMAT='%R %U %S'; time (${quoted} >/dev/null 2>&1)`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const [wall, user, system] = new TextDecoder().decode(out.stderr).trim().split(/\s+/)
+    .map(Number);
+  return { wall, cpu: user + system };
 }
 
 const before = pressureLine();
-const json = await Deno.makeTempFile({ suffix: ".json" });
-const { code } = await new Deno.Command("hyperfine", {
-  args: [
-    "-N",
-    "-i",
-    "-w",
-    "3",
-    "-r",
-    String(runs),
-    "--export-json",
-    json,
-    ...commands.map((c) => c.line),
-  ],
-  stdout: "null",
-  stderr: "inherit",
-}).output();
-if (code !== 0) Deno.exit(code);
-const after = pressureLine();
-const results = JSON.parse(await Deno.readTextFile(json)).results as {
-  mean: number;
-  median: number;
-  user: number;
-}[];
-await Deno.remove(json);
-console.log(`runs ${runs}; /proc/pressure/cpu before: ${before}`);
-console.log("command | source median ms | bundle median ms | ratio (median) | ratio (user CPU)");
-for (let i = 0; i < commands.length; i += 2) {
-  const [source, bundle] = [results[i], results[i + 1]];
-  const name = `${commands[i].tool} ${commands[i].args.join(" ")}`;
-  console.log(
-    `${name} | ${(source.median * 1000).toFixed(1)} | ${(bundle.median * 1000).toFixed(1)} | ${
-      (bundle.median / source.median).toFixed(2)
-    } | ${(bundle.user / source.user).toFixed(2)}`,
-  );
+console.log(`runs ${runs} per side, alternating; /proc/pressure/cpu before: ${before}`);
+console.log(
+  "command | source median / min ms | bundle median / min ms | ratio median | ratio min | ratio CPU",
+);
+for (const tool of TOOLS) {
+  for (const args of [["--version"], FASTEST[tool]]) {
+    const source = [
+      Deno.execPath(),
+      "run",
+      "--quiet",
+      "--no-prompt",
+      "--unstable-net",
+      ...PERMISSIONS[tool],
+      `${root}${tool}/main.ts`,
+      ...args,
+    ];
+    const bundle = [`${root}dist/${tool}.js`, ...args];
+    // Warm-up: compile caches for both.
+    for (let i = 0; i < 2; i++) await Promise.all([timeOnce(source), timeOnce(bundle)]);
+    const times: Record<"source" | "bundle", { wall: number; cpu: number }[]> = {
+      source: [],
+      bundle: [],
+    };
+    for (let i = 0; i < runs; i++) {
+      const order = i % 2 === 0 ? (["source", "bundle"] as const) : (["bundle", "source"] as const);
+      for (const side of order) {
+        times[side].push(await timeOnce(side === "source" ? source : bundle));
+      }
+    }
+    const stat = (side: "source" | "bundle", f: (v: number[]) => number, key: "wall" | "cpu") =>
+      f(times[side].map((t) => t[key])) * 1000;
+    const ratio = (f: (v: number[]) => number, key: "wall" | "cpu") =>
+      (stat("bundle", f, key) / stat("source", f, key)).toFixed(2);
+    console.log(
+      `${tool} ${args.join(" ")} | ${stat("source", median, "wall").toFixed(0)} / ${
+        stat("source", min, "wall").toFixed(0)
+      } | ${stat("bundle", median, "wall").toFixed(0)} / ${
+        stat("bundle", min, "wall").toFixed(0)
+      } | ${ratio(median, "wall")} | ${ratio(min, "wall")} | ${ratio(median, "cpu")}`,
+    );
+  }
 }
-console.log(`/proc/pressure/cpu after: ${after}`);
+console.log(`/proc/pressure/cpu after: ${pressureLine()}`);
