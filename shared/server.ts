@@ -293,6 +293,7 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
     }
   };
   const acceptFrom = async (listener: Deno.Listener) => {
+    let failedInARow = 0;
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -301,9 +302,14 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
         if (controller.signal.aborted || error instanceof Deno.errors.BadResource) break;
         // Out of descriptors: wait briefly for some to close, and keep serving.
         if (isResourceExhaustion(error)) await new Promise((resolve) => setTimeout(resolve, 10));
+        else if (++failedInARow % 256 === 0) {
+          // Never a hot loop, whatever the error: let timers and other work run.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
         // Otherwise a connection was reset in the queue: the next one is waiting.
         continue;
       }
+      failedInARow = 0;
       if (conns.size >= options.maxConnections) {
         void refuse(conn, options.refusal);
         continue;

@@ -14,7 +14,9 @@
  * - garbage: a connection a second sending 64 KiB of random bytes;
  * - bursts: `--burst` connections at once every 30 s;
  *
- * and samples the server's RSS and open descriptors (its whole process tree)
+ * after `--baseline` seconds of good clients alone (the same-run baseline the
+ * latency under attack is divided by), and samples the server's RSS and open
+ * descriptors (its whole process tree)
  * every `--sample` seconds. It reports RSS and descriptors over time and the
  * fresh-client latency percentiles, with CPU pressure.
  *
@@ -67,6 +69,8 @@ export interface SoakOptions {
   partial: number;
   burst: number;
   sampleS: number;
+  /** Seconds of good clients alone before the hostile ones start (the baseline). */
+  baselineS: number;
   /** Directory to write each server's output to (`<kind>-<mode>.log`). */
   logs?: string;
   signal?: AbortSignal;
@@ -89,8 +93,12 @@ export interface SoakServerResult {
   kind: ServerKind;
   mode: string;
   samples: SoakSample[];
-  /** Fresh-client latency, milliseconds. */
+  /** Fresh-client latency under attack, milliseconds. */
   fresh: PercentileSummary;
+  /** Fresh-client latency with good clients alone (the first `baselineS`), milliseconds. */
+  baseline: PercentileSummary;
+  /** p99 under attack over p99 of the baseline. */
+  p99Ratio: number | null;
   freshFailures: number;
   resetsSent: number;
   burstsAnswered: string;
@@ -213,6 +221,9 @@ async function soakOne(
   const server = await startServerProcess(kind, options.mode);
   log(`${kind} ${options.mode}: serving on 127.0.0.1:${server.port} (pid ${server.child.pid})`);
   const latency = new HdrHistogram("us");
+  // Good clients alone first: the same-run baseline the attack is compared with.
+  const quiet = new HdrHistogram("us");
+  let attacking = false;
   let freshFailures = 0;
   let resetsSent = 0;
   let burstsSent = 0;
@@ -241,7 +252,8 @@ async function soakOne(
       tasks.push((async () => {
         while (!stop.signal.aborted) {
           try {
-            latency.record(Math.round((await freshClient(kind, server.port, 10_000)) * 1000));
+            const us = Math.round((await freshClient(kind, server.port, 10_000)) * 1000);
+            (attacking ? latency : quiet).record(us);
           } catch {
             freshFailures++;
           }
@@ -249,6 +261,8 @@ async function soakOne(
         }
       })());
     }
+    await sleep(options.baselineS * 1000, stop.signal);
+    attacking = true;
     // Resets, in chunks of 10 s.
     if (options.resets > 0) {
       tasks.push((async () => {
@@ -296,23 +310,29 @@ async function soakOne(
   const fdValues = samples.map((s) => s.fds);
   // The first sample after warm-up (1 s in) is the baseline for growth.
   const after = samples.length > 1 ? samples[1] : samples[0];
-  const summary = latency.summary();
   const ms = (us: number) => Math.round(us / 10) / 100;
+  const inMs = (summary: PercentileSummary): PercentileSummary => ({
+    count: summary.count,
+    min: ms(summary.min),
+    mean: ms(summary.mean),
+    p50: ms(summary.p50),
+    p90: ms(summary.p90),
+    p99: ms(summary.p99),
+    p999: ms(summary.p999),
+    p9999: ms(summary.p9999),
+    max: ms(summary.max),
+  });
+  const fresh = inMs(latency.summary());
+  const baseline = inMs(quiet.summary());
   return {
     kind,
     mode: options.mode,
     samples,
-    fresh: {
-      count: summary.count,
-      min: ms(summary.min),
-      mean: ms(summary.mean),
-      p50: ms(summary.p50),
-      p90: ms(summary.p90),
-      p99: ms(summary.p99),
-      p999: ms(summary.p999),
-      p9999: ms(summary.p9999),
-      max: ms(summary.max),
-    },
+    fresh,
+    baseline,
+    p99Ratio: baseline.count > 0 && baseline.p99 > 0 && fresh.count > 0
+      ? Math.round(fresh.p99 / baseline.p99 * 10) / 10
+      : null,
     freshFailures,
     resetsSent,
     burstsAnswered: `${burstsAnswered}/${burstsSent}`,
@@ -356,8 +376,10 @@ export function soakText(result: SoakResult): string {
       "mode",
       "fresh clients",
       "failed",
+      "baseline p50/p99 ms",
       "p50 ms",
       "p99 ms",
+      "p99 ÷ baseline",
       "max ms",
       "RSS MiB first→last (max)",
       "fds first→last (max)",
@@ -369,8 +391,10 @@ export function soakText(result: SoakResult): string {
       s.mode,
       s.fresh.count,
       s.freshFailures,
+      `${s.baseline.p50}/${s.baseline.p99}`,
       s.fresh.p50,
       s.fresh.p99,
+      s.p99Ratio,
       s.fresh.max,
       `${s.rss.firstMiB}→${s.rss.lastMiB} (${s.rss.maxMiB})`,
       `${s.fds.first}→${s.fds.last} (${s.fds.max})`,
@@ -419,6 +443,12 @@ async function main(args: string[]): Promise<number> {
     .option("--partial <n>", "half-request connections held per server", intOption(0, 5000), 50)
     .option("--burst <n>", "connections at once every 30 s (python3)", intOption(0, 5000), 500)
     .option("--sample <s>", "seconds between RSS/descriptor samples", numberOption(0), 10)
+    .option(
+      "--baseline <s>",
+      "seconds of good clients alone first (the same-run baseline)",
+      numberOption(0, Infinity, true),
+      20,
+    )
     .option("--logs <dir>", "write each server's output (last 512 KiB) to DIR/<server>-<mode>.log")
     .option("--json", "print one JSON document", false)
     .option("-q, --quiet", "no progress on stderr", false)
@@ -445,6 +475,7 @@ async function main(args: string[]): Promise<number> {
           partial: opts.partial,
           burst: python ? opts.burst : 0,
           sampleS: opts.sample,
+          baselineS: opts.baseline,
           logs: opts.logs,
           signal: stop.abort,
           log: opts.quiet ? undefined : (line) => writeStderr(`soak: ${line}\n`),
