@@ -95,8 +95,15 @@ Deno.test("load plan: one absolute schedule, shared exactly over connections and
   const shares = sharePlan(plan, 2);
   assertEquals(shares.map((s) => s.connectionIds), [[0, 2, 4], [1, 3]]);
   assertEquals(shares.map((s) => s.requests), [501, 500]);
-  const open = sharePlan({ ...plan, rate: 1000, connections: 5 }, 2);
-  assertEquals(open.map((s) => s.requests), [601, 400]);
+  // Open loop: each connection's count comes from the one schedule of the whole run.
+  const open = sharePlan({ ...plan, rate: 1000 }, 2);
+  assertEquals(open.map((s) => s.requests), [1001, 1001]);
+  assertEquals(
+    open.map((s) =>
+      s.connectionIds.reduce((sum, c) => sum + openLoopCount(1001, 0, c, 5, 1000), 0)
+    ),
+    [601, 400],
+  );
 });
 
 function options(overrides: Partial<LoadOptions> = {}): LoadOptions {
@@ -149,6 +156,25 @@ Deno.test("load: exact counts, closed and open loop, pipelined, verified", async
     assertEquals(open.summary.answered, 600);
     assertEquals(open.summary.errors, 0);
     assertEquals(open.measured.lag.count, 600);
+
+    // The same over two generator workers: one schedule, exact counts.
+    const shared = await runLoad(options({
+      port: server.port,
+      connections: 5,
+      rate: 4000,
+      requests: 600,
+      warmupMs: 100,
+      workers: 2,
+    }));
+    assertEquals(shared.measured.generators, 2);
+    assertEquals([shared.summary.requests, shared.summary.answered], [600, 600]);
+    const closedShared = await runLoad(options({
+      port: server.port,
+      connections: 3,
+      requests: 1001,
+      workers: 2,
+    }));
+    assertEquals([closedShared.summary.requests, closedShared.summary.answered], [1001, 1001]);
 
     // Choice 2 answered `Error:` by this server: 4 connections × 100 requests
     // over the rotation [3, 2, 3, 3] send exactly 100 of them.
