@@ -440,3 +440,32 @@ Deno.test("load report: a generator late by more than 1 ms at p99 says so", asyn
   assertEquals(kept.summary.keptSchedule, true);
   assertOk(loadText(kept, false).includes("Generator kept its schedule: sent late by 0.9 ms"));
 });
+
+Deno.test("load: a server that never answers: every request failed by --timeout, exactly", async () => {
+  const server = await startTestServer({ silent: true });
+  try {
+    const report = await runLoad(
+      options({ port: server.port, connections: 2, requests: 6, timeoutMs: 300 }),
+    );
+    assertEquals(
+      [report.summary.requests, report.summary.answered, report.measured.failed],
+      [6, 0, 6],
+    );
+    assertEquals(report.summary.errors, 6);
+    assertEquals(report.measured.firstError, "no answer within 300 ms");
+    const out = await runTool("taskserver", [
+      "load",
+      `127.0.0.1:${server.port}`,
+      "-n",
+      "2",
+      "-c",
+      "1",
+      "--timeout",
+      "300",
+    ]);
+    assertEquals(out.code, 1);
+    assertOk(out.stderr.includes("no answer within 300 ms"), out.stderr);
+  } finally {
+    await server.close();
+  }
+});
