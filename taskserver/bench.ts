@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { type Peer, preparePeer, selfCommand, startPeer } from "../shared/peer.ts";
 import {
   type LinePlot,
   renderTable,
@@ -16,198 +15,47 @@ import {
   writeReport,
   writeStudyReport,
 } from "../shared/report.ts";
+import { selfCommand } from "../shared/peer.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import type { Mode } from "../shared/mode.ts";
-import { errorMessage } from "../shared/errors.ts";
-import { readPressure } from "../shared/pressure.ts";
-
 import {
   BENCH_PAYLOAD,
   BENCH_REPLY,
   type DelayRun,
   inProcessClients,
-  throughput,
   type ThroughputRun,
 } from "./load_bench.ts";
+import {
+  defaultEntry,
+  havePython,
+  launch,
+  PYTHON_MAX_CLIENTS,
+  type ServerSpec,
+} from "./bench_servers.ts";
+import {
+  cpuPressure,
+  generatorCeiling,
+  pythonRatios,
+  throughputReportTable,
+  throughputTable,
+} from "./bench_throughput.ts";
 
 export { BENCH_PAYLOAD, type DelayRun, type ThroughputRun };
-
-/** A server design under test. */
-export interface ServerSpec {
-  /** Column and series name, e.g. `thread per client`. */
-  label: string;
-  kind: "taskserver" | "python";
-  mode?: Mode;
-  perClient?: boolean;
-  workers?: number;
-  /** python: `thread` (thread per client) or `fork` (process per client). */
-  python?: "thread" | "fork";
-  /** python: `study` (recv(1024), bare request, as the study) or `line`. */
-  framing?: "study" | "line";
-}
-
-/**
- * The study's Python servers run up to this many clients: their listen(128)
- * queue overflows, and 10,000 threads or forks take minutes to settle here.
- */
-export const PYTHON_MAX_CLIENTS = 1000;
-
-/** A server started for a run. */
-export interface LaunchedServer {
-  port: number;
-  /** The server's process (its CPU time, children included, is read from /proc). */
-  pid: number;
-  stop(): Promise<void>;
-}
-
-// Servers log on stderr; a stop gives them 8 s to close before SIGKILL.
-const PEER_OPTIONS = { stderr: "inherit", timeoutMs: 30_000, graceMs: 8000 } as const;
-
-/** Where `taskserver serve` starts from: the given entry, else the running program. */
-export function defaultEntry(): string {
-  return Deno.mainModule ?? new URL("./main.ts", import.meta.url).href;
-}
-
-/** Starts `taskserver serve` on a free loopback port as a child process. */
-export async function launchTaskServer(
-  spec: ServerSpec,
-  delayMs: number,
-  entry = defaultEntry(),
-): Promise<LaunchedServer> {
-  const command = selfCommand([
-    "serve",
-    "--host=127.0.0.1",
-    "--port=0",
-    "--json",
-    "--quiet",
-    `--mode=${spec.mode ?? "async"}`,
-    `--workers=${spec.workers ?? 2}`,
-    `--delay=${delayMs}`,
-    "--idle-timeout=120000",
-    ...(spec.perClient ? ["--per-client"] : []),
-  ], { entry });
-  let peer: Peer | undefined;
-  try {
-    peer = await startPeer(command.command, { ...PEER_OPTIONS, args: command.args });
-    peer.drain();
-    return { port: JSON.parse(peer.firstLine).results.port, pid: peer.child.pid, stop: peer.stop };
-  } catch (error) {
-    await peer?.stop();
-    throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);
-  }
-}
-
-/**
- * The study's servers (stdlib Python), as baselines: thread or fork per client;
- * `study` framing is its benchmark server (recv 1024, sleep, reverse); `line`
- * framing answers `choice|payload` lines like ours.
- */
-export const PYTHON_SERVER = `
-import os, signal, socket, sys, threading, time
-mode, delay, framing, backlog = sys.argv[1], float(sys.argv[2]) / 1000, sys.argv[3], int(sys.argv[4])
-
-def process_request(data):
-    try:
-        choice, payload = data.split('|', 1)
-        if choice == '1':
-            return payload.swapcase()
-        elif choice == '3':
-            return payload[::-1]
-        return "Invalid choice"
-    except Exception as e:
-        return f"Error: {str(e)}"
-
-def handle_study(conn):
-    with conn:
-        while True:
-            data = conn.recv(1024).decode()
-            if not data:
-                break
-            time.sleep(delay)
-            conn.sendall(data[::-1].encode())
-
-def handle_lines(conn):
-    with conn:
-        f = conn.makefile('rb')
-        for line in f:
-            if delay:
-                time.sleep(delay)
-            conn.sendall((process_request(line.rstrip(b'\\n').decode()) + '\\n').encode())
-
-handler = handle_study if framing == 'study' else handle_lines
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', 0))
-s.listen(backlog)
-print(s.getsockname()[1], flush=True)
-while True:
-    conn, addr = s.accept()
-    if mode == 'fork':
-        if os.fork() == 0:
-            s.close()
-            handler(conn)
-            os._exit(0)
-        conn.close()
-    else:
-        threading.Thread(target=handler, args=(conn,), daemon=True).start()
-`;
-
-/** True when python3 runs here. */
-export async function havePython(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("python3", {
-      args: ["-c", "pass"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts the study's Python server (see {@linkcode PYTHON_SERVER}). */
-export async function launchPythonServer(
-  spec: ServerSpec,
-  delayMs: number,
-): Promise<LaunchedServer> {
-  const program = await preparePeer({
-    name: "server_side",
-    language: "python",
-    source: PYTHON_SERVER,
-  });
-  try {
-    // Python's default listen() backlog is min(128, SOMAXCONN).
-    const peer = await startPeer(program.argv[0], {
-      ...PEER_OPTIONS,
-      args: [
-        ...program.argv.slice(1),
-        spec.python ?? "thread",
-        String(delayMs),
-        spec.framing ?? "line",
-        "128",
-      ],
-      timeoutMs: 10_000,
-    });
-    peer.drain();
-    return {
-      port: Number(peer.firstLine),
-      pid: peer.child.pid,
-      stop: () => peer.stop().finally(program.close),
-    };
-  } catch (error) {
-    await program.close();
-    throw new Error(`could not start python3 (${spec.label}): ${errorMessage(error)}`);
-  }
-}
-
-/** Starts a server of either kind. */
-export function launch(spec: ServerSpec, delayMs: number, entry?: string): Promise<LaunchedServer> {
-  return spec.kind === "python"
-    ? launchPythonServer(spec, delayMs)
-    : launchTaskServer(spec, delayMs, entry);
-}
+export {
+  defaultEntry,
+  havePython,
+  launch,
+  type LaunchedServer,
+  PYTHON_MAX_CLIENTS,
+  type ServerSpec,
+} from "./bench_servers.ts";
+export { launchPythonServer, launchTaskServer, PYTHON_SERVER } from "./bench_servers.ts";
+export {
+  generatorCeiling,
+  processTreeCpuMs,
+  pythonRatios,
+  throughputTable,
+} from "./bench_throughput.ts";
 
 /** The repository's `start.sh` (next to `taskserver/` and `dist/`), if it is there. */
 export function startScript(entry = defaultEntry()): string | null {
@@ -392,36 +240,6 @@ export async function delayTable(
   return { cells, skipped };
 }
 
-/** Measures throughput for each server and client count. */
-export async function throughputTable(
-  specs: ServerSpec[],
-  clients: number[],
-  durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
-): Promise<ThroughputRun[]> {
-  const runs: ThroughputRun[] = [];
-  for (const spec of specs) {
-    const server = await launch(spec, 0, options.entry);
-    try {
-      for (const n of clients) {
-        const cpuBefore = processTreeCpuMs(server.pid);
-        const run = await throughput(spec.label, server.port, n, durationMs, {
-          workers: options.generatorWorkers ?? 0,
-        });
-        run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
-        options.onLog?.(
-          `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
-            `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
-        );
-        runs.push(run);
-      }
-    } finally {
-      await server.stop();
-    }
-  }
-  return runs;
-}
-
 function pivot(
   cells: DelayCell[],
   servers: string[],
@@ -439,76 +257,6 @@ function pivot(
         const run = at(s, n);
         return run ? Number(run.totalS.toFixed(3)) : null;
       }),
-    ]),
-  };
-}
-
-/** Connections and requests in flight per connection of the generator-ceiling run. */
-export const CEILING_CONNECTIONS = 16;
-/** Requests in flight per connection in the generator-ceiling run. */
-export const CEILING_PIPELINE = 128;
-
-/**
- * The generator's own ceiling: our async server without delay, 16 connections
- * with 128 requests in flight each (the protocol answers pipelined lines in
- * order), so the figure is the generator's and the server's, not the round trip's.
- */
-export async function generatorCeiling(
-  durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
-): Promise<ThroughputRun> {
-  const server = await launch(
-    { label: "async", kind: "taskserver", mode: "async" },
-    0,
-    options.entry,
-  );
-  try {
-    const cpuBefore = processTreeCpuMs(server.pid);
-    const run = await throughput(
-      "async, pipelined (generator ceiling)",
-      server.port,
-      CEILING_CONNECTIONS,
-      durationMs,
-      { workers: options.generatorWorkers ?? 0, pipeline: CEILING_PIPELINE },
-    );
-    run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
-    options.onLog?.(
-      `generator ceiling: ${run.rps} req/s, p99 ${run.p99Ms} ms, errors ${run.errors}`,
-    );
-    return run;
-  } finally {
-    await server.stop();
-  }
-}
-
-function throughputReportTable(runs: ThroughputRun[], title: string): ReportTable {
-  return {
-    title,
-    columns: [
-      "Server",
-      "Clients",
-      "Pipeline",
-      "Requests/s",
-      "p50 (ms)",
-      "p99 (ms)",
-      "p99.9 (ms)",
-      "max (ms)",
-      "Errors",
-      "Server CPU/answer (µs)",
-    ],
-    rows: runs.map((
-      r,
-    ) => [
-      r.server,
-      r.clients,
-      r.pipeline,
-      r.rps,
-      r.p50Ms,
-      r.p99Ms,
-      r.p999Ms,
-      r.maxMs,
-      r.errors,
-      r.serverCpuUs,
     ]),
   };
 }
@@ -596,83 +344,6 @@ export async function runBench(options: BenchOptions): Promise<{ text: string; j
     text: ratios.length > 0 ? `${text}\n${ratios.map((r) => r.text).join("\n")}` : text,
     json,
   };
-}
-
-/** For each client count: our best design's requests/s over the Python thread server's. */
-export function pythonRatios(
-  runs: ThroughputRun[],
-): { clients: number; best: string; ratio: number; text: string }[] {
-  const out: { clients: number; best: string; ratio: number; text: string }[] = [];
-  for (const n of [...new Set(runs.map((r) => r.clients))]) {
-    const python = runs.find((r) => r.clients === n && r.server === "python thread");
-    const ours = runs.filter((r) =>
-      r.clients === n && r.server !== "python thread" && r.pipeline === 1
-    );
-    if (!python || ours.length === 0 || python.rps === 0) continue;
-    const best = ours.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const ratio = Math.round((best.rps / python.rps) * 100) / 100;
-    const cpu = best.serverCpuUs && python.serverCpuUs
-      ? `; per answer it used ${
-        Math.round((python.serverCpuUs / best.serverCpuUs) * 100) / 100
-      }× less server CPU (${best.serverCpuUs} against ${python.serverCpuUs} µs)`
-      : "";
-    out.push({
-      clients: n,
-      best: best.server,
-      ratio,
-      text: `${n} clients: best of ours (${best.server}) answered ${ratio}× the Python thread ` +
-        `server's requests/s (same run, same generator)${cpu}`,
-    });
-  }
-  return out;
-}
-
-/** Clock ticks per second of /proc/PID/stat times (USER_HZ: 100 on Linux). */
-const CLOCK_TICKS = 100;
-
-/**
- * CPU time (user + system, ms) of a process and its live children, from /proc;
- * null where there is no /proc. A thread-per-client server and a single event
- * loop get different CPU shares on a busy machine, so CPU per answer is the
- * figure that compares their code.
- */
-export function processTreeCpuMs(pid: number): number | null {
-  const cpuOf = (stat: string) => {
-    // Fields after the command name (which may hold spaces) in parentheses.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
-  };
-  try {
-    let ticks = cpuOf(Deno.readTextFileSync(`/proc/${pid}/stat`)).ticks;
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      try {
-        const child = cpuOf(Deno.readTextFileSync(`/proc/${entry.name}/stat`));
-        if (child.ppid === pid) ticks += child.ticks;
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    return (ticks * 1000) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
-}
-
-function serverCpuPerAnswer(
-  beforeMs: number | null,
-  afterMs: number | null,
-  run: ThroughputRun,
-): number | null {
-  if (beforeMs === null || afterMs === null || run.requests === 0) return null;
-  // The run includes a 200 ms warmup whose answers are not counted: per answer
-  // it is a slight over-estimate, the same for every server.
-  return Math.round((((afterMs - beforeMs) * 1000) / run.requests) * 10) / 10;
-}
-
-function cpuPressure(): string {
-  const p = readPressure();
-  return p ? `${p.avg10}% (some, avg10)` : "unknown";
 }
 
 /** The study's published table (seed 003), total execution time in seconds. */

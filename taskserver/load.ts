@@ -206,9 +206,10 @@ async function runWorkers(options: LoadOptions, hooks: LoadHooks): Promise<Share
     const failed = Promise.race(spawned.map((s) => s.done)).then(() => {});
     await Promise.race([readyPromise, failed, aborted(hooks.signal)]);
     if (hooks.signal?.aborted) stop();
-    const startAt = loadEpoch() + 20;
+    // Lead time for the message to reach every worker, even children on a busy machine.
+    const startAt = loadEpoch() + 100;
     for (const s of spawned) s.channel.send({ startAt });
-    runStarted = performance.now() + 20;
+    runStarted = performance.now() + 100;
     const results = await Promise.all(spawned.map((s) => s.done)) as (ShareResult | null)[];
     return mergeResults(results.filter((r): r is ShareResult => r !== null));
   } finally {

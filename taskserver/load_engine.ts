@@ -143,12 +143,14 @@ export class LoadGenerator {
 
   /**
    * Runs the share to its end (or {@linkcode stop}); resolves with what was
-   * measured. Sending starts at `startAt` (epoch ms; default: the plan's, or now
-   * once prepared if that has passed).
+   * measured. Sending starts at `startAt` (epoch ms; default: the plan's; 0: as
+   * soon as the connections are open).
    */
   async run(startAt = this.plan.startAt): Promise<ShareResult> {
     await this.prepare();
-    this.t0 = Math.max(startAt - performance.timeOrigin, performance.now());
+    // A common start (several workers) holds even for one that is late: its lateness
+    // shows in its lag and latency instead of shifting its schedule. 0: start now.
+    this.t0 = startAt > 0 ? startAt - performance.timeOrigin : performance.now();
     this.measureStart = this.t0 + this.plan.warmupMs;
     this.measureEnd = this.plan.durationMs === null
       ? Infinity

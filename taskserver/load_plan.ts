@@ -39,7 +39,10 @@ export interface LoadPlan {
   warmupMs: number;
   /** Milliseconds of measuring, or null (until `requests`). */
   durationMs: number | null;
-  /** Measured requests this share sends, or null (until `durationMs`). */
+  /**
+   * Measured requests: closed loop, this share's count; open loop, the whole
+   * run's (each connection takes its part of the schedule). Null: until `durationMs`.
+   */
   requests: number | null;
   /** A connection closes after this many requests, or null (it stays open). */
   requestsPerConnection: number | null;
@@ -199,21 +202,21 @@ export function openLoopCount(
   return count(first + requests) - count(first);
 }
 
-/** The whole run's plan split over `workers` generator isolates (connection c goes to c mod W). */
+/**
+ * The whole run's plan split over `workers` generator isolates (connection c
+ * goes to c mod W). Closed loop: `requests` becomes the share's count (its
+ * connections draw from it). Open loop: `requests` stays the run's count, since
+ * each connection derives its own exact count from the one schedule
+ * ({@linkcode openLoopCount}).
+ */
 export function sharePlan(plan: LoadPlan, workers: number): LoadPlan[] {
   const w = Math.max(1, Math.min(workers, plan.connections));
-  const requestShares = plan.requests === null ? null : splitEvenly(plan.requests, w);
-  return Array.from({ length: w }, (_, i) => {
-    const ids = plan.connectionIds.filter((c) => c % w === i);
-    let requests = requestShares?.[i] ?? null;
-    if (plan.requests !== null && plan.rate !== null) {
-      // Open loop: each connection's count is fixed by the schedule.
-      requests = ids.reduce(
-        (sum, c) =>
-          sum + openLoopCount(plan.requests!, plan.warmupMs, c, plan.connections, plan.rate!),
-        0,
-      );
-    }
-    return { ...plan, connectionIds: ids, requests };
-  });
+  const requestShares = plan.requests === null || plan.rate !== null
+    ? null
+    : splitEvenly(plan.requests, w);
+  return Array.from({ length: w }, (_, i) => ({
+    ...plan,
+    connectionIds: plan.connectionIds.filter((c) => c % w === i),
+    requests: requestShares?.[i] ?? plan.requests,
+  }));
 }

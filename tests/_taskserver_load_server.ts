@@ -1,7 +1,7 @@
 /**
  * A line server for the load generator's tests: answers `choice|payload` as our
  * server does (ops.ts), optionally answers one choice with `Error: refused`, and
- * optionally freezes: every answer due in a window (from `afterMs` after the
+ * optionally never answers, or freezes: every answer due in a window (from `afterMs` after the
  * first request, for `forMs`) waits until the window ends, like a server in a
  * garbage-collection pause.
  */
@@ -15,7 +15,12 @@ export interface TestServer {
 }
 
 export function startTestServer(
-  options: { errorChoice?: string; freeze?: { afterMs: number; forMs: number } } = {},
+  options: {
+    errorChoice?: string;
+    freeze?: { afterMs: number; forMs: number };
+    /** Read requests and never answer. */
+    silent?: boolean;
+  } = {},
 ): Promise<TestServer> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
@@ -36,7 +41,7 @@ export function startTestServer(
         pending += decoder.decode(buffer.subarray(0, n));
         const lines = pending.split("\n");
         pending = lines.pop()!;
-        if (lines.length === 0) continue;
+        if (lines.length === 0 || options.silent) continue;
         if (options.freeze) {
           const start = firstAt + options.freeze.afterMs;
           const end = start + options.freeze.forMs;
