@@ -176,9 +176,11 @@ Deno.test("interarrival check --protocol udp: every datagram counted, fits on re
   });
   assertEquals([result.protocol, result.sent, result.received], ["udp", 301, 301]);
   assertEquals([result.fit.n, result.carriedFit.n, result.clientFit.n], [300, 300, 300]);
-  // The server reads the send times exactly: its gaps between them are the client's own
-  // (to the microsecond the header carries).
+  // The server reads the send times the client stamped (just before building each
+  // batch; the client's own gaps are taken just before each write): the means agree
+  // within the time a build takes, over 300 gaps.
   assertEquals(result.carriedFit.expectedMean, 5);
-  assertOk(Math.abs(result.carriedFit.measuredMean - result.clientFit.measuredMean) < 0.01);
+  const difference = Math.abs(result.carriedFit.measuredMean - result.clientFit.measuredMean);
+  assertOk(difference < 0.1, `carried vs client mean gap: ${difference} ms apart`);
   assertEquals(result.server.lost, 0);
 });
