@@ -22,7 +22,7 @@ case "$1" in
     tool=$1
     shift
     perms="--allow-env --allow-net --allow-read --allow-write --allow-run"
-    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname"
+    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname --allow-ffi"
     if [ -f "$here/$tool/main.ts" ]; then
       # `deno run` directly: ~10 ms less per start than `deno task`, and the
       # source (cached) starts faster than the bundle, which loads Node's

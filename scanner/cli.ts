@@ -39,6 +39,8 @@ import {
 } from "./scan.ts";
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { addBenchCommand } from "./bench_command.ts";
+import { resolveEngine } from "./engines.ts";
+import { MAX_FFI_WINDOW } from "./ffi_engine.ts";
 
 interface ScanFlags {
   ports: string;
@@ -50,8 +52,9 @@ interface ScanFlags {
   randomize: boolean;
   show: string;
   mode: string;
+  engine: string;
   workers: number;
-  concurrency: number;
+  concurrency?: number;
   timeout: number;
   retries: number;
   rate: number;
@@ -122,8 +125,9 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
     if (!flags.json) warn(`Cannot scan '${item.target}': ${item.reason}; scanning the others`);
   }
 
+  const engine = resolveEngine(flags.engine);
   const chosen = requestedMode === null
-    ? autoMode(targets.length * ports.length, flags.workers)
+    ? autoMode(targets.length * ports.length, flags.workers, engine)
     : { mode: requestedMode, workers: flags.workers };
   const mode = chosen.mode;
   let progress: Progress | null = null;
@@ -135,6 +139,7 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
       targets,
       ports,
       mode,
+      engine,
       workers: chosen.workers,
       concurrency: flags.concurrency,
       timeoutMs: flags.timeout,
@@ -161,7 +166,9 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
   }
   if (flags.verbose) {
     writeStderr(
-      `scanned ${result.probes} probes in ${result.elapsedMs.toFixed(1)} ms (${result.mode})\n`,
+      `scanned ${result.probes} probes in ${
+        result.elapsedMs.toFixed(1)
+      } ms (${result.mode}, ${result.engine} engine)\n`,
     );
   }
   if (flags.json) {
@@ -170,8 +177,9 @@ async function runScan(words: string[], flags: ScanFlags): Promise<number> {
       ports: flags.ports,
       exclude_ports: flags.excludePorts ?? null,
       mode: flags.mode,
+      engine: flags.engine,
       workers: flags.workers,
-      concurrency: flags.concurrency,
+      concurrency: flags.concurrency ?? null,
       timeout_ms: flags.timeout,
       retries: flags.retries,
       rate: flags.rate,
@@ -215,7 +223,12 @@ function addScanOptions(command: Command): Command {
       .option("--show <states>", "states to list: open, all, or a list like open,filtered", "open")
       .option(
         "--mode <mode>",
-        "sequential|async|thread|process, or auto: async up to 128 probes, else thread with up to --workers workers",
+        "sequential|async|thread|process, or auto: async with the ffi engine; with connect async up to 128 probes, else thread with up to --workers workers",
+        "auto",
+      )
+      .option(
+        "--engine <engine>",
+        "connect engine: ffi (libc non-blocking connects, thousands in flight; needs --allow-ffi, Linux), connect (Deno.connect, ~128 in flight per isolate), or auto: ffi where it can run",
         "auto",
       )
       .option(
@@ -226,9 +239,8 @@ function addScanOptions(command: Command): Command {
       )
       .option(
         "--concurrency <n>",
-        "probes in flight per worker (real connects are capped at 128 per isolate)",
+        `probes in flight per worker (default: ${DEFAULT_CONCURRENCY} for connect, which caps real connects there; the open-file limit for ffi, at most ${MAX_FFI_WINDOW})`,
         intOption(1, 100000),
-        DEFAULT_CONCURRENCY,
       )
       .option(
         "--timeout <ms>",

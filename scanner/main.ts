@@ -14,6 +14,7 @@
  */
 import { enterRole } from "../shared/runtime.ts";
 import "./probe.ts";
+import "./engines.ts";
 import { fastScan } from "./fast_scan.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */

@@ -76,7 +76,8 @@ export function formatTable(
     `Scanned ${result.hosts.length} host${result.hosts.length === 1 ? "" : "s"}, ` +
       `${result.probes} ports in ${seconds} s (${result.mode}` +
       (result.mode === "thread" || result.mode === "process" ? `, ${result.workers} workers` : "") +
-      `, timeout ${result.timeoutMs} ms)`,
+      `, ${result.engine} engine, timeout ${result.timeoutMs} ms)` +
+      (result.interrupted ? " (interrupted: partial results)" : ""),
   );
   return lines.join("\n") + "\n";
 }
@@ -99,6 +100,8 @@ export function jsonResults(
     ports_per_host: result.portsPerHost,
     probes: result.probes,
     mode: result.mode,
+    engine: result.engine,
+    interrupted: result.interrupted,
     workers: result.workers,
     concurrency: result.concurrency,
     timeout_ms: result.timeoutMs,

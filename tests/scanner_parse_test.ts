@@ -124,6 +124,8 @@ function sampleResult(): ScanResult {
     portsPerHost: 3,
     probes: 3,
     mode: "async",
+    engine: "connect",
+    interrupted: false,
     workers: 1,
     concurrency: 1024,
     timeoutMs: 500,
