@@ -1,5 +1,6 @@
 import { assertEquals } from "./_assert.ts";
 import { parsePlainScan } from "../scanner/fast_scan.ts";
+import { resolveEngine } from "../scanner/engines.ts";
 
 Deno.test("scanner fast path: small scans of literal addresses parse, the rest go to the CLI", async () => {
   const plain = await parsePlainScan(["127.0.0.1", "-p", "22,80", "--timeout=200"]);
@@ -7,7 +8,12 @@ Deno.test("scanner fast path: small scans of literal addresses parse, the rest g
     targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
     ports: [22, 80],
     timeoutMs: 200,
+    engine: resolveEngine("auto"),
   });
+  assertEquals(
+    (await parsePlainScan(["::1", "-p", "7", "--engine", "connect"]))?.engine,
+    "connect",
+  );
   assertEquals((await parsePlainScan(["::1", "--ports=7"]))?.ports, [7]);
   for (
     const args of [
@@ -20,6 +26,7 @@ Deno.test("scanner fast path: small scans of literal addresses parse, the rest g
       ["127.0.0.1", "-p", "80", "--json"],
       ["127.0.0.1", "-p"],
       ["127.0.0.1", "-p", "80", "--timeout", "0"],
+      ["127.0.0.1", "-p", "80", "--engine", "turbo"], // the CLI names the bad engine
       ["scan", "127.0.0.1", "-p", "80"],
       ["bench", "--study"],
       ["--help"],
