@@ -6,207 +6,30 @@
  * @module
  */
 import type { Command } from "commander";
-import {
-  addOutputOptions,
-  createProgram,
-  EXIT_FAILURE,
-  EXIT_OK,
-  intOption,
-  jsonDocument,
-  toolArgs,
-  warn,
-  writeStderr,
-  writeStdout,
-} from "../shared/cli.ts";
-import { UsageError } from "../shared/errors.ts";
-import { parseMode } from "../shared/mode.ts";
-import type { Progress } from "../shared/progress.ts";
-import {
-  DEFAULT_PORTS,
-  excludePorts,
-  parsePorts,
-  parseTargetFile,
-  parseTargetList,
-  resolveTargets,
-} from "./targets.ts";
-import {
-  autoMode,
-  DEFAULT_CONCURRENCY,
-  DEFAULT_TIMEOUT_MS,
-  DEFAULT_WORKERS,
-  scan,
-  type ScanResult,
-} from "./scan.ts";
-import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
+import { addOutputOptions, createProgram, EXIT_OK, intOption, toolArgs } from "../shared/cli.ts";
+import { DEFAULT_PORTS } from "./targets.ts";
+import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKERS } from "./scan.ts";
 import { addBenchCommand } from "./bench_command.ts";
-import { resolveEngine } from "./engines.ts";
 import { MAX_FFI_WINDOW } from "./ffi_engine.ts";
+import { runScan, type ScanFlags } from "./scan_command.ts";
 
-interface ScanFlags {
-  ports: string;
-  excludePorts?: string;
-  inputList?: string;
-  4?: boolean;
-  6?: boolean;
-  force: boolean;
-  randomize: boolean;
-  show: string;
-  mode: string;
-  engine: string;
-  workers: number;
-  concurrency?: number;
-  timeout: number;
-  retries: number;
-  rate: number;
-  csv: boolean;
-  grep: boolean;
-  json: boolean;
-  verbose: boolean;
-  quiet: boolean;
-}
+/** nmap's two-letter options; commander only knows one-letter short flags. */
+const NMAP_OPTIONS: Record<string, string> = {
+  "-iL": "--input-list",
+  "-oN": "--output-normal",
+  "-oG": "--output-grepable",
+  "-oJ": "--output-json",
+  "-oA": "--output-all",
+};
 
-/** nmap spells the target-list option `-iL`; commander only knows one-letter short flags. */
 function normaliseArgs(args: string[]): string[] {
-  return args.map((
-    arg,
-  ) => (arg === "-iL"
-    ? "--input-list"
-    : arg.startsWith("-iL=")
-    ? `--input-list=${arg.slice(4)}`
-    : arg)
-  );
-}
-
-async function readTargetList(path: string): Promise<string[]> {
-  try {
-    const text = path === "-"
-      ? await new Response(Deno.stdin.readable).text()
-      : await Deno.readTextFile(path);
-    return parseTargetFile(text);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Cannot read -iL '${path}': no such file`);
-    }
-    throw error;
-  }
-}
-
-async function runScan(words: string[], flags: ScanFlags): Promise<number> {
-  const started = performance.now();
-  const auto = flags.mode.trim().toLowerCase() === "auto";
-  const requestedMode = auto ? null : parseMode(flags.mode);
-  if (flags[4] && flags[6]) throw new UsageError("Use only one of -4 and -6");
-  const outputs = [flags.json, flags.csv, flags.grep].filter(Boolean).length;
-  if (outputs > 1) throw new UsageError("Use only one of --json, --csv and --grep");
-  const show = parseShow(flags.show);
-  let ports = parsePorts(flags.ports, "-p");
-  if (flags.excludePorts !== undefined) {
-    ports = excludePorts(ports, parsePorts(flags.excludePorts, "--exclude-ports"));
-    if (ports.length === 0) {
-      throw new UsageError(
-        `No ports left: --exclude-ports '${flags.excludePorts}' removes every port of -p '${flags.ports}'`,
-      );
-    }
-  }
-  const allWords = [...words, ...(flags.inputList ? await readTargetList(flags.inputList) : [])];
-  if (allWords.length === 0) {
-    throw new UsageError("No targets: give host names, addresses or CIDR blocks, or -iL FILE");
-  }
-  const specs = parseTargetList(allWords, flags.force);
-  if (specs.length === 0) throw new UsageError(`No targets in '${allWords.join(" ")}'`);
-  const family = flags[4] ? 4 : flags[6] ? 6 : undefined;
-  const { targets, unresolved } = await resolveTargets(specs, { family });
-  if (targets.length === 0) {
-    throw new UsageError(
-      unresolved.map((item) => `Cannot scan '${item.target}': ${item.reason}`).join("; "),
-    );
-  }
-  for (const item of unresolved) {
-    if (!flags.json) warn(`Cannot scan '${item.target}': ${item.reason}; scanning the others`);
-  }
-
-  const engine = resolveEngine(flags.engine);
-  const chosen = requestedMode === null
-    ? autoMode(targets.length * ports.length, flags.workers, engine)
-    : { mode: requestedMode, workers: flags.workers };
-  const mode = chosen.mode;
-  let progress: Progress | null = null;
-  const showProgress = !flags.json && !flags.quiet && Deno.stderr.isTerminal();
-  let result: ScanResult;
-  let finished = false;
-  try {
-    result = await scan({
-      targets,
-      ports,
-      mode,
-      engine,
-      workers: chosen.workers,
-      concurrency: flags.concurrency,
-      timeoutMs: flags.timeout,
-      retries: flags.retries,
-      rate: flags.rate,
-      randomize: flags.randomize,
-      onProgress: showProgress
-        ? (done, total) => {
-          // Only scans that last over a second get a bar.
-          if (!progress && performance.now() - started > 1000 && done < total) {
-            progress = { update() {}, increment() {}, stop() {} };
-            import("../shared/progress.ts").then(({ startProgress }) => {
-              if (!finished) progress = startProgress(total, "ports");
-            });
-          }
-          progress?.update(done);
-        }
-        : undefined,
-    });
-  } finally {
-    // Leave the terminal clean even when the scan fails.
-    finished = true;
-    (progress as Progress | null)?.stop();
-  }
-  if (flags.verbose) {
-    writeStderr(
-      `scanned ${result.probes} probes in ${
-        result.elapsedMs.toFixed(1)
-      } ms (${result.mode}, ${result.engine} engine)\n`,
-    );
-  }
-  if (flags.json) {
-    const options = {
-      targets: allWords,
-      ports: flags.ports,
-      exclude_ports: flags.excludePorts ?? null,
-      mode: flags.mode,
-      engine: flags.engine,
-      workers: flags.workers,
-      concurrency: flags.concurrency ?? null,
-      timeout_ms: flags.timeout,
-      retries: flags.retries,
-      rate: flags.rate,
-      randomize: flags.randomize,
-      show: flags.show,
-    };
-    const error = unresolved.length > 0
-      ? `${unresolved.length} target(s) could not be resolved: ${
-        unresolved.map((u) => u.target).join(", ")
-      }`
-      : null;
-    writeStdout(
-      JSON.stringify(
-        jsonDocument(
-          "scanner",
-          "scan",
-          options,
-          jsonResults(result, show, unresolved),
-          performance.now() - started,
-          error,
-        ),
-      ) + "\n",
-    );
-  } else if (flags.csv) writeStdout(formatCsv(result, show));
-  else if (flags.grep) writeStdout(formatGrep(result, show));
-  else writeStdout(formatTable(result, show, unresolved));
-  return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
+  return args.flatMap((arg) => {
+    const short = arg.slice(0, 3);
+    const long = NMAP_OPTIONS[short];
+    if (!long) return [arg];
+    if (arg.length === 3) return [long];
+    return [`${long}=${arg.slice(arg[3] === "=" ? 4 : 3)}`];
+  });
 }
 
 function addScanOptions(command: Command): Command {
@@ -256,7 +79,23 @@ function addScanOptions(command: Command): Command {
       )
       .option("--rate <n>", "at most N new connects per second, 0 for no cap", intOption(0), 0)
       .option("--csv", "print CSV: host,address,port,state,reason,service", false)
-      .option("--grep", "print one grepable line per host", false),
+      .option("--grep", "print one grepable line per host", false)
+      .option(
+        "--jsonl",
+        "print each shown port as a JSON line as it is decided, then a summary line",
+        false,
+      )
+      .option("--output-normal <file>", "also write the table to FILE (also -oN)")
+      .option("--output-grepable <file>", "also write grepable lines to FILE (also -oG)")
+      .option(
+        "--output-json <file>",
+        "also write the JSON document to FILE; --resume reads it (also -oJ)",
+      )
+      .option("--output-all <base>", "-oN BASE.nmap, -oG BASE.gnmap and -oJ BASE.json (also -oA)")
+      .option(
+        "--resume <file>",
+        "continue the scan a -oJ FILE was written for (after Ctrl-C): skips the ports it has",
+      ),
   );
   return command;
 }

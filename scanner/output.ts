@@ -8,6 +8,7 @@ import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
 import type { HostResult, PortResult, ScanResult } from "./scan.ts";
 import type { UnresolvedTarget } from "./targets.ts";
+import { outcomesOf } from "./records.ts";
 
 /** Parses `--show`: `open`, `all`, or a comma list of states. */
 export function parseShow(text: string): PortState[] {
@@ -94,6 +95,8 @@ export function jsonResults(
       address: host.address,
       counts: host.counts,
       ports: shownPorts(host, show),
+      // Every decided port, compactly: what --resume and `scanner merge` read back.
+      outcomes: outcomesOf(host.ports),
     })),
     unresolved,
     show,

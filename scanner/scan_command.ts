@@ -1,0 +1,331 @@
+/**
+ * The `scan` command body: validates flags, builds the target and port lists,
+ * runs the scan, and prints and writes its results (`--json`, `--jsonl`,
+ * `--csv`, `--grep`, `-oN/-oG/-oJ/-oA`). Ctrl-C stops the scan, prints and
+ * writes what was decided so far, and exits 130; `--resume FILE` continues from
+ * a written `-oJ` file.
+ *
+ * @module
+ */
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  jsonDocument,
+  warn,
+  writeStderr,
+  writeStdout,
+} from "../shared/cli.ts";
+import { UsageError } from "../shared/errors.ts";
+import { parseMode } from "../shared/mode.ts";
+import type { Progress } from "../shared/progress.ts";
+import {
+  excludePorts,
+  parsePorts,
+  parseTargetFile,
+  parseTargetList,
+  resolveTargets,
+  type ScanTarget,
+} from "./targets.ts";
+import { autoMode, type Probe, scan, type ScanResult } from "./scan.ts";
+import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
+import { resolveEngine } from "./engines.ts";
+import { hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
+import { loadServices } from "./services.ts";
+import { countStates } from "./scan.ts";
+
+/** Exit code after Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+/** The scan command's flags, as commander gives them. */
+export interface ScanFlags {
+  ports: string;
+  excludePorts?: string;
+  inputList?: string;
+  4?: boolean;
+  6?: boolean;
+  force: boolean;
+  randomize: boolean;
+  show: string;
+  mode: string;
+  engine: string;
+  workers: number;
+  concurrency?: number;
+  timeout: number;
+  retries: number;
+  rate: number;
+  csv: boolean;
+  grep: boolean;
+  json: boolean;
+  jsonl: boolean;
+  outputNormal?: string;
+  outputGrepable?: string;
+  outputJson?: string;
+  outputAll?: string;
+  resume?: string;
+  verbose: boolean;
+  quiet: boolean;
+}
+
+async function readText(path: string, option: string): Promise<string> {
+  try {
+    return path === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Cannot read ${option} '${path}': no such file`);
+    }
+    throw error;
+  }
+}
+
+/** Writes `text` to `path` through a temporary name, renamed once complete. */
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const temp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(temp, text);
+  await Deno.rename(temp, path);
+}
+
+/** The files `-oN/-oG/-oJ/-oA` ask for. */
+function outputFiles(flags: ScanFlags): { normal?: string; grepable?: string; json?: string } {
+  const base = flags.outputAll;
+  return {
+    normal: flags.outputNormal ?? (base ? `${base}.nmap` : undefined),
+    grepable: flags.outputGrepable ?? (base ? `${base}.gnmap` : undefined),
+    json: flags.outputJson ?? (base ? `${base}.json` : undefined),
+  };
+}
+
+/** A resumed scan's earlier results and the options it was started with. */
+interface Resumed {
+  hosts: ReturnType<typeof hostsOfDocument>;
+  options: Record<string, unknown>;
+}
+
+async function readResume(path: string): Promise<Resumed> {
+  const text = await readText(path, "--resume");
+  let doc: { options?: Record<string, unknown> };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new UsageError(`Cannot resume from '${path}': not a JSON document (write one with -oJ)`);
+  }
+  return { hosts: hostsOfDocument(doc, `--resume '${path}'`), options: doc.options ?? {} };
+}
+
+/** Runs `scanner [scan] targets... [flags]`; returns the exit code. */
+export async function runScan(givenWords: string[], flags: ScanFlags): Promise<number> {
+  const started = performance.now();
+  const resumed = flags.resume ? await readResume(flags.resume) : null;
+  let words = givenWords;
+  if (resumed && words.length === 0 && !flags.inputList) {
+    // `scanner --resume FILE`: the targets and ports the file was written with.
+    const options = resumed.options;
+    words = Array.isArray(options.targets) ? options.targets.map(String) : [];
+    if (typeof options.ports === "string") flags.ports = options.ports;
+    if (typeof options.exclude_ports === "string") flags.excludePorts = options.exclude_ports;
+  }
+  const auto = flags.mode.trim().toLowerCase() === "auto";
+  const requestedMode = auto ? null : parseMode(flags.mode);
+  if (flags[4] && flags[6]) throw new UsageError("Use only one of -4 and -6");
+  const outputs = [flags.json, flags.jsonl, flags.csv, flags.grep].filter(Boolean).length;
+  if (outputs > 1) throw new UsageError("Use only one of --json, --jsonl, --csv and --grep");
+  const show = parseShow(flags.show);
+  let ports = parsePorts(flags.ports, "-p");
+  if (flags.excludePorts !== undefined) {
+    ports = excludePorts(ports, parsePorts(flags.excludePorts, "--exclude-ports"));
+    if (ports.length === 0) {
+      throw new UsageError(
+        `No ports left: --exclude-ports '${flags.excludePorts}' removes every port of -p '${flags.ports}'`,
+      );
+    }
+  }
+  const allWords = [
+    ...words,
+    ...(flags.inputList ? parseTargetFile(await readText(flags.inputList, "-iL")) : []),
+  ];
+  if (allWords.length === 0) {
+    throw new UsageError("No targets: give host names, addresses or CIDR blocks, or -iL FILE");
+  }
+  const specs = parseTargetList(allWords, flags.force);
+  if (specs.length === 0) throw new UsageError(`No targets in '${allWords.join(" ")}'`);
+  const family = flags[4] ? 4 : flags[6] ? 6 : undefined;
+  const { targets, unresolved } = await resolveTargets(specs, { family });
+  if (targets.length === 0) {
+    throw new UsageError(
+      unresolved.map((item) => `Cannot scan '${item.target}': ${item.reason}`).join("; "),
+    );
+  }
+  const machine = flags.json || flags.jsonl;
+  for (const item of unresolved) {
+    if (!machine) warn(`Cannot scan '${item.target}': ${item.reason}; scanning the others`);
+  }
+
+  const services = loadServices();
+  const earlier = resumed ? mergeHosts([resumed.hosts], services) : [];
+  const probes = probesToRun(targets, ports, earlier, flags.randomize);
+  const engine = resolveEngine(flags.engine);
+  const chosen = requestedMode === null
+    ? autoMode(probes.length, flags.workers, engine)
+    : { mode: requestedMode, workers: flags.workers };
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let progress: Progress | null = null;
+  const showProgress = !machine && !flags.quiet && Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let result: ScanResult;
+  let finished = false;
+  try {
+    result = await scan({
+      targets,
+      ports,
+      probes,
+      mode: chosen.mode,
+      engine,
+      workers: chosen.workers,
+      concurrency: flags.concurrency,
+      timeoutMs: flags.timeout,
+      retries: flags.retries,
+      rate: flags.rate,
+      services,
+      signal: controller.signal,
+      onPort: flags.jsonl
+        ? (host, port) => {
+          // One line per finding, written at once (a reader sees it as it comes).
+          if (show.includes(port.state)) {
+            Deno.stdout.writeSync(encoder.encode(jsonlPort(host, port)));
+          }
+        }
+        : undefined,
+      onProgress: showProgress
+        ? (done, total) => {
+          // Only scans that last over a second get a bar.
+          if (!progress && performance.now() - started > 1000 && done < total) {
+            progress = { update() {}, increment() {}, stop() {} };
+            import("../shared/progress.ts").then(({ startProgress }) => {
+              if (!finished) progress = startProgress(total, "ports");
+            });
+          }
+          progress?.update(done);
+        }
+        : undefined,
+    });
+  } finally {
+    // Leave the terminal clean even when the scan fails.
+    finished = true;
+    (progress as Progress | null)?.stop();
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (earlier.length > 0) result = withEarlier(result, earlier);
+  if (flags.verbose) {
+    writeStderr(
+      `scanned ${result.probes} probes in ${
+        result.elapsedMs.toFixed(1)
+      } ms (${result.mode}, ${result.engine} engine)\n`,
+    );
+  }
+  const options = {
+    targets: allWords,
+    ports: flags.ports,
+    exclude_ports: flags.excludePorts ?? null,
+    mode: flags.mode,
+    engine: flags.engine,
+    workers: flags.workers,
+    concurrency: flags.concurrency ?? null,
+    timeout_ms: flags.timeout,
+    retries: flags.retries,
+    rate: flags.rate,
+    randomize: flags.randomize,
+    show: flags.show,
+    resume: flags.resume ?? null,
+  };
+  const problems = [
+    ...(unresolved.length > 0
+      ? [
+        `${unresolved.length} target(s) could not be resolved: ${
+          unresolved.map((u) => u.target).join(", ")
+        }`,
+      ]
+      : []),
+    ...(result.interrupted ? ["interrupted: partial results"] : []),
+  ];
+  const error = problems.length > 0 ? problems.join("; ") : null;
+  const document = () =>
+    JSON.stringify(
+      jsonDocument(
+        "scanner",
+        "scan",
+        options,
+        jsonResults(result, show, unresolved),
+        performance.now() - started,
+        error,
+      ),
+    ) + "\n";
+  const files = outputFiles(flags);
+  if (files.normal) await writeFileAtomic(files.normal, formatTable(result, show, unresolved));
+  if (files.grepable) await writeFileAtomic(files.grepable, formatGrep(result, show));
+  if (files.json) await writeFileAtomic(files.json, document());
+  if (flags.json) writeStdout(document());
+  else if (flags.jsonl) {
+    writeStdout(jsonlSummary(result.hosts, {
+      probes: result.probes,
+      mode: result.mode,
+      engine: result.engine,
+      interrupted: result.interrupted,
+      scan_ms: Math.round(result.elapsedMs * 1000) / 1000,
+      error,
+    }));
+  } else if (flags.csv) writeStdout(formatCsv(result, show));
+  else if (flags.grep) writeStdout(formatGrep(result, show));
+  else writeStdout(formatTable(result, show, unresolved));
+  if (result.interrupted) {
+    if (!machine) writeStderr("scanner: interrupted: the results above are partial\n");
+    return EXIT_INTERRUPTED;
+  }
+  return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
+}
+
+/** Every host × port not already decided in `earlier`, in scan order. */
+function probesToRun(
+  targets: ScanTarget[],
+  ports: number[],
+  earlier: { address: string; ports: { port: number }[] }[],
+  randomize: boolean,
+): Probe[] {
+  const done = new Map(
+    earlier.map((host) => [host.address, new Set(host.ports.map((p) => p.port))]),
+  );
+  const probes: Probe[] = [];
+  targets.forEach((target, host) => {
+    const skip = done.get(target.address);
+    const order = randomize ? shuffle(ports) : ports;
+    for (const port of order) if (!skip?.has(port)) probes.push({ host, port });
+  });
+  return probes;
+}
+
+function shuffle(items: readonly number[]): number[] {
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** The result with the ports a resumed file had already decided added in. */
+function withEarlier(result: ScanResult, earlier: ReturnType<typeof mergeHosts>): ScanResult {
+  const before = new Map(earlier.map((host) => [host.address, host]));
+  const hosts = result.hosts.map((host) => {
+    const old = before.get(host.address);
+    if (!old) return host;
+    const ports = [...old.ports, ...host.ports].sort((a, b) => a.port - b.port);
+    return { ...host, ports, counts: countStates(ports) };
+  });
+  return {
+    ...result,
+    hosts,
+    probes: result.probes + earlier.reduce((n, h) => n + h.ports.length, 0),
+  };
+}
