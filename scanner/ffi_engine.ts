@@ -375,9 +375,12 @@ export class FfiEngine {
     if (fd >= 0) {
       errno = code! === 0 ? 0 : -code!;
       if (errno === Errno.EINPROGRESS) {
-        // On loopback the answer is often in before connect returns: skip epoll then.
-        const pending = lib.socketError(fd);
-        if (pending !== 0) errno = pending;
+        // On loopback the answer is often in before connect returns. A second
+        // connect says so in one call: 0 when connected, the error when refused
+        // (which also leaves the socket ready to connect again), EALREADY when
+        // still pending (then epoll waits for it).
+        const again = lib.connect(fd, address);
+        errno = again === 0 ? 0 : again === -Errno.EALREADY ? Errno.EINPROGRESS : -again;
       }
       if (isExhaustedErrno(errno)) lib.close(fd);
     }

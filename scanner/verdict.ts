@@ -64,6 +64,8 @@ export function isExhaustedErrno(errno: number): boolean {
 const VERDICTS = new Map<number, Verdict>([
   [111, verdict("closed", "conn-refused", true)],
   [104, verdict("closed", "reset", true)],
+  // A connect that found its socket closed without an error (torn down by a reset).
+  [103, verdict("closed", "reset", true)],
   [110, verdict("filtered", "no-response", false)],
   [113, verdict("filtered", "host-unreach", false)],
   [101, verdict("filtered", "net-unreach", false)],
