@@ -12,8 +12,8 @@ import { scan, type ScanResult } from "../scanner/scan.ts";
 import type { EngineName } from "../scanner/engines.ts";
 import { parsePorts } from "../scanner/targets.ts";
 
-const entry = new URL("../scanner/main.ts", import.meta.url);
-const main = entry.pathname;
+const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
+const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const ENGINES: EngineName[] = ["ffi", "connect"];
 const LOCALHOST = [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 as const }];
 

@@ -12,7 +12,7 @@ import type { PortState } from "../scanner/probe.ts";
 import { parsePorts } from "../scanner/targets.ts";
 import { loadServices } from "../scanner/services.ts";
 
-const entry = new URL("../scanner/main.ts", import.meta.url);
+const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
 const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const OPEN = [22, 80, 443, 1500];
 const FILTERED = [3000, 3001, 3002, 3003];
