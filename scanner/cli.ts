@@ -12,6 +12,7 @@ import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKERS } from "./scan
 import { addBenchCommand } from "./bench_command.ts";
 import { MAX_FFI_WINDOW } from "./ffi_engine.ts";
 import { runScan, type ScanFlags } from "./scan_command.ts";
+import { addMergeCommand } from "./merge_command.ts";
 
 /** nmap's two-letter options; commander only knows one-letter short flags. */
 const NMAP_OPTIONS: Record<string, string> = {
@@ -42,7 +43,27 @@ function addScanOptions(command: Command): Command {
       .option("-4", "IPv4 addresses only")
       .option("-6", "IPv6 addresses only")
       .option("--force", "allow CIDR blocks larger than a /16", false)
-      .option("--randomize", "scan ports in random order", false)
+      .option(
+        "--randomize",
+        "scan hosts and ports in one random order (seeded: see --seed)",
+        false,
+      )
+      .option(
+        "--seed <n>",
+        "seed of the random order (--randomize, --shard; default: random, or 0 with --shard)",
+        intOption(0, 2 ** 32 - 1),
+      )
+      .option(
+        "--shard <i/n>",
+        "scan only shard I of N (0-based) of the seeded order of hosts × ports; `scanner merge` joins the shards' -oJ files",
+      )
+      .option(
+        "--top-ports <n>",
+        "the N most often open TCP ports (nmap-services frequencies when nmap is installed, else a shipped list of 1000)",
+        intOption(1, 65535),
+      )
+      .option("--exclude <hosts>", "addresses, CIDR blocks or names to leave out (comma list)")
+      .option("--exclude-file <file>", "leave out the targets listed in FILE (as -iL)")
       .option("--show <states>", "states to list: open, all, or a list like open,filtered", "open")
       .option(
         "--mode <mode>",
@@ -113,10 +134,15 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   const scanCommand = program
     .command("scan", { isDefault: true })
     .description("scan TCP ports (the default command: `scanner <targets...>`)");
-  addScanOptions(scanCommand).action(async (words: string[], flags: ScanFlags) => {
-    code = await runScan(words, flags);
+  addScanOptions(scanCommand).action(async (words: string[], flags: ScanFlags, cmd: Command) => {
+    const given = new Set(
+      cmd.options.map((option) => option.attributeName())
+        .filter((name) => cmd.getOptionValueSource(name) === "cli"),
+    );
+    code = await runScan(words, flags, given);
   });
   addBenchCommand(program, (exit) => (code = exit));
+  addMergeCommand(program, (exit) => (code = exit));
   await program.parseAsync(normaliseArgs(args), { from: "user" });
   return code;
 }

@@ -64,7 +64,7 @@ export async function parsePlainScan(args: readonly string[]): Promise<PlainScan
     ? intInRange(options.get("--retries"), 0, 10)
     : DEFAULT_RETRIES;
   if (timeoutMs === null || retries === null) return null;
-  if (words.length === 0 || words[0] === "scan" || words[0] === "bench" || words[0] === "help") {
+  if (words.length === 0 || ["scan", "bench", "merge", "help"].includes(words[0])) {
     return null;
   }
   try {

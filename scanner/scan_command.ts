@@ -27,9 +27,17 @@ import {
   type ScanTarget,
 } from "./targets.ts";
 import { autoMode, type Probe, scan, type ScanResult } from "./scan.ts";
+import {
+  type ExcludeSet,
+  excludeSet,
+  parseShard,
+  selectProbes,
+  topPorts,
+  withoutExcluded,
+} from "./selection.ts";
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { resolveEngine } from "./engines.ts";
-import { hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
+import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
 import { countStates } from "./scan.ts";
 
@@ -62,6 +70,11 @@ export interface ScanFlags {
   outputJson?: string;
   outputAll?: string;
   resume?: string;
+  topPorts?: number;
+  exclude?: string;
+  excludeFile?: string;
+  seed?: number;
+  shard?: string;
   verbose: boolean;
   quiet: boolean;
 }
@@ -114,7 +127,11 @@ async function readResume(path: string): Promise<Resumed> {
 }
 
 /** Runs `scanner [scan] targets... [flags]`; returns the exit code. */
-export async function runScan(givenWords: string[], flags: ScanFlags): Promise<number> {
+export async function runScan(
+  givenWords: string[],
+  flags: ScanFlags,
+  sources: ReadonlySet<string> = new Set(),
+): Promise<number> {
   const started = performance.now();
   const resumed = flags.resume ? await readResume(flags.resume) : null;
   let words = givenWords;
@@ -122,8 +139,11 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
     // `scanner --resume FILE`: the targets and ports the file was written with.
     const options = resumed.options;
     words = Array.isArray(options.targets) ? options.targets.map(String) : [];
-    if (typeof options.ports === "string") flags.ports = options.ports;
-    if (typeof options.exclude_ports === "string") flags.excludePorts = options.exclude_ports;
+    if (typeof options.ports_scanned === "string") flags.ports = options.ports_scanned;
+    flags.excludePorts = undefined;
+    flags.topPorts = undefined;
+    if (typeof options.shard === "string") flags.shard ??= options.shard;
+    if (typeof options.seed === "number") flags.seed ??= options.seed;
   }
   const auto = flags.mode.trim().toLowerCase() === "auto";
   const requestedMode = auto ? null : parseMode(flags.mode);
@@ -131,12 +151,17 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
   const outputs = [flags.json, flags.jsonl, flags.csv, flags.grep].filter(Boolean).length;
   if (outputs > 1) throw new UsageError("Use only one of --json, --jsonl, --csv and --grep");
   const show = parseShow(flags.show);
-  let ports = parsePorts(flags.ports, "-p");
+  const given = (name: string) => sources.has(name);
+  if (flags.topPorts !== undefined && given("ports")) {
+    throw new UsageError("Use only one of -p and --top-ports");
+  }
+  const top = flags.topPorts !== undefined ? topPorts(flags.topPorts) : null;
+  let ports = top ? top.ports : parsePorts(flags.ports, "-p");
   if (flags.excludePorts !== undefined) {
     ports = excludePorts(ports, parsePorts(flags.excludePorts, "--exclude-ports"));
     if (ports.length === 0) {
       throw new UsageError(
-        `No ports left: --exclude-ports '${flags.excludePorts}' removes every port of -p '${flags.ports}'`,
+        `No ports left: --exclude-ports '${flags.excludePorts}' removes every port to scan`,
       );
     }
   }
@@ -150,7 +175,13 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
   const specs = parseTargetList(allWords, flags.force);
   if (specs.length === 0) throw new UsageError(`No targets in '${allWords.join(" ")}'`);
   const family = flags[4] ? 4 : flags[6] ? 6 : undefined;
-  const { targets, unresolved } = await resolveTargets(specs, { family });
+  const resolved = await resolveTargets(specs, { family });
+  const unresolved = resolved.unresolved;
+  const exclude = await excludeOf(flags);
+  const targets = exclude ? withoutExcluded(resolved.targets, exclude) : resolved.targets;
+  if (targets.length === 0 && resolved.targets.length > 0) {
+    throw new UsageError("No targets left: --exclude/--exclude-file removes every address");
+  }
   if (targets.length === 0) {
     throw new UsageError(
       unresolved.map((item) => `Cannot scan '${item.target}': ${item.reason}`).join("; "),
@@ -163,7 +194,15 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
 
   const services = loadServices();
   const earlier = resumed ? mergeHosts([resumed.hosts], services) : [];
-  const probes = probesToRun(targets, ports, earlier, flags.randomize);
+  const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
+  // Shards must agree on the order: a fixed default seed; a lone --randomize draws one.
+  const seed = flags.seed ??
+    (shard ? 0 : flags.randomize ? Math.floor(Math.random() * 2 ** 32) : undefined);
+  const probes = withoutDone(
+    selectProbes(targets.length, ports, { seed, shard }),
+    targets,
+    earlier,
+  );
   const engine = resolveEngine(flags.engine);
   const chosen = requestedMode === null
     ? autoMode(probes.length, flags.workers, engine)
@@ -228,6 +267,7 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
   const options = {
     targets: allWords,
     ports: flags.ports,
+    ports_scanned: compressPorts(ports),
     exclude_ports: flags.excludePorts ?? null,
     mode: flags.mode,
     engine: flags.engine,
@@ -237,6 +277,12 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
     retries: flags.retries,
     rate: flags.rate,
     randomize: flags.randomize,
+    seed: seed ?? null,
+    shard: flags.shard ?? null,
+    top_ports: flags.topPorts ?? null,
+    top_ports_source: top?.source ?? null,
+    exclude: flags.exclude ?? null,
+    exclude_file: flags.excludeFile ?? null,
     show: flags.show,
     resume: flags.resume ?? null,
   };
@@ -286,32 +332,37 @@ export async function runScan(givenWords: string[], flags: ScanFlags): Promise<n
   return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
 }
 
-/** Every host × port not already decided in `earlier`, in scan order. */
-function probesToRun(
+/** The probes not already decided in `earlier` (a resumed file). */
+function withoutDone(
+  probes: Probe[],
   targets: ScanTarget[],
-  ports: number[],
   earlier: { address: string; ports: { port: number }[] }[],
-  randomize: boolean,
 ): Probe[] {
+  if (earlier.length === 0) return probes;
   const done = new Map(
     earlier.map((host) => [host.address, new Set(host.ports.map((p) => p.port))]),
   );
-  const probes: Probe[] = [];
-  targets.forEach((target, host) => {
-    const skip = done.get(target.address);
-    const order = randomize ? shuffle(ports) : ports;
-    for (const port of order) if (!skip?.has(port)) probes.push({ host, port });
-  });
-  return probes;
+  return probes.filter((probe) => !done.get(targets[probe.host].address)?.has(probe.port));
 }
 
-function shuffle(items: readonly number[]): number[] {
-  const out = items.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
+/** The addresses `--exclude` and `--exclude-file` leave out (names resolved), or null. */
+async function excludeOf(flags: ScanFlags): Promise<ExcludeSet | null> {
+  const words = [
+    ...(flags.exclude ? [flags.exclude] : []),
+    ...(flags.excludeFile
+      ? parseTargetFile(await readText(flags.excludeFile, "--exclude-file"))
+      : []),
+  ];
+  if (words.length === 0) return null;
+  const specs = parseTargetList(words, true);
+  const names = specs.filter((spec) => spec.kind === "name");
+  const { targets, unresolved } = await resolveTargets(names);
+  if (unresolved.length > 0) {
+    throw new UsageError(
+      unresolved.map((item) => `Cannot exclude '${item.target}': ${item.reason}`).join("; "),
+    );
   }
-  return out;
+  return excludeSet(specs, targets.map((t) => t.address));
 }
 
 /** The result with the ports a resumed file had already decided added in. */
