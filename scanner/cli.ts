@@ -6,7 +6,15 @@
  * @module
  */
 import type { Command } from "commander";
-import { addOutputOptions, createProgram, EXIT_OK, intOption, toolArgs } from "../shared/cli.ts";
+import {
+  addOutputOptions,
+  createProgram,
+  EXIT_OK,
+  intOption,
+  numberOption,
+  toolArgs,
+} from "../shared/cli.ts";
+import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
 import { DEFAULT_PORTS } from "./targets.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKERS } from "./scan.ts";
 import { addBenchCommand } from "./bench_command.ts";
@@ -88,9 +96,25 @@ function addScanOptions(command: Command): Command {
       )
       .option(
         "--timeout <ms>",
-        "ms without an answer before a port is filtered",
+        "ms a port may take to answer before its host has answered anything (then adaptive: srtt + 4 × rttvar)",
         intOption(1, 600000),
         DEFAULT_TIMEOUT_MS,
+      )
+      .option(
+        "-T, --timing <level>",
+        "timing preset 0-5 (paranoid, sneaky, polite, normal, aggressive, insane; see README); explicit options win",
+      )
+      .option(
+        "--min-rtt-timeout <ms>",
+        "adaptive timeouts never go below this (per host, from its round trips)",
+        intOption(1, 600000),
+        DEFAULT_MIN_RTT_MS,
+      )
+      .option(
+        "--max-rtt-timeout <ms>",
+        "adaptive timeouts never go above this",
+        intOption(1, 600000),
+        DEFAULT_MAX_RTT_MS,
       )
       .option(
         "--retries <n>",
@@ -98,7 +122,12 @@ function addScanOptions(command: Command): Command {
         intOption(0, 10),
         1,
       )
-      .option("--rate <n>", "at most N new connects per second, 0 for no cap", intOption(0), 0)
+      .option(
+        "--rate <n>",
+        "at most N new connects per second (fractions allowed), 0 for no cap",
+        numberOption(0),
+        0,
+      )
       .option("--csv", "print CSV: host,address,port,state,reason,service", false)
       .option("--grep", "print one grepable line per host", false)
       .option(

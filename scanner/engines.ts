@@ -46,6 +46,8 @@ export interface FfiChunkInput {
   rate: number;
   /** Most sockets this isolate's engine keeps open. */
   window: number;
+  minRttMs?: number;
+  maxRttMs?: number;
 }
 
 /** Outcome codes of a chunk, one character per probe (`String.fromCharCode(48 + code)`). */
@@ -77,6 +79,8 @@ export const ffiChunkTask = defineTask<FfiChunkInput, FfiChunkOutput>(
     const results = await engine.scan(input, {
       timeoutMs: input.timeoutMs,
       retries: input.retries,
+      minRttMs: input.minRttMs,
+      maxRttMs: input.maxRttMs,
       signal: context.signal,
     });
     return encodeCodes(results.codes);

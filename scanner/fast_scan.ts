@@ -20,6 +20,7 @@ import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./ta
 import type { ScanTarget } from "./targets.ts";
 import type { PortState } from "./probe.ts";
 import { type EngineName, resolveEngine } from "./engines.ts";
+import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
 
 /** Most probes the fast path takes on with the `connect` engine (one isolate's connects). */
 export const FAST_PATH_MAX_PROBES = 128;
@@ -103,6 +104,8 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
       mode: "async",
       engine: plain.engine,
       timeoutMs: plain.timeoutMs,
+      minRttMs: DEFAULT_MIN_RTT_MS,
+      maxRttMs: DEFAULT_MAX_RTT_MS,
       retries: plain.retries,
       signal: controller.signal,
     });

@@ -28,6 +28,7 @@ import {
   type Verdict,
   verdictForErrno,
 } from "./verdict.ts";
+import { HostRtts, type RttBounds, type RttEstimate } from "./timing.ts";
 
 /** The verdict a refused connect gets (its socket can connect again). */
 const REFUSED = verdictForErrno(Errno.ECONNREFUSED);
@@ -49,6 +50,9 @@ export interface FfiBatch {
 export interface FfiBatchOptions {
   timeoutMs: number;
   retries: number;
+  /** Adaptive timeout bounds (see `timing.ts`); absent: `timeoutMs` is fixed. */
+  minRttMs?: number;
+  maxRttMs?: number;
   signal?: AbortSignal;
   /** Called as each probe is decided, with its index and outcome code (see `OUTCOMES`). */
   onResult?: (index: number, code: number) => void;
@@ -62,6 +66,9 @@ export interface FfiResults {
 
 interface Batch {
   hosts: SockAddr[];
+  /** Round-trip estimates per host (shared by the engine's batches). */
+  rtts: RttEstimate[];
+  bounds: RttBounds;
   hostNames: readonly { address: string }[];
   hostOf: ArrayLike<number>;
   ports: ArrayLike<number>;
@@ -183,6 +190,9 @@ export class FfiEngine {
   #sockets = 0;
   #sinceShrink = 0;
   readonly #byFd: (PortJob | undefined)[] = [];
+  /** When each open descriptor's connect started (for round-trip samples). */
+  readonly #startedAt: number[] = [];
+  readonly #rtts = new HostRtts();
   /** Batches with probes not yet started, oldest first. */
   readonly #fresh: Batch[] = [];
   readonly #retry = new JobQueue();
@@ -243,6 +253,8 @@ export class FfiEngine {
     return new Promise((resolve, reject) => {
       const batch: Batch = {
         hosts: probes.hosts.map((host) => sockAddr(host.address, 0, host.family)),
+        rtts: probes.hosts.map((host) => this.#rtts.get(host.address)),
+        bounds: { initialMs: options.timeoutMs, minMs: options.minRttMs, maxMs: options.maxRttMs },
         hostNames: probes.hosts,
         hostOf: probes.hostOf,
         ports: probes.ports,
@@ -415,6 +427,8 @@ export class FfiEngine {
       this.#error(batch, index, new Error(`os error ${errno}`));
       return true;
     }
+    const rtt = batch.rtts[batch.hostOf[index]];
+    if (verdict) rtt.sample(performance.now() - now);
     if (job === null && verdict?.final) {
       // Decided by connect itself (most closed ports on loopback): no job, no timer;
       // a refused socket is kept to connect again (two system calls fewer a port).
@@ -427,10 +441,12 @@ export class FfiEngine {
     this.#sockets++;
     this.#byFd[fd] = job;
     job.fds.push(fd);
-    const { timeoutMs, retries } = batch.options;
+    this.#startedAt[fd] = now;
+    const retries = batch.options.retries;
+    const timeout = rtt.timeout(batch.bounds);
     const k = job.started++;
-    job.deadline = deadlineAfterAttempt(job.deadline, now, k, timeoutMs, retries);
-    if (job.started <= retries) this.#setTimer(job, now + attemptStep(timeoutMs, retries), "retry");
+    job.deadline = deadlineAfterAttempt(job.deadline, now, k, timeout, retries);
+    if (job.started <= retries) this.#setTimer(job, now + attemptStep(timeout, retries), "retry");
     else this.#setTimer(job, job.deadline, "deadline");
     if (verdict) return this.#onVerdict(job, fd, verdict), true;
     const added = lib.epollAdd(this.#epfd, fd, fd);
@@ -458,6 +474,7 @@ export class FfiEngine {
   #onEvent(fd: number): void {
     const job = this.#byFd[fd];
     if (!job || job.done) return;
+    job.batch.rtts[job.batch.hostOf[job.index]].sample(performance.now() - this.#startedAt[fd]);
     const errno = this.#lib.socketError(fd);
     if (errno !== 0) return this.#onErrno(job, fd, errno);
     const address = this.#addressOf(job.batch, job.index);

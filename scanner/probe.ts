@@ -30,6 +30,7 @@ import {
   type Verdict,
   verdictForErrno,
 } from "./verdict.ts";
+import { HostRtts } from "./timing.ts";
 
 /** Port states, as nmap names them. */
 export type PortState = "open" | "closed" | "filtered";
@@ -61,6 +62,9 @@ export interface ProbeInput {
   rate: number;
   /** Most connects this isolate may keep in flight (below the open-file limit). */
   cap?: number;
+  /** Adaptive timeout bounds (see `timing.ts`); absent: `timeoutMs` is fixed. */
+  minRttMs?: number;
+  maxRttMs?: number;
 }
 
 /** Result of one probe. */
@@ -154,6 +158,7 @@ class Pacer {
 }
 
 const gate = new ConnectGate(MAX_CONNECTS_PER_ISOLATE);
+const rtts = new HostRtts();
 const pacer = new Pacer();
 
 /** The process ran out of descriptors or local ports: retry, never report. */
@@ -225,7 +230,8 @@ export function probePort(
 ): Promise<ProbeResult> {
   if (input.cap !== undefined) limiter.capAt(input.cap);
   const { address, port, timeoutMs, retries } = input;
-  const step = attemptStep(timeoutMs, retries);
+  const rtt = rtts.get(address);
+  const bounds = { initialMs: timeoutMs, minMs: input.minRttMs, maxMs: input.maxRttMs };
   return new Promise((resolve, reject) => {
     let started = 0;
     let live = 0;
@@ -293,8 +299,9 @@ export function probePort(
       const k = started++;
       live++;
       const now = performance.now();
-      deadline = deadlineAfterAttempt(deadline, now, k, timeoutMs, retries);
-      if (started <= retries) setTimer(step, onRetry);
+      const timeout = rtt.timeout(bounds);
+      deadline = deadlineAfterAttempt(deadline, now, k, timeout, retries);
+      if (started <= retries) setTimer(attemptStep(timeout, retries), onRetry);
       else setTimer(deadline - now, onDeadline);
       const controller = new AbortController();
       controllers.add(controller);
@@ -329,6 +336,7 @@ export function probePort(
       }
       limiter.release(true);
       exhaustedSince = -1;
+      rtt.sample(performance.now() - now);
       if (outcome.final) return finish(outcome.state, outcome.reason);
       lastReason = outcome.reason;
       if (live > 0 || waiting || done) return;

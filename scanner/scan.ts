@@ -65,7 +65,11 @@ export interface ScanOptions {
   engine?: EngineName;
   workers?: number;
   concurrency?: number;
+  /** Timeout before a host has answered (then adaptive within min/max RTT timeouts). */
   timeoutMs?: number;
+  /** Adaptive timeout bounds (`timing.ts`); absent: the timeout is fixed. */
+  minRttMs?: number;
+  maxRttMs?: number;
   retries?: number;
   /** New connects per second over the whole scan (0: unlimited). */
   rate?: number;
@@ -141,6 +145,8 @@ function defaultProbes(options: ScanOptions): Probe[] {
 }
 
 interface Settings {
+  minRttMs?: number;
+  maxRttMs?: number;
   workers: number;
   concurrency: number;
   timeoutMs: number;
@@ -179,7 +185,17 @@ async function runConnect(
     for (let i = 0; i < probes.length; i++) {
       const { host, port } = probes[i];
       const address = options.targets[host].address;
-      yield { i, address, port, timeoutMs, retries, rate, cap };
+      yield {
+        i,
+        address,
+        port,
+        timeoutMs,
+        retries,
+        rate,
+        cap,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
+      };
     }
   }
   for await (
@@ -216,7 +232,14 @@ async function runFfi(
     engine.setRate(rate);
     await engine.scan(
       { hosts, hostOf: probes.map((p) => p.host), ports: probes.map((p) => p.port) },
-      { timeoutMs, retries, signal: options.signal, onResult: record },
+      {
+        timeoutMs,
+        retries,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
+        signal: options.signal,
+        onResult: record,
+      },
     );
     return;
   }
@@ -232,6 +255,8 @@ async function runFfi(
         retries,
         rate,
         window,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
       };
     }
   }
@@ -269,6 +294,8 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
     ? 1
     : Math.max(1, options.concurrency ?? (engine === "ffi" ? MAX_FFI_WINDOW : DEFAULT_CONCURRENCY));
   const settings: Settings = {
+    minRttMs: options.minRttMs,
+    maxRttMs: options.maxRttMs,
     workers,
     concurrency,
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,

@@ -37,6 +37,7 @@ import {
 } from "./selection.ts";
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { resolveEngine } from "./engines.ts";
+import { parseTiming } from "./timing.ts";
 import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
 import { countStates } from "./scan.ts";
@@ -75,6 +76,9 @@ export interface ScanFlags {
   excludeFile?: string;
   seed?: number;
   shard?: string;
+  timing?: string;
+  minRttTimeout: number;
+  maxRttTimeout: number;
   verbose: boolean;
   quiet: boolean;
 }
@@ -194,6 +198,23 @@ export async function runScan(
 
   const services = loadServices();
   const earlier = resumed ? mergeHosts([resumed.hosts], services) : [];
+  // A -T preset sets what the command line does not.
+  const preset = flags.timing !== undefined ? parseTiming(flags.timing) : null;
+  if (preset) {
+    if (!given("timeout")) flags.timeout = preset.timeout;
+    if (!given("minRttTimeout")) flags.minRttTimeout = preset.minRtt;
+    if (!given("maxRttTimeout")) flags.maxRttTimeout = preset.maxRtt;
+    if (!given("retries")) flags.retries = preset.retries;
+    if (!given("rate")) flags.rate = preset.rate;
+    if (!given("concurrency") && preset.concurrency !== undefined) {
+      flags.concurrency = preset.concurrency;
+    }
+  }
+  if (flags.minRttTimeout > flags.maxRttTimeout) {
+    throw new UsageError(
+      `--min-rtt-timeout ${flags.minRttTimeout} is above --max-rtt-timeout ${flags.maxRttTimeout}`,
+    );
+  }
   const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
   // Shards must agree on the order: a fixed default seed; a lone --randomize draws one.
   const seed = flags.seed ??
@@ -225,6 +246,8 @@ export async function runScan(
       workers: chosen.workers,
       concurrency: flags.concurrency,
       timeoutMs: flags.timeout,
+      minRttMs: flags.minRttTimeout,
+      maxRttMs: flags.maxRttTimeout,
       retries: flags.retries,
       rate: flags.rate,
       services,
@@ -274,6 +297,9 @@ export async function runScan(
     workers: flags.workers,
     concurrency: flags.concurrency ?? null,
     timeout_ms: flags.timeout,
+    min_rtt_timeout_ms: flags.minRttTimeout,
+    max_rtt_timeout_ms: flags.maxRttTimeout,
+    timing: preset?.name ?? null,
     retries: flags.retries,
     rate: flags.rate,
     randomize: flags.randomize,
