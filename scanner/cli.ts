@@ -15,6 +15,7 @@ import {
   toolArgs,
 } from "../shared/cli.ts";
 import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
+import { DEFAULT_BANNER_BYTES, DEFAULT_BANNER_TIMEOUT_MS } from "./banners.ts";
 import { DEFAULT_PORTS } from "./targets.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKERS } from "./scan.ts";
 import { addBenchCommand } from "./bench_command.ts";
@@ -134,6 +135,19 @@ function addScanOptions(command: Command): Command {
         "--jsonl",
         "print each shown port as a JSON line as it is decided, then a summary line",
         false,
+      )
+      .option("--banners", "read what each open port says first (bounded bytes and time)", false)
+      .option(
+        "--banner-bytes <n>",
+        "most bytes of a banner",
+        intOption(1, 65536),
+        DEFAULT_BANNER_BYTES,
+      )
+      .option(
+        "--banner-timeout <ms>",
+        "how long to wait for a banner",
+        intOption(1, 60000),
+        DEFAULT_BANNER_TIMEOUT_MS,
       )
       .option("--output-normal <file>", "also write the table to FILE (also -oN)")
       .option("--output-grepable <file>", "also write grepable lines to FILE (also -oG)")

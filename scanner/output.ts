@@ -33,6 +33,12 @@ function hostLabel(host: HostResult): string {
   return host.target === host.address ? host.address : `${host.target} (${host.address})`;
 }
 
+/** A banner cut to fit a table row. */
+function shortBanner(banner: string | null | undefined): string {
+  if (!banner) return "";
+  return banner.length > 60 ? banner.slice(0, 59) + "…" : banner;
+}
+
 /** `3 open, 1020 closed, 1 filtered`. */
 export function countsText(counts: Record<PortState, number>): string {
   return PORT_STATES.map((state) => `${counts[state]} ${state}`).join(", ");
@@ -56,10 +62,15 @@ export function formatTable(
       );
     }
     if (shown.length > 0) {
-      const rows = shown.map((
-        port,
-      ) => [`${port.port}/tcp`, port.state, port.service ?? "unknown", port.reason]);
-      const head = ["PORT", "STATE", "SERVICE", "REASON"];
+      const banners = shown.some((port) => port.banner !== undefined);
+      const rows = shown.map((port) => [
+        `${port.port}/tcp`,
+        port.state,
+        port.service ?? "unknown",
+        port.reason,
+        ...(banners ? [shortBanner(port.banner)] : []),
+      ]);
+      const head = ["PORT", "STATE", "SERVICE", "REASON", ...(banners ? ["BANNER"] : [])];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
       const fmt = (row: string[]) =>
         row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
@@ -116,12 +127,20 @@ export function jsonResults(
 /** CSV: `host,address,port,state,reason,service`, one row per shown port. */
 export function formatCsv(result: ScanResult, show: PortState[]): string {
   const quote = (text: string) => (/[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
-  const rows = ["host,address,port,state,reason,service"];
+  const banners = result.hosts.some((host) => host.ports.some((p) => p.banner !== undefined));
+  const rows = ["host,address,port,state,reason,service" + (banners ? ",banner" : "")];
   for (const host of result.hosts) {
     for (const port of shownPorts(host, show)) {
       rows.push(
-        [host.target, host.address, String(port.port), port.state, port.reason, port.service ?? ""]
-          .map(quote).join(","),
+        [
+          host.target,
+          host.address,
+          String(port.port),
+          port.state,
+          port.reason,
+          port.service ?? "",
+          ...(banners ? [port.banner ?? ""] : []),
+        ].map(quote).join(","),
       );
     }
   }
@@ -136,7 +155,12 @@ export function formatGrep(result: ScanResult, show: PortState[]): string {
   return result.hosts.map((host) => {
     const name = host.target === host.address ? "" : host.target;
     const ports = shownPorts(host, show)
-      .map((port) => `${port.port}/${port.state}/tcp//${port.service ?? ""}///`)
+      // The banner goes where nmap puts version text, with its separators replaced.
+      .map((port) =>
+        `${port.port}/${port.state}/tcp//${port.service ?? ""}//${
+          (port.banner ?? "").replaceAll("/", "|").replaceAll(",", ";")
+        }/`
+      )
       .join(", ");
     return `Host: ${host.address} (${name})\tPorts: ${ports}\tCounts: ${countsText(host.counts)}`;
   }).join("\n") + "\n";

@@ -117,6 +117,7 @@ export function jsonlPort(host: { target: string; address: string }, port: PortR
     state: port.state,
     reason: port.reason,
     service: port.service,
+    ...(port.banner !== undefined ? { banner: port.banner } : {}),
   }) + "\n";
 }
 

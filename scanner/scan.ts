@@ -95,6 +95,8 @@ export interface PortResult {
   state: PortState;
   reason: string;
   service: string | null;
+  /** With `--banners`, for open ports: what the port said first (printable), or null. */
+  banner?: string | null;
 }
 
 /** Counts per state. */

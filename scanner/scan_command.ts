@@ -38,6 +38,7 @@ import {
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { resolveEngine } from "./engines.ts";
 import { parseTiming } from "./timing.ts";
+import { BannerGrabber } from "./banners.ts";
 import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
 import { countStates } from "./scan.ts";
@@ -77,6 +78,9 @@ export interface ScanFlags {
   seed?: number;
   shard?: string;
   timing?: string;
+  banners: boolean;
+  bannerBytes: number;
+  bannerTimeout: number;
   minRttTimeout: number;
   maxRttTimeout: number;
   verbose: boolean;
@@ -228,6 +232,11 @@ export async function runScan(
   const chosen = requestedMode === null
     ? autoMode(probes.length, flags.workers, engine)
     : { mode: requestedMode, workers: flags.workers };
+  const grabber = flags.banners
+    ? new BannerGrabber({ maxBytes: flags.bannerBytes, timeoutMs: flags.bannerTimeout })
+    : null;
+  const grabs: Promise<void>[] = [];
+  const banners = new Map<string, string | null>();
   const controller = new AbortController();
   const onInterrupt = () => controller.abort(new Error("interrupted"));
   Deno.addSignalListener("SIGINT", onInterrupt);
@@ -252,10 +261,22 @@ export async function runScan(
       rate: flags.rate,
       services,
       signal: controller.signal,
-      onPort: flags.jsonl
+      onPort: flags.jsonl || grabber
         ? (host, port) => {
+          if (grabber && port.state === "open") {
+            // The banner is read over a new connection while the scan goes on.
+            grabs.push(
+              grabber.grab(host.address, port.port).then((banner) => {
+                banners.set(`${host.address} ${port.port}`, banner);
+                if (flags.jsonl && show.includes("open")) {
+                  Deno.stdout.writeSync(encoder.encode(jsonlPort(host, { ...port, banner })));
+                }
+              }),
+            );
+            return;
+          }
           // One line per finding, written at once (a reader sees it as it comes).
-          if (show.includes(port.state)) {
+          if (flags.jsonl && show.includes(port.state)) {
             Deno.stdout.writeSync(encoder.encode(jsonlPort(host, port)));
           }
         }
@@ -278,6 +299,16 @@ export async function runScan(
     finished = true;
     (progress as Progress | null)?.stop();
     Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+  if (grabber) {
+    await Promise.all(grabs);
+    for (const host of result.hosts) {
+      for (const port of host.ports) {
+        if (port.state === "open") {
+          port.banner = banners.get(`${host.address} ${port.port}`) ?? null;
+        }
+      }
+    }
   }
   if (earlier.length > 0) result = withEarlier(result, earlier);
   if (flags.verbose) {
@@ -311,6 +342,7 @@ export async function runScan(
     exclude_file: flags.excludeFile ?? null,
     show: flags.show,
     resume: flags.resume ?? null,
+    banners: flags.banners,
   };
   const problems = [
     ...(unresolved.length > 0

@@ -12,6 +12,11 @@ import { scan, type ScanResult } from "../scanner/scan.ts";
 import type { EngineName } from "../scanner/engines.ts";
 import { parsePorts } from "../scanner/targets.ts";
 
+// Imported too, so the test's own type check covers the workers' graph: deno test
+// checks a worker's modules when it starts, and on a loaded machine a cold check
+// outlasted the runtime's 30 s worker start limit.
+import "../scanner/worker_entry.ts";
+
 const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
 const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const ENGINES: EngineName[] = ["ffi", "connect"];

@@ -144,3 +144,51 @@ netnsTest(
     }
   },
 );
+
+netnsTest(
+  import.meta.url,
+  "scanner outputs: --banners reads what open ports say first, bounded, in every output",
+  async () => {
+    const talker = Deno.listen({ hostname: "127.0.0.1", port: 2222 });
+    const quiet = Deno.listen({ hostname: "127.0.0.1", port: 8080 });
+    const serve = (async () => {
+      for await (const conn of talker) {
+        conn.write(new TextEncoder().encode("SSH-2.0-Test_1.0\r\n\x00" + "x".repeat(500)))
+          .catch(() => {}).finally(() => setTimeout(() => conn.close(), 2000));
+      }
+    })();
+    const held: Deno.Conn[] = [];
+    const hold = (async () => {
+      for await (const conn of quiet) held.push(conn);
+    })();
+    try {
+      const common = ["127.0.0.1", "-p", "2222,8080,9000", "--banners", "--banner-bytes", "20"];
+      const json = JSON.parse(
+        (await scanner([...common, "--banner-timeout", "300", "--json"])).stdout,
+      );
+      assertEquals(json.results.hosts[0].ports.map((p: { banner: string | null }) => p.banner), [
+        "SSH-2.0-Test_1.0\\r\\n\\x00x",
+        null,
+      ]);
+      const grep = await scanner([...common, "--banner-timeout", "300", "--grep"]);
+      assertOk(grep.stdout.includes("2222/open/tcp//"), grep.stdout);
+      assertOk(grep.stdout.includes("SSH-2.0-Test_1.0\\r\\n\\x00x/"), grep.stdout);
+      const jsonl = await scanner([...common, "--banner-timeout", "300", "--jsonl"]);
+      const lines = jsonl.stdout.trim().split("\n").map((line) => JSON.parse(line));
+      assertEquals(
+        lines.filter((l) => l.type === "port").map((l) => [l.port, l.banner]).sort(),
+        [[2222, "SSH-2.0-Test_1.0\\r\\n\\x00x"], [8080, null]],
+      );
+      const table = await scanner([...common, "--banner-timeout", "300"]);
+      assertOk(
+        /2222\/tcp\s+open\s+\S+\s+syn-ack\s+SSH-2.0-Test_1.0/.test(table.stdout),
+        table.stdout,
+      );
+    } finally {
+      talker.close();
+      quiet.close();
+      for (const conn of held) conn.close();
+      await Promise.allSettled([serve, hold]);
+    }
+  },
+);
