@@ -107,9 +107,8 @@ function addScanOptions(command: Command): Command {
       )
       .option(
         "--min-rtt-timeout <ms>",
-        "adaptive timeouts never go below this (per host, from its round trips)",
+        `adaptive timeouts never go below this (per host, from its round trips; default: ${DEFAULT_MIN_RTT_MS} with ffi, --timeout with connect)`,
         intOption(1, 600000),
-        DEFAULT_MIN_RTT_MS,
       )
       .option(
         "--max-rtt-timeout <ms>",

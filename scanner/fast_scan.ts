@@ -104,7 +104,9 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
       mode: "async",
       engine: plain.engine,
       timeoutMs: plain.timeoutMs,
-      minRttMs: DEFAULT_MIN_RTT_MS,
+      minRttMs: plain.engine === "ffi"
+        ? Math.min(DEFAULT_MIN_RTT_MS, plain.timeoutMs)
+        : plain.timeoutMs,
       maxRttMs: DEFAULT_MAX_RTT_MS,
       retries: plain.retries,
       signal: controller.signal,

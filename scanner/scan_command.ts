@@ -37,7 +37,7 @@ import {
 } from "./selection.ts";
 import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { resolveEngine } from "./engines.ts";
-import { parseTiming } from "./timing.ts";
+import { DEFAULT_MIN_RTT_MS, parseTiming } from "./timing.ts";
 import { BannerGrabber } from "./banners.ts";
 import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
@@ -81,7 +81,7 @@ export interface ScanFlags {
   banners: boolean;
   bannerBytes: number;
   bannerTimeout: number;
-  minRttTimeout: number;
+  minRttTimeout?: number;
   maxRttTimeout: number;
   verbose: boolean;
   quiet: boolean;
@@ -214,9 +214,15 @@ export async function runScan(
       flags.concurrency = preset.concurrency;
     }
   }
-  if (flags.minRttTimeout > flags.maxRttTimeout) {
+  const engine = resolveEngine(flags.engine);
+  // The ffi engine reads every answer that arrived before it judges a deadline, so
+  // its timeouts may shrink to nmap's 100 ms; Deno.connect in a starved isolate
+  // can miss an answer for longer, so there they only grow from --timeout.
+  const minRtt = flags.minRttTimeout ??
+    (engine === "ffi" ? Math.min(DEFAULT_MIN_RTT_MS, flags.timeout) : flags.timeout);
+  if (minRtt > flags.maxRttTimeout) {
     throw new UsageError(
-      `--min-rtt-timeout ${flags.minRttTimeout} is above --max-rtt-timeout ${flags.maxRttTimeout}`,
+      `--min-rtt-timeout ${minRtt} is above --max-rtt-timeout ${flags.maxRttTimeout}`,
     );
   }
   const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
@@ -228,7 +234,6 @@ export async function runScan(
     targets,
     earlier,
   );
-  const engine = resolveEngine(flags.engine);
   const chosen = requestedMode === null
     ? autoMode(probes.length, flags.workers, engine)
     : { mode: requestedMode, workers: flags.workers };
@@ -255,7 +260,7 @@ export async function runScan(
       workers: chosen.workers,
       concurrency: flags.concurrency,
       timeoutMs: flags.timeout,
-      minRttMs: flags.minRttTimeout,
+      minRttMs: minRtt,
       maxRttMs: flags.maxRttTimeout,
       retries: flags.retries,
       rate: flags.rate,
@@ -328,7 +333,7 @@ export async function runScan(
     workers: flags.workers,
     concurrency: flags.concurrency ?? null,
     timeout_ms: flags.timeout,
-    min_rtt_timeout_ms: flags.minRttTimeout,
+    min_rtt_timeout_ms: minRtt,
     max_rtt_timeout_ms: flags.maxRttTimeout,
     timing: preset?.name ?? null,
     retries: flags.retries,

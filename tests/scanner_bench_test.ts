@@ -26,7 +26,14 @@ function synthetic(): BenchResult {
       exact: true,
       runs: 5,
     }],
-    engines: [{ ports: 1024, ffiMs: 90, connectMs: 140, nmapMs: 230, exact: true }],
+    engines: [{
+      ports: 1024,
+      ffiMs: 90,
+      connectMs: 140,
+      nmapMs: 230,
+      ffiExact: true,
+      connectExact: true,
+    }],
     skipped: ["Only at full scale: thread ×100."],
   };
 }
@@ -46,7 +53,7 @@ Deno.test("scanner study report: valid, with findings generated from the numbers
   assertOk(report.findings[2].startsWith("Every run found exactly"), report.findings[2]);
   assertEquals(report.skipped, ["Only at full scale: thread ×100."]);
   assertEquals(report.extra.map((t) => t.rows.length), [1, 1, 1]);
-  assertEquals(report.extra[1].rows, [[1024, 90, 140, 230, 0.39, 0.61, "yes"]]);
+  assertEquals(report.extra[1].rows, [[1024, 90, 140, 230, 0.39, 0.61, "yes, yes"]]);
   assertEquals(report.extra[2].rows[0].slice(4), [
     1.14,
     "≤ 1.3× deno run (empty file)",
