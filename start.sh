@@ -22,7 +22,7 @@ case "$1" in
     tool=$1
     shift
     perms="--allow-env --allow-net --allow-read --allow-write --allow-run"
-    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname"
+    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname --allow-ffi"
     [ "$tool" = interarrival ] && perms="$perms --allow-ffi"
     [ "$tool" = ipcbench ] && perms="$perms --allow-ffi"
     if [ -f "$here/$tool/main.ts" ]; then

@@ -19,6 +19,15 @@ import { median } from "../shared/stats.ts";
 import type { LinePlot, ReportTable } from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
 import { scan, type ScanResult } from "./scan.ts";
+import {
+  type EngineRow,
+  engineTable,
+  runEngineComparison,
+  runSpeedTargets,
+  type SpeedTarget,
+  speedTargetTable,
+} from "./bench_targets.ts";
+import { ffiUnavailableReason } from "./libc.ts";
 
 /** Environment marker: this process runs inside the bench's private namespace. */
 export const LAB_ENV = "SCANNER_LAB_NETNS";
@@ -308,13 +317,8 @@ export interface BenchOptions {
 export interface BenchResult {
   cells: Cell[];
   nmap: { ports: number; flags: string; ms: number; exact: boolean }[];
-  targets: {
-    name: string;
-    ours: number;
-    nmap: number | null;
-    goalMs: number | null;
-    exact: boolean;
-  }[];
+  targets: SpeedTarget[];
+  engines: EngineRow[];
   skipped: string[];
 }
 
@@ -355,14 +359,13 @@ function nmapPorts(grepable: string, state: string): number[] {
     .filter((m) => m[2] === state).map((m) => Number(m[1]));
 }
 
-const ourCommand = (args: string[]) => selfCommand(args);
-
 /** Runs the grid (and comparisons) against the lab; must run inside the lab namespace. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const cells: Cell[] = [];
   const skipped: string[] = [];
   const nmap: BenchResult["nmap"] = [];
-  const targets: BenchResult["targets"] = [];
+  const targets: SpeedTarget[] = [];
+  const engines: EngineRow[] = [];
   const lab = await buildLab();
   try {
     const { plan } = options;
@@ -415,88 +418,40 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
       }
     }
-    if (options.speedTargets && !plan.ports.includes(65535)) {
-      skipped.push("Speed target 'all 65535 ports' runs only at quick and full scale.");
+    if (options.compareNmap || options.speedTargets) {
+      const ffi = ffiUnavailableReason() === null;
+      if (!ffi) skipped.push(`No ffi engine here: ${ffiUnavailableReason()}.`);
+      engines.push(
+        ...await runEngineComparison(plan.ports.filter((n) => n >= 100), {
+          runs: plan.runs,
+          hasNmap,
+          ffi,
+          openCount: (n) => expectedFor(n).open.length,
+          onProgress: options.onProgress,
+        }),
+      );
     }
     if (options.speedTargets) {
-      const cases: {
-        name: string;
-        ours: string[];
-        nmap: string[];
-        goalMs: number | null;
-        check: (out: string) => boolean;
-      }[] = [
+      const measured = await runSpeedTargets(
         {
-          name: "all 65535 ports (whole process)",
-          ours: ["127.0.0.1", "-p-", "--grep", "--show", "open,filtered"],
-          nmap: ["-sT", "-Pn", "-n", "--min-rate", "50000", "-p-", "127.0.0.1", "-oG", "-"],
-          goalMs: null,
-          check: (out) => (out.match(/\/open\//g) ?? []).length === LAB_OPEN.length,
+          openCount: LAB_OPEN.length,
+          filteredBlock: LAB_FILTERED_BLOCK,
+          setBlock: (dropped) => lab.setBlock(dropped),
         },
         {
-          name: "1024 filtered ports, 500 ms timeout",
-          ours: [
-            "127.0.0.1",
-            "-p",
-            `${LAB_FILTERED_BLOCK.from}-${LAB_FILTERED_BLOCK.to}`,
-            "--grep",
-            "--show",
-            "filtered",
-          ],
-          nmap: [
-            "-sT",
-            "-Pn",
-            "-n",
-            "--min-rate",
-            "5000",
-            "-p",
-            `${LAB_FILTERED_BLOCK.from}-${LAB_FILTERED_BLOCK.to}`,
-            "127.0.0.1",
-            "-oG",
-            "-",
-          ],
-          goalMs: 600,
-          check: (out) => (out.match(/\/filtered\//g) ?? []).length === 1024,
+          runs: plan.runs,
+          hasNmap,
+          full: plan.ports.includes(65535),
+          onProgress: options.onProgress,
         },
-        {
-          name: "one open port (process start to exit)",
-          ours: ["127.0.0.1", "-p", "22", "--grep"],
-          nmap: ["-sT", "-Pn", "-n", "-p", "22", "127.0.0.1", "-oG", "-"],
-          goalMs: 30,
-          check: (out) => out.includes("22/open/"),
-        },
-      ];
-      // The whole-range case only where the plan scans 65535 ports (not at smoke scale).
-      for (const item of cases.filter((_case, i) => i > 0 || plan.ports.includes(65535))) {
-        options.onProgress?.(`speed target: ${item.name}`);
-        await lab.setBlock(item.name.startsWith("1024 filtered"));
-        const command = ourCommand(item.ours);
-        const oursRuns: number[] = [];
-        let exact = true;
-        for (let r = 0; r < Math.max(1, options.plan.runs); r++) {
-          const t = await timeProcess(command.command, command.args);
-          oursRuns.push(t.ms);
-          exact &&= t.code === 0 && item.check(t.stdout);
-        }
-        let nmapMs: number | null = null;
-        if (hasNmap) {
-          const t = await timeProcess("nmap", item.nmap);
-          nmapMs = t.ms;
-        }
-        targets.push({
-          name: item.name,
-          ours: median(oursRuns),
-          nmap: nmapMs,
-          goalMs: item.goalMs,
-          exact,
-        });
-      }
-      if (!hasNmap) skipped.push("nmap is not installed: speed targets have no nmap baseline.");
+      );
+      targets.push(...measured.targets);
+      skipped.push(...measured.skipped);
     }
   } finally {
     lab.close();
   }
-  return { cells, nmap, targets, skipped };
+  return { cells, nmap, targets, engines, skipped };
 }
 
 const round = (value: number, digits = 3) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -591,20 +546,8 @@ export function extraTables(result: BenchResult): ReportTable[] {
       }),
     });
   }
-  if (result.targets.length > 0) {
-    tables.push({
-      title: "Speed targets (whole processes, default options)",
-      columns: ["Case", "scanner (ms)", "nmap (ms)", "nmap/scanner", "goal (ms)", "exact"],
-      rows: result.targets.map((t) => [
-        t.name,
-        round(t.ours, 1),
-        t.nmap === null ? null : round(t.nmap, 1),
-        t.nmap === null ? null : round(t.nmap / t.ours, 2),
-        t.goalMs,
-        t.exact ? "yes" : "no",
-      ]),
-    });
-  }
+  if (result.engines.length > 0) tables.push(engineTable(result.engines));
+  if (result.targets.length > 0) tables.push(speedTargetTable(result.targets));
   return tables;
 }
 
@@ -700,7 +643,7 @@ export function buildStudyReport(
   elapsedMs: number,
   timeoutMs: number,
 ): StudyReport {
-  const empty: BenchResult = { cells: [], nmap: [], targets: [], skipped: [] };
+  const empty: BenchResult = { cells: [], nmap: [], targets: [], engines: [], skipped: [] };
   const bench = result ?? empty;
   return {
     study: "scanner",

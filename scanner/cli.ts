@@ -9,205 +9,37 @@ import type { Command } from "commander";
 import {
   addOutputOptions,
   createProgram,
-  EXIT_FAILURE,
   EXIT_OK,
-  exitCodeAfter,
   intOption,
-  jsonDocument,
+  numberOption,
   toolArgs,
-  warn,
-  watchStopSignals,
-  writeStderr,
-  writeStdout,
 } from "../shared/cli.ts";
-import { UsageError } from "../shared/errors.ts";
-import { parseMode } from "../shared/mode.ts";
-import type { Progress } from "../shared/progress.ts";
-import {
-  DEFAULT_PORTS,
-  excludePorts,
-  parsePorts,
-  parseTargetFile,
-  parseTargetList,
-  resolveTargets,
-} from "./targets.ts";
-import {
-  autoMode,
-  DEFAULT_CONCURRENCY,
-  DEFAULT_TIMEOUT_MS,
-  DEFAULT_WORKERS,
-  scan,
-  type ScanResult,
-} from "./scan.ts";
-import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
+import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
+import { DEFAULT_BANNER_BYTES, DEFAULT_BANNER_TIMEOUT_MS } from "./banners.ts";
+import { DEFAULT_PORTS } from "./targets.ts";
+import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKERS } from "./scan.ts";
 import { addBenchCommand } from "./bench_command.ts";
+import { MAX_FFI_WINDOW } from "./ffi_engine.ts";
+import { runScan, type ScanFlags } from "./scan_command.ts";
+import { addMergeCommand } from "./merge_command.ts";
 
-interface ScanFlags {
-  ports: string;
-  excludePorts?: string;
-  inputList?: string;
-  4?: boolean;
-  6?: boolean;
-  force: boolean;
-  randomize: boolean;
-  show: string;
-  mode: string;
-  workers: number;
-  concurrency: number;
-  timeout: number;
-  retries: number;
-  rate: number;
-  csv: boolean;
-  grep: boolean;
-  json: boolean;
-  verbose: boolean;
-  quiet: boolean;
-}
+/** nmap's two-letter options; commander only knows one-letter short flags. */
+const NMAP_OPTIONS: Record<string, string> = {
+  "-iL": "--input-list",
+  "-oN": "--output-normal",
+  "-oG": "--output-grepable",
+  "-oJ": "--output-json",
+  "-oA": "--output-all",
+};
 
-/** nmap spells the target-list option `-iL`; commander only knows one-letter short flags. */
 function normaliseArgs(args: string[]): string[] {
-  return args.map((
-    arg,
-  ) => (arg === "-iL"
-    ? "--input-list"
-    : arg.startsWith("-iL=")
-    ? `--input-list=${arg.slice(4)}`
-    : arg)
-  );
-}
-
-async function readTargetList(path: string): Promise<string[]> {
-  try {
-    const text = path === "-"
-      ? await new Response(Deno.stdin.readable).text()
-      : await Deno.readTextFile(path);
-    return parseTargetFile(text);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Cannot read -iL '${path}': no such file`);
-    }
-    throw error;
-  }
-}
-
-async function runScan(words: string[], flags: ScanFlags): Promise<number> {
-  const started = performance.now();
-  const auto = flags.mode.trim().toLowerCase() === "auto";
-  const requestedMode = auto ? null : parseMode(flags.mode);
-  if (flags[4] && flags[6]) throw new UsageError("Use only one of -4 and -6");
-  const outputs = [flags.json, flags.csv, flags.grep].filter(Boolean).length;
-  if (outputs > 1) throw new UsageError("Use only one of --json, --csv and --grep");
-  const show = parseShow(flags.show);
-  let ports = parsePorts(flags.ports, "-p");
-  if (flags.excludePorts !== undefined) {
-    ports = excludePorts(ports, parsePorts(flags.excludePorts, "--exclude-ports"));
-    if (ports.length === 0) {
-      throw new UsageError(
-        `No ports left: --exclude-ports '${flags.excludePorts}' removes every port of -p '${flags.ports}'`,
-      );
-    }
-  }
-  const allWords = [...words, ...(flags.inputList ? await readTargetList(flags.inputList) : [])];
-  if (allWords.length === 0) {
-    throw new UsageError("No targets: give host names, addresses or CIDR blocks, or -iL FILE");
-  }
-  const specs = parseTargetList(allWords, flags.force);
-  if (specs.length === 0) throw new UsageError(`No targets in '${allWords.join(" ")}'`);
-  const family = flags[4] ? 4 : flags[6] ? 6 : undefined;
-  const { targets, unresolved } = await resolveTargets(specs, { family });
-  if (targets.length === 0) {
-    throw new UsageError(
-      unresolved.map((item) => `Cannot scan '${item.target}': ${item.reason}`).join("; "),
-    );
-  }
-  for (const item of unresolved) {
-    if (!flags.json) warn(`Cannot scan '${item.target}': ${item.reason}; scanning the others`);
-  }
-
-  const chosen = requestedMode === null
-    ? autoMode(targets.length * ports.length, flags.workers)
-    : { mode: requestedMode, workers: flags.workers };
-  const mode = chosen.mode;
-  let progress: Progress | null = null;
-  const showProgress = !flags.json && !flags.quiet && Deno.stderr.isTerminal();
-  let result: ScanResult;
-  let finished = false;
-  // SIGINT/SIGTERM: print the ports scanned so far, then exit 130/143.
-  const stop = watchStopSignals();
-  try {
-    result = await scan({
-      signal: stop.abort,
-      targets,
-      ports,
-      mode,
-      workers: chosen.workers,
-      concurrency: flags.concurrency,
-      timeoutMs: flags.timeout,
-      retries: flags.retries,
-      rate: flags.rate,
-      randomize: flags.randomize,
-      onProgress: showProgress
-        ? (done, total) => {
-          // Only scans that last over a second get a bar.
-          if (!progress && performance.now() - started > 1000 && done < total) {
-            progress = { update() {}, increment() {}, stop() {} };
-            import("../shared/progress.ts").then(({ startProgress }) => {
-              if (!finished) progress = startProgress(total, "ports");
-            });
-          }
-          progress?.update(done);
-        }
-        : undefined,
-    });
-  } finally {
-    // Leave the terminal clean even when the scan fails.
-    finished = true;
-    (progress as Progress | null)?.stop();
-    stop.dispose();
-  }
-  if (result.interrupted) {
-    warn(`interrupted by ${stop.signal}: ${result.probes} probes done; their ports are listed`);
-  }
-  if (flags.verbose) {
-    writeStderr(
-      `scanned ${result.probes} probes in ${result.elapsedMs.toFixed(1)} ms (${result.mode})\n`,
-    );
-  }
-  if (flags.json) {
-    const options = {
-      targets: allWords,
-      ports: flags.ports,
-      exclude_ports: flags.excludePorts ?? null,
-      mode: flags.mode,
-      workers: flags.workers,
-      concurrency: flags.concurrency,
-      timeout_ms: flags.timeout,
-      retries: flags.retries,
-      rate: flags.rate,
-      randomize: flags.randomize,
-      show: flags.show,
-    };
-    const error = unresolved.length > 0
-      ? `${unresolved.length} target(s) could not be resolved: ${
-        unresolved.map((u) => u.target).join(", ")
-      }`
-      : null;
-    writeStdout(
-      JSON.stringify(
-        jsonDocument(
-          "scanner",
-          "scan",
-          options,
-          jsonResults(result, show, unresolved),
-          performance.now() - started,
-          error,
-        ),
-      ) + "\n",
-    );
-  } else if (flags.csv) writeStdout(formatCsv(result, show));
-  else if (flags.grep) writeStdout(formatGrep(result, show));
-  else writeStdout(formatTable(result, show, unresolved));
-  return exitCodeAfter(stop.signal, unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK);
+  return args.flatMap((arg) => {
+    const short = arg.slice(0, 3);
+    const long = NMAP_OPTIONS[short];
+    if (!long) return [arg];
+    if (arg.length === 3) return [long];
+    return [`${long}=${arg.slice(arg[3] === "=" ? 4 : 3)}`];
+  });
 }
 
 function addScanOptions(command: Command): Command {
@@ -220,11 +52,36 @@ function addScanOptions(command: Command): Command {
       .option("-4", "IPv4 addresses only")
       .option("-6", "IPv6 addresses only")
       .option("--force", "allow CIDR blocks larger than a /16", false)
-      .option("--randomize", "scan ports in random order", false)
+      .option(
+        "--randomize",
+        "scan hosts and ports in one random order (seeded: see --seed)",
+        false,
+      )
+      .option(
+        "--seed <n>",
+        "seed of the random order (--randomize, --shard; default: random, or 0 with --shard)",
+        intOption(0, 2 ** 32 - 1),
+      )
+      .option(
+        "--shard <i/n>",
+        "scan only shard I of N (0-based) of the seeded order of hosts × ports; `scanner merge` joins the shards' -oJ files",
+      )
+      .option(
+        "--top-ports <n>",
+        "the N most often open TCP ports (nmap-services frequencies when nmap is installed, else a shipped list of 1000)",
+        intOption(1, 65535),
+      )
+      .option("--exclude <hosts>", "addresses, CIDR blocks or names to leave out (comma list)")
+      .option("--exclude-file <file>", "leave out the targets listed in FILE (as -iL)")
       .option("--show <states>", "states to list: open, all, or a list like open,filtered", "open")
       .option(
         "--mode <mode>",
-        "sequential|async|thread|process, or auto: async up to 128 probes, else thread with up to --workers workers",
+        "sequential|async|thread|process, or auto: async with the ffi engine; with connect async up to 128 probes, else thread with up to --workers workers",
+        "auto",
+      )
+      .option(
+        "--engine <engine>",
+        "connect engine: ffi (libc non-blocking connects, thousands in flight; needs --allow-ffi, Linux), connect (Deno.connect, ~128 in flight per isolate), or auto: ffi where it can run",
         "auto",
       )
       .option(
@@ -235,15 +92,29 @@ function addScanOptions(command: Command): Command {
       )
       .option(
         "--concurrency <n>",
-        "probes in flight per worker (real connects are capped at 128 per isolate)",
+        `probes in flight per worker (default: ${DEFAULT_CONCURRENCY} for connect, which caps real connects there; the open-file limit for ffi, at most ${MAX_FFI_WINDOW})`,
         intOption(1, 100000),
-        DEFAULT_CONCURRENCY,
       )
       .option(
         "--timeout <ms>",
-        "ms without an answer before a port is filtered",
+        "ms a port may take to answer before its host has answered anything (then adaptive: srtt + 4 × rttvar)",
         intOption(1, 600000),
         DEFAULT_TIMEOUT_MS,
+      )
+      .option(
+        "-T, --timing <level>",
+        "timing preset 0-5 (paranoid, sneaky, polite, normal, aggressive, insane; see README); explicit options win",
+      )
+      .option(
+        "--min-rtt-timeout <ms>",
+        `adaptive timeouts never go below this (per host, from its round trips; default: ${DEFAULT_MIN_RTT_MS} with ffi, --timeout with connect)`,
+        intOption(1, 600000),
+      )
+      .option(
+        "--max-rtt-timeout <ms>",
+        "adaptive timeouts never go above this",
+        intOption(1, 600000),
+        DEFAULT_MAX_RTT_MS,
       )
       .option(
         "--retries <n>",
@@ -251,9 +122,43 @@ function addScanOptions(command: Command): Command {
         intOption(0, 10),
         1,
       )
-      .option("--rate <n>", "at most N new connects per second, 0 for no cap", intOption(0), 0)
+      .option(
+        "--rate <n>",
+        "at most N new connects per second (fractions allowed), 0 for no cap",
+        numberOption(0),
+        0,
+      )
       .option("--csv", "print CSV: host,address,port,state,reason,service", false)
-      .option("--grep", "print one grepable line per host", false),
+      .option("--grep", "print one grepable line per host", false)
+      .option(
+        "--jsonl",
+        "print each shown port as a JSON line as it is decided, then a summary line",
+        false,
+      )
+      .option("--banners", "read what each open port says first (bounded bytes and time)", false)
+      .option(
+        "--banner-bytes <n>",
+        "most bytes of a banner",
+        intOption(1, 65536),
+        DEFAULT_BANNER_BYTES,
+      )
+      .option(
+        "--banner-timeout <ms>",
+        "how long to wait for a banner",
+        intOption(1, 60000),
+        DEFAULT_BANNER_TIMEOUT_MS,
+      )
+      .option("--output-normal <file>", "also write the table to FILE (also -oN)")
+      .option("--output-grepable <file>", "also write grepable lines to FILE (also -oG)")
+      .option(
+        "--output-json <file>",
+        "also write the JSON document to FILE; --resume reads it (also -oJ)",
+      )
+      .option("--output-all <base>", "-oN BASE.nmap, -oG BASE.gnmap and -oJ BASE.json (also -oA)")
+      .option(
+        "--resume <file>",
+        "continue the scan a -oJ FILE was written for (after Ctrl-C): skips the ports it has",
+      ),
   );
   return command;
 }
@@ -271,10 +176,15 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   const scanCommand = program
     .command("scan", { isDefault: true })
     .description("scan TCP ports (the default command: `scanner <targets...>`)");
-  addScanOptions(scanCommand).action(async (words: string[], flags: ScanFlags) => {
-    code = await runScan(words, flags);
+  addScanOptions(scanCommand).action(async (words: string[], flags: ScanFlags, cmd: Command) => {
+    const given = new Set(
+      cmd.options.map((option) => option.attributeName())
+        .filter((name) => cmd.getOptionValueSource(name) === "cli"),
+    );
+    code = await runScan(words, flags, given);
   });
   addBenchCommand(program, (exit) => (code = exit));
+  addMergeCommand(program, (exit) => (code = exit));
   await program.parseAsync(normaliseArgs(args), { from: "user" });
   return code;
 }

@@ -1,75 +1,136 @@
 /**
- * The fast path for a small plain scan, `scanner ADDRESS... [-p PORTS]
- * [--timeout MS]` with literal addresses and at most 128 probes: parsed by hand,
- * so the process never loads commander and the Node compatibility layer it pulls
- * in (about 25 ms of start-up here). It prints exactly what the full command
- * line prints. Anything else (host names, CIDR blocks, other options, any error
- * in the arguments) returns `null` and goes to the full command line, which
- * gives the proper usage errors.
+ * The fast path for a plain scan, `scanner ADDRESS... [-p PORTS] [--timeout MS]
+ * [--retries N] [--engine E] [--show STATES] [--grep | --csv]` with literal
+ * addresses: parsed by hand, so the process never loads commander and the Node
+ * compatibility layer it pulls in (about 25 ms of start-up on a quiet machine).
+ * With the `ffi` engine any number of probes runs here (one isolate keeps
+ * thousands in flight); with `connect`, at most 128. It prints exactly what the
+ * full command line prints, and Ctrl-C prints the partial result and exits 130
+ * the same way. Anything else (host names, CIDR blocks, other options, any error
+ * in the arguments, a progress bar for a long scan on a terminal) returns `null`
+ * and goes to the full command line, which gives the proper usage errors.
  *
  * @module
  */
 import { intInRange, splitPlainArgs } from "../shared/argv.ts";
 import { errorMessage } from "../shared/errors.ts";
-import { formatTable } from "./output.ts";
-import { DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
+import { formatCsv, formatGrep, formatTable, parseShow } from "./output.ts";
+import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
 import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./targets.ts";
 import type { ScanTarget } from "./targets.ts";
+import type { PortState } from "./probe.ts";
+import { type EngineName, resolveEngine } from "./engines.ts";
+import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
 
-/** Most probes the fast path takes on: what one isolate runs at once in `async` mode. */
+/** Most probes the fast path takes on with the `connect` engine (one isolate's connects). */
 export const FAST_PATH_MAX_PROBES = 128;
+/** Scans above this many probes go to the full command line on a terminal (progress bar). */
+const FAST_PATH_TERMINAL_PROBES = 4096;
 
-/** A small plain scan, as the fast path understands it. */
+/** A plain scan, as the fast path understands it. */
 export interface PlainScan {
   targets: ScanTarget[];
   ports: number[];
   timeoutMs: number;
+  retries: number;
+  engine: EngineName;
+  show: PortState[];
+  format: "table" | "grep" | "csv";
 }
 
-/** Parses a small plain scan; `null` for anything the full command line must handle. */
+const FLAGS = new Set(["--grep", "--csv"]);
+
+/** Parses a plain scan; `null` for anything the full command line must handle. */
 export async function parsePlainScan(args: readonly string[]): Promise<PlainScan | null> {
-  const plain = splitPlainArgs(args, ["-p", "--ports", "--timeout"]);
+  const flags = args.filter((arg) => FLAGS.has(arg));
+  if (flags.length > 1) return null;
+  const rest = args.filter((arg) => !FLAGS.has(arg)).flatMap((arg) =>
+    arg === "-p-" ? ["-p", "-"] : [arg]
+  );
+  const plain = splitPlainArgs(rest, [
+    "-p",
+    "--ports",
+    "--timeout",
+    "--retries",
+    "--engine",
+    "--show",
+  ]);
   if (plain === null) return null;
   const { words, options } = plain;
   const portSpec = options.get("--ports") ?? options.get("-p") ?? DEFAULT_PORTS;
   const timeoutMs = options.has("--timeout")
     ? intInRange(options.get("--timeout"), 1, 600_000)
     : DEFAULT_TIMEOUT_MS;
-  if (timeoutMs === null) return null;
-  if (words.length === 0 || words[0] === "scan" || words[0] === "bench" || words[0] === "help") {
+  const retries = options.has("--retries")
+    ? intInRange(options.get("--retries"), 0, 10)
+    : DEFAULT_RETRIES;
+  if (timeoutMs === null || retries === null) return null;
+  if (words.length === 0 || ["scan", "bench", "merge", "help"].includes(words[0])) {
     return null;
   }
   try {
+    const engine = resolveEngine(options.get("--engine") ?? "auto");
+    const show = parseShow(options.get("--show") ?? "open");
     const ports = parsePorts(portSpec, "-p");
     const specs = parseTargetList(words);
     if (specs.length === 0 || specs.some((spec) => spec.kind !== "address")) return null;
     const { targets, unresolved } = await resolveTargets(specs);
-    if (unresolved.length > 0 || targets.length * ports.length > FAST_PATH_MAX_PROBES) return null;
-    return { targets, ports, timeoutMs };
+    const probes = targets.length * ports.length;
+    if (unresolved.length > 0) return null;
+    if (engine === "connect" && probes > FAST_PATH_MAX_PROBES) return null;
+    if (probes > FAST_PATH_TERMINAL_PROBES && Deno.stderr.isTerminal()) return null;
+    const format = flags[0] === "--grep" ? "grep" : flags[0] === "--csv" ? "csv" : "table";
+    return { targets, ports, timeoutMs, retries, engine, show, format };
   } catch {
     return null;
   }
 }
 
 /**
- * Runs a small plain scan and prints the table (exit 0), or returns `null` when
- * the arguments need the full command line.
+ * Runs a plain scan and prints it (exit 0, or 130 after Ctrl-C with the partial
+ * result), or returns `null` when the arguments need the full command line.
  */
 export async function fastScan(args: readonly string[]): Promise<number | null> {
   const plain = await parsePlainScan(args);
   if (plain === null) return null;
   const encoder = new TextEncoder();
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     const result = await scan({
       targets: plain.targets,
       ports: plain.ports,
       mode: "async",
+      engine: plain.engine,
       timeoutMs: plain.timeoutMs,
+      minRttMs: plain.engine === "ffi"
+        ? Math.min(DEFAULT_MIN_RTT_MS, plain.timeoutMs)
+        : plain.timeoutMs,
+      maxRttMs: DEFAULT_MAX_RTT_MS,
+      retries: plain.retries,
+      signal: controller.signal,
     });
-    await Deno.stdout.write(encoder.encode(formatTable(result, ["open"])));
-    return 0;
+    const text = plain.format === "grep"
+      ? formatGrep(result, plain.show)
+      : plain.format === "csv"
+      ? formatCsv(result, plain.show)
+      : formatTable(result, plain.show);
+    await writeAll(Deno.stdout, encoder.encode(text));
+    if (!result.interrupted) return 0;
+    await writeAll(
+      Deno.stderr,
+      encoder.encode("scanner: interrupted: the results above are partial\n"),
+    );
+    return 130;
   } catch (error) {
-    await Deno.stderr.write(encoder.encode(`scanner: error: ${errorMessage(error)}\n`));
+    await writeAll(Deno.stderr, encoder.encode(`scanner: error: ${errorMessage(error)}\n`));
     return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
   }
+}
+
+async function writeAll(stream: { write(bytes: Uint8Array): Promise<number> }, bytes: Uint8Array) {
+  for (let offset = 0; offset < bytes.length;) offset += await stream.write(bytes.subarray(offset));
 }

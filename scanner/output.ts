@@ -8,6 +8,7 @@ import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
 import type { HostResult, PortResult, ScanResult } from "./scan.ts";
 import type { UnresolvedTarget } from "./targets.ts";
+import { outcomesOf } from "./records.ts";
 
 /** Parses `--show`: `open`, `all`, or a comma list of states. */
 export function parseShow(text: string): PortState[] {
@@ -30,6 +31,12 @@ function shownPorts(host: HostResult, show: PortState[]): PortResult[] {
 
 function hostLabel(host: HostResult): string {
   return host.target === host.address ? host.address : `${host.target} (${host.address})`;
+}
+
+/** A banner cut to fit a table row. */
+function shortBanner(banner: string | null | undefined): string {
+  if (!banner) return "";
+  return banner.length > 60 ? banner.slice(0, 59) + "…" : banner;
 }
 
 /** `3 open, 1020 closed, 1 filtered`. */
@@ -55,10 +62,15 @@ export function formatTable(
       );
     }
     if (shown.length > 0) {
-      const rows = shown.map((
-        port,
-      ) => [`${port.port}/tcp`, port.state, port.service ?? "unknown", port.reason]);
-      const head = ["PORT", "STATE", "SERVICE", "REASON"];
+      const banners = shown.some((port) => port.banner !== undefined);
+      const rows = shown.map((port) => [
+        `${port.port}/tcp`,
+        port.state,
+        port.service ?? "unknown",
+        port.reason,
+        ...(banners ? [shortBanner(port.banner)] : []),
+      ]);
+      const head = ["PORT", "STATE", "SERVICE", "REASON", ...(banners ? ["BANNER"] : [])];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
       const fmt = (row: string[]) =>
         row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd();
@@ -76,7 +88,8 @@ export function formatTable(
     `Scanned ${result.hosts.length} host${result.hosts.length === 1 ? "" : "s"}, ` +
       `${result.probes} ports in ${seconds} s (${result.mode}` +
       (result.mode === "thread" || result.mode === "process" ? `, ${result.workers} workers` : "") +
-      `, timeout ${result.timeoutMs} ms)`,
+      `, ${result.engine} engine, timeout ${result.timeoutMs} ms)` +
+      (result.interrupted ? " (interrupted: partial results)" : ""),
   );
   return lines.join("\n") + "\n";
 }
@@ -93,12 +106,16 @@ export function jsonResults(
       address: host.address,
       counts: host.counts,
       ports: shownPorts(host, show),
+      // Every decided port, compactly: what --resume and `scanner merge` read back.
+      outcomes: outcomesOf(host.ports),
     })),
     unresolved,
     show,
     ports_per_host: result.portsPerHost,
     probes: result.probes,
     mode: result.mode,
+    engine: result.engine,
+    interrupted: result.interrupted,
     workers: result.workers,
     concurrency: result.concurrency,
     timeout_ms: result.timeoutMs,
@@ -110,12 +127,20 @@ export function jsonResults(
 /** CSV: `host,address,port,state,reason,service`, one row per shown port. */
 export function formatCsv(result: ScanResult, show: PortState[]): string {
   const quote = (text: string) => (/[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
-  const rows = ["host,address,port,state,reason,service"];
+  const banners = result.hosts.some((host) => host.ports.some((p) => p.banner !== undefined));
+  const rows = ["host,address,port,state,reason,service" + (banners ? ",banner" : "")];
   for (const host of result.hosts) {
     for (const port of shownPorts(host, show)) {
       rows.push(
-        [host.target, host.address, String(port.port), port.state, port.reason, port.service ?? ""]
-          .map(quote).join(","),
+        [
+          host.target,
+          host.address,
+          String(port.port),
+          port.state,
+          port.reason,
+          port.service ?? "",
+          ...(banners ? [port.banner ?? ""] : []),
+        ].map(quote).join(","),
       );
     }
   }
@@ -130,7 +155,12 @@ export function formatGrep(result: ScanResult, show: PortState[]): string {
   return result.hosts.map((host) => {
     const name = host.target === host.address ? "" : host.target;
     const ports = shownPorts(host, show)
-      .map((port) => `${port.port}/${port.state}/tcp//${port.service ?? ""}///`)
+      // The banner goes where nmap puts version text, with its separators replaced.
+      .map((port) =>
+        `${port.port}/${port.state}/tcp//${port.service ?? ""}//${
+          (port.banner ?? "").replaceAll("/", "|").replaceAll(",", ";")
+        }/`
+      )
       .join(", ");
     return `Host: ${host.address} (${name})\tPorts: ${ports}\tCounts: ${countsText(host.counts)}`;
   }).join("\n") + "\n";

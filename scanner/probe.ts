@@ -22,6 +22,15 @@
 import { defineTask } from "../shared/runner.ts";
 import { sleep } from "../shared/clock.ts";
 import { connectError } from "../shared/errors.ts";
+import {
+  attemptStep,
+  connectedVerdict,
+  deadlineAfterAttempt,
+  errnoOf,
+  type Verdict,
+  verdictForErrno,
+} from "./verdict.ts";
+import { HostRtts } from "./timing.ts";
 
 /** Port states, as nmap names them. */
 export type PortState = "open" | "closed" | "filtered";
@@ -53,6 +62,9 @@ export interface ProbeInput {
   rate: number;
   /** Most connects this isolate may keep in flight (below the open-file limit). */
   cap?: number;
+  /** Adaptive timeout bounds (see `timing.ts`); absent: `timeoutMs` is fixed. */
+  minRttMs?: number;
+  maxRttMs?: number;
 }
 
 /** Result of one probe. */
@@ -146,6 +158,7 @@ class Pacer {
 }
 
 const gate = new ConnectGate(MAX_CONNECTS_PER_ISOLATE);
+const rtts = new HostRtts();
 const pacer = new Pacer();
 
 /** The process ran out of descriptors or local ports: retry, never report. */
@@ -154,8 +167,6 @@ export function isResourceExhausted(error: unknown): boolean {
   const message = error instanceof Error ? error.message : String(error);
   return /os error (24|23|99|105)\b|too many open files|no buffer space/i.test(message);
 }
-
-type Attempt = { state: PortState; reason: string } | "exhausted" | "starved";
 
 /** How many times a probe may start over because its isolate was starved of CPU. */
 export const STARVED_RETRY_LIMIT = 8;
@@ -169,47 +180,33 @@ export function firedLate(elapsedMs: number, timeoutMs: number): boolean {
   return elapsedMs > timeoutMs + Math.max(50, timeoutMs * 0.2);
 }
 
-async function connectOnce(address: string, port: number, timeoutMs: number): Promise<Attempt> {
-  const controller = new AbortController();
-  const issued = performance.now();
-  let late = false;
-  const timer = setTimeout(() => {
-    late = firedLate(performance.now() - issued, timeoutMs);
-    controller.abort();
-  }, timeoutMs);
+type Attempt = Verdict | "exhausted" | "aborted";
+
+/** One `Deno.connect` attempt, until it is answered or `signal` aborts it. */
+async function connectAttempt(
+  address: string,
+  port: number,
+  signal: AbortSignal,
+): Promise<Attempt> {
   try {
-    const conn = await Deno.connect({ hostname: address, port, signal: controller.signal });
+    const conn = await Deno.connect({ hostname: address, port, signal });
     const local = conn.localAddr as Deno.NetAddr;
     conn.close();
     // Simultaneous open with itself: nothing listens, the kernel just picked port as source.
-    if (local.port === port && sameAddress(local.hostname, address)) {
-      return { state: "closed", reason: "self-connect" };
-    }
-    return { state: "open", reason: "syn-ack" };
+    return connectedVerdict(local.port === port && sameAddress(local.hostname, address));
   } catch (error) {
-    // A timer that fired late proves nothing about the port: the reply may be unread.
-    if (controller.signal.aborted) {
-      return late ? "starved" : { state: "filtered", reason: "no-response" };
-    }
-    if (error instanceof Deno.errors.ConnectionRefused) {
-      return { state: "closed", reason: "conn-refused" };
-    }
-    if (error instanceof Deno.errors.ConnectionReset) return { state: "closed", reason: "reset" };
-    if (error instanceof Deno.errors.TimedOut) return { state: "filtered", reason: "no-response" };
+    if (signal.aborted) return "aborted";
     if (isResourceExhausted(error)) return "exhausted";
-    const message = error instanceof Error ? error.message : String(error);
-    if (/os error 113\b|host is unreachable/i.test(message)) {
-      return { state: "filtered", reason: "host-unreach" };
-    }
-    if (/os error 101\b|network is unreachable/i.test(message)) {
-      return { state: "filtered", reason: "net-unreach" };
-    }
-    if (/os error 1\b|operation not permitted/i.test(message)) {
-      return { state: "filtered", reason: "admin-prohibited" };
-    }
+    const errno = error instanceof Deno.errors.ConnectionRefused
+      ? 111
+      : error instanceof Deno.errors.ConnectionReset
+      ? 104
+      : error instanceof Deno.errors.TimedOut
+      ? 110
+      : errnoOf(error);
+    const verdict = errno === null ? null : verdictForErrno(errno);
+    if (verdict) return verdict;
     throw connectError(address, port, error);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -220,58 +217,135 @@ function sameAddress(a: string, b: string): boolean {
 
 /**
  * Probes one port: `open` on a completed handshake, `closed` on a refusal,
- * `filtered` when nothing answers within the timeout (after `retries` more tries).
+ * `filtered` when nothing answers by the deadline. Attempts follow the schedule
+ * of `verdict.ts` (the FFI engine's too): `retries` more connects overlap within
+ * the one timeout.
  *
  * @throws an error naming host and port for failures that are no port state
  * (e.g. out of descriptors for longer than {@linkcode RESOURCE_RETRY_LIMIT_MS}).
  */
-export async function probePort(
+export function probePort(
   input: ProbeInput,
   limiter: ConnectGate = gate,
 ): Promise<ProbeResult> {
   if (input.cap !== undefined) limiter.capAt(input.cap);
-  let attempts = 0;
-  let starved = 0;
-  let exhaustedSince = -1;
-  for (;;) {
-    await limiter.acquire();
-    let outcome: Attempt;
-    try {
-      if (input.rate > 0) await pacer.wait(input.rate);
-      outcome = await connectOnce(input.address, input.port, input.timeoutMs);
-    } catch (error) {
-      limiter.release(false);
-      throw error;
-    }
-    if (outcome === "exhausted") {
-      limiter.shrink();
-      limiter.release(false);
-      const now = performance.now();
-      if (exhaustedSince < 0) exhaustedSince = now;
-      if (now - exhaustedSince > RESOURCE_RETRY_LIMIT_MS) {
-        throw connectError(
-          input.address,
-          input.port,
-          new Error(`out of file descriptors or local ports for ${RESOURCE_RETRY_LIMIT_MS} ms`),
-        );
+  const { address, port, timeoutMs, retries } = input;
+  const rtt = rtts.get(address);
+  const bounds = { initialMs: timeoutMs, minMs: input.minRttMs, maxMs: input.maxRttMs };
+  return new Promise((resolve, reject) => {
+    let started = 0;
+    let live = 0;
+    let deadline = 0;
+    let lastReason = "no-response";
+    let done = false;
+    let starved = 0;
+    let waiting = false;
+    let exhaustedSince = -1;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let controllers = new Set<AbortController>();
+
+    const stopAll = () => {
+      clearTimeout(timer);
+      for (const controller of controllers) controller.abort();
+      controllers = new Set();
+    };
+    const finish = (state: PortState, reason: string) => {
+      if (done) return;
+      done = true;
+      stopAll();
+      resolve({ state, reason, attempts: started });
+    };
+    const fail = (error: unknown) => {
+      if (done) return;
+      done = true;
+      stopAll();
+      reject(error);
+    };
+    const setTimer = (delay: number, fire: (late: boolean) => void) => {
+      clearTimeout(timer);
+      const set = performance.now();
+      timer = setTimeout(() => fire(firedLate(performance.now() - set, delay)), delay);
+    };
+    const onRetry = () => {
+      if (done || waiting) return;
+      launch();
+      // Its attempts keep their deadline while the retry waits for a slot.
+      if (waiting) setTimer(Math.max(0, deadline - performance.now()), onDeadline);
+    };
+    const onDeadline = (late: boolean) => {
+      if (done) return;
+      if (waiting) {
+        // The retry still waits for a slot: free the earlier attempts' slots; the
+        // retry gets its own share of the timeout when it starts.
+        for (const controller of controllers) controller.abort();
+        controllers = new Set();
+        return;
       }
-      // Back off a little when nothing else is in flight to free a descriptor.
-      await sleep(limiter.inFlight === 0 ? 10 : 1);
-      continue;
-    }
-    limiter.release(true);
-    exhaustedSince = -1;
-    if (outcome === "starved") {
-      if (++starved <= STARVED_RETRY_LIMIT) continue;
-      // Still starved after many tries: report what was seen, with a reason that says so.
-      attempts++;
-      if (attempts <= input.retries) continue;
-      return { state: "filtered", reason: "no-response (cpu-starved)", attempts };
-    }
-    attempts++;
-    if (outcome.state === "filtered" && attempts <= input.retries) continue;
-    return { ...outcome, attempts };
-  }
+      if (!late) return finish("filtered", lastReason);
+      // A timer that fired late proves nothing about the port: the reply may be unread.
+      stopAll();
+      if (++starved > STARVED_RETRY_LIMIT) return finish("filtered", "no-response (cpu-starved)");
+      started = 0;
+      deadline = 0;
+      lastReason = "no-response";
+      launch();
+    };
+    const launch = async () => {
+      waiting = true;
+      await limiter.acquire();
+      waiting = false;
+      if (done) return limiter.release(true);
+      if (input.rate > 0) await pacer.wait(input.rate);
+      const k = started++;
+      live++;
+      const now = performance.now();
+      const timeout = rtt.timeout(bounds);
+      deadline = deadlineAfterAttempt(deadline, now, k, timeout, retries);
+      if (started <= retries) setTimer(attemptStep(timeout, retries), onRetry);
+      else setTimer(deadline - now, onDeadline);
+      const controller = new AbortController();
+      controllers.add(controller);
+      let outcome: Attempt;
+      try {
+        outcome = await connectAttempt(address, port, controller.signal);
+      } catch (error) {
+        limiter.release(false);
+        return fail(error);
+      } finally {
+        live--;
+        controllers.delete(controller);
+      }
+      if (outcome === "aborted") return limiter.release(true);
+      if (outcome === "exhausted") {
+        limiter.shrink();
+        limiter.release(false);
+        started--;
+        const at = performance.now();
+        if (exhaustedSince < 0) exhaustedSince = at;
+        if (at - exhaustedSince > RESOURCE_RETRY_LIMIT_MS) {
+          return fail(connectError(
+            address,
+            port,
+            new Error(`out of file descriptors or local ports for ${RESOURCE_RETRY_LIMIT_MS} ms`),
+          ));
+        }
+        // Back off a little when nothing else is in flight to free a descriptor.
+        await sleep(limiter.inFlight === 0 ? 10 : 1);
+        if (!done && live === 0 && !waiting) launch();
+        return;
+      }
+      limiter.release(true);
+      exhaustedSince = -1;
+      rtt.sample(performance.now() - now);
+      if (outcome.final) return finish(outcome.state, outcome.reason);
+      lastReason = outcome.reason;
+      if (live > 0 || waiting || done) return;
+      // Every started attempt has ended (ICMP errors): the next need not wait its turn.
+      if (started <= retries) launch();
+      else finish("filtered", lastReason);
+    };
+    launch();
+  });
 }
 
 /** The probe as a task, so the runner can run it in any mode. */

@@ -1,76 +1,89 @@
 /**
- * The scan: every (address, port) pair probed through the task runner in the
- * chosen execution mode, collected into per-host results. Never prints; reports
- * progress through a callback.
+ * The scan: every (address, port) pair probed by one of the two connect engines
+ * in the chosen execution mode, collected into per-host results. Never prints;
+ * reports progress and each decided port through callbacks. Interrupted by its
+ * signal, it returns what was decided so far (`interrupted: true`).
  *
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
 import { runTasks } from "../shared/runner.ts";
-import {
-  MAX_CONNECTS_PER_ISOLATE,
-  type PortState,
-  type ProbeInput,
-  type ProbeResult,
-  probeTask,
-} from "./probe.ts";
+import { MAX_CONNECTS_PER_ISOLATE, type PortState, type ProbeInput, probeTask } from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
 import { connectsPerIsolate, openFileLimit } from "./limits.ts";
+import { decodeCodes, type EngineName, type FfiChunkInput, ffiChunkTask } from "./engines.ts";
+import { FfiEngine, ffiEngine, MAX_FFI_WINDOW } from "./ffi_engine.ts";
+import { libc } from "./libc.ts";
+import { outcomeCode, OUTCOMES } from "./verdict.ts";
 
 /** Default workers for thread and process modes. */
 export const DEFAULT_WORKERS = 8;
-/** Default probes in flight per worker (or in the one isolate for `async`). */
+/** Default probes in flight per worker for the `connect` engine. */
 export const DEFAULT_CONCURRENCY = MAX_CONNECTS_PER_ISOLATE;
+/** Probes per task when the FFI engine runs in workers or children. */
+export const FFI_CHUNK = 2048;
 
 /**
- * The fastest correct mode for a scan of `probes` probes: `async` in this
- * isolate while one isolate's {@linkcode MAX_CONNECTS_PER_ISOLATE} connects cover
- * the scan, else `thread` with enough workers to keep up to
- * `maxWorkers × 128` connects in flight (filtered ports cost a whole timeout each,
- * so connects in flight, not cores, bound the scan).
+ * The fastest correct mode for a scan of `probes` probes with `engine`. `ffi`:
+ * `async`, one isolate keeps thousands of connects in flight and start-up is
+ * cheapest. `connect`: `async` while one isolate's
+ * {@linkcode MAX_CONNECTS_PER_ISOLATE} connects cover the scan, else `thread`
+ * with enough workers to keep up to `maxWorkers × 128` connects in flight.
  */
 export function autoMode(
   probes: number,
   maxWorkers = DEFAULT_WORKERS,
+  engine: EngineName = "connect",
 ): { mode: Mode; workers: number } {
-  if (probes <= MAX_CONNECTS_PER_ISOLATE) return { mode: "async", workers: 1 };
+  if (engine === "ffi" || probes <= MAX_CONNECTS_PER_ISOLATE) return { mode: "async", workers: 1 };
   return {
     mode: "thread",
     workers: Math.min(maxWorkers, Math.ceil(probes / MAX_CONNECTS_PER_ISOLATE)),
   };
 }
 
-/**
- * Default extra attempts for ports that did not answer. On loopback a burst of
- * SYNs beyond the per-CPU backlog (`netdev_max_backlog`, 1000) loses some, and the
- * kernel resends only after 1 s: one retry keeps such a closed port from being
- * reported filtered (nmap retransmits for the same reason).
- */
+/** Default extra attempts for ports that did not answer (see `verdict.ts`). */
 export const DEFAULT_RETRIES = 1;
 /** Default connect timeout: the study's 0.5 s. */
 export const DEFAULT_TIMEOUT_MS = 500;
 
+/** One probe: a host (index into the targets) and a port. */
+export interface Probe {
+  host: number;
+  port: number;
+}
+
 /** What to scan and how. */
 export interface ScanOptions {
   targets: ScanTarget[];
-  /** Ports, in the order to scan them (ascending unless `randomize`). */
+  /** Ports to scan per host (ascending unless `randomize`). */
   ports: number[];
   mode: Mode;
+  /** Connect engine (default `connect`). */
+  engine?: EngineName;
   workers?: number;
   concurrency?: number;
+  /** Timeout before a host has answered (then adaptive within min/max RTT timeouts). */
   timeoutMs?: number;
+  /** Adaptive timeout bounds (`timing.ts`); absent: the timeout is fixed. */
+  minRttMs?: number;
+  maxRttMs?: number;
   retries?: number;
   /** New connects per second over the whole scan (0: unlimited). */
   rate?: number;
   /** Scan the ports of each host in random order. */
   randomize?: boolean;
-  /** Module that registers `scanner.probe` (default: the main module). */
+  /** The probes to run, in order (default: every host × port); results list only these. */
+  probes?: Probe[];
+  /** Module that registers the scanner's tasks (default: the main module). */
   entry?: string | URL;
   signal?: AbortSignal;
   /** Called as probes complete (at most every 1/100 of the work). */
   onProgress?: (done: number, total: number) => void;
+  /** Called as each port is decided. */
+  onPort?: (host: ScanTarget, port: PortResult) => void;
   /** Service names by port (default: `/etc/services`). */
   services?: Map<number, string>;
   random?: () => number;
@@ -82,6 +95,8 @@ export interface PortResult {
   state: PortState;
   reason: string;
   service: string | null;
+  /** With `--banners`, for open ports: what the port said first (printable), or null. */
+  banner?: string | null;
 }
 
 /** Counts per state. */
@@ -103,13 +118,14 @@ export interface ScanResult {
   portsPerHost: number;
   probes: number;
   mode: Mode;
+  engine: EngineName;
   workers: number;
   concurrency: number;
   timeoutMs: number;
   retries: number;
   elapsedMs: number;
-  /** Set when `signal` stopped the scan: `hosts` then lists only the ports scanned so far. */
-  interrupted?: boolean;
+  /** Stopped by its signal: only the ports decided by then are listed. */
+  interrupted: boolean;
 }
 
 /** Counts states in a list of port results. */
@@ -119,103 +135,229 @@ export function countStates(ports: { state: PortState }[]): StateCounts {
   return counts;
 }
 
+/** Every host × port in scan order (ports shuffled per host with `randomize`). */
+function defaultProbes(options: ScanOptions): Probe[] {
+  const random = options.random ?? Math.random;
+  const probes: Probe[] = [];
+  options.targets.forEach((_target, host) => {
+    const order = options.randomize ? shuffled(options.ports, random) : options.ports;
+    for (const port of order) probes.push({ host, port });
+  });
+  return probes;
+}
+
+interface Settings {
+  minRttMs?: number;
+  maxRttMs?: number;
+  workers: number;
+  concurrency: number;
+  timeoutMs: number;
+  retries: number;
+  rate: number;
+}
+
+/** Most connects in flight per isolate under the open-file limit (`undefined`: unknown). */
+async function capFor(engine: EngineName, isolates: number): Promise<number | undefined> {
+  if (engine === "ffi") {
+    // Raise the soft limit towards the hard one first (children inherit it), as nmap does.
+    const limit = libc().openFileLimit(MAX_FFI_WINDOW * isolates + 256);
+    return limit === null ? undefined : connectsPerIsolate(limit.soft, isolates);
+  }
+  const limit = await openFileLimit();
+  return limit === null ? undefined : connectsPerIsolate(limit, isolates);
+}
+
+async function runConnect(
+  options: ScanOptions,
+  probes: Probe[],
+  settings: Settings,
+  record: (index: number, code: number) => void,
+): Promise<void> {
+  const { workers, concurrency, timeoutMs, retries, rate } = settings;
+  const inFlight = Math.min(
+    probes.length,
+    workers * Math.min(concurrency, MAX_CONNECTS_PER_ISOLATE),
+  );
+  let cap: number | undefined;
+  if (inFlight > 32) {
+    const byLimit = await capFor("connect", workers);
+    if (byLimit !== undefined) cap = Math.min(MAX_CONNECTS_PER_ISOLATE, byLimit);
+  }
+  function* inputs(): Generator<ProbeInput & { i: number }> {
+    for (let i = 0; i < probes.length; i++) {
+      const { host, port } = probes[i];
+      const address = options.targets[host].address;
+      yield {
+        i,
+        address,
+        port,
+        timeoutMs,
+        retries,
+        rate,
+        cap,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
+      };
+    }
+  }
+  for await (
+    const outcome of runTasks(probeTask, inputs(), {
+      mode: options.mode,
+      workers,
+      concurrency,
+      entry: options.entry,
+      signal: options.signal,
+      batch: 256,
+    })
+  ) {
+    if (!outcome.ok) throw outcome.error;
+    const input = outcome.input as ProbeInput & { i: number };
+    record(input.i, outcomeCode(outcome.value.state, outcome.value.reason));
+  }
+}
+
+async function runFfi(
+  options: ScanOptions,
+  probes: Probe[],
+  settings: Settings,
+  record: (index: number, code: number) => void,
+): Promise<void> {
+  const { workers, timeoutMs, retries, rate } = settings;
+  const { mode, targets } = options;
+  const hosts = targets.map((t) => ({ address: t.address, family: t.family }));
+  const isolates = mode === "thread" || mode === "process" ? workers : 1;
+  const cap = await capFor("ffi", isolates);
+  const window = Math.max(1, Math.min(settings.concurrency, cap ?? MAX_FFI_WINDOW));
+  if (mode === "sequential" || mode === "async") {
+    const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine();
+    engine.capWindow(window);
+    engine.setRate(rate);
+    await engine.scan(
+      { hosts, hostOf: probes.map((p) => p.host), ports: probes.map((p) => p.port) },
+      {
+        timeoutMs,
+        retries,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
+        signal: options.signal,
+        onResult: record,
+      },
+    );
+    return;
+  }
+  function* chunks(): Generator<FfiChunkInput & { first: number }> {
+    for (let first = 0; first < probes.length; first += FFI_CHUNK) {
+      const slice = probes.slice(first, first + FFI_CHUNK);
+      yield {
+        first,
+        hosts,
+        hostOf: slice.map((p) => p.host),
+        ports: slice.map((p) => p.port),
+        timeoutMs,
+        retries,
+        rate,
+        window,
+        minRttMs: settings.minRttMs,
+        maxRttMs: settings.maxRttMs,
+      };
+    }
+  }
+  for await (
+    const outcome of runTasks(ffiChunkTask, chunks(), {
+      mode,
+      workers,
+      // Enough chunks queued per worker to keep its window full.
+      concurrency: Math.max(2, Math.ceil(window / FFI_CHUNK) + 1),
+      entry: options.entry,
+      signal: options.signal,
+      batch: 1,
+    })
+  ) {
+    if (!outcome.ok) throw outcome.error;
+    const { first } = outcome.input as FfiChunkInput & { first: number };
+    decodeCodes(outcome.value).forEach((code, i) => record(first + i, code));
+  }
+}
+
 /**
- * Scans every port of every target. Results are exact in every mode: a probe
- * that fails for a reason that is no port state fails the scan with a message
- * naming the host and port, rather than being dropped or guessed.
+ * Scans every port of every target (or the given probes). Results are exact in
+ * every mode and engine: a probe that fails for a reason that is no port state
+ * fails the scan with a message naming the host and port, rather than being
+ * dropped or guessed.
  */
 export async function scan(options: ScanOptions): Promise<ScanResult> {
   const started = performance.now();
   const { targets, mode } = options;
+  const engine = options.engine ?? "connect";
   const workers = mode === "thread" || mode === "process"
     ? Math.max(1, options.workers ?? DEFAULT_WORKERS)
     : 1;
   const concurrency = mode === "sequential"
     ? 1
-    : Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const retries = options.retries ?? DEFAULT_RETRIES;
-  const rate = (options.rate ?? 0) > 0 ? options.rate! / workers : 0;
-  const random = options.random ?? Math.random;
-  const portOrder = targets.map(
-    () => (options.randomize ? shuffled(options.ports, random) : options.ports),
-  );
-  const total = targets.length * options.ports.length;
-  const portIndex = new Map<number, number>(options.ports.map((port, i) => [port, i]));
-  const states: (ProbeResult | undefined)[][] = targets.map(() => new Array(options.ports.length));
-
-  function* inputs(): Generator<ProbeInput & { host: number }> {
-    for (let host = 0; host < targets.length; host++) {
-      for (const port of portOrder[host]) {
-        yield { host, address: targets[host].address, port, timeoutMs, retries, rate, cap };
-      }
-    }
-  }
-
-  // Keep connects in flight under the open-file limit rather than meet EMFILE.
-  const inFlight = Math.min(total, workers * Math.min(concurrency, MAX_CONNECTS_PER_ISOLATE));
-  let cap: number | undefined;
-  if (inFlight > 32) {
-    const limit = await openFileLimit();
-    if (limit !== null) {
-      cap = Math.min(MAX_CONNECTS_PER_ISOLATE, connectsPerIsolate(limit, workers));
-    }
-  }
-
+    : Math.max(1, options.concurrency ?? (engine === "ffi" ? MAX_FFI_WINDOW : DEFAULT_CONCURRENCY));
+  const settings: Settings = {
+    minRttMs: options.minRttMs,
+    maxRttMs: options.maxRttMs,
+    workers,
+    concurrency,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    retries: options.retries ?? DEFAULT_RETRIES,
+    rate: (options.rate ?? 0) > 0 ? options.rate! / workers : 0,
+  };
+  const probes = options.probes ?? defaultProbes(options);
+  const total = probes.length;
+  const codes = new Uint8Array(total);
+  const services = options.services ?? loadServices();
+  const portResult = (index: number): PortResult => {
+    const { state, reason } = OUTCOMES[codes[index]];
+    const port = probes[index].port;
+    return { port, state, reason, service: services.get(port) ?? null };
+  };
   let done = 0;
   const step = Math.max(1, Math.floor(total / 100));
+  const record = (index: number, code: number) => {
+    if (codes[index] !== 0) return;
+    codes[index] = code;
+    done++;
+    if (options.onPort) options.onPort(targets[probes[index].host], portResult(index));
+    if (options.onProgress && (done % step === 0 || done === total)) {
+      options.onProgress(done, total);
+    }
+  };
   let interrupted = false;
   try {
-    for await (
-      const outcome of runTasks(probeTask, inputs(), {
-        mode,
-        workers,
-        concurrency,
-        entry: options.entry,
-        signal: options.signal,
-        batch: 256,
-      })
-    ) {
-      if (!outcome.ok) throw outcome.error;
-      const input = outcome.input as ProbeInput & { host: number };
-      states[input.host][portIndex.get(input.port)!] = outcome.value;
-      done++;
-      if (options.onProgress && (done % step === 0 || done === total)) {
-        options.onProgress(done, total);
-      }
-    }
+    if (engine === "ffi") await runFfi(options, probes, settings, record);
+    else await runConnect(options, probes, settings, record);
   } catch (error) {
-    // Stopped (SIGINT/SIGTERM): report the ports scanned so far.
     if (!options.signal?.aborted) throw error;
     interrupted = true;
   }
 
-  const services = options.services ?? loadServices();
-  const sortedPorts = options.ports.map((port, i) => ({ port, i })).sort((a, b) => a.port - b.port);
+  const perHost: number[][] = targets.map(() => []);
+  probes.forEach((probe, index) => {
+    if (codes[index] !== 0) perHost[probe.host].push(index);
+  });
   const hosts = targets.map((target, host): HostResult => {
-    const scanned = interrupted ? sortedPorts.filter(({ i }) => states[host][i]) : sortedPorts;
-    const ports = scanned.map(({ port, i }): PortResult => {
-      const result = states[host][i];
-      if (!result) throw new Error(`internal error: no result for ${target.address}:${port}`);
-      return {
-        port,
-        state: result.state,
-        reason: result.reason,
-        service: services.get(port) ?? null,
-      };
-    });
+    const ports = perHost[host].map(portResult).sort((a, b) => a.port - b.port);
+    if (!interrupted && ports.length !== perHost[host].length) {
+      throw new Error(`internal error: missing results for ${target.address}`);
+    }
     return { target: target.target, address: target.address, ports, counts: countStates(ports) };
   });
+  if (!interrupted && done !== total) {
+    throw new Error(`internal error: ${total - done} probes without a result`);
+  }
   return {
     hosts,
     portsPerHost: options.ports.length,
-    probes: interrupted ? done : total,
+    probes: total,
     mode,
+    engine,
     workers,
     concurrency,
-    timeoutMs,
-    retries,
+    timeoutMs: settings.timeoutMs,
+    retries: settings.retries,
     elapsedMs: performance.now() - started,
-    ...(interrupted ? { interrupted } : {}),
+    interrupted,
   };
 }

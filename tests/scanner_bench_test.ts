@@ -15,7 +15,25 @@ function synthetic(): BenchResult {
       [1, 100, 1024].map((ports, i) => ({ row, ports, ms: times[i], runs: 1, exact: true }))
     ),
     nmap: [{ ports: 1024, flags: "-sT -Pn -n --min-rate 5000", ms: 230, exact: true }],
-    targets: [{ name: "one open port", ours: 52, nmap: 21, goalMs: 30, exact: true }],
+    targets: [{
+      name: "one open port, start to exit (source)",
+      oursMs: 80,
+      baseline: "deno run of an empty file",
+      baselineMs: 70,
+      ratio: 80 / 70,
+      goal: "≤ 1.3× deno run (empty file)",
+      met: true,
+      exact: true,
+      runs: 5,
+    }],
+    engines: [{
+      ports: 1024,
+      ffiMs: 90,
+      connectMs: 140,
+      nmapMs: 230,
+      ffiExact: true,
+      connectExact: true,
+    }],
     skipped: ["Only at full scale: thread ×100."],
   };
 }
@@ -34,7 +52,14 @@ Deno.test("scanner study report: valid, with findings generated from the numbers
   assertOk(report.findings[0].includes("1.9×"), report.findings[0]);
   assertOk(report.findings[2].startsWith("Every run found exactly"), report.findings[2]);
   assertEquals(report.skipped, ["Only at full scale: thread ×100."]);
-  assertEquals(report.extra.map((t) => t.rows.length), [1, 1]);
+  assertEquals(report.extra.map((t) => t.rows.length), [1, 1, 1]);
+  assertEquals(report.extra[1].rows, [[1024, 90, 140, 230, 0.39, 0.61, "yes, yes"]]);
+  assertEquals(report.extra[2].rows[0].slice(4), [
+    1.14,
+    "≤ 1.3× deno run (empty file)",
+    "yes",
+    "yes",
+  ]);
 });
 
 Deno.test("scanner study report: without a lab, nothing measured and the reason recorded", () => {
@@ -52,6 +77,7 @@ Deno.test("scanner study report: at full scale the findings compare 10 and 200 w
     cells: rows.map((row, i) => ({ row, ports: 65535, ms: times[i], runs: 3, exact: true })),
     nmap: [],
     targets: [],
+    engines: [],
     skipped: [],
   };
   const report = buildStudyReport("full", planFor("full"), result, [], 1, 500);

@@ -1,5 +1,6 @@
 import { assertEquals } from "./_assert.ts";
 import { parsePlainScan } from "../scanner/fast_scan.ts";
+import { resolveEngine } from "../scanner/engines.ts";
 
 Deno.test("scanner fast path: small scans of literal addresses parse, the rest go to the CLI", async () => {
   const plain = await parsePlainScan(["127.0.0.1", "-p", "22,80", "--timeout=200"]);
@@ -7,19 +8,36 @@ Deno.test("scanner fast path: small scans of literal addresses parse, the rest g
     targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
     ports: [22, 80],
     timeoutMs: 200,
+    retries: 1,
+    engine: resolveEngine("auto"),
+    show: ["open"],
+    format: "table",
   });
+  assertEquals(
+    (await parsePlainScan(["::1", "-p", "7", "--engine", "connect"]))?.engine,
+    "connect",
+  );
   assertEquals((await parsePlainScan(["::1", "--ports=7"]))?.ports, [7]);
+  if (resolveEngine("auto") === "ffi") {
+    const all = await parsePlainScan(["127.0.0.1", "-p-", "--grep", "--show", "open,filtered"]);
+    assertEquals(
+      [all?.ports.length, all?.format, all?.show],
+      [65535, "grep", ["open", "filtered"]],
+    );
+  }
   for (
     const args of [
       [],
-      ["127.0.0.1"], // default ports 1-1024: more than one isolate's 128 probes
-      ["127.0.0.1", "-p", "1-129"],
+      ["127.0.0.1", "--engine", "connect"], // 1024 probes: more than 128 Deno.connect calls
+      ["127.0.0.1", "-p", "1-129", "--engine", "connect"],
+      ["127.0.0.1", "--grep", "--csv"],
       ["localhost", "-p", "80"], // a name needs the resolver
       ["127.0.0.0/30", "-p", "80"],
       ["127.0.0.1", "-p", "0"], // the CLI names the bad value
       ["127.0.0.1", "-p", "80", "--json"],
       ["127.0.0.1", "-p"],
       ["127.0.0.1", "-p", "80", "--timeout", "0"],
+      ["127.0.0.1", "-p", "80", "--engine", "turbo"], // the CLI names the bad engine
       ["scan", "127.0.0.1", "-p", "80"],
       ["bench", "--study"],
       ["--help"],

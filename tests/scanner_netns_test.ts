@@ -12,7 +12,12 @@ import type { PortState } from "../scanner/probe.ts";
 import { parsePorts } from "../scanner/targets.ts";
 import { loadServices } from "../scanner/services.ts";
 
-const entry = new URL("../scanner/main.ts", import.meta.url);
+// Imported too, so the test's own type check covers the workers' graph: deno test
+// checks a worker's modules when it starts, and on a loaded machine a cold check
+// outlasted the runtime's 30 s worker start limit.
+import "../scanner/worker_entry.ts";
+
+const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
 const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const OPEN = [22, 80, 443, 1500];
 const FILTERED = [3000, 3001, 3002, 3003];

@@ -124,6 +124,8 @@ function sampleResult(): ScanResult {
     portsPerHost: 3,
     probes: 3,
     mode: "async",
+    engine: "connect",
+    interrupted: false,
     workers: 1,
     concurrency: 1024,
     timeoutMs: 500,
@@ -143,7 +145,7 @@ Deno.test("scanner output: table, csv, grep and json shapes", () => {
       "22/tcp  open   ssh      syn-ack",
       "10.0.0.5: 3 ports scanned: 1 open, 1 closed, 1 filtered",
       "",
-      "Scanned 1 host, 3 ports in 0.01 s (async, timeout 500 ms)",
+      "Scanned 1 host, 3 ports in 0.01 s (async, connect engine, timeout 500 ms)",
       "",
     ].join("\n"),
   );

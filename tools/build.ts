@@ -21,6 +21,7 @@ export const PERMISSIONS: Record<string, string[]> = {
     "--allow-write",
     "--allow-run",
     "--allow-sys=hostname",
+    "--allow-ffi",
   ],
   transfer: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
   taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],

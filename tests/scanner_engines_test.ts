@@ -1,0 +1,182 @@
+/**
+ * Conformance of the two connect engines (`ffi`, `connect`) in all four modes,
+ * inside a private network namespace: open, closed, filtered by nftables,
+ * self-connect, a single local port (EADDRNOTAVAIL) and a low `ulimit -n` give
+ * identical states and reasons.
+ */
+import { assertEquals } from "./_assert.ts";
+import { capture } from "./_command.ts";
+import { netnsTest } from "./_netns.ts";
+import { MODES } from "../shared/mode.ts";
+import { scan, type ScanResult } from "../scanner/scan.ts";
+import type { EngineName } from "../scanner/engines.ts";
+import { parsePorts } from "../scanner/targets.ts";
+
+// Imported too, so the test's own type check covers the workers' graph: deno test
+// checks a worker's modules when it starts, and on a loaded machine a cold check
+// outlasted the runtime's 30 s worker start limit.
+import "../scanner/worker_entry.ts";
+
+const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
+const main = new URL("../scanner/main.ts", import.meta.url).pathname;
+const ENGINES: EngineName[] = ["ffi", "connect"];
+const LOCALHOST = [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 as const }];
+
+async function dropSyns(ports: string): Promise<void> {
+  const file = await Deno.makeTempFile();
+  await Deno.writeTextFile(
+    file,
+    "add table inet engines\nadd chain inet engines input { type filter hook input priority 0; }\n" +
+      `add rule inet engines input tcp dport { ${ports} } tcp flags & (syn | ack) == syn drop\n`,
+  );
+  const result = await capture("nft", ["-f", file]);
+  await Deno.remove(file);
+  assertEquals(result.code, 0, result.stderr);
+}
+
+/** Every port as `port:state:reason`. */
+function lines(result: ScanResult): string[] {
+  return result.hosts[0].ports.map((p) => `${p.port}:${p.state}:${p.reason}`);
+}
+
+function expected(ports: number[], open: number[], filtered: number[]): string[] {
+  return ports.map((port) =>
+    open.includes(port)
+      ? `${port}:open:syn-ack`
+      : filtered.includes(port)
+      ? `${port}:filtered:no-response`
+      : `${port}:closed:conn-refused`
+  );
+}
+
+netnsTest(
+  import.meta.url,
+  "scanner engines: open, closed and filtered identical for ffi and connect in every mode",
+  async () => {
+    const open = [22, 80, 1500, 2001];
+    const filtered = [100, 1999, 2000];
+    await dropSyns(filtered.join(", "));
+    const listeners = open.map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
+    try {
+      const ports = parsePorts("1-2100");
+      for (const engine of ENGINES) {
+        for (const mode of MODES) {
+          const result = await scan({
+            targets: LOCALHOST,
+            ports,
+            mode,
+            engine,
+            workers: 2,
+            timeoutMs: 300,
+            randomize: mode === "async",
+            entry,
+          });
+          assertEquals(
+            [result.engine, result.interrupted, result.hosts[0].counts],
+            [engine, false, {
+              open: open.length,
+              closed: ports.length - 7,
+              filtered: filtered.length,
+            }],
+            `${engine}/${mode}`,
+          );
+          assertEquals(lines(result), expected(ports, open, filtered), `${engine}/${mode}`);
+        }
+      }
+    } finally {
+      for (const listener of listeners) listener.close();
+    }
+  },
+  { timeout: 240_000 },
+);
+
+netnsTest(
+  import.meta.url,
+  "scanner engines: self-connect and a single local port (EADDRNOTAVAIL) identical in every mode",
+  async () => {
+    // One ephemeral port: the connect to 40000 must come from 40000 (a TCP
+    // simultaneous open with itself), and connects compete for that one port.
+    await Deno.writeTextFile("/proc/sys/net/ipv4/ip_local_port_range", "40000 40000");
+    const ports = parsePorts("39990-40010");
+    const want = ports.map((port) =>
+      port === 40000 ? "40000:closed:self-connect" : `${port}:closed:conn-refused`
+    );
+    for (const engine of ENGINES) {
+      for (const mode of MODES) {
+        const result = await scan({
+          targets: LOCALHOST,
+          ports,
+          mode,
+          engine,
+          workers: 2,
+          concurrency: 16,
+          timeoutMs: 500,
+          entry,
+        });
+        assertEquals(lines(result), want, `${engine}/${mode}`);
+      }
+    }
+  },
+  { timeout: 240_000 },
+);
+
+netnsTest(
+  import.meta.url,
+  "scanner engines: a low open-file limit (prlimit 40) gives the same exact result in every mode",
+  async () => {
+    await dropSyns("3000, 3001");
+    const listeners = [2500, 2999].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
+    try {
+      for (const engine of ENGINES) {
+        for (const mode of MODES) {
+          const result = await capture("prlimit", [
+            "--nofile=40:40",
+            Deno.execPath(),
+            "run",
+            "--allow-all",
+            "--quiet",
+            main,
+            "127.0.0.1",
+            "-p",
+            mode === "sequential" ? "2400-3001" : "2000-3001",
+            "--engine",
+            engine,
+            "--mode",
+            mode,
+            "--workers",
+            "2",
+            "--timeout",
+            "300",
+            "--show",
+            "open,filtered",
+            "--json",
+          ]);
+          assertEquals(result.code, 0, `${engine}/${mode}: ${result.stderr}`);
+          const doc = JSON.parse(result.stdout);
+          const host = doc.results.hosts[0];
+          assertEquals(doc.results.engine, engine);
+          assertEquals(
+            host.counts,
+            { open: 2, closed: (mode === "sequential" ? 602 : 1002) - 4, filtered: 2 },
+            `${engine}/${mode}`,
+          );
+          assertEquals(
+            host.ports.map((p: { port: number; state: string; reason: string }) =>
+              `${p.port}:${p.state}:${p.reason}`
+            ),
+            [
+              "2500:open:syn-ack",
+              "2999:open:syn-ack",
+              "3000:filtered:no-response",
+              "3001:filtered:no-response",
+            ],
+            `${engine}/${mode}`,
+          );
+        }
+      }
+    } finally {
+      for (const listener of listeners) listener.close();
+    }
+  },
+  { timeout: 240_000 },
+);
