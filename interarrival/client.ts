@@ -54,6 +54,8 @@ export interface SenderInput {
   durationMs?: number | null;
   /** Milliseconds to wait before the first message (multi-flow scripts). */
   startDelayMs?: number;
+  /** Epoch ms the run started (the start delay counts from it, whenever this Web Worker began). */
+  runStartedAt?: number;
   seed: number;
   verbose: boolean;
   connectTimeoutMs: number;
@@ -87,6 +89,8 @@ export interface SenderResult {
   timing: SenderTiming;
   /** When the last message went out, ms after the first deadline. */
   lastSendMs: number;
+  /** Epoch ms of the first message's deadline. */
+  firstDeadlineAt: number;
   /** Drawn gaps (ms), the first `keepRecords`. */
   requested: number[];
   /** Gaps between actual sends (ms). */
@@ -114,7 +118,11 @@ export const DEFAULT_KEEP_RECORDS = 10_000;
 export async function runSender(input: SenderInput, signal?: AbortSignal): Promise<SenderResult> {
   const protocol = input.protocol ?? "tcp";
   const binary = (input.format ?? "binary") === "binary";
-  if (input.startDelayMs) await sleep(input.startDelayMs, signal);
+  if (input.startDelayMs) {
+    const startAt = (input.runStartedAt ?? performance.timeOrigin + performance.now()) +
+      input.startDelayMs;
+    await sleep(startAt - (performance.timeOrigin + performance.now()), signal);
+  }
   const link = protocol === "udp" ? openUdp(input) : await openTcp(input, signal);
   const waiter = waiterFor(input.exclusive);
   try {
@@ -243,6 +251,7 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
         errorSquaresUs,
       },
       lastSendMs: roundMs(lastSend - start),
+      firstDeadlineAt: roundMs(performance.timeOrigin + start),
       bytes: bytesSent,
       requested,
       achieved,
@@ -322,7 +331,13 @@ export interface ClientResult {
   sizes: string;
   seed: number;
   overall: TimingSummary;
-  perWorker: (TimingSummary & { worker: number; greeting: string; protocol: "tcp" | "udp" })[];
+  perWorker: (TimingSummary & {
+    worker: number;
+    greeting: string;
+    protocol: "tcp" | "udp";
+    /** ms from the run's start to the flow's first deadline (its start delay, and start-up). */
+    startMs: number;
+  })[];
   /** Raw results (gaps and errors), for `check` and `bench`. */
   senders: SenderResult[];
   elapsedMs: number;
@@ -394,6 +409,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     format: options.format ?? "binary",
     udpEngine: options.udpEngine ?? "auto",
     keepRecords: options.keepRecords,
+    runStartedAt: performance.timeOrigin + started,
     seed: options.seed,
     verbose: options.verbose ?? false,
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
@@ -422,6 +438,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
       worker: s.worker,
       greeting: s.greeting,
       protocol: s.protocol,
+      startMs: roundMs(s.firstDeadlineAt - (performance.timeOrigin + started)),
       ...timingOf([s]),
     })),
     senders,

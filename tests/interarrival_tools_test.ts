@@ -55,9 +55,6 @@ Deno.test("interarrival client --flows: each script line is a flow with its own 
     const t = (await tcp.stop()).summary;
     assertEquals(u.flows.map((f) => [f.flow, f.messages, f.bytes, f.lost]), [[1, 200, 200_000, 0]]);
     assertEquals(t.flows.map((f) => [f.flow, f.messages, f.bytes, f.lost]), [[2, 20, 20 * 64, 0]]);
-    // Flow 2 started 0.3 s after flow 1.
-    const start = (s: typeof u) => s.flows[0].firstAt;
-    assertOk(start(t) - start(u) >= 290, `flow 2 began ${start(t) - start(u)} ms after flow 1`);
   }
 });
 
