@@ -45,14 +45,14 @@ async function readDocument(path: string): Promise<Document> {
     text = await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`Cannot merge '${path}': no such file`);
+      throw new Error(`Cannot merge '${path}': no such file`);
     }
     throw error;
   }
   try {
     return JSON.parse(text);
   } catch {
-    throw new UsageError(`Cannot merge '${path}': not a JSON document (write one with -oJ)`);
+    throw new Error(`Cannot merge '${path}': not a JSON document (write one with -oJ)`);
   }
 }
 
@@ -60,7 +60,14 @@ async function readDocument(path: string): Promise<Document> {
 export async function mergeFiles(paths: string[]): Promise<ScanResult> {
   if (paths.length === 0) throw new UsageError("Nothing to merge: give the -oJ files of a scan");
   const docs = await Promise.all(paths.map(readDocument));
-  const lists = docs.map((doc, i) => hostsOfDocument(doc, `'${paths[i]}'`));
+  // A file that is not a scan's document is a failed merge (exit 1, `error` in JSON).
+  const lists = docs.map((doc, i) => {
+    try {
+      return hostsOfDocument(doc, `Cannot merge '${paths[i]}':`);
+    } catch (error) {
+      throw new Error((error as Error).message);
+    }
+  });
   const hosts = mergeHosts(lists, loadServices());
   const first = docs[0].results ?? {};
   const probes = hosts.reduce((n, host) => n + host.ports.length, 0);

@@ -68,12 +68,12 @@ export function hostsOfDocument(doc: unknown, name: string): HostRecord[] {
   const results = (doc as { results?: { hosts?: unknown } } | null)?.results;
   const hosts = results?.hosts;
   if (!Array.isArray(hosts)) {
-    throw new UsageError(`${name} is not a scanner JSON document (no results.hosts)`);
+    throw new UsageError(`${name} not a scanner JSON document (no results.hosts)`);
   }
   for (const host of hosts) {
     if (typeof host?.address !== "string" || typeof host?.outcomes !== "object") {
       throw new UsageError(
-        `${name} has a host without 'outcomes' (written by an older scanner?): cannot resume or merge it`,
+        `${name} a host has no 'outcomes' (written by an older scanner?): cannot resume or merge it`,
       );
     }
   }

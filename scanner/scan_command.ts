@@ -131,7 +131,10 @@ async function readResume(path: string): Promise<Resumed> {
   } catch {
     throw new UsageError(`Cannot resume from '${path}': not a JSON document (write one with -oJ)`);
   }
-  return { hosts: hostsOfDocument(doc, `--resume '${path}'`), options: doc.options ?? {} };
+  return {
+    hosts: hostsOfDocument(doc, `Cannot resume from '${path}':`),
+    options: doc.options ?? {},
+  };
 }
 
 /** Runs `scanner [scan] targets... [flags]`; returns the exit code. */

@@ -1,0 +1,74 @@
+/** Scan records: outcomes, JSON lines and grepable lines read back, merging (no sockets). */
+import { assertEquals } from "./_assert.ts";
+import {
+  jsonlPort,
+  jsonlSummary,
+  mergeHosts,
+  outcomesOf,
+  parseGrepable,
+  parseJsonl,
+  portsOf,
+} from "../scanner/records.ts";
+import { countStates, type PortResult } from "../scanner/scan.ts";
+import { formatGrep } from "../scanner/output.ts";
+import { decodeCodes, encodeCodes } from "../scanner/engines.ts";
+
+const services = new Map([[22, "ssh"], [80, "http"]]);
+const ports: PortResult[] = [
+  { port: 21, state: "closed", reason: "conn-refused", service: null },
+  { port: 22, state: "open", reason: "syn-ack", service: "ssh" },
+  { port: 23, state: "closed", reason: "conn-refused", service: null },
+  { port: 24, state: "filtered", reason: "no-response", service: null },
+  { port: 80, state: "closed", reason: "self-connect", service: "http" },
+];
+const host = { target: "box", address: "10.0.0.5", ports, counts: countStates(ports) };
+
+Deno.test("scanner records: outcomes are compact and expand back", () => {
+  const outcomes = outcomesOf(ports);
+  assertEquals(outcomes, {
+    "closed/conn-refused": "21,23",
+    "closed/self-connect": "80",
+    "filtered/no-response": "24",
+    "open/syn-ack": "22",
+  });
+  assertEquals(portsOf(outcomes, services), ports);
+});
+
+Deno.test("scanner records: JSON lines and grepable lines read back", () => {
+  const text = jsonlPort(host, ports[1]) + jsonlSummary([host], { probes: 5 });
+  const [back] = parseJsonl(text);
+  assertEquals([back.address, back.ports, back.counts], [host.address, [ports[1]], host.counts]);
+  assertEquals(back.outcomes, outcomesOf(ports));
+  const result = {
+    hosts: [host],
+    portsPerHost: 5,
+    probes: 5,
+    mode: "async" as const,
+    engine: "ffi" as const,
+    workers: 1,
+    concurrency: 1,
+    timeoutMs: 500,
+    retries: 1,
+    elapsedMs: 1,
+    interrupted: false,
+  };
+  const [grep] = parseGrepable(formatGrep(result, ["open", "filtered"]));
+  assertEquals(grep.ports.map((p) => [p.port, p.state, p.service]), [[22, "open", "ssh"], [
+    24,
+    "filtered",
+    null,
+  ]]);
+  assertEquals([grep.target, grep.counts], ["box", host.counts]);
+});
+
+Deno.test("scanner records: merging shards keeps every port once, in order", () => {
+  const a = { ...host, outcomes: outcomesOf(ports.slice(0, 2)) };
+  const b = { ...host, outcomes: outcomesOf(ports.slice(2)) };
+  const [merged] = mergeHosts([[b], [a]], services);
+  assertEquals(merged.ports, ports);
+  assertEquals(merged.counts, { open: 1, closed: 3, filtered: 1 });
+  assertEquals(
+    decodeCodes(encodeCodes(new Uint8Array([1, 2, 9, 5]))),
+    new Uint8Array([1, 2, 9, 5]),
+  );
+});
