@@ -427,13 +427,26 @@ function planBlockSize(json: StepJson): number {
   return planField(json, "block_size", 1, MAX_BLOCK_SIZE);
 }
 
-/** The STATUS reply's missing blocks, each checked to be a block of the file. */
+/**
+ * The STATUS reply's missing blocks, each checked to be a block of the file: from
+ * `missing_ranges` (this project's server) or the plain `missing_blocks` list.
+ */
 function missingBlocks(json: StepJson, total: number): number[] {
+  const ok = (i: unknown): i is number =>
+    typeof i === "number" && Number.isSafeInteger(i) && i >= 0 && i < total;
+  const ranges = json.missing_ranges;
+  if (Array.isArray(ranges)) {
+    const out: number[] = [];
+    for (const range of ranges) {
+      if (!Array.isArray(range) || !ok(range[0]) || !ok(range[1]) || range[1] < range[0]) {
+        throw new Error("The server's STATUS reply has a bad missing_ranges list");
+      }
+      for (let i = range[0]; i <= range[1] && out.length < total; i++) out.push(i);
+    }
+    return out;
+  }
   const list = json.missing_blocks;
-  if (
-    !Array.isArray(list) ||
-    !list.every((i) => typeof i === "number" && Number.isSafeInteger(i) && i >= 0 && i < total)
-  ) {
+  if (!Array.isArray(list) || !list.every(ok)) {
     throw new Error("The server's STATUS reply has a bad missing_blocks list");
   }
   return list.slice();

@@ -20,6 +20,7 @@ import { errorMessage, UsageError } from "../shared/errors.ts";
 import { parseMode } from "../shared/mode.ts";
 import { startProgress } from "../shared/progress.ts";
 import {
+  COURSE_SECRET,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_PORT,
   formatSize,
@@ -219,8 +220,7 @@ export async function main(args: string[]): Promise<number> {
       .option("--per-connection", "thread/process: one worker or child per connection", false)
       .option(
         "--secret <text>",
-        "token secret (the default is the course's PUBLIC secret: anyone can forge tokens)",
-        DEFAULT_SETTINGS.secret,
+        "token secret (default: a random one kept in ROOT/.step-secret, mode 0600)",
       )
       .option(
         "--token-ttl <seconds>",
@@ -234,7 +234,31 @@ export async function main(args: string[]): Promise<number> {
         (v: string) => parseSize(v),
         DEFAULT_SETTINGS.maxFileSize,
       )
-      .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000),
+      .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000)
+      .option(
+        "--plan-ttl <seconds>",
+        "remove an unfinished upload after this long without a block; 0 = never",
+        intOption(0),
+        DEFAULT_SETTINGS.planTtl,
+      )
+      .option(
+        "--max-plans-per-user <n>",
+        "unfinished uploads one user may have",
+        intOption(1),
+        DEFAULT_SETTINGS.maxPlansPerUser,
+      )
+      .option(
+        "--max-plans <n>",
+        "unfinished uploads in the whole root",
+        intOption(1),
+        DEFAULT_SETTINGS.maxPlans,
+      )
+      .option(
+        "--max-buffered <bytes>",
+        "bytes all connections of one worker may buffer (beyond 48 KiB each)",
+        (v: string) => parseSize(v),
+        DEFAULT_SETTINGS.maxBuffered,
+      ),
   ).action(async (flags) => {
     setExit(await run("serve", flags, () => serveCommand(flags)));
   });
@@ -384,6 +408,10 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
     tokenTtl: flags.tokenTtl,
     maxFileSize: flags.maxFileSize,
     idleTimeoutMs: flags.idleTimeout,
+    planTtl: flags.planTtl,
+    maxPlansPerUser: flags.maxPlansPerUser,
+    maxPlans: flags.maxPlans,
+    maxBuffered: flags.maxBuffered,
     onLog: (event) => {
       operations++;
       if (event.level === "error") errors++;
@@ -396,9 +424,9 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
     `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root})`;
   if (!flags.json) writeStdout(ready + "\n");
   else writeStderr(ready + "\n");
-  if (flags.secret === DEFAULT_SETTINGS.secret && !flags.quiet) {
+  if (flags.secret === COURSE_SECRET && !flags.quiet) {
     writeStderr(
-      "warning: the token secret is the course's public one: anyone can forge tokens (--secret)\n",
+      "warning: the token secret is the course's public one: anyone can forge tokens\n",
     );
   }
   // Serve until SIGINT or SIGTERM, then close cleanly.
