@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createMd5 } from "./md5.ts";
 import { connectError, errorMessage } from "../shared/errors.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { defineTask, runTasks } from "../shared/runner.ts";
@@ -29,7 +29,8 @@ import {
   type StepJson,
   totalBlocks,
 } from "./protocol.ts";
-import { md5File, readAtSync } from "./storage.ts";
+import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
+import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
 import { writeWithTimeout } from "./receiver.ts";
 
 /** A reply with a status other than the one expected. */
@@ -67,6 +68,8 @@ export class StepConnection {
   readonly #conn: Deno.Conn;
   readonly #reader: BufferedReader;
   readonly #timeoutMs: number;
+  /** What the server announced in its LOGIN reply (empty for the course's servers). */
+  capabilities: string[] = [];
 
   private constructor(conn: Deno.Conn, timeoutMs: number) {
     this.#conn = conn;
@@ -100,6 +103,11 @@ export class StepConnection {
   async send(json: StepJson, binary?: Uint8Array): Promise<void> {
     const packet = encodePacket(json, binary);
     await writeWithTimeout(this.#conn, packet, this.#timeoutMs, `sending ${json.operation}`);
+  }
+
+  /** Sends bytes already framed (a reused packet buffer; free again once this resolves). */
+  async sendFramed(packet: Uint8Array, what: string): Promise<void> {
+    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what);
   }
 
   /** Reads the next reply; a timeout or a closed connection is an error. */
@@ -136,6 +144,10 @@ export class StepConnection {
       request("AUTH", "LOGIN", { username: id, password: md5Hex(id) }),
     );
     if (typeof reply.json.token !== "string") throw new Error("LOGIN reply carries no token");
+    const announced = reply.json.capabilities;
+    this.capabilities = Array.isArray(announced)
+      ? announced.filter((c): c is string => typeof c === "string")
+      : [];
     return reply.json.token;
   }
 
@@ -164,12 +176,17 @@ export type ProgressFn = (done: number, total: number) => void;
 /** Options shared by upload and download. */
 export interface TransferOptions extends ConnectOptions {
   key: string;
-  mode?: Mode;
+  /**
+   * `auto` (default): the fast plan against this project's server (large blocks, a
+   * window of pipelined requests, hashing overlapped), the course's lockstep with
+   * 20480-byte blocks against any other. A mode forces its plan.
+   */
+  mode?: TransferMode;
   /** Connections for thread and process modes (default 2). */
   streams?: number;
   /** Blocks in flight per connection in async, thread and process modes (default 8). */
   window?: number;
-  /** Block size to ask for (default 20480, the course's). */
+  /** Block size to ask for (default: 20480, the course's; the fast plan's in `auto`). */
   blockSize?: number;
   /** Continue an interrupted transfer. */
   resume?: boolean;
@@ -181,6 +198,14 @@ export interface TransferOptions extends ConnectOptions {
   onProgress?: ProgressFn;
 }
 
+/** A client mode, or `auto`. */
+export type TransferMode = Mode | "auto";
+
+/** The fast plan's block size (our server only). */
+export const FAST_BLOCK_SIZE = 2 << 20;
+/** The fast plan's blocks in flight. */
+export const FAST_WINDOW = 4;
+
 /** What an upload or download did. */
 export interface TransferResult {
   key: string;
@@ -191,6 +216,8 @@ export interface TransferResult {
   /** Blocks moved in this run (fewer than `blocks` after a resume). */
   blocksSent: number;
   mode: Mode;
+  /** `fast` (our server's extensions) or `lockstep` (the course's way). */
+  plan: "fast" | "lockstep" | "forced";
   streams: number;
   token: string;
   localMd5: string;
@@ -242,6 +269,9 @@ async function sendBlocks(
   let md5: string | undefined;
   let inFlight = 0;
   let next = 0;
+  // One packet buffer, reused: the block is read straight into it after its header
+  // and JSON, and is free again once the socket has taken it.
+  let packet = new Uint8Array(0);
   const check = (reply: Reply) => {
     if (reply.json.status !== 200) {
       throw new StepStatusError(
@@ -255,15 +285,27 @@ async function sendBlocks(
   while (next < input.indices.length || inFlight > 0) {
     while (inFlight < input.window && next < input.indices.length) {
       const index = input.indices[next++];
-      const data = readAtSync(
-        file,
-        index * input.blockSize,
-        blockLength(input.size, input.blockSize, index),
-      );
-      onBlock?.(index, data);
+      const length = blockLength(input.size, input.blockSize, index);
       const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      if (input.blockMd5) fields.block_md5 = md5Hex(data);
-      await connection.send(request("FILE", "UPLOAD", fields), data);
+      let data: Uint8Array | null = null;
+      if (input.blockMd5) {
+        data = readAtSync(file, index * input.blockSize, length);
+        fields.block_md5 = md5Hex(data);
+      }
+      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
+      const total = 8 + json.length + length;
+      if (packet.length < total) packet = new Uint8Array(total);
+      const view = new DataView(packet.buffer);
+      view.setUint32(0, json.length);
+      view.setUint32(4, length);
+      packet.set(json, 8);
+      const body = packet.subarray(8 + json.length, total);
+      if (data) body.set(data);
+      else if (readAtSync(file, index * input.blockSize, length, body).length !== length) {
+        throw new Error(`${input.path} changed while it was being sent (block ${index} is short)`);
+      }
+      onBlock?.(index, body);
+      await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
       inFlight++;
     }
     check(await connection.receive("the reply to FILE UPLOAD"));
@@ -271,6 +313,8 @@ async function sendBlocks(
   }
   return md5;
 }
+
+const encoder = new TextEncoder();
 
 /** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
 async function receiveBlocks(
@@ -283,6 +327,8 @@ async function receiveBlocks(
   const sent: number[] = [];
   let next = 0;
   let done = 0;
+  let unsynced = 0;
+  let syncing: Promise<void> | null = null;
   while (done < input.indices.length) {
     while (sent.length < input.window && next < input.indices.length) {
       const index = input.indices[next++];
@@ -314,13 +360,21 @@ async function receiveBlocks(
     ) {
       throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
     }
-    onBlock?.(index, reply.binary);
     file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
     writeAll(file, reply.binary);
     map.seekSync(index, Deno.SeekMode.Start);
     writeAll(map, new Uint8Array([1]));
+    onBlock?.(index, reply.binary);
+    unsynced += reply.binary.length;
+    if (unsynced >= FLUSH_EVERY_BYTES && syncing === null) {
+      // The disk writes while blocks arrive, so the final sync has little left to do.
+      unsynced = 0;
+      syncing = file.syncData().catch(() => {}).finally(() => (syncing = null));
+    }
     done++;
   }
+  await syncing;
+  await file.syncData();
 }
 
 function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
@@ -332,7 +386,7 @@ function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
 export const md5FileTask = defineTask("transfer.md5-file", (path: string) => md5File(path));
 
 /** Files at least this large are hashed in a worker during a one-connection upload. */
-export const HASH_IN_WORKER_BYTES = 64 << 20;
+export const HASH_IN_WORKER_BYTES = FOLLOW_MIN_BYTES;
 
 async function md5InWorker(path: string, entry: string | URL | undefined): Promise<string> {
   for await (
@@ -452,33 +506,74 @@ function missingBlocks(json: StepJson, total: number): number[] {
   return list.slice();
 }
 
+/** The plan of a transfer: mode, connections, window, block size. */
+interface Plan {
+  mode: Mode;
+  plan: "fast" | "lockstep" | "forced";
+  streams: number;
+  window: number;
+  blockSize: number;
+}
+
 /**
- * The effective mode, connections, window and timeout of a transfer: one
- * connection unless the mode is `thread` or `process`, and one block in flight
- * (lockstep, as the course client) in `sequential` mode.
+ * The plan of a transfer once the server is known: in `auto`, the fast plan when
+ * the LOGIN reply announced pipelining and large blocks (this project's server),
+ * else the course's lockstep with 20480-byte blocks; a forced mode keeps its
+ * meaning (one block in flight in `sequential`, several connections in `thread`
+ * and `process`).
  */
-function transferSettings(options: TransferOptions) {
-  const mode = options.mode ?? "sequential";
+export function resolvePlan(options: TransferOptions, capabilities: string[]): Plan {
+  const requested = options.mode ?? "auto";
+  if (requested === "auto") {
+    const fast = capabilities.includes("pipeline") && capabilities.includes("block_size");
+    if (!fast) {
+      return {
+        mode: "sequential",
+        plan: "lockstep",
+        streams: 1,
+        window: 1,
+        blockSize: DEFAULT_BLOCK_SIZE,
+      };
+    }
+    return {
+      mode: "async",
+      plan: "fast",
+      streams: 1,
+      window: Math.max(1, options.window ?? FAST_WINDOW),
+      blockSize: options.blockSize ?? FAST_BLOCK_SIZE,
+    };
+  }
+  const mode = requested;
   return {
     mode,
+    plan: "forced",
     streams: mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1,
     window: mode === "sequential" ? 1 : Math.max(1, options.window ?? 8),
-    timeoutMs: options.timeoutMs ?? 30_000,
+    blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
   };
 }
 
 /** Uploads a file; resolves when the server's MD5 matches ours. */
 export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const { mode, streams, window, timeoutMs } = transferSettings(options);
-  const size = (await Deno.stat(path)).size;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const size = await localFileSize(path);
   const key = options.key;
+  // A large file's hash starts at once, in a worker, and overlaps everything after.
+  const early = size >= HASH_IN_WORKER_BYTES && !options.resume
+    ? md5InWorker(path, options.entry)
+    : null;
+  early?.catch(() => {});
   const connection = await StepConnection.open(options.host, options.port, timeoutMs);
   let token = "";
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    let blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const { mode, streams, window, blockSize: planned, plan: planKind } = resolvePlan(
+      options,
+      connection.capabilities,
+    );
+    let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
     if (options.resume) {
@@ -531,15 +626,16 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
     if (mode === "sequential" || mode === "async") {
       // A large file is hashed in a worker while this thread sends it; a small one is
       // hashed here as its blocks go out in order (no second read, no worker start-up).
-      const inWorker = size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null;
+      const inWorker = early ??
+        (size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null);
       inWorker?.catch(() => {});
-      const hasher = inWorker === null && indices.length === total ? createHash("md5") : null;
+      const hasher = inWorker === null && indices.length === total ? createMd5() : null;
       const md5 = await sendBlocks(connection, input, (_, data) => {
         hasher?.update(data);
         progress(data.length);
       });
       serverMd5 ??= md5;
-      localMd5 = inWorker ? await inWorker : hasher ? hasher.digest("hex") : await md5File(path);
+      localMd5 = inWorker ? await inWorker : hasher ? hasher.digest() : await md5File(path);
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
@@ -555,22 +651,29 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
           options.entry,
           progress,
         ),
-        md5File(path),
+        early ?? md5File(path),
       ]);
       localMd5 = md5;
       serverMd5 ??= results.find((result) => result.md5 !== null)?.md5 ?? undefined;
     }
-    if (serverMd5 === undefined) {
-      // With several connections, the block that completed the upload may have gone to
-      // another worker: STATUS asks the server to check and complete it.
+    // With several connections, the block that completed the upload may have gone to
+    // another worker: STATUS asks the server to check and complete it. A resume from a
+    // STATUS that listed only the first ranges sends the rest in further rounds.
+    for (let round = 0; serverMd5 === undefined; round++) {
       const reply = await connection.call(request("FILE", "STATUS", { token, key }));
       if (reply.json.status === 200 && reply.json.complete === true) {
         serverMd5 = String(reply.json.md5);
-      } else {
+        break;
+      }
+      const missing = reply.json.status === 200 && round < 1000
+        ? missingBlocks(reply.json, total)
+        : [];
+      if (missing.length === 0) {
         throw new Error(
           `The server did not confirm the upload of '${key}' (${reply.json.status} ${reply.json.status_msg})`,
         );
       }
+      serverMd5 = await sendBlocks(connection, { ...input, indices: missing, window });
     }
     if (serverMd5 !== localMd5) throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
     return {
@@ -581,6 +684,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       blocks: total,
       blocksSent: indices.length,
       mode,
+      plan: planKind,
       streams,
       token,
       localMd5,
@@ -592,17 +696,35 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   }
 }
 
+/** The size of a local file, or an error that names it: `Cannot read photo.jpg: no such file`. */
+export async function localFileSize(path: string): Promise<number> {
+  try {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) throw new Error(`Cannot read ${path}: it is a directory`);
+    return info.size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new Error(`Cannot read ${path}: no such file`);
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`Cannot read ${path}: permission denied`);
+    }
+    throw error;
+  }
+}
+
 /** Downloads a key into `path` (via `path.part`, renamed once the MD5 matches). */
 export async function download(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const { mode, streams, window, timeoutMs } = transferSettings(options);
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const key = options.key;
   const connection = await StepConnection.open(options.host, options.port, timeoutMs);
   let token = "";
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const requested = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const { mode, streams, window, blockSize: requested, plan: planKind } = resolvePlan(
+      options,
+      connection.capabilities,
+    );
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -655,12 +777,27 @@ export async function download(path: string, options: TransferOptions): Promise<
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
-      const hasher = indices.length === total ? createHash("md5") : null;
-      await receiveBlocks(connection, input, (_, data) => {
-        hasher?.update(data);
-        progress(data.length);
-      });
-      localMd5 = hasher ? hasher.digest("hex") : await md5File(partial);
+      // Blocks arrive in order here: a large file is hashed by a worker reading the
+      // file just behind the writes, a small one in line.
+      const whole = indices.length === total;
+      const follower: HashFollower | null = whole && size >= FOLLOW_MIN_BYTES
+        ? await startHashFollower(partial, options.entry)
+        : null;
+      const hasher = whole && follower === null ? createMd5() : null;
+      try {
+        await receiveBlocks(connection, input, (index, data) => {
+          hasher?.update(data);
+          follower?.advance(Math.min(size, (index + 1) * blockSize));
+          progress(data.length);
+        });
+        localMd5 = follower
+          ? await follower.finish(size)
+          : hasher
+          ? hasher.digest()
+          : await md5File(partial);
+      } finally {
+        follower?.stop();
+      }
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
@@ -685,6 +822,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       blocks: total,
       blocksSent: indices.length,
       mode,
+      plan: planKind,
       streams,
       token,
       localMd5,

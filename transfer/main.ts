@@ -33,7 +33,10 @@ import {
   defaultKey,
   defaultOutput,
   download,
+  FAST_BLOCK_SIZE,
+  FAST_WINDOW,
   simpleRequest,
+  type TransferMode,
   type TransferOptions,
   type TransferResult,
   upload,
@@ -87,19 +90,24 @@ function addConnectionOptions(command: Command): Command {
 
 function addTransferOptions(command: Command): Command {
   return command
-    .option("--mode <mode>", "sequential, async, thread or process", "sequential")
+    .option(
+      "--mode <mode>",
+      "auto (fast plan with our server, the course's lockstep otherwise), sequential, async, " +
+        "thread or process",
+      "auto",
+    )
     .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
     .option(
       "--window <w>",
-      "blocks in flight per connection (not in sequential)",
+      `blocks in flight per connection (default: ${FAST_WINDOW} in auto, 8 in async, thread, ` +
+        "process; 1 in sequential)",
       intOption(1, 1024),
-      8,
     )
     .option(
       "--block-size <bytes>",
-      `block size (${MIN_BLOCK_SIZE}..${MAX_BLOCK_SIZE}; other than 20480 needs our server)`,
+      `block size (${MIN_BLOCK_SIZE}..${MAX_BLOCK_SIZE}; default: ${FAST_BLOCK_SIZE} in auto ` +
+        `with our server, else ${DEFAULT_BLOCK_SIZE}; others need our server)`,
       blockSizeOption,
-      DEFAULT_BLOCK_SIZE,
     )
     .option("--resume", "continue an interrupted transfer", false)
     .option("--block-md5", "send and check an MD5 per block (extension)", false);
@@ -137,14 +145,14 @@ function requireId(options: ConnectionFlags): string {
 interface TransferFlags extends ConnectionFlags {
   mode: string;
   streams: number;
-  window: number;
-  blockSize: number;
+  window?: number;
+  blockSize?: number;
   resume: boolean;
   blockMd5: boolean;
 }
 
 function transferOptions(flags: TransferFlags, key: string): TransferOptions {
-  const mode = parseMode(flags.mode);
+  const mode: TransferMode = flags.mode === "auto" ? "auto" : parseMode(flags.mode);
   const id = requireId(flags);
   const showToken = !flags.quiet && !flags.json;
   return {
@@ -192,6 +200,7 @@ function describeTransfer(verb: string, result: TransferResult): string {
     `${verb} '${result.key}' ${result.path === result.key ? "" : `(${result.path}) `}` +
     `${formatSize(result.size)} in ${result.blocks} blocks of ${result.blockSize} B ` +
     `(${result.blocksSent} sent this run), ${result.mode}` +
+    `${result.plan === "forced" ? "" : ` (${result.plan} plan)`}` +
     `${result.streams > 1 ? ` x${result.streams}` : ""}: ${seconds.toFixed(3)} s, ${
       rate.toFixed(1)
     } MB/s`,

@@ -50,6 +50,8 @@ export interface ServerSettings {
   maxPlans: number;
   /** Seconds an upload may go without a block before it is removed (0: never). */
   planTtl: number;
+  /** Module registering the hash worker (the server's entry; default: the main module). */
+  entry?: string;
 }
 
 /** Most missing ranges a STATUS reply lists (the client asks again after sending them). */

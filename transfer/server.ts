@@ -108,7 +108,7 @@ export function storageFor(
       maxPlansPerUser: settings.maxPlansPerUser ?? DEFAULT_SETTINGS.maxPlansPerUser,
       maxPlans: settings.maxPlans ?? DEFAULT_SETTINGS.maxPlans,
       planTtlSeconds: settings.planTtl ?? DEFAULT_SETTINGS.planTtl,
-    });
+    }, settings.entry);
     storages.set(settings.root, storage);
   }
   return storage;
@@ -223,7 +223,7 @@ defineConnectionHandler<ServerSettings>("transfer.step", async (conn, context) =
 });
 
 /** Options for {@linkcode startServer}. */
-export interface StartOptions extends Partial<ServerSettings> {
+export interface StartOptions extends Partial<Omit<ServerSettings, "entry">> {
   host?: string;
   port?: number;
   mode?: Mode;
@@ -247,6 +247,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     root,
     // Resolved here, so every worker and child signs with the same secret.
     secret: options.secret || rootSecret(root),
+    entry: options.entry === undefined ? undefined : String(options.entry),
   };
   // Create the layout here, so a bad root fails before any worker starts.
   storageFor(settings);

@@ -19,10 +19,12 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
+import { createMd5, type Md5 } from "./md5.ts";
 import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
 import { scanBlockMap } from "./block_map.ts";
+import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
 
 /** A name from the network made safe as one path component. */
 export function safeName(name: string): string {
@@ -59,9 +61,19 @@ export interface UploadState {
   planInode: number | null;
   part: Deno.FsFile;
   blocks: Deno.FsFile;
-  /** Running MD5 while blocks arrive in order (null once they do not). */
-  hasher: Hash | null;
+  /**
+   * How the MD5 is computed while blocks arrive in order: in line (`hasher`, small
+   * files) or by a worker reading the file back behind the writes (`follower`,
+   * large ones); both null once blocks stop arriving in order (hashed at the end).
+   */
+  hasher: Md5 | null;
+  follower: Promise<HashFollower | null> | null;
+  /** Blocks from the start of the file known written (the hashed prefix). */
   nextHashIndex: number;
+  /** Bytes written since the last flush to disk was started. */
+  unsynced: number;
+  /** The flush in progress (`fdatasync` in the background while blocks arrive). */
+  syncing: Promise<void> | null;
   /** Blocks received ahead of the hashed prefix by this isolate (bounded). */
   early: Set<number>;
   completing: Promise<CompletionResult> | null;
@@ -148,7 +160,7 @@ export function readAtSync(
 
 /** MD5 of a whole file, read in 1 MiB pieces. */
 export async function md5File(path: string): Promise<string> {
-  const hash = createHash("md5");
+  const hash = createMd5();
   using file = await Deno.open(path, { read: true });
   const buffer = new Uint8Array(1 << 20);
   for (;;) {
@@ -156,8 +168,15 @@ export async function md5File(path: string): Promise<string> {
     if (n === null) break;
     hash.update(buffer.subarray(0, n));
   }
-  return hash.digest("hex");
+  return hash.digest();
 }
+
+/**
+ * Bytes written between background flushes: the disk works while blocks arrive,
+ * instead of all at once when the upload completes (the page cache would otherwise
+ * hold a whole gigabyte until the final sync).
+ */
+export const FLUSH_EVERY_BYTES = 64 << 20;
 
 /** Most blocks received out of order that the running hash remembers before giving up. */
 const MAX_EARLY_BLOCKS = 4096;
@@ -176,7 +195,11 @@ export class Storage {
   #lastSweep = 0;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly root: string, limits: Partial<PlanLimits> = {}) {
+  /** Module that registers the hash worker's service (default: the main module). */
+  entry: string | undefined;
+
+  constructor(readonly root: string, limits: Partial<PlanLimits> = {}, entry?: string) {
+    this.entry = entry;
     this.limits = { ...DEFAULT_PLAN_LIMITS, ...limits };
     for (const dir of ["data", "file", "tmp"]) {
       Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
@@ -347,6 +370,7 @@ export class Storage {
     }
     const { received } = scanBlockMap(blocks, total, 0);
     const fresh = received === 0;
+    const follow = fresh && plan.size >= FOLLOW_MIN_BYTES;
     const state: UploadState = {
       plan,
       paths,
@@ -356,8 +380,11 @@ export class Storage {
       part,
       blocks,
       // A plan no block has reached yet can be hashed as its blocks arrive.
-      hasher: fresh ? createHash("md5") : null,
+      hasher: fresh && !follow ? createMd5() : null,
+      follower: follow ? startHashFollower(paths.part, this.entry) : null,
       nextHashIndex: fresh ? 0 : -1,
+      unsynced: 0,
+      syncing: null,
       early: new Set(),
       completing: null,
       refs: 1,
@@ -387,10 +414,17 @@ export class Storage {
     state.blocks.seekSync(index, Deno.SeekMode.Start);
     writeAllSync(state.blocks, ONE);
     if (fresh) state.count++;
-    if (state.hasher !== null) {
+    if (state.hasher !== null || state.follower !== null) {
       // A block rewritten behind the hashed prefix may have changed: hash at the end instead.
-      if (index < state.nextHashIndex) state.hasher = null;
+      if (index < state.nextHashIndex) this.#stopHashing(state);
       else this.#advanceHash(state, index, data);
+    }
+    state.unsynced += data.length;
+    if (state.unsynced >= FLUSH_EVERY_BYTES && state.syncing === null) {
+      state.unsynced = 0;
+      state.syncing = state.part.syncData().catch(() => {}).finally(() => {
+        state.syncing = null;
+      });
     }
     return fresh;
   }
@@ -401,24 +435,53 @@ export class Storage {
    * last block lands, instead of costing a full re-read at completion.
    */
   #advanceHash(state: UploadState, index: number, data: Uint8Array): void {
-    const hasher = state.hasher!;
     if (index !== state.nextHashIndex) {
-      if (state.early.size >= MAX_EARLY_BLOCKS) {
-        state.hasher = null;
-        state.early.clear();
-      } else state.early.add(index);
+      if (state.early.size >= MAX_EARLY_BLOCKS) this.#stopHashing(state);
+      else state.early.add(index);
       return;
     }
-    hasher.update(data);
+    const hasher = state.hasher;
+    hasher?.update(data);
     state.nextHashIndex++;
     while (state.early.delete(state.nextHashIndex)) {
       const next = state.nextHashIndex;
-      const length = blockLength(state.plan.size, state.plan.blockSize, next);
-      hasher.update(
-        readAtSync(state.part, next * state.plan.blockSize, length, this.#scratch.take(length)),
-      );
+      if (hasher) {
+        const length = blockLength(state.plan.size, state.plan.blockSize, next);
+        hasher.update(
+          readAtSync(state.part, next * state.plan.blockSize, length, this.#scratch.take(length)),
+        );
+      }
       state.nextHashIndex++;
     }
+    if (state.follower) {
+      const upTo = Math.min(state.plan.size, state.nextHashIndex * state.plan.blockSize);
+      state.follower.then((follower) => follower?.advance(upTo));
+    }
+  }
+
+  #stopHashing(state: UploadState): void {
+    state.hasher = null;
+    state.follower?.then((follower) => follower?.stop());
+    state.follower = null;
+    state.early.clear();
+  }
+
+  /** The MD5 from the running hash if it covered every block, else by reading the file. */
+  async #digest(state: UploadState): Promise<string> {
+    const inOrder = state.nextHashIndex === state.total;
+    if (state.hasher !== null && inOrder) return state.hasher.digest();
+    if (state.follower !== null && inOrder) {
+      const follower = await state.follower;
+      if (follower) {
+        try {
+          return await follower.finish(state.plan.size);
+        } catch {
+          // The worker failed: read the file instead.
+        }
+      }
+    }
+    this.#stopHashing(state);
+    return await md5File(state.paths.part);
   }
 
   /** Re-counts the received blocks from disk (other processes may have written some). */
@@ -446,11 +509,11 @@ export class Storage {
       if (!exists(paths.plan)) return { done: false, missing: state.total };
       this.refresh(state);
       if (state.count < state.total) return { done: false, missing: state.total - state.count };
-      const md5 = state.hasher !== null && state.nextHashIndex === state.total
-        ? state.hasher.digest("hex")
-        : await md5File(paths.part);
+      const md5 = await this.#digest(state);
       state.hasher = null;
+      state.follower = null;
       // Stored durably before the name appears: a crash never leaves a file that lies.
+      await state.syncing;
       await state.part.sync();
       Deno.writeTextFileSync(`${paths.md5}.tmp`, md5);
       Deno.renameSync(`${paths.md5}.tmp`, paths.md5);
@@ -500,6 +563,7 @@ export class Storage {
     if (!state) return;
     this.#open.delete(paths.plan);
     state.closed = true;
+    this.#stopHashing(state);
     closeQuietly(state.part);
     closeQuietly(state.blocks);
   }
