@@ -104,7 +104,7 @@ async function openLab(entry?: string | URL): Promise<Lab> {
 }
 
 /** Writes `size` pseudo-random bytes (random 1 MiB pattern, varied per MiB). */
-async function makeFile(path: string, size: number): Promise<void> {
+export async function makeFile(path: string, size: number): Promise<void> {
   const chunk = new Uint8Array(Math.min(size, 1 << 20));
   crypto.getRandomValues(chunk.subarray(0, Math.min(chunk.length, 65536)));
   for (let i = 65536; i < chunk.length; i += 65536) {

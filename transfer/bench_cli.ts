@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { defaultBenchText, runDefaultBench } from "./bench_default.ts";
 import { type Command, Option } from "commander";
 import {
   addOutputOptions,
@@ -70,12 +71,43 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
       .option("--no-iperf", "skip the iperf3 comparison")
       .option("--out <dir>", "write Markdown, CSV, JSON and SVG files here")
       .option("--study", "run the seed study instead (a StudyReport)", false)
+      .option(
+        "--defaults",
+        "time default upload and download processes against dd conv=fdatasync and md5sum, " +
+          "and lockstep against the Python pair (issue 15's targets)",
+        false,
+      )
+      .option("--size <bytes>", "--defaults: large file size", (v: string) => parseSize(v), 2 ** 30)
+      .option(
+        "--lockstep-size <bytes>",
+        "--defaults: lockstep comparison size",
+        (v: string) => parseSize(v),
+        1e8,
+      )
+      .option("--dir <dir>", "--defaults: where the files go (the disk measured)")
       .option("--scale <scale>", "study scale: smoke, quick or full", "smoke"),
   ).action(async (flags) => {
     const started = performance.now();
     // Progress lines go to stderr even with --json (stdout holds only the document).
     const quiet = flags.quiet;
     const onStatus = quiet ? undefined : (line: string) => writeStderr(`${line}\n`);
+    if (flags.defaults) {
+      const result = await runDefaultBench({
+        size: flags.size,
+        lockstepSize: flags.lockstepSize,
+        dir: flags.dir,
+        onStatus,
+      });
+      if (flags.json) {
+        writeStdout(
+          JSON.stringify(
+            jsonDocument("transfer", "bench", flags, result, performance.now() - started),
+          ) + "\n",
+        );
+      } else writeStdout(defaultBenchText(result));
+      setExit(0);
+      return;
+    }
     if (flags.study) {
       const scale = parseScale(flags.scale);
       const report = await runStudy(scale, { onStatus });

@@ -22,6 +22,7 @@ import {
   DEFAULT_BLOCK_SIZE,
   encodePacket,
   MAX_BLOCK_SIZE,
+  MAX_REPLY_JSON,
   md5Hex,
   readStepReply,
   type Reply,
@@ -31,7 +32,8 @@ import {
 } from "./protocol.ts";
 import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
 import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
-import { writeWithTimeout } from "./receiver.ts";
+import { PacketReceiver, writeWithTimeout } from "./receiver.ts";
+import { parseStepJson } from "../shared/codec.ts";
 
 /** A reply with a status other than the one expected. */
 export class StepStatusError extends Error {
@@ -70,6 +72,7 @@ export class StepConnection {
   readonly #timeoutMs: number;
   /** What the server announced in its LOGIN reply (empty for the course's servers). */
   capabilities: string[] = [];
+  #frames: PacketReceiver | null = null;
 
   private constructor(conn: Deno.Conn, timeoutMs: number) {
     this.#conn = conn;
@@ -110,8 +113,28 @@ export class StepConnection {
     await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what);
   }
 
+  /**
+   * From now on, reads replies as exact frames into one reusable buffer: no copy
+   * per block. Only for this project's server, which counts JSON lengths in bytes
+   * (the course's counts characters); a reply's binary part is then valid until
+   * the next `receive`.
+   */
+  useExactFrames(): void {
+    if (this.#frames === null && this.#reader.buffered === 0) {
+      this.#frames = new PacketReceiver(this.#conn);
+    }
+  }
+
   /** Reads the next reply; a timeout or a closed connection is an error. */
   async receive(what = "a reply"): Promise<Reply> {
+    if (this.#frames) {
+      const limits = { maxJson: MAX_REPLY_JSON, maxBinary: MAX_BLOCK_SIZE + 65536 };
+      const packet = await this.#frames.next(limits, this.#timeoutMs, this.#timeoutMs);
+      if (packet === null) {
+        throw new Error(`The server closed the connection while we waited for ${what}`);
+      }
+      return { json: parseStepJson(packet.json), binary: packet.binary };
+    }
     const reply = await readStepReply(this.#reader, { timeout: this.#timeoutMs, what });
     if (reply === null) {
       throw new Error(`The server closed the connection while we waited for ${what}`);
@@ -573,6 +596,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       options,
       connection.capabilities,
     );
+    if (planKind === "fast") connection.useExactFrames();
     let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
@@ -725,6 +749,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       options,
       connection.capabilities,
     );
+    if (planKind === "fast") connection.useExactFrames();
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
