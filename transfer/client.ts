@@ -33,6 +33,7 @@ import {
 import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
 import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
 import { PacketReceiver, writeWithTimeout } from "./receiver.ts";
+import { RateLimiter } from "./rate.ts";
 import { parseStepJson } from "../shared/codec.ts";
 
 /** A reply with a status other than the one expected. */
@@ -215,6 +216,8 @@ export interface TransferOptions extends ConnectOptions {
   resume?: boolean;
   /** Send and check a per-block MD5 (extension). */
   blockMd5?: boolean;
+  /** Bytes per second across all connections of the transfer (`--limit-rate`). */
+  limitRate?: number;
   /** Module registering the share tasks, for thread and process modes (default: main module). */
   entry?: string | URL;
   onToken?: (token: string) => void;
@@ -262,6 +265,8 @@ interface ShareInput {
   indices: number[];
   window: number;
   blockMd5: boolean;
+  /** Bytes per second for this share's connection (0: no limit). */
+  rate: number;
 }
 
 /** Splits block indices into `count` contiguous runs of about equal length. */
@@ -287,6 +292,7 @@ async function sendBlocks(
   connection: StepConnection,
   input: ShareInput,
   onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
 ): Promise<string | undefined> {
   using file = await Deno.open(input.path, { read: true });
   let md5: string | undefined;
@@ -328,6 +334,7 @@ async function sendBlocks(
         throw new Error(`${input.path} changed while it was being sent (block ${index} is short)`);
       }
       onBlock?.(index, body);
+      await limiter?.take(length);
       await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
       inFlight++;
     }
@@ -344,6 +351,7 @@ async function receiveBlocks(
   connection: StepConnection,
   input: ShareInput,
   onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
 ): Promise<void> {
   using file = await Deno.open(input.path, { read: true, write: true });
   using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
@@ -358,6 +366,7 @@ async function receiveBlocks(
       const fields: StepJson = { token: input.token, key: input.key, block_index: index };
       if (input.sendBlockSize) fields.block_size = input.blockSize;
       if (input.blockMd5) fields.block_md5 = true;
+      await limiter?.take(blockLength(input.size, input.blockSize, index));
       await connection.send(request("FILE", "DOWNLOAD", fields));
       sent.push(index);
     }
@@ -645,6 +654,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       indices,
       window,
       blockMd5: options.blockMd5 ?? false,
+      // Each of the `streams` workers gets its share of the rate.
+      rate: options.limitRate ? options.limitRate / streams : 0,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
@@ -799,6 +810,8 @@ export async function download(path: string, options: TransferOptions): Promise<
       indices,
       window,
       blockMd5: options.blockMd5 ?? false,
+      // Each of the `streams` workers gets its share of the rate.
+      rate: options.limitRate ? options.limitRate / streams : 0,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {

@@ -42,6 +42,9 @@ import {
   upload,
 } from "./client.ts";
 import { addBenchCommand } from "./bench_cli.ts";
+import { collectUploads, downloadMany, listRemote, type SetResult, uploadMany } from "./files.ts";
+import { listText, setProgress, setText } from "./files_cli.ts";
+import { parseRate } from "./rate.ts";
 
 const TOOL = "transfer";
 
@@ -113,6 +116,22 @@ function addTransferOptions(command: Command): Command {
     .option("--block-md5", "send and check an MD5 per block (extension)", false);
 }
 
+function rateOption(value: string): number {
+  try {
+    return parseRate(value);
+  } catch (error) {
+    throw new UsageError(`Invalid --limit-rate '${value}': ${errorMessage(error)}`);
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return true; // Missing: the upload says `Cannot read PATH: no such file`.
+  }
+}
+
 function blockSizeOption(value: string): number {
   let size: number;
   try {
@@ -143,6 +162,7 @@ function requireId(options: ConnectionFlags): string {
 }
 
 interface TransferFlags extends ConnectionFlags {
+  limitRate?: string;
   mode: string;
   streams: number;
   window?: number;
@@ -167,6 +187,7 @@ function transferOptions(flags: TransferFlags, key: string): TransferOptions {
     blockSize: flags.blockSize,
     resume: flags.resume,
     blockMd5: flags.blockMd5,
+    limitRate: flags.limitRate === undefined ? undefined : rateOption(flags.limitRate),
     onToken: showToken ? (token) => writeStderr(`Token: ${token}\n`) : undefined,
   };
 }
@@ -273,33 +294,118 @@ export async function main(args: string[]): Promise<number> {
   });
 
   addOutputOptions(addTransferOptions(addConnectionOptions(
-    program.command("upload [file]")
-      .description("upload a file, then check the server's MD5 against ours")
+    program.command("upload [paths...]")
+      .description(
+        "upload files and directories (recursively), each checked by MD5; unchanged ones are " +
+          "skipped",
+      )
       .option("--file <path>", "file to upload (the study's -f/--f)")
-      .option("--key <key>", "key to store it under (default: the file's name)"),
-  ))).action(async (file: string | undefined, flags) => {
-    const path = file ?? flags.file;
-    if (!path) throw new UsageError("Missing FILE: give the file to upload");
-    const options = transferOptions(flags, flags.key ?? defaultKey(path));
+      .option("--key <key>", "key for a single file (default: the file's name)")
+      .option("--prefix <prefix>", "put this in front of every key (e.g. photos/)")
+      .option("--force", "overwrite a key stored with other content, or restart an upload", false)
+      .option("--limit-rate <rate>", "bytes per second across all connections (e.g. 10MB)"),
+  ))).action(async (paths: string[], flags) => {
+    const given = [...paths, ...(flags.file ? [flags.file] : [])];
+    if (given.length === 0) throw new UsageError("Missing PATH: give the files to upload");
+    const single = given.length === 1 && flags.prefix === undefined && isFile(given[0]);
+    if (flags.key !== undefined && !single) {
+      throw new UsageError("--key names one file: use --prefix for several files or a directory");
+    }
+    const options = transferOptions(flags, "");
+    // One token line for one file (the course's client prints it); none for a set.
+    if (!single) options.onToken = undefined;
     setExit(
       await run("upload", flags, async () => {
-        const result = await withProgress(flags, options, (o) => upload(path, o));
-        return { results: result, text: describeTransfer("Uploaded", result) };
+        const entries = collectUploads(given, flags.prefix ?? "");
+        if (single && flags.key !== undefined) entries[0].key = flags.key;
+        const progress = setProgress(!flags.quiet && !flags.json);
+        let result: SetResult;
+        try {
+          result = await uploadMany(entries, {
+            ...options,
+            prefix: flags.prefix,
+            force: flags.force,
+            onProgress: progress.onProgress,
+          });
+        } finally {
+          progress.stop();
+        }
+        if (single) {
+          const row = result.files[0];
+          if (row.status === "failed") throw new Error(row.reason);
+          if (row.result) {
+            return { results: row.result, text: describeTransfer("Uploaded", row.result) };
+          }
+          return { results: row, text: `Skipped '${row.key}': ${row.reason}` };
+        }
+        return { results: result, text: setText(result, "uploaded"), ok: result.failed === 0 };
       }),
     );
   });
 
   addOutputOptions(addTransferOptions(addConnectionOptions(
-    program.command("download <key>")
-      .description("download a key into a file, verified by MD5 before it gets its name")
-      .option("-o, --output <path>", "where to write it (default: the key's last part)"),
-  ))).action(async (key: string, flags) => {
-    const path = flags.output ?? defaultOutput(key);
-    const options = transferOptions(flags, key);
+    program.command("download [keys...]")
+      .description("download keys, each verified by MD5 before it gets its name")
+      .option(
+        "-o, --output <path>",
+        "file for one key (default: its last part); directory for several or --all",
+      )
+      .option("--all", "every finished key (under --prefix) into the -o directory", false)
+      .option("--prefix <prefix>", "with --all: only keys starting with this")
+      .option("--force", "overwrite a local file with other content", false)
+      .option("--limit-rate <rate>", "bytes per second across all connections (e.g. 10MB)"),
+  ))).action(async (keys: string[], flags) => {
+    if (keys.length === 0 && !flags.all) {
+      throw new UsageError("Missing KEY: name the keys to download, or use --all");
+    }
+    if (keys.length > 0 && flags.all) throw new UsageError("Give KEY... or --all, not both");
+    if (keys.length === 1 && !flags.all) {
+      const key = keys[0];
+      const path = flags.output ?? defaultOutput(key);
+      const options = { ...transferOptions(flags, key) };
+      setExit(
+        await run("download", flags, async () => {
+          const result = await withProgress(flags, options, (o) => download(path, o));
+          return { results: result, text: describeTransfer("Downloaded", result) };
+        }),
+      );
+      return;
+    }
+    const options = { ...transferOptions(flags, ""), onToken: undefined };
     setExit(
       await run("download", flags, async () => {
-        const result = await withProgress(flags, options, (o) => download(path, o));
-        return { results: result, text: describeTransfer("Downloaded", result) };
+        const progress = setProgress(!flags.quiet && !flags.json);
+        let result: SetResult;
+        try {
+          result = await downloadMany(keys, flags.output ?? ".", {
+            ...options,
+            all: flags.all,
+            prefix: flags.prefix,
+            force: flags.force,
+            onProgress: progress.onProgress,
+          });
+        } finally {
+          progress.stop();
+        }
+        return { results: result, text: setText(result, "downloaded"), ok: result.failed === 0 };
+      }),
+    );
+  });
+
+  addOutputOptions(addConnectionOptions(
+    program.command("list [prefix]")
+      .description("list stored keys: size, MD5, complete or not (LIST extension)"),
+  )).action(async (prefix: string | undefined, flags) => {
+    setExit(
+      await run("list", flags, async () => {
+        const listed = await listRemote(
+          { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+          prefix ?? "",
+        );
+        if (listed === null) {
+          throw new Error("The server does not support LIST (a course server?)");
+        }
+        return { results: listed, text: listText(listed.files, listed.truncated) };
       }),
     );
   });

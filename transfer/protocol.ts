@@ -48,7 +48,7 @@ export const SERVER_CAPABILITIES = [
 
 /** The request types of STEP v1.0. */
 export const TYPES = ["FILE", "DATA", "AUTH"] as const;
-/** The operations of STEP v1.0 plus the `STATUS` extension. */
+/** The operations of STEP v1.0 plus the `STATUS` and `LIST` extensions. */
 export const OPERATIONS = [
   "SAVE",
   "DELETE",
@@ -58,7 +58,11 @@ export const OPERATIONS = [
   "BYE",
   "LOGIN",
   "STATUS",
+  "LIST",
 ] as const;
+
+/** Most keys one LIST reply carries. */
+export const MAX_LIST_FILES = 10_000;
 
 /** A STEP JSON object. */
 export type StepJson = Record<string, unknown>;

@@ -12,6 +12,7 @@ import {
   DEFAULT_BLOCK_SIZE,
   makeToken,
   MAX_BLOCK_SIZE,
+  MAX_LIST_FILES,
   MAX_NAME_BYTES,
   MAX_PLAN_BLOCKS,
   md5Hex,
@@ -311,6 +312,16 @@ async function fileRequest(
     const key = field.kind === "ok" ? field.value : undefined;
     return saveFile(storage, settings, user, json, key, reply);
   }
+  if (operation === "LIST") {
+    const prefix = json.prefix ?? "";
+    if (typeof prefix !== "string" || byteLength(prefix) > MAX_NAME_BYTES) {
+      return reply("LIST", 410, "FILE", `Field "prefix" must be a string.`);
+    }
+    const { files, truncated } = storage.list(user, prefix, MAX_LIST_FILES);
+    const payload: StepJson = { files, count: files.length };
+    if (truncated) payload.truncated = true;
+    return reply("LIST", 200, "FILE", `${files.length} keys.`, payload);
+  }
   if (field.kind === "missing") {
     // The course's wording, including "DATA GET" for a FILE GET.
     const what = { GET: "DATA GET", UPLOAD: "FILE block uploading", DOWNLOAD: "FILE downloading" }[
@@ -472,7 +483,7 @@ async function downloadPlan(
     size,
     total_block: totalBlocks(size, blockSize),
     block_size: blockSize,
-    md5: await storage.md5Of(paths),
+    md5: await storage.md5Of(paths, key),
   });
 }
 
@@ -582,7 +593,7 @@ async function status(
       missing_count: 0,
       missing_blocks: [],
       missing_ranges: [],
-      md5: await storage.md5Of(paths),
+      md5: await storage.md5Of(paths, key),
     });
   }
   if (state === null || scan === null) {

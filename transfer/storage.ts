@@ -88,6 +88,15 @@ export type CompletionResult =
   | { done: true; md5: string }
   | { done: false; missing: number };
 
+/** One key in a LIST reply. */
+export interface ListedFile {
+  key: string;
+  size: number;
+  /** MD5 of a finished file; null while in progress. */
+  md5: string | null;
+  complete: boolean;
+}
+
 /** Limits on uploads in progress. */
 export interface PlanLimits {
   /** Plans in progress one user may have. */
@@ -515,7 +524,8 @@ export class Storage {
       // Stored durably before the name appears: a crash never leaves a file that lies.
       await state.syncing;
       await state.part.sync();
-      Deno.writeTextFileSync(`${paths.md5}.tmp`, md5);
+      // The key rides along (names on disk are hashed): LIST reads it back.
+      Deno.writeTextFileSync(`${paths.md5}.tmp`, `${md5}\n${JSON.stringify(state.plan.key)}\n`);
       Deno.renameSync(`${paths.md5}.tmp`, paths.md5);
       Deno.renameSync(paths.part, paths.file);
       this.#removeUpload(paths);
@@ -531,14 +541,64 @@ export class Storage {
   }
 
   /** The stored MD5 of a finished file (computed and stored if missing). */
-  async md5Of(paths: KeyPaths): Promise<string> {
+  async md5Of(paths: KeyPaths, key?: string): Promise<string> {
     try {
-      return Deno.readTextFileSync(paths.md5).trim();
+      return Deno.readTextFileSync(paths.md5).split("\n")[0].trim();
     } catch {
       const md5 = await md5File(paths.file);
-      Deno.writeTextFileSync(paths.md5, md5);
+      Deno.writeTextFileSync(
+        paths.md5,
+        key === undefined ? md5 : `${md5}\n${JSON.stringify(key)}\n`,
+      );
       return md5;
     }
+  }
+
+  /**
+   * A user's keys starting with `prefix`, finished and in progress, sorted, at
+   * most `max` of them (`truncated` when there were more).
+   */
+  list(user: string, prefix: string, max: number): { files: ListedFile[]; truncated: boolean } {
+    const u = this.#name(user);
+    const files: ListedFile[] = [];
+    let truncated = false;
+    const add = (file: ListedFile) => {
+      if (!file.key.startsWith(prefix)) return;
+      if (files.length < max) files.push(file);
+      else truncated = true;
+    };
+    const entries = (dir: string) => {
+      try {
+        return [...Deno.readDirSync(dir)];
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return [];
+        throw error;
+      }
+    };
+    const fileDir = `${this.root}/file/${u}`;
+    for (const entry of entries(fileDir)) {
+      if (!entry.name.endsWith(".md5")) continue;
+      try {
+        const [md5, keyLine] = Deno.readTextFileSync(`${fileDir}/${entry.name}`).split("\n");
+        if (!keyLine) continue;
+        const size = Deno.statSync(`${fileDir}/${entry.name.slice(0, -4)}`).size;
+        add({ key: JSON.parse(keyLine), size, md5: md5.trim(), complete: true });
+      } catch {
+        // Deleted meanwhile, or written before keys were recorded.
+      }
+    }
+    const tmpDir = `${this.root}/tmp/${u}`;
+    for (const entry of entries(tmpDir)) {
+      if (!entry.name.endsWith(".plan")) continue;
+      try {
+        const plan = JSON.parse(Deno.readTextFileSync(`${tmpDir}/${entry.name}`)) as UploadPlan;
+        add({ key: plan.key, size: plan.size, md5: null, complete: false });
+      } catch {
+        // Removed meanwhile.
+      }
+    }
+    files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { files, truncated };
   }
 
   /** Removes an upload in progress (plan, data and block map). */
