@@ -30,7 +30,6 @@ import {
 } from "./protocol.ts";
 import { DEFAULT_SETTINGS, startServer } from "./server.ts";
 import {
-  defaultKey,
   defaultOutput,
   download,
   FAST_BLOCK_SIZE,
@@ -39,7 +38,6 @@ import {
   type TransferMode,
   type TransferOptions,
   type TransferResult,
-  upload,
 } from "./client.ts";
 import { addBenchCommand } from "./bench_cli.ts";
 import { collectUploads, downloadMany, listRemote, type SetResult, uploadMany } from "./files.ts";
