@@ -64,6 +64,8 @@ export interface ConnectOptions {
   id: string;
   /** Milliseconds to wait for each reply (and for the connect). */
   timeoutMs?: number;
+  /** Connect with TLS (`--tls`), trusting these PEM certificates (`--ca`) or the system's. */
+  tls?: { caCerts?: string[] };
 }
 
 /** One connection to a STEP server. */
@@ -82,11 +84,22 @@ export class StepConnection {
   }
 
   /** Connects, with a timeout; errors read `Cannot connect to host:port: reason`. */
-  static async open(host: string, port: number, timeoutMs = 30_000): Promise<StepConnection> {
+  static async open(
+    host: string,
+    port: number,
+    timeoutMs = 30_000,
+    tls?: { caCerts?: string[] },
+  ): Promise<StepConnection> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
+      const connecting = tls
+        ? Deno.connectTls({ hostname: host, port, caCerts: tls.caCerts }).then(async (conn) => {
+          await conn.handshake();
+          return conn as Deno.Conn;
+        })
+        : Deno.connect({ hostname: host, port });
       const conn = await Promise.race([
-        Deno.connect({ hostname: host, port }),
+        connecting,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Deno.errors.TimedOut(`connect timed out after ${timeoutMs} ms`)),
@@ -94,7 +107,7 @@ export class StepConnection {
           );
         }),
       ]);
-      conn.setNoDelay(true);
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       return new StepConnection(conn, timeoutMs);
     } catch (error) {
       throw connectError(host, port, error);
@@ -267,6 +280,7 @@ interface ShareInput {
   blockMd5: boolean;
   /** Bytes per second for this share's connection (0: no limit). */
   rate: number;
+  tls?: { caCerts?: string[] };
 }
 
 /** Splits block indices into `count` contiguous runs of about equal length. */
@@ -434,7 +448,12 @@ async function md5InWorker(path: string, entry: string | URL | undefined): Promi
 export const uploadShare = defineTask(
   "transfer.upload-share",
   async (input: ShareInput): Promise<{ md5: string | null; bytes: number }> => {
-    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    const connection = await StepConnection.open(
+      input.host,
+      input.port,
+      input.timeoutMs,
+      input.tls,
+    );
     try {
       const md5 = await sendBlocks(connection, input);
       return { md5: md5 ?? null, bytes: shareBytes(input) };
@@ -448,7 +467,12 @@ export const uploadShare = defineTask(
 export const downloadShare = defineTask(
   "transfer.download-share",
   async (input: ShareInput): Promise<{ bytes: number }> => {
-    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    const connection = await StepConnection.open(
+      input.host,
+      input.port,
+      input.timeoutMs,
+      input.tls,
+    );
     try {
       await receiveBlocks(connection, input);
       return { bytes: shareBytes(input) };
@@ -596,7 +620,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
     ? md5InWorker(path, options.entry)
     : null;
   early?.catch(() => {});
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
   let token = "";
   try {
     token = await connection.login(options.id);
@@ -656,6 +680,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       blockMd5: options.blockMd5 ?? false,
       // Each of the `streams` workers gets its share of the rate.
       rate: options.limitRate ? options.limitRate / streams : 0,
+      tls: options.tls,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
@@ -751,7 +776,7 @@ export async function download(path: string, options: TransferOptions): Promise<
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? 30_000;
   const key = options.key;
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
   let token = "";
   try {
     token = await connection.login(options.id);
@@ -812,6 +837,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       blockMd5: options.blockMd5 ?? false,
       // Each of the `streams` workers gets its share of the rate.
       rate: options.limitRate ? options.limitRate / streams : 0,
+      tls: options.tls,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
@@ -879,7 +905,12 @@ export async function simpleRequest(
   operation: string,
   fields: StepJson,
 ): Promise<{ token: string; reply: StepJson }> {
-  const connection = await StepConnection.open(options.host, options.port, options.timeoutMs);
+  const connection = await StepConnection.open(
+    options.host,
+    options.port,
+    options.timeoutMs,
+    options.tls,
+  );
   let token = "";
   try {
     token = await connection.login(options.id);

@@ -30,6 +30,7 @@ import {
 } from "./protocol.ts";
 import { DEFAULT_SETTINGS, startServer } from "./server.ts";
 import {
+  type ConnectOptions,
   defaultOutput,
   download,
   FAST_BLOCK_SIZE,
@@ -43,6 +44,7 @@ import { addBenchCommand } from "./bench_cli.ts";
 import { collectUploads, downloadMany, listRemote, type SetResult, uploadMany } from "./files.ts";
 import { listText, setProgress, setText } from "./files_cli.ts";
 import { parseRate } from "./rate.ts";
+import { readKeyPair } from "./tls.ts";
 
 const TOOL = "transfer";
 
@@ -86,7 +88,32 @@ function addConnectionOptions(command: Command): Command {
     .option("--server <host>", "server address (the study's --server_ip works too)", "127.0.0.1")
     .option("--port <port>", "server port", intOption(1, 65535), DEFAULT_PORT)
     .option("--id <user>", "user id to log in as (the study's -id works too)")
-    .option("--timeout <ms>", "milliseconds to wait for each reply", intOption(1), 30_000);
+    .option("--timeout <ms>", "milliseconds to wait for each reply", intOption(1), 30_000)
+    .option("--tls", "connect with TLS (a server started with --tls-cert)", false)
+    .option("--ca <file>", "with --tls: trust this PEM certificate (default: the system's roots)");
+}
+
+/** Where to connect and as whom, from the connection flags. */
+function connectOptions(flags: ConnectionFlags): ConnectOptions {
+  let tls: ConnectOptions["tls"];
+  if (flags.tls || flags.ca !== undefined) {
+    let caCerts: string[] | undefined;
+    if (flags.ca !== undefined) {
+      try {
+        caCerts = [Deno.readTextFileSync(flags.ca)];
+      } catch (error) {
+        throw new UsageError(`Cannot read --ca ${flags.ca}: ${errorMessage(error)}`);
+      }
+    }
+    tls = { caCerts };
+  }
+  return {
+    host: flags.server,
+    port: flags.port,
+    id: requireId(flags),
+    timeoutMs: flags.timeout,
+    tls,
+  };
 }
 
 function addTransferOptions(command: Command): Command {
@@ -150,6 +177,8 @@ interface ConnectionFlags extends OutputFlags {
   port: number;
   id?: string;
   timeout: number;
+  tls?: boolean;
+  ca?: string;
 }
 
 function requireId(options: ConnectionFlags): string {
@@ -171,13 +200,9 @@ interface TransferFlags extends ConnectionFlags {
 
 function transferOptions(flags: TransferFlags, key: string): TransferOptions {
   const mode: TransferMode = flags.mode === "auto" ? "auto" : parseMode(flags.mode);
-  const id = requireId(flags);
   const showToken = !flags.quiet && !flags.json;
   return {
-    host: flags.server,
-    port: flags.port,
-    id,
-    timeoutMs: flags.timeout,
+    ...connectOptions(flags),
     key,
     mode,
     streams: flags.streams,
@@ -263,6 +288,8 @@ export async function main(args: string[]): Promise<number> {
         DEFAULT_SETTINGS.maxFileSize,
       )
       .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000)
+      .option("--tls-cert <file>", "serve over TLS with this PEM certificate (with --tls-key)")
+      .option("--tls-key <file>", "PEM private key for --tls-cert")
       .option(
         "--plan-ttl <seconds>",
         "remove an unfinished upload after this long without a block; 0 = never",
@@ -397,7 +424,7 @@ export async function main(args: string[]): Promise<number> {
     setExit(
       await run("list", flags, async () => {
         const listed = await listRemote(
-          { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+          connectOptions(flags),
           prefix ?? "",
         );
         if (listed === null) {
@@ -467,7 +494,7 @@ async function fileCommand(
   key: string,
 ): Promise<{ results: unknown; text: string }> {
   const { reply } = await simpleRequest(
-    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    connectOptions(flags),
     "FILE",
     operation,
     { key },
@@ -491,7 +518,7 @@ async function dataCommand(
   fields: Record<string, unknown>,
 ): Promise<{ results: unknown; text: string }> {
   const { reply } = await simpleRequest(
-    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    connectOptions(flags),
     "DATA",
     operation,
     fields,
@@ -508,6 +535,9 @@ async function dataCommand(
 // deno-lint-ignore no-explicit-any
 async function serveCommand(flags: any): Promise<{ results: unknown; text: string }> {
   const mode = parseMode(flags.mode);
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
+  }
   let operations = 0;
   let errors = 0;
   const server = await startServer({
@@ -525,6 +555,7 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
     maxPlansPerUser: flags.maxPlansPerUser,
     maxPlans: flags.maxPlans,
     maxBuffered: flags.maxBuffered,
+    tls: flags.tlsCert ? readKeyPair(flags.tlsCert, flags.tlsKey) : undefined,
     onLog: (event) => {
       operations++;
       if (event.level === "error") errors++;
@@ -534,7 +565,8 @@ async function serveCommand(flags: any): Promise<{ results: unknown; text: strin
     },
   });
   const ready =
-    `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root})`;
+    `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root}` +
+    `${flags.tlsCert ? ", TLS" : ""})`;
   if (!flags.json) writeStdout(ready + "\n");
   else writeStderr(ready + "\n");
   if (flags.secret === COURSE_SECRET && !flags.quiet) {

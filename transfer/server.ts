@@ -35,6 +35,7 @@ import {
 import { DEFAULT_PLAN_LIMITS, Storage, UploadSession } from "./storage.ts";
 import { BusyError, ByteBudget, PacketReceiver, Scratch, writeWithTimeout } from "./receiver.ts";
 import { handleRequest, type ServerSettings } from "./requests.ts";
+import { startTlsFront, type TlsFront, type TlsKeyPair } from "./tls.ts";
 
 export type { Outcome, ServerSettings } from "./requests.ts";
 export { handleRequest } from "./requests.ts";
@@ -234,6 +235,8 @@ export interface StartOptions extends Partial<Omit<ServerSettings, "entry">> {
   entry?: string | URL;
   onLog?: (event: ServerLogEvent) => void;
   signal?: AbortSignal;
+  /** Serve over TLS: the STEP server listens on loopback behind a TLS front (tls.ts). */
+  tls?: TlsKeyPair;
 }
 
 /** Starts a STEP server in any mode of shared/server.ts; returns once it accepts connections. */
@@ -252,11 +255,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // Create the layout here, so a bad root fails before any worker starts.
   storageFor(settings);
   const onLog = options.onLog;
+  const tls = options.tls;
   const server = await serve({
     handler: "transfer.step",
     mode: options.mode ?? "async",
-    hostname: options.host ?? "0.0.0.0",
-    port: options.port ?? DEFAULT_PORT,
+    hostname: tls ? "127.0.0.1" : options.host ?? "0.0.0.0",
+    port: tls ? 0 : options.port ?? DEFAULT_PORT,
     workers: options.workers,
     perConnection: options.perConnection,
     init: settings,
@@ -264,10 +268,27 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     signal: options.signal,
     onEvent: onLog ? (event) => onLog(event as ServerLogEvent) : undefined,
   });
+  let front: TlsFront | null = null;
+  if (tls) {
+    try {
+      front = startTlsFront({
+        hostname: options.host ?? "0.0.0.0",
+        port: options.port ?? DEFAULT_PORT,
+        keyPair: tls,
+        target: { hostname: "127.0.0.1", port: server.port },
+        onError: onLog ? (line) => onLog({ level: "error", line }) : undefined,
+      });
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+  }
   const close = server.close;
   return {
     ...server,
+    ...(front ? { hostname: front.hostname, port: front.port } : {}),
     close: async () => {
+      await front?.close();
       await close();
       // Uploads in progress stay on disk for a later resume; only their handles close.
       storages.get(settings.root)?.close();
