@@ -164,7 +164,13 @@ defineConnectionHandler<ServerSettings>("transfer.step", async (conn, context) =
     await writeWithTimeout(target, packet, timeout, "the client to read a reply");
   };
   const limits = { maxJson: MAX_REQUEST_JSON, maxBinary: MAX_REQUEST_BINARY };
-  const requestContext = { storage, settings, session, scratch: blocks };
+  const requestContext = {
+    storage,
+    settings,
+    session,
+    scratch: blocks,
+    tokens: new Map<string, string>(),
+  };
   try {
     for (;;) {
       if (context.signal.aborted) break;
