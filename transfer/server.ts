@@ -299,6 +299,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       // Uploads in progress stay on disk for a later resume; only their handles close.
       storages.get(settings.root)?.close();
       storages.delete(settings.root);
+      budgets.delete(settings.root);
     },
   };
 }
