@@ -147,7 +147,8 @@ for (const { name, options } of MODES) {
           }));
           const refused = await Promise.all(peers.map(async (peer) => {
             try {
-              const reply = await peer.reply(3000);
+              // Generous: under load the 3 MiB may take seconds to arrive and be refused.
+              const reply = await peer.reply(10_000);
               return reply.json.status === 503;
             } catch {
               return false;

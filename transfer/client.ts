@@ -315,6 +315,7 @@ async function sendBlocks(
   // One packet buffer, reused: the block is read straight into it after its header
   // and JSON, and is free again once the socket has taken it.
   let packet = new Uint8Array(0);
+  let filePos = 0;
   const check = (reply: Reply) => {
     if (reply.json.status !== 200) {
       throw new StepStatusError(
@@ -333,6 +334,7 @@ async function sendBlocks(
       let data: Uint8Array | null = null;
       if (input.blockMd5) {
         data = readAtSync(file, index * input.blockSize, length);
+        filePos = -1;
         fields.block_md5 = md5Hex(data);
       }
       const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
@@ -343,9 +345,24 @@ async function sendBlocks(
       view.setUint32(4, length);
       packet.set(json, 8);
       const body = packet.subarray(8 + json.length, total);
+      const offset = index * input.blockSize;
       if (data) body.set(data);
-      else if (readAtSync(file, index * input.blockSize, length, body).length !== length) {
-        throw new Error(`${input.path} changed while it was being sent (block ${index} is short)`);
+      else {
+        // In-order blocks find the file already positioned: no seek per block.
+        if (filePos !== offset) file.seekSync(offset, Deno.SeekMode.Start);
+        filePos = -1;
+        let filled = 0;
+        while (filled < length) {
+          const n = file.readSync(body.subarray(filled));
+          if (n === null || n === 0) break;
+          filled += n;
+        }
+        if (filled !== length) {
+          throw new Error(
+            `${input.path} changed while it was being sent (block ${index} is short)`,
+          );
+        }
+        filePos = offset + length;
       }
       onBlock?.(index, body);
       await limiter?.take(length);

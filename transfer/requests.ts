@@ -26,7 +26,7 @@ import {
   verifyToken,
 } from "./protocol.ts";
 import { type KeyPaths, readAtSync, Storage, type UploadSession } from "./storage.ts";
-import { type BlockMapScan, rangesToIndices, scanBlockMap } from "./block_map.ts";
+import { type BlockMapScan, rangesToIndices } from "./block_map.ts";
 import type { Scratch } from "./receiver.ts";
 
 /** Server settings (JSON-serialisable: workers and children receive them). */
@@ -591,7 +591,7 @@ async function status(
   let scan: BlockMapScan | null = null;
   if (state !== null) {
     // The map on disk is the truth (other processes write blocks too), read in pieces.
-    scan = scanBlockMap(state.blocks, state.total, MAX_STATUS_RANGES);
+    scan = storage.scan(state, MAX_STATUS_RANGES);
     state.count = scan.received;
     if (state.count === state.total) {
       await storage.complete(state);

@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import { createMd5, type Md5 } from "./md5.ts";
 import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
-import { scanBlockMap } from "./block_map.ts";
+import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
 import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
 
 /** A name from the network made safe as one path component. */
@@ -79,6 +79,15 @@ export interface UploadState {
   completing: Promise<CompletionResult> | null;
   /** Sessions holding it; its files close when this drops to 0. */
   refs: number;
+  /**
+   * Blocks this isolate has written, one bit each, for plans of at most
+   * {@linkcode SMALL_PLAN_BLOCKS} blocks (saves reading the map per block); null
+   * for larger plans, whose map byte is read instead.
+   */
+  seen: Uint8Array | null;
+  /** Where the files' positions are (-1: unknown): in-order blocks need no seek. */
+  partPos: number;
+  mapPos: number;
   /** True once its files are closed (deleted, completed, expired or released). */
   closed: boolean;
 }
@@ -186,6 +195,9 @@ export async function md5File(path: string): Promise<string> {
  * hold a whole gigabyte until the final sync).
  */
 export const FLUSH_EVERY_BYTES = 64 << 20;
+
+/** Plans up to this many blocks keep a bitset of written blocks in memory (16 KiB at most). */
+export const SMALL_PLAN_BLOCKS = 1 << 17;
 
 /** Most blocks received out of order that the running hash remembers before giving up. */
 const MAX_EARLY_BLOCKS = 4096;
@@ -379,6 +391,14 @@ export class Storage {
     }
     const { received } = scanBlockMap(blocks, total, 0);
     const fresh = received === 0;
+    let seen: Uint8Array | null = null;
+    if (total <= SMALL_PLAN_BLOCKS) {
+      seen = new Uint8Array(Math.ceil(total / 8));
+      if (!fresh) {
+        const map = readAtSync(blocks, 0, total);
+        for (let i = 0; i < map.length; i++) if (map[i]) seen[i >> 3] |= 1 << (i & 7);
+      }
+    }
     const follow = fresh && plan.size >= FOLLOW_MIN_BYTES;
     const state: UploadState = {
       plan,
@@ -398,6 +418,9 @@ export class Storage {
       completing: null,
       refs: 1,
       closed: false,
+      seen,
+      partPos: -1,
+      mapPos: -1,
     };
     this.#open.set(paths.plan, state);
     return state;
@@ -416,12 +439,26 @@ export class Storage {
 
   /** Writes one block and marks it received. Returns true if it was new. */
   writeBlock(state: UploadState, index: number, data: Uint8Array): boolean {
-    // Synchronous seek and write: no other connection of this isolate can run in between.
-    const fresh = !this.#received(state, index);
-    state.part.seekSync(index * state.plan.blockSize, Deno.SeekMode.Start);
+    // Synchronous seeks and writes: no other connection of this isolate can run in
+    // between. In-order blocks find both files already positioned (no seek).
+    let fresh: boolean;
+    if (state.seen) {
+      const bit = 1 << (index & 7);
+      fresh = (state.seen[index >> 3] & bit) === 0;
+      state.seen[index >> 3] |= bit;
+    } else {
+      fresh = !this.#received(state, index);
+      state.mapPos = index + 1;
+    }
+    const offset = index * state.plan.blockSize;
+    if (state.partPos !== offset) state.part.seekSync(offset, Deno.SeekMode.Start);
+    state.partPos = -1;
     writeAllSync(state.part, data);
-    state.blocks.seekSync(index, Deno.SeekMode.Start);
+    state.partPos = offset + data.length;
+    if (state.mapPos !== index) state.blocks.seekSync(index, Deno.SeekMode.Start);
+    state.mapPos = -1;
     writeAllSync(state.blocks, ONE);
+    state.mapPos = index + 1;
     if (fresh) state.count++;
     if (state.hasher !== null || state.follower !== null) {
       // A block rewritten behind the hashed prefix may have changed: hash at the end instead.
@@ -455,6 +492,7 @@ export class Storage {
     while (state.early.delete(state.nextHashIndex)) {
       const next = state.nextHashIndex;
       if (hasher) {
+        state.partPos = -1;
         const length = blockLength(state.plan.size, state.plan.blockSize, next);
         hasher.update(
           readAtSync(state.part, next * state.plan.blockSize, length, this.#scratch.take(length)),
@@ -495,7 +533,13 @@ export class Storage {
 
   /** Re-counts the received blocks from disk (other processes may have written some). */
   refresh(state: UploadState): void {
-    state.count = scanBlockMap(state.blocks, state.total, 0).received;
+    state.count = this.scan(state, 0).received;
+  }
+
+  /** Scans the plan's block map on disk (see block_map.ts). */
+  scan(state: UploadState, maxRanges: number): BlockMapScan {
+    state.mapPos = -1;
+    return scanBlockMap(state.blocks, state.total, maxRanges);
   }
 
   /**
