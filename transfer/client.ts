@@ -712,7 +712,12 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
         progress(data.length);
       });
       serverMd5 ??= md5;
-      localMd5 = inWorker ? await inWorker : hasher ? hasher.digest() : await md5File(path);
+      // A worker that could not start (a loaded machine) costs a hash at the end.
+      localMd5 = inWorker
+        ? await inWorker.catch(() => md5File(path))
+        : hasher
+        ? hasher.digest()
+        : await md5File(path);
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
@@ -728,7 +733,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
           options.entry,
           progress,
         ),
-        early ?? md5File(path),
+        early ? early.catch(() => md5File(path)) : md5File(path),
       ]);
       localMd5 = md5;
       serverMd5 ??= results.find((result) => result.md5 !== null)?.md5 ?? undefined;
@@ -861,23 +866,29 @@ export async function download(path: string, options: TransferOptions): Promise<
       // Blocks arrive in order here: a large file is hashed by a worker reading the
       // file just behind the writes, a small one in line.
       const whole = indices.length === total;
-      const follower: HashFollower | null = whole && size >= FOLLOW_MIN_BYTES
-        ? await startHashFollower(partial, options.entry)
+      // The worker starts while the first blocks arrive; if it cannot start, the file
+      // is hashed at the end instead.
+      const follower: Promise<HashFollower | null> | null = whole && size >= FOLLOW_MIN_BYTES
+        ? startHashFollower(partial, options.entry)
         : null;
       const hasher = whole && follower === null ? createMd5() : null;
       try {
         await receiveBlocks(connection, input, (index, data) => {
           hasher?.update(data);
-          follower?.advance(Math.min(size, (index + 1) * blockSize));
+          if (follower) {
+            const upTo = Math.min(size, (index + 1) * blockSize);
+            follower.then((f) => f?.advance(upTo));
+          }
           progress(data.length);
         });
-        localMd5 = follower
-          ? await follower.finish(size)
+        const ready = follower ? await follower : null;
+        localMd5 = ready
+          ? await ready.finish(size).catch(() => md5File(partial))
           : hasher
           ? hasher.digest()
           : await md5File(partial);
       } finally {
-        follower?.stop();
+        follower?.then((f) => f?.stop());
       }
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({

@@ -89,6 +89,8 @@ export async function startHashFollower(
       id: 0,
       entry,
       init: { path } satisfies FollowInit,
+      // A worker slow to start only delays the digest: the caller hashes at the end.
+      startTimeout: 10_000,
     });
     return new HashFollower(worker);
   } catch {
