@@ -17,7 +17,9 @@ Deno.test("transfer study: --scale smoke returns a valid StudyReport", async () 
   assertOk(report.findings.length >= 2 && report.findings.length <= 3);
   // Findings quote the measured numbers, not fixed text.
   assertOk(report.findings[1].includes(String(report.measured.rows[6][2]).split("R² = ")[1]));
-  assertOk(report.elapsedMs < 20_000, `smoke took ${report.elapsedMs} ms`);
+  // Generous: the smoke scale takes 10-20 s on this shared machine, and every finished
+  // upload is now synced to disk before the server answers.
+  assertOk(report.elapsedMs < 120_000, `smoke took ${report.elapsedMs} ms`);
   assertEquals(liveChildPids(), []);
 });
 

@@ -106,7 +106,7 @@ async function openLab(entry?: string | URL): Promise<Lab> {
 }
 
 /** Writes `size` pseudo-random bytes (random 1 MiB pattern, varied per MiB). */
-async function makeFile(path: string, size: number): Promise<void> {
+export async function makeFile(path: string, size: number): Promise<void> {
   const chunk = new Uint8Array(Math.min(size, 1 << 20));
   crypto.getRandomValues(chunk.subarray(0, Math.min(chunk.length, 65536)));
   for (let i = 65536; i < chunk.length; i += 65536) {
@@ -273,6 +273,68 @@ function round(value: number, digits = 3): number {
 }
 
 const mbps = (bytes: number, ms: number) => round(bytes / 1e6 / (ms / 1000), 1);
+
+/** Seconds `command args` takes, or null when it cannot run. */
+async function commandSeconds(command: string, args: string[]): Promise<number | null> {
+  try {
+    const started = performance.now();
+    const out = await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output();
+    return out.success ? (performance.now() - started) / 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The default upload (`--mode auto`: the fast plan against our server) of a file
+ * beside `dd conv=fdatasync` and `md5sum` of the same file, same run: issue 15's
+ * ratio (target ≥ 0.8 of the slower), at a size per scale. `bench --defaults`
+ * measures the same with whole client processes.
+ */
+async function defaultUploadCeiling(
+  lab: Lab,
+  scale: StudyScale,
+  status: (line: string) => void,
+): Promise<ReportTable | null> {
+  const size = scale === "smoke" ? 16 << 20 : scale === "quick" ? 128 << 20 : 1 << 30;
+  const path = `${lab.dir}/default-${size}`;
+  await makeFile(path, size);
+  try {
+    const dd = await commandSeconds("dd", [
+      `if=${path}`,
+      `of=${lab.dir}/dd-copy`,
+      "bs=1M",
+      "conv=fdatasync",
+    ]);
+    await Deno.remove(`${lab.dir}/dd-copy`).catch(() => {});
+    const md5sum = await commandSeconds("md5sum", [path]);
+    if (dd === null || md5sum === null) return null;
+    const base = { host: "127.0.0.1", port: lab.server.port, id: "bench", timeoutMs: 120_000 };
+    const result = await upload(path, { ...base, key: "default-upload", entry: lab.entry });
+    await simpleRequest(base, "FILE", "DELETE", { key: "default-upload" });
+    const seconds = result.elapsedMs / 1000;
+    const slower = Math.max(dd, md5sum);
+    status(`default upload ${formatSize(size)}: ${round(slower / seconds, 2)} of the ceiling`);
+    const rate = (s: number) => round(size / 1e6 / s, 1);
+    return {
+      title: `Default upload (${result.plan} plan) against the disk and hash ceilings, ` +
+        `${formatSize(size)} (target: at least 0.8 of the slower)`,
+      columns: ["what", "seconds", "MB/s", "× slower of dd and md5sum"],
+      rows: [
+        ["dd conv=fdatasync", round(dd, 3), rate(dd), round(slower / dd, 2)],
+        ["md5sum", round(md5sum, 3), rate(md5sum), round(slower / md5sum, 2)],
+        [
+          "transfer upload (default, MD5 verified, stored durably)",
+          round(seconds, 3),
+          rate(seconds),
+          round(slower / seconds, 2),
+        ],
+      ],
+    };
+  } finally {
+    await Deno.remove(path).catch(() => {});
+  }
+}
 
 /** Options of the free-form benchmark. */
 export interface BenchOptions {
@@ -563,7 +625,7 @@ export async function runStudy(
     let multi: { size: number; sequentialMs: number; threadMs: number } | null = null;
     const python = await startPythonPeer(lab.dir);
     if (python === null) {
-      skipped.push("Python STEP peer: needs python3 and the source tree (tests/fixtures)");
+      skipped.push("Python STEP peer: needs python3");
     }
     try {
       for (const [index, [size]] of referenceSizes.entries()) {
@@ -615,7 +677,7 @@ export async function runStudy(
     } else skipped.push("1 GiB upload (memory and ≥ 1 GB/s target): full scale only");
     skipped.push(
       "The course's own server file is not run (no licence to copy it); the Python STEP peer in " +
-        "tests/fixtures re-implements its behaviour from the facts sheet, and §10's figures are quoted",
+        "transfer/peers.ts re-implements its behaviour from the facts sheet, and §10's figures are quoted",
     );
 
     const seq = modeMs.get("sequential")!;
@@ -705,6 +767,8 @@ export async function runStudy(
       rows: sweep.map((size, i) => [round(size / 1024, 1), round(sweepMs[i], 2)]),
     };
     const extra = [reference, sweepTable];
+    const ceiling = await defaultUploadCeiling(lab, scale, status);
+    if (ceiling) extra.push(ceiling);
     if (big.length > 0) {
       const gbps = (ms: number) => round((1 << 30) / 1e9 / (ms / 1000), 2);
       extra.push({

@@ -19,7 +19,13 @@ import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
 import "./bench.ts";
 import type { BenchOptions } from "./bench.ts";
 
-type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus">;
+type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus"> & {
+  /** `--defaults`: issue 15's default-upload, download and lockstep targets. */
+  defaults: boolean;
+  size: number;
+  lockstepSize: number;
+  dir?: string;
+};
 
 function listOption<T>(parse: (text: string) => T, option: string) {
   return (value: string): T[] => {
@@ -80,12 +86,41 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
             }, "--directions"))
             .default(["upload", "download"], "upload,download"),
         )
-        .option("--no-iperf", "skip the iperf3 comparison"),
+        .option("--no-iperf", "skip the iperf3 comparison")
+        .option(
+          "--defaults",
+          "time default upload and download processes against dd conv=fdatasync and md5sum, " +
+            "and lockstep against the Python pair (issue 15's targets)",
+          false,
+        )
+        .option(
+          "--size <bytes>",
+          "--defaults: large file size",
+          (v: string) => parseSize(v),
+          2 ** 30,
+        )
+        .option(
+          "--lockstep-size <bytes>",
+          "--defaults: lockstep comparison size",
+          (v: string) => parseSize(v),
+          1e8,
+        )
+        .option("--dir <dir>", "--defaults: where the files go (the disk measured)"),
     study: async ({ scale, progress }, flags) => {
       const { runStudy } = await import("./bench.ts");
       return await runStudy(scale, { onStatus: flags.quiet ? undefined : progress });
     },
     bench: async ({ progress }, flags) => {
+      if (flags.defaults) {
+        const { defaultBenchText, runDefaultBench } = await import("./bench_default.ts");
+        const result = await runDefaultBench({
+          size: flags.size,
+          lockstepSize: flags.lockstepSize,
+          dir: flags.dir,
+          onStatus: flags.quiet ? undefined : progress,
+        });
+        return { results: result, text: defaultBenchText(result) };
+      }
       const { benchPlots, benchTable, runBench } = await import("./bench.ts");
       const { renderTable } = await import("../shared/report.ts");
       const result = await runBench({

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createMd5 } from "./md5.ts";
 import { connectError, errorMessage } from "../shared/errors.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { defineTask, runTasks } from "../shared/runner.ts";
@@ -22,6 +22,7 @@ import {
   DEFAULT_BLOCK_SIZE,
   encodePacket,
   MAX_BLOCK_SIZE,
+  MAX_REPLY_JSON,
   md5Hex,
   readStepReply,
   type Reply,
@@ -29,8 +30,11 @@ import {
   type StepJson,
   totalBlocks,
 } from "./protocol.ts";
-import { md5File, readAtSync } from "./storage.ts";
-import { writeWithTimeout } from "./receiver.ts";
+import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
+import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
+import { PacketReceiver, writeWithTimeout } from "./receiver.ts";
+import { RateLimiter } from "./rate.ts";
+import { parseStepJson } from "../shared/codec.ts";
 
 /** A reply with a status other than the one expected. */
 export class StepStatusError extends Error {
@@ -60,6 +64,8 @@ export interface ConnectOptions {
   id: string;
   /** Milliseconds to wait for each reply (and for the connect). */
   timeoutMs?: number;
+  /** Connect with TLS (`--tls`), trusting these PEM certificates (`--ca`) or the system's. */
+  tls?: { caCerts?: string[] };
 }
 
 /** One connection to a STEP server. */
@@ -67,6 +73,9 @@ export class StepConnection {
   readonly #conn: Deno.Conn;
   readonly #reader: BufferedReader;
   readonly #timeoutMs: number;
+  /** What the server announced in its LOGIN reply (empty for the course's servers). */
+  capabilities: string[] = [];
+  #frames: PacketReceiver | null = null;
 
   private constructor(conn: Deno.Conn, timeoutMs: number) {
     this.#conn = conn;
@@ -75,11 +84,22 @@ export class StepConnection {
   }
 
   /** Connects, with a timeout; errors read `Cannot connect to host:port: reason`. */
-  static async open(host: string, port: number, timeoutMs = 30_000): Promise<StepConnection> {
+  static async open(
+    host: string,
+    port: number,
+    timeoutMs = 30_000,
+    tls?: { caCerts?: string[] },
+  ): Promise<StepConnection> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
+      const connecting = tls
+        ? Deno.connectTls({ hostname: host, port, caCerts: tls.caCerts }).then(async (conn) => {
+          await conn.handshake();
+          return conn as Deno.Conn;
+        })
+        : Deno.connect({ hostname: host, port });
       const conn = await Promise.race([
-        Deno.connect({ hostname: host, port }),
+        connecting,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Deno.errors.TimedOut(`connect timed out after ${timeoutMs} ms`)),
@@ -87,7 +107,7 @@ export class StepConnection {
           );
         }),
       ]);
-      conn.setNoDelay(true);
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
       return new StepConnection(conn, timeoutMs);
     } catch (error) {
       throw connectError(host, port, error);
@@ -102,8 +122,33 @@ export class StepConnection {
     await writeWithTimeout(this.#conn, packet, this.#timeoutMs, `sending ${json.operation}`);
   }
 
+  /** Sends bytes already framed (a reused packet buffer; free again once this resolves). */
+  async sendFramed(packet: Uint8Array, what: string): Promise<void> {
+    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what);
+  }
+
+  /**
+   * From now on, reads replies as exact frames into one reusable buffer: no copy
+   * per block. Only for this project's server, which counts JSON lengths in bytes
+   * (the course's counts characters); a reply's binary part is then valid until
+   * the next `receive`.
+   */
+  useExactFrames(): void {
+    if (this.#frames === null && this.#reader.buffered === 0) {
+      this.#frames = new PacketReceiver(this.#conn);
+    }
+  }
+
   /** Reads the next reply; a timeout or a closed connection is an error. */
   async receive(what = "a reply"): Promise<Reply> {
+    if (this.#frames) {
+      const limits = { maxJson: MAX_REPLY_JSON, maxBinary: MAX_BLOCK_SIZE + 65536 };
+      const packet = await this.#frames.next(limits, this.#timeoutMs, this.#timeoutMs);
+      if (packet === null) {
+        throw new Error(`The server closed the connection while we waited for ${what}`);
+      }
+      return { json: parseStepJson(packet.json), binary: packet.binary };
+    }
     const reply = await readStepReply(this.#reader, { timeout: this.#timeoutMs, what });
     if (reply === null) {
       throw new Error(`The server closed the connection while we waited for ${what}`);
@@ -136,6 +181,10 @@ export class StepConnection {
       request("AUTH", "LOGIN", { username: id, password: md5Hex(id) }),
     );
     if (typeof reply.json.token !== "string") throw new Error("LOGIN reply carries no token");
+    const announced = reply.json.capabilities;
+    this.capabilities = Array.isArray(announced)
+      ? announced.filter((c): c is string => typeof c === "string")
+      : [];
     return reply.json.token;
   }
 
@@ -164,22 +213,37 @@ export type ProgressFn = (done: number, total: number) => void;
 /** Options shared by upload and download. */
 export interface TransferOptions extends ConnectOptions {
   key: string;
-  mode?: Mode;
+  /**
+   * `auto` (default): the fast plan against this project's server (large blocks, a
+   * window of pipelined requests, hashing overlapped), the course's lockstep with
+   * 20480-byte blocks against any other. A mode forces its plan.
+   */
+  mode?: TransferMode;
   /** Connections for thread and process modes (default 2). */
   streams?: number;
   /** Blocks in flight per connection in async, thread and process modes (default 8). */
   window?: number;
-  /** Block size to ask for (default 20480, the course's). */
+  /** Block size to ask for (default: 20480, the course's; the fast plan's in `auto`). */
   blockSize?: number;
   /** Continue an interrupted transfer. */
   resume?: boolean;
   /** Send and check a per-block MD5 (extension). */
   blockMd5?: boolean;
+  /** Bytes per second across all connections of the transfer (`--limit-rate`). */
+  limitRate?: number;
   /** Module registering the share tasks, for thread and process modes (default: main module). */
   entry?: string | URL;
   onToken?: (token: string) => void;
   onProgress?: ProgressFn;
 }
+
+/** A client mode, or `auto`. */
+export type TransferMode = Mode | "auto";
+
+/** The fast plan's block size (our server only). */
+export const FAST_BLOCK_SIZE = 2 << 20;
+/** The fast plan's blocks in flight. */
+export const FAST_WINDOW = 4;
 
 /** What an upload or download did. */
 export interface TransferResult {
@@ -191,6 +255,8 @@ export interface TransferResult {
   /** Blocks moved in this run (fewer than `blocks` after a resume). */
   blocksSent: number;
   mode: Mode;
+  /** `fast` (our server's extensions) or `lockstep` (the course's way). */
+  plan: "fast" | "lockstep" | "forced";
   streams: number;
   token: string;
   localMd5: string;
@@ -212,6 +278,9 @@ interface ShareInput {
   indices: number[];
   window: number;
   blockMd5: boolean;
+  /** Bytes per second for this share's connection (0: no limit). */
+  rate: number;
+  tls?: { caCerts?: string[] };
 }
 
 /** Splits block indices into `count` contiguous runs of about equal length. */
@@ -237,11 +306,16 @@ async function sendBlocks(
   connection: StepConnection,
   input: ShareInput,
   onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
 ): Promise<string | undefined> {
   using file = await Deno.open(input.path, { read: true });
   let md5: string | undefined;
   let inFlight = 0;
   let next = 0;
+  // One packet buffer, reused: the block is read straight into it after its header
+  // and JSON, and is free again once the socket has taken it.
+  let packet = new Uint8Array(0);
+  let filePos = 0;
   const check = (reply: Reply) => {
     if (reply.json.status !== 200) {
       throw new StepStatusError(
@@ -255,15 +329,44 @@ async function sendBlocks(
   while (next < input.indices.length || inFlight > 0) {
     while (inFlight < input.window && next < input.indices.length) {
       const index = input.indices[next++];
-      const data = readAtSync(
-        file,
-        index * input.blockSize,
-        blockLength(input.size, input.blockSize, index),
-      );
-      onBlock?.(index, data);
+      const length = blockLength(input.size, input.blockSize, index);
       const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      if (input.blockMd5) fields.block_md5 = md5Hex(data);
-      await connection.send(request("FILE", "UPLOAD", fields), data);
+      let data: Uint8Array | null = null;
+      if (input.blockMd5) {
+        data = readAtSync(file, index * input.blockSize, length);
+        filePos = -1;
+        fields.block_md5 = md5Hex(data);
+      }
+      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
+      const total = 8 + json.length + length;
+      if (packet.length < total) packet = new Uint8Array(total);
+      const view = new DataView(packet.buffer);
+      view.setUint32(0, json.length);
+      view.setUint32(4, length);
+      packet.set(json, 8);
+      const body = packet.subarray(8 + json.length, total);
+      const offset = index * input.blockSize;
+      if (data) body.set(data);
+      else {
+        // In-order blocks find the file already positioned: no seek per block.
+        if (filePos !== offset) file.seekSync(offset, Deno.SeekMode.Start);
+        filePos = -1;
+        let filled = 0;
+        while (filled < length) {
+          const n = file.readSync(body.subarray(filled));
+          if (n === null || n === 0) break;
+          filled += n;
+        }
+        if (filled !== length) {
+          throw new Error(
+            `${input.path} changed while it was being sent (block ${index} is short)`,
+          );
+        }
+        filePos = offset + length;
+      }
+      onBlock?.(index, body);
+      await limiter?.take(length);
+      await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
       inFlight++;
     }
     check(await connection.receive("the reply to FILE UPLOAD"));
@@ -272,23 +375,29 @@ async function sendBlocks(
   return md5;
 }
 
+const encoder = new TextEncoder();
+
 /** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
 async function receiveBlocks(
   connection: StepConnection,
   input: ShareInput,
   onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
 ): Promise<void> {
   using file = await Deno.open(input.path, { read: true, write: true });
   using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
   const sent: number[] = [];
   let next = 0;
   let done = 0;
+  let unsynced = 0;
+  let syncing: Promise<void> | null = null;
   while (done < input.indices.length) {
     while (sent.length < input.window && next < input.indices.length) {
       const index = input.indices[next++];
       const fields: StepJson = { token: input.token, key: input.key, block_index: index };
       if (input.sendBlockSize) fields.block_size = input.blockSize;
       if (input.blockMd5) fields.block_md5 = true;
+      await limiter?.take(blockLength(input.size, input.blockSize, index));
       await connection.send(request("FILE", "DOWNLOAD", fields));
       sent.push(index);
     }
@@ -314,13 +423,21 @@ async function receiveBlocks(
     ) {
       throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
     }
-    onBlock?.(index, reply.binary);
     file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
     writeAll(file, reply.binary);
     map.seekSync(index, Deno.SeekMode.Start);
     writeAll(map, new Uint8Array([1]));
+    onBlock?.(index, reply.binary);
+    unsynced += reply.binary.length;
+    if (unsynced >= FLUSH_EVERY_BYTES && syncing === null) {
+      // The disk writes while blocks arrive, so the final sync has little left to do.
+      unsynced = 0;
+      syncing = file.syncData().catch(() => {}).finally(() => (syncing = null));
+    }
     done++;
   }
+  await syncing;
+  await file.syncData();
 }
 
 function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
@@ -332,7 +449,7 @@ function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
 export const md5FileTask = defineTask("transfer.md5-file", (path: string) => md5File(path));
 
 /** Files at least this large are hashed in a worker during a one-connection upload. */
-export const HASH_IN_WORKER_BYTES = 64 << 20;
+export const HASH_IN_WORKER_BYTES = FOLLOW_MIN_BYTES;
 
 async function md5InWorker(path: string, entry: string | URL | undefined): Promise<string> {
   for await (
@@ -348,7 +465,12 @@ async function md5InWorker(path: string, entry: string | URL | undefined): Promi
 export const uploadShare = defineTask(
   "transfer.upload-share",
   async (input: ShareInput): Promise<{ md5: string | null; bytes: number }> => {
-    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    const connection = await StepConnection.open(
+      input.host,
+      input.port,
+      input.timeoutMs,
+      input.tls,
+    );
     try {
       const md5 = await sendBlocks(connection, input);
       return { md5: md5 ?? null, bytes: shareBytes(input) };
@@ -362,7 +484,12 @@ export const uploadShare = defineTask(
 export const downloadShare = defineTask(
   "transfer.download-share",
   async (input: ShareInput): Promise<{ bytes: number }> => {
-    const connection = await StepConnection.open(input.host, input.port, input.timeoutMs);
+    const connection = await StepConnection.open(
+      input.host,
+      input.port,
+      input.timeoutMs,
+      input.tls,
+    );
     try {
       await receiveBlocks(connection, input);
       return { bytes: shareBytes(input) };
@@ -427,45 +554,100 @@ function planBlockSize(json: StepJson): number {
   return planField(json, "block_size", 1, MAX_BLOCK_SIZE);
 }
 
-/** The STATUS reply's missing blocks, each checked to be a block of the file. */
+/**
+ * The STATUS reply's missing blocks, each checked to be a block of the file: from
+ * `missing_ranges` (this project's server) or the plain `missing_blocks` list.
+ */
 function missingBlocks(json: StepJson, total: number): number[] {
+  const ok = (i: unknown): i is number =>
+    typeof i === "number" && Number.isSafeInteger(i) && i >= 0 && i < total;
+  const ranges = json.missing_ranges;
+  if (Array.isArray(ranges)) {
+    const out: number[] = [];
+    for (const range of ranges) {
+      if (!Array.isArray(range) || !ok(range[0]) || !ok(range[1]) || range[1] < range[0]) {
+        throw new Error("The server's STATUS reply has a bad missing_ranges list");
+      }
+      for (let i = range[0]; i <= range[1] && out.length < total; i++) out.push(i);
+    }
+    return out;
+  }
   const list = json.missing_blocks;
-  if (
-    !Array.isArray(list) ||
-    !list.every((i) => typeof i === "number" && Number.isSafeInteger(i) && i >= 0 && i < total)
-  ) {
+  if (!Array.isArray(list) || !list.every(ok)) {
     throw new Error("The server's STATUS reply has a bad missing_blocks list");
   }
   return list.slice();
 }
 
+/** The plan of a transfer: mode, connections, window, block size. */
+interface Plan {
+  mode: Mode;
+  plan: "fast" | "lockstep" | "forced";
+  streams: number;
+  window: number;
+  blockSize: number;
+}
+
 /**
- * The effective mode, connections, window and timeout of a transfer: one
- * connection unless the mode is `thread` or `process`, and one block in flight
- * (lockstep, as the course client) in `sequential` mode.
+ * The plan of a transfer once the server is known: in `auto`, the fast plan when
+ * the LOGIN reply announced pipelining and large blocks (this project's server),
+ * else the course's lockstep with 20480-byte blocks; a forced mode keeps its
+ * meaning (one block in flight in `sequential`, several connections in `thread`
+ * and `process`).
  */
-function transferSettings(options: TransferOptions) {
-  const mode = options.mode ?? "sequential";
+export function resolvePlan(options: TransferOptions, capabilities: string[]): Plan {
+  const requested = options.mode ?? "auto";
+  if (requested === "auto") {
+    const fast = capabilities.includes("pipeline") && capabilities.includes("block_size");
+    if (!fast) {
+      return {
+        mode: "sequential",
+        plan: "lockstep",
+        streams: 1,
+        window: 1,
+        blockSize: DEFAULT_BLOCK_SIZE,
+      };
+    }
+    return {
+      mode: "async",
+      plan: "fast",
+      streams: 1,
+      window: Math.max(1, options.window ?? FAST_WINDOW),
+      blockSize: options.blockSize ?? FAST_BLOCK_SIZE,
+    };
+  }
+  const mode = requested;
   return {
     mode,
+    plan: "forced",
     streams: mode === "thread" || mode === "process" ? Math.max(1, options.streams ?? 2) : 1,
     window: mode === "sequential" ? 1 : Math.max(1, options.window ?? 8),
-    timeoutMs: options.timeoutMs ?? 30_000,
+    blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
   };
 }
 
 /** Uploads a file; resolves when the server's MD5 matches ours. */
 export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const { mode, streams, window, timeoutMs } = transferSettings(options);
-  const size = (await Deno.stat(path)).size;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const size = await localFileSize(path);
   const key = options.key;
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  // A large file's hash starts at once, in a worker, and overlaps everything after.
+  const early = size >= HASH_IN_WORKER_BYTES && !options.resume
+    ? md5InWorker(path, options.entry)
+    : null;
+  early?.catch(() => {});
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
   let token = "";
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    let blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const { mode, streams, window, blockSize: planned, plan: planKind } = resolvePlan(
+      options,
+      connection.capabilities,
+    );
+    if (planKind === "fast") connection.useExactFrames();
+    let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
     if (options.resume) {
@@ -513,20 +695,29 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       indices,
       window,
       blockMd5: options.blockMd5 ?? false,
+      // Each of the `streams` workers gets its share of the rate.
+      rate: options.limitRate ? options.limitRate / streams : 0,
+      tls: options.tls,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
       // A large file is hashed in a worker while this thread sends it; a small one is
       // hashed here as its blocks go out in order (no second read, no worker start-up).
-      const inWorker = size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null;
+      const inWorker = early ??
+        (size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null);
       inWorker?.catch(() => {});
-      const hasher = inWorker === null && indices.length === total ? createHash("md5") : null;
+      const hasher = inWorker === null && indices.length === total ? createMd5() : null;
       const md5 = await sendBlocks(connection, input, (_, data) => {
         hasher?.update(data);
         progress(data.length);
       });
       serverMd5 ??= md5;
-      localMd5 = inWorker ? await inWorker : hasher ? hasher.digest("hex") : await md5File(path);
+      // A worker that could not start (a loaded machine) costs a hash at the end.
+      localMd5 = inWorker
+        ? await inWorker.catch(() => md5File(path))
+        : hasher
+        ? hasher.digest()
+        : await md5File(path);
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
@@ -542,22 +733,29 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
           options.entry,
           progress,
         ),
-        md5File(path),
+        early ? early.catch(() => md5File(path)) : md5File(path),
       ]);
       localMd5 = md5;
       serverMd5 ??= results.find((result) => result.md5 !== null)?.md5 ?? undefined;
     }
-    if (serverMd5 === undefined) {
-      // With several connections, the block that completed the upload may have gone to
-      // another worker: STATUS asks the server to check and complete it.
+    // With several connections, the block that completed the upload may have gone to
+    // another worker: STATUS asks the server to check and complete it. A resume from a
+    // STATUS that listed only the first ranges sends the rest in further rounds.
+    for (let round = 0; serverMd5 === undefined; round++) {
       const reply = await connection.call(request("FILE", "STATUS", { token, key }));
       if (reply.json.status === 200 && reply.json.complete === true) {
         serverMd5 = String(reply.json.md5);
-      } else {
+        break;
+      }
+      const missing = reply.json.status === 200 && round < 1000
+        ? missingBlocks(reply.json, total)
+        : [];
+      if (missing.length === 0) {
         throw new Error(
           `The server did not confirm the upload of '${key}' (${reply.json.status} ${reply.json.status_msg})`,
         );
       }
+      serverMd5 = await sendBlocks(connection, { ...input, indices: missing, window });
     }
     if (serverMd5 !== localMd5) throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
     return {
@@ -568,6 +766,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       blocks: total,
       blocksSent: indices.length,
       mode,
+      plan: planKind,
       streams,
       token,
       localMd5,
@@ -579,17 +778,36 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   }
 }
 
+/** The size of a local file, or an error that names it: `Cannot read photo.jpg: no such file`. */
+export async function localFileSize(path: string): Promise<number> {
+  try {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) throw new Error(`Cannot read ${path}: it is a directory`);
+    return info.size;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new Error(`Cannot read ${path}: no such file`);
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`Cannot read ${path}: permission denied`);
+    }
+    throw error;
+  }
+}
+
 /** Downloads a key into `path` (via `path.part`, renamed once the MD5 matches). */
 export async function download(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
-  const { mode, streams, window, timeoutMs } = transferSettings(options);
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const key = options.key;
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs);
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
   let token = "";
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const requested = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const { mode, streams, window, blockSize: requested, plan: planKind } = resolvePlan(
+      options,
+      connection.capabilities,
+    );
+    if (planKind === "fast") connection.useExactFrames();
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -639,15 +857,39 @@ export async function download(path: string, options: TransferOptions): Promise<
       indices,
       window,
       blockMd5: options.blockMd5 ?? false,
+      // Each of the `streams` workers gets its share of the rate.
+      rate: options.limitRate ? options.limitRate / streams : 0,
+      tls: options.tls,
     };
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
-      const hasher = indices.length === total ? createHash("md5") : null;
-      await receiveBlocks(connection, input, (_, data) => {
-        hasher?.update(data);
-        progress(data.length);
-      });
-      localMd5 = hasher ? hasher.digest("hex") : await md5File(partial);
+      // Blocks arrive in order here: a large file is hashed by a worker reading the
+      // file just behind the writes, a small one in line.
+      const whole = indices.length === total;
+      // The worker starts while the first blocks arrive; if it cannot start, the file
+      // is hashed at the end instead.
+      const follower: Promise<HashFollower | null> | null = whole && size >= FOLLOW_MIN_BYTES
+        ? startHashFollower(partial, options.entry)
+        : null;
+      const hasher = whole && follower === null ? createMd5() : null;
+      try {
+        await receiveBlocks(connection, input, (index, data) => {
+          hasher?.update(data);
+          if (follower) {
+            const upTo = Math.min(size, (index + 1) * blockSize);
+            follower.then((f) => f?.advance(upTo));
+          }
+          progress(data.length);
+        });
+        const ready = follower ? await follower : null;
+        localMd5 = ready
+          ? await ready.finish(size).catch(() => md5File(partial))
+          : hasher
+          ? hasher.digest()
+          : await md5File(partial);
+      } finally {
+        follower?.then((f) => f?.stop());
+      }
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
@@ -672,6 +914,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       blocks: total,
       blocksSent: indices.length,
       mode,
+      plan: planKind,
       streams,
       token,
       localMd5,
@@ -690,7 +933,12 @@ export async function simpleRequest(
   operation: string,
   fields: StepJson,
 ): Promise<{ token: string; reply: StepJson }> {
-  const connection = await StepConnection.open(options.host, options.port, options.timeoutMs);
+  const connection = await StepConnection.open(
+    options.host,
+    options.port,
+    options.timeoutMs,
+    options.tls,
+  );
   let token = "";
   try {
     token = await connection.login(options.id);

@@ -24,6 +24,7 @@ import { errorMessage, UsageError } from "../shared/errors.ts";
 import { parseMode } from "../shared/mode.ts";
 import { startProgress } from "../shared/progress.ts";
 import {
+  COURSE_SECRET,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_PORT,
   formatSize,
@@ -33,15 +34,21 @@ import {
 } from "./protocol.ts";
 import { DEFAULT_SETTINGS, startServer } from "./server.ts";
 import {
-  defaultKey,
+  type ConnectOptions,
   defaultOutput,
   download,
+  FAST_BLOCK_SIZE,
+  FAST_WINDOW,
   simpleRequest,
+  type TransferMode,
   type TransferOptions,
   type TransferResult,
-  upload,
 } from "./client.ts";
 import { addBenchCommand } from "./bench_cli.ts";
+import { collectUploads, downloadMany, listRemote, type SetResult, uploadMany } from "./files.ts";
+import { listText, setProgress, setText } from "./files_cli.ts";
+import { parseRate } from "./rate.ts";
+import { readKeyPair } from "./tls.ts";
 
 const TOOL = "transfer";
 
@@ -73,27 +80,73 @@ function addConnectionOptions(command: Command): Command {
     .option("--server <host>", "server address (the study's --server_ip works too)", "127.0.0.1")
     .option("--port <port>", "server port", intOption(1, 65535), DEFAULT_PORT)
     .option("--id <user>", "user id to log in as (the study's -id works too)")
-    .option("--timeout <ms>", "milliseconds to wait for each reply", intOption(1), 30_000);
+    .option("--timeout <ms>", "milliseconds to wait for each reply", intOption(1), 30_000)
+    .option("--tls", "connect with TLS (a server started with --tls-cert)", false)
+    .option("--ca <file>", "with --tls: trust this PEM certificate (default: the system's roots)");
+}
+
+/** Where to connect and as whom, from the connection flags. */
+function connectOptions(flags: ConnectionFlags): ConnectOptions {
+  let tls: ConnectOptions["tls"];
+  if (flags.tls || flags.ca !== undefined) {
+    let caCerts: string[] | undefined;
+    if (flags.ca !== undefined) {
+      try {
+        caCerts = [Deno.readTextFileSync(flags.ca)];
+      } catch (error) {
+        throw new UsageError(`Cannot read --ca ${flags.ca}: ${errorMessage(error)}`);
+      }
+    }
+    tls = { caCerts };
+  }
+  return {
+    host: flags.server,
+    port: flags.port,
+    id: requireId(flags),
+    timeoutMs: flags.timeout,
+    tls,
+  };
 }
 
 function addTransferOptions(command: Command): Command {
   return command
-    .option("--mode <mode>", "sequential, async, thread or process", "sequential")
+    .option(
+      "--mode <mode>",
+      "auto (fast plan with our server, the course's lockstep otherwise), sequential, async, " +
+        "thread or process",
+      "auto",
+    )
     .option("--streams <n>", "connections in thread and process modes", intOption(1, 64), 2)
     .option(
       "--window <w>",
-      "blocks in flight per connection (not in sequential)",
+      `blocks in flight per connection (default: ${FAST_WINDOW} in auto, 8 in async, thread, ` +
+        "process; 1 in sequential)",
       intOption(1, 1024),
-      8,
     )
     .option(
       "--block-size <bytes>",
-      `block size (${MIN_BLOCK_SIZE}..${MAX_BLOCK_SIZE}; other than 20480 needs our server)`,
+      `block size (${MIN_BLOCK_SIZE}..${MAX_BLOCK_SIZE}; default: ${FAST_BLOCK_SIZE} in auto ` +
+        `with our server, else ${DEFAULT_BLOCK_SIZE}; others need our server)`,
       blockSizeOption,
-      DEFAULT_BLOCK_SIZE,
     )
     .option("--resume", "continue an interrupted transfer", false)
     .option("--block-md5", "send and check an MD5 per block (extension)", false);
+}
+
+function rateOption(value: string): number {
+  try {
+    return parseRate(value);
+  } catch (error) {
+    throw new UsageError(`Invalid --limit-rate '${value}': ${errorMessage(error)}`);
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return true; // Missing: the upload says `Cannot read PATH: no such file`.
+  }
 }
 
 function blockSizeOption(value: string): number {
@@ -116,6 +169,8 @@ interface ConnectionFlags extends OutputFlags {
   port: number;
   id?: string;
   timeout: number;
+  tls?: boolean;
+  ca?: string;
 }
 
 function requireId(options: ConnectionFlags): string {
@@ -126,23 +181,20 @@ function requireId(options: ConnectionFlags): string {
 }
 
 interface TransferFlags extends ConnectionFlags {
+  limitRate?: string;
   mode: string;
   streams: number;
-  window: number;
-  blockSize: number;
+  window?: number;
+  blockSize?: number;
   resume: boolean;
   blockMd5: boolean;
 }
 
 function transferOptions(flags: TransferFlags, key: string): TransferOptions {
-  const mode = parseMode(flags.mode);
-  const id = requireId(flags);
+  const mode: TransferMode = flags.mode === "auto" ? "auto" : parseMode(flags.mode);
   const showToken = !flags.quiet && !flags.json;
   return {
-    host: flags.server,
-    port: flags.port,
-    id,
-    timeoutMs: flags.timeout,
+    ...connectOptions(flags),
     key,
     mode,
     streams: flags.streams,
@@ -150,6 +202,7 @@ function transferOptions(flags: TransferFlags, key: string): TransferOptions {
     blockSize: flags.blockSize,
     resume: flags.resume,
     blockMd5: flags.blockMd5,
+    limitRate: flags.limitRate === undefined ? undefined : rateOption(flags.limitRate),
     onToken: showToken ? (token) => writeStderr(`Token: ${token}\n`) : undefined,
   };
 }
@@ -183,6 +236,7 @@ function describeTransfer(verb: string, result: TransferResult): string {
     `${verb} '${result.key}' ${result.path === result.key ? "" : `(${result.path}) `}` +
     `${formatSize(result.size)} in ${result.blocks} blocks of ${result.blockSize} B ` +
     `(${result.blocksSent} sent this run), ${result.mode}` +
+    `${result.plan === "forced" ? "" : ` (${result.plan} plan)`}` +
     `${result.streams > 1 ? ` x${result.streams}` : ""}: ${seconds.toFixed(3)} s, ${
       rate.toFixed(1)
     } MB/s`,
@@ -211,8 +265,7 @@ export async function main(args: string[]): Promise<number> {
       .option("--per-connection", "thread/process: one worker or child per connection", false)
       .option(
         "--secret <text>",
-        "token secret (the default is the course's PUBLIC secret: anyone can forge tokens)",
-        DEFAULT_SETTINGS.secret,
+        "token secret (default: a random one kept in ROOT/.step-secret, mode 0600)",
       )
       .option(
         "--token-ttl <seconds>",
@@ -226,39 +279,150 @@ export async function main(args: string[]): Promise<number> {
         (v: string) => parseSize(v),
         DEFAULT_SETTINGS.maxFileSize,
       )
-      .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000),
+      .option("--idle-timeout <ms>", "close connections silent this long", intOption(1), 300_000)
+      .option("--tls-cert <file>", "serve over TLS with this PEM certificate (with --tls-key)")
+      .option("--tls-key <file>", "PEM private key for --tls-cert")
+      .option(
+        "--plan-ttl <seconds>",
+        "remove an unfinished upload after this long without a block; 0 = never",
+        intOption(0),
+        DEFAULT_SETTINGS.planTtl,
+      )
+      .option(
+        "--max-plans-per-user <n>",
+        "unfinished uploads one user may have",
+        intOption(1),
+        DEFAULT_SETTINGS.maxPlansPerUser,
+      )
+      .option(
+        "--max-plans <n>",
+        "unfinished uploads in the whole root",
+        intOption(1),
+        DEFAULT_SETTINGS.maxPlans,
+      )
+      .option(
+        "--max-buffered <bytes>",
+        "bytes all connections of one worker may buffer (beyond 48 KiB each)",
+        (v: string) => parseSize(v),
+        DEFAULT_SETTINGS.maxBuffered,
+      ),
   )).action(async (flags) => {
     setExit(await run("serve", flags, () => serveCommand(flags)));
   });
 
   addOutputOptions(addTransferOptions(addConnectionOptions(
-    program.command("upload [file]")
-      .description("upload a file, then check the server's MD5 against ours")
+    program.command("upload [paths...]")
+      .description(
+        "upload files and directories (recursively), each checked by MD5; unchanged ones are " +
+          "skipped",
+      )
       .option("--file <path>", "file to upload (the study's -f/--f)")
-      .option("--key <key>", "key to store it under (default: the file's name)"),
-  ))).action(async (file: string | undefined, flags) => {
-    const path = file ?? flags.file;
-    if (!path) throw new UsageError("Missing FILE: give the file to upload");
-    const options = transferOptions(flags, flags.key ?? defaultKey(path));
+      .option("--key <key>", "key for a single file (default: the file's name)")
+      .option("--prefix <prefix>", "put this in front of every key (e.g. photos/)")
+      .option("--force", "overwrite a key stored with other content, or restart an upload", false)
+      .option("--limit-rate <rate>", "bytes per second across all connections (e.g. 10MB)"),
+  ))).action(async (paths: string[], flags) => {
+    const given = [...paths, ...(flags.file ? [flags.file] : [])];
+    if (given.length === 0) throw new UsageError("Missing PATH: give the files to upload");
+    const single = given.length === 1 && flags.prefix === undefined && isFile(given[0]);
+    if (flags.key !== undefined && !single) {
+      throw new UsageError("--key names one file: use --prefix for several files or a directory");
+    }
+    const options = transferOptions(flags, "");
+    // One token line for one file (the course's client prints it); none for a set.
+    if (!single) options.onToken = undefined;
     setExit(
       await run("upload", flags, async () => {
-        const result = await withProgress(flags, options, (o) => upload(path, o));
-        return { results: result, text: describeTransfer("Uploaded", result) };
+        const entries = collectUploads(given, flags.prefix ?? "");
+        if (single && flags.key !== undefined) entries[0].key = flags.key;
+        const progress = setProgress(!flags.quiet && !flags.json);
+        let result: SetResult;
+        try {
+          result = await uploadMany(entries, {
+            ...options,
+            prefix: flags.prefix,
+            force: flags.force,
+            onProgress: progress.onProgress,
+          });
+        } finally {
+          progress.stop();
+        }
+        if (single) {
+          const row = result.files[0];
+          if (row.status === "failed") throw new Error(row.reason);
+          if (row.result) {
+            return { results: row.result, text: describeTransfer("Uploaded", row.result) };
+          }
+          return { results: row, text: `Skipped '${row.key}': ${row.reason}` };
+        }
+        return { results: result, text: setText(result, "uploaded"), ok: result.failed === 0 };
       }),
     );
   });
 
   addOutputOptions(addTransferOptions(addConnectionOptions(
-    program.command("download <key>")
-      .description("download a key into a file, verified by MD5 before it gets its name")
-      .option("-o, --output <path>", "where to write it (default: the key's last part)"),
-  ))).action(async (key: string, flags) => {
-    const path = flags.output ?? defaultOutput(key);
-    const options = transferOptions(flags, key);
+    program.command("download [keys...]")
+      .description("download keys, each verified by MD5 before it gets its name")
+      .option(
+        "-o, --output <path>",
+        "file for one key (default: its last part); directory for several or --all",
+      )
+      .option("--all", "every finished key (under --prefix) into the -o directory", false)
+      .option("--prefix <prefix>", "with --all: only keys starting with this")
+      .option("--force", "overwrite a local file with other content", false)
+      .option("--limit-rate <rate>", "bytes per second across all connections (e.g. 10MB)"),
+  ))).action(async (keys: string[], flags) => {
+    if (keys.length === 0 && !flags.all) {
+      throw new UsageError("Missing KEY: name the keys to download, or use --all");
+    }
+    if (keys.length > 0 && flags.all) throw new UsageError("Give KEY... or --all, not both");
+    if (keys.length === 1 && !flags.all) {
+      const key = keys[0];
+      const path = flags.output ?? defaultOutput(key);
+      const options = { ...transferOptions(flags, key) };
+      setExit(
+        await run("download", flags, async () => {
+          const result = await withProgress(flags, options, (o) => download(path, o));
+          return { results: result, text: describeTransfer("Downloaded", result) };
+        }),
+      );
+      return;
+    }
+    const options = { ...transferOptions(flags, ""), onToken: undefined };
     setExit(
       await run("download", flags, async () => {
-        const result = await withProgress(flags, options, (o) => download(path, o));
-        return { results: result, text: describeTransfer("Downloaded", result) };
+        const progress = setProgress(!flags.quiet && !flags.json);
+        let result: SetResult;
+        try {
+          result = await downloadMany(keys, flags.output ?? ".", {
+            ...options,
+            all: flags.all,
+            prefix: flags.prefix,
+            force: flags.force,
+            onProgress: progress.onProgress,
+          });
+        } finally {
+          progress.stop();
+        }
+        return { results: result, text: setText(result, "downloaded"), ok: result.failed === 0 };
+      }),
+    );
+  });
+
+  addOutputOptions(addConnectionOptions(
+    program.command("list [prefix]")
+      .description("list stored keys: size, MD5, complete or not (LIST extension)"),
+  )).action(async (prefix: string | undefined, flags) => {
+    setExit(
+      await run("list", flags, async () => {
+        const listed = await listRemote(
+          connectOptions(flags),
+          prefix ?? "",
+        );
+        if (listed === null) {
+          throw new Error("The server does not support LIST (a course server?)");
+        }
+        return { results: listed, text: listText(listed.files, listed.truncated) };
       }),
     );
   });
@@ -322,7 +486,7 @@ async function fileCommand(
   key: string,
 ): Promise<{ results: unknown; text: string }> {
   const { reply } = await simpleRequest(
-    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    connectOptions(flags),
     "FILE",
     operation,
     { key },
@@ -346,7 +510,7 @@ async function dataCommand(
   fields: Record<string, unknown>,
 ): Promise<{ results: unknown; text: string }> {
   const { reply } = await simpleRequest(
-    { host: flags.server, port: flags.port, id: requireId(flags), timeoutMs: flags.timeout },
+    connectOptions(flags),
     "DATA",
     operation,
     fields,
@@ -365,6 +529,9 @@ async function serveCommand(
   flags: any,
 ): Promise<{ results: unknown; text: string; exitCode?: number }> {
   const mode = parseMode(flags.mode);
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
+  }
   // Listen for signals before announcing the address: a script may stop the
   // server as soon as it reads it.
   const stop = watchStopSignals();
@@ -383,6 +550,11 @@ async function serveCommand(
     idleTimeoutMs: flags.idleTimeout,
     backlog: flags.backlog,
     maxConnections: flags.maxConnections,
+    planTtl: flags.planTtl,
+    maxPlansPerUser: flags.maxPlansPerUser,
+    maxPlans: flags.maxPlans,
+    maxBuffered: flags.maxBuffered,
+    tls: flags.tlsCert ? readKeyPair(flags.tlsCert, flags.tlsKey) : undefined,
     onLog: (event) => {
       operations++;
       if (event.level === "error") errors++;
@@ -392,12 +564,13 @@ async function serveCommand(
     },
   });
   const ready =
-    `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root})`;
+    `Server is ready on ${server.hostname}:${server.port} (${mode}, root ${flags.root}` +
+    `${flags.tlsCert ? ", TLS" : ""})`;
   if (!flags.json) writeStdout(ready + "\n");
   else writeStderr(ready + "\n");
-  if (flags.secret === DEFAULT_SETTINGS.secret && !flags.quiet) {
+  if (flags.secret === COURSE_SECRET && !flags.quiet) {
     writeStderr(
-      "warning: the token secret is the course's public one: anyone can forge tokens (--secret)\n",
+      "warning: the token secret is the course's public one: anyone can forge tokens\n",
     );
   }
   // Serve until SIGINT or SIGTERM, then close cleanly and exit 130 or 143.

@@ -29,10 +29,26 @@ export const MAX_REPLY_JSON = 64 << 20;
 export const MAX_NAME_BYTES = 1024;
 /** Largest file size a SAVE may announce by default (1 TiB). */
 export const DEFAULT_MAX_FILE_SIZE = 2 ** 40;
+/** Most blocks one upload plan may have (a 16 MiB block map; 343 GB at 20480-byte blocks). */
+export const MAX_PLAN_BLOCKS = 1 << 24;
+
+/**
+ * What this project's server announces in its LOGIN reply (`capabilities`): course
+ * clients ignore the field; ours then use large blocks, a window of pipelined
+ * requests and several connections, and fall back to the course's lockstep with
+ * 20480-byte blocks when it is absent.
+ */
+export const SERVER_CAPABILITIES = [
+  "block_size",
+  "pipeline",
+  "streams",
+  "status_ranges",
+  "list",
+] as const;
 
 /** The request types of STEP v1.0. */
 export const TYPES = ["FILE", "DATA", "AUTH"] as const;
-/** The operations of STEP v1.0 plus the `STATUS` extension. */
+/** The operations of STEP v1.0 plus the `STATUS` and `LIST` extensions. */
 export const OPERATIONS = [
   "SAVE",
   "DELETE",
@@ -42,7 +58,11 @@ export const OPERATIONS = [
   "BYE",
   "LOGIN",
   "STATUS",
+  "LIST",
 ] as const;
+
+/** Most keys one LIST reply carries. */
+export const MAX_LIST_FILES = 10_000;
 
 /** A STEP JSON object. */
 export type StepJson = Record<string, unknown>;

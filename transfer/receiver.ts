@@ -47,32 +47,116 @@ export async function writeWithTimeout(
   }
 }
 
-/** A growable scratch buffer, reused for every block a connection reads or sends. */
-export class Scratch {
-  #buf: Uint8Array;
-  constructor(capacity = 64 * 1024) {
-    this.#buf = new Uint8Array(capacity);
-  }
-  /** A view of `length` bytes (contents undefined), valid until the next call. */
-  take(length: number): Uint8Array {
-    if (length > this.#buf.length) {
-      this.#buf = new Uint8Array(Math.max(length, this.#buf.length * 2));
-    }
-    return this.#buf.subarray(0, length);
+/** The server is out of buffer memory for this request (the isolate-wide cap is reached). */
+export class BusyError extends Error {
+  constructor(readonly wanted: number, readonly limit: number) {
+    super(
+      `the server is busy: its ${limit}-byte buffer budget cannot hold ${wanted} more bytes; ` +
+        `try again later`,
+    );
+    this.name = "BusyError";
   }
 }
 
-/** Reads STEP packets into a reusable buffer. */
+/**
+ * A cap on the bytes all connections of one isolate hold in receive and send
+ * buffers beyond their small base buffers. Buffers grow only as bytes arrive (or
+ * as a reply is built), and each growth reserves from this budget: a client that
+ * announces megabytes and sends nothing costs nothing, and many that send part of
+ * a large packet cannot together hold more than the budget.
+ */
+export class ByteBudget {
+  #used = 0;
+  constructor(readonly limit: number) {}
+  /** Bytes reserved now. */
+  get used(): number {
+    return this.#used;
+  }
+  /** Reserves `n` bytes, or throws {@linkcode BusyError} when the budget cannot hold them. */
+  reserve(n: number): void {
+    if (n <= 0) return;
+    if (this.#used + n > this.limit) throw new BusyError(n, this.limit);
+    this.#used += n;
+  }
+  /** Returns `n` reserved bytes. */
+  release(n: number): void {
+    this.#used = Math.max(0, this.#used - n);
+  }
+}
+
+/** A budget that never refuses (tests and clients). */
+export const UNLIMITED_BUDGET = new ByteBudget(Number.MAX_SAFE_INTEGER);
+
+/** A growable scratch buffer, reused for every block a connection reads or sends. */
+export class Scratch {
+  #buf: Uint8Array;
+  #reserved = 0;
+  readonly #base: number;
+  constructor(capacity = 64 * 1024, readonly budget: ByteBudget = UNLIMITED_BUDGET) {
+    this.#base = capacity;
+    this.#buf = new Uint8Array(capacity);
+  }
+  /**
+   * A view of `length` bytes (contents undefined), valid until the next call.
+   *
+   * @throws {BusyError} when growing past the base size does not fit the budget.
+   */
+  take(length: number): Uint8Array {
+    if (length > this.#buf.length) {
+      const size = Math.max(length, this.#buf.length * 2);
+      const extra = size - this.#base - this.#reserved;
+      this.budget.reserve(extra);
+      this.#reserved += extra;
+      this.#buf = new Uint8Array(size);
+    }
+    return this.#buf.subarray(0, length);
+  }
+  /** Returns the reserved bytes to the budget and drops the buffer. */
+  dispose(): void {
+    this.budget.release(this.#reserved);
+    this.#reserved = 0;
+    this.#buf = new Uint8Array(0);
+  }
+}
+
+/** Initial receive buffer of a connection: what an idle connection costs. */
+export const RECEIVE_BASE_BYTES = 16 * 1024;
+
+/**
+ * Reads STEP packets into a reusable buffer. The buffer grows with the bytes that
+ * have arrived, never with the lengths a header announces, and every growth past
+ * the base size is reserved from a {@linkcode ByteBudget}.
+ */
 export class PacketReceiver {
   readonly #source: ByteSource;
+  readonly #budget: ByteBudget;
   #buf: Uint8Array;
+  #reserved = 0;
   #start = 0;
   #end = 0;
   #eof = false;
 
-  constructor(source: ByteSource | ReadableStream<Uint8Array>, capacity = 256 * 1024) {
+  constructor(
+    source: ByteSource | ReadableStream<Uint8Array>,
+    budget: ByteBudget = UNLIMITED_BUDGET,
+    capacity = RECEIVE_BASE_BYTES,
+  ) {
     this.#source = source instanceof ReadableStream ? streamSource(source) : source;
+    this.#budget = budget;
     this.#buf = new Uint8Array(capacity);
+  }
+
+  /** Current buffer capacity in bytes (for tests and diagnostics). */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
+  /** Returns the reserved bytes to the budget. */
+  dispose(): void {
+    this.#budget.release(this.#reserved);
+    this.#reserved = 0;
+    this.#buf = new Uint8Array(0);
+    this.#start = this.#end = 0;
   }
 
   /**
@@ -81,6 +165,7 @@ export class PacketReceiver {
    *
    * @throws {import("../shared/errors.ts").FrameTooLargeError} from the header, before reading on.
    * @throws {TimeoutError} or {UnexpectedEofError} mid-packet.
+   * @throws {BusyError} when the packet's bytes do not fit the isolate's buffer budget.
    */
   async next(limits: StepLimits, idleMs: number, requestMs: number): Promise<PacketView | null> {
     // The previous packet's views are released now: reclaim their space.
@@ -103,17 +188,34 @@ export class PacketReceiver {
     return { json, binary };
   }
 
+  /** Makes room for at least one more byte, growing (within `n` and the budget) only when full. */
+  #makeRoom(n: number): void {
+    if (this.#end < this.#buf.length) return;
+    const held = this.#end - this.#start;
+    if (this.#start > 0 && held < this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = held;
+      return;
+    }
+    // Full of bytes that arrived: double, but never past what the packet needs.
+    const size = Math.min(Math.max(n, RECEIVE_BASE_BYTES), this.#buf.length * 2);
+    const extra = size - this.#buf.length;
+    this.#budget.reserve(extra);
+    this.#reserved += extra;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(this.#start, this.#end));
+    this.#buf = grown;
+    this.#start = 0;
+    this.#end = held;
+  }
+
   async #fill(n: number, timeoutMs: number, what: string, eofOk: boolean): Promise<void> {
     if (this.#end - this.#start >= n) return;
-    if (this.#start + n > this.#buf.length) {
-      // Move the partial packet to the front, growing the buffer only for a larger packet.
+    if (this.#start + n > this.#buf.length && this.#start > 0) {
+      // Move the partial packet to the front; growth waits for bytes to arrive.
       const held = this.#end - this.#start;
-      const target = n > this.#buf.length
-        ? new Uint8Array(Math.max(n, this.#buf.length * 2))
-        : this.#buf;
-      if (target === this.#buf) this.#buf.copyWithin(0, this.#start, this.#end);
-      else target.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = target;
+      this.#buf.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
       this.#end = held;
     }
@@ -121,6 +223,7 @@ export class PacketReceiver {
     while (this.#end - this.#start < n && !this.#eof) {
       const remaining = deadline - performance.now();
       if (remaining <= 0) throw new TimeoutError(what, timeoutMs);
+      this.#makeRoom(this.#start + n);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const count = await Promise.race([
         this.#source.read(this.#buf.subarray(this.#end)),

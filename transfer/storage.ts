@@ -11,11 +11,20 @@
  * server read back). Completion takes an exclusive lock on `.blocks`, re-reads
  * it, hashes, writes `<name>.md5`, then renames `.part` into `file/<user>/`.
  *
+ * Bounds (a hostile client can start plans for any user name): a plan's files are
+ * open only while a connection writes to it (an {@linkcode UploadSession} holds a
+ * few and lets them go when idle or closed); memory per open plan is constant
+ * (the block map stays on disk and is scanned in pieces); plans in progress are
+ * capped per user and in total; abandoned ones expire.
+ *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
+import { createMd5, type Md5 } from "./md5.ts";
 import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
+import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
+import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
 
 /** A name from the network made safe as one path component. */
 export function safeName(name: string): string {
@@ -41,27 +50,81 @@ export interface UploadPlan {
   blockSize: number;
 }
 
-/** An upload in progress, as one isolate sees it. */
+/** An upload in progress with its files open, shared by the connections of one isolate. */
 export interface UploadState {
   plan: UploadPlan;
   paths: KeyPaths;
   total: number;
-  received: Uint8Array;
+  /** Blocks received as far as this isolate knows (other processes may add more). */
   count: number;
   /** Inode of the plan file this state belongs to (a new SAVE makes a new one). */
   planInode: number | null;
   part: Deno.FsFile;
   blocks: Deno.FsFile;
-  /** Running MD5 while blocks arrive in order (null once they do not). */
-  hasher: Hash | null;
+  /**
+   * How the MD5 is computed while blocks arrive in order: in line (`hasher`, small
+   * files) or by a worker reading the file back behind the writes (`follower`,
+   * large ones); both null once blocks stop arriving in order (hashed at the end).
+   */
+  hasher: Md5 | null;
+  follower: Promise<HashFollower | null> | null;
+  /** Blocks from the start of the file known written (the hashed prefix). */
   nextHashIndex: number;
+  /** Bytes written since the last flush to disk was started. */
+  unsynced: number;
+  /** The flush in progress (`fdatasync` in the background while blocks arrive). */
+  syncing: Promise<void> | null;
+  /** Blocks received ahead of the hashed prefix by this isolate (bounded). */
+  early: Set<number>;
   completing: Promise<CompletionResult> | null;
+  /** Sessions holding it; its files close when this drops to 0. */
+  refs: number;
+  /**
+   * Blocks this isolate has written, one bit each, for plans of at most
+   * {@linkcode SMALL_PLAN_BLOCKS} blocks (saves reading the map per block); null
+   * for larger plans, whose map byte is read instead.
+   */
+  seen: Uint8Array | null;
+  /** Where the files' positions are (-1: unknown): in-order blocks need no seek. */
+  partPos: number;
+  mapPos: number;
+  /** True once its files are closed (deleted, completed, expired or released). */
+  closed: boolean;
 }
 
 /** Outcome of trying to complete an upload. */
 export type CompletionResult =
   | { done: true; md5: string }
   | { done: false; missing: number };
+
+/** One key in a LIST reply. */
+export interface ListedFile {
+  key: string;
+  size: number;
+  /** MD5 of a finished file; null while in progress. */
+  md5: string | null;
+  complete: boolean;
+}
+
+/** Limits on uploads in progress. */
+export interface PlanLimits {
+  /** Plans in progress one user may have. */
+  maxPlansPerUser: number;
+  /** Plans in progress in the whole root. */
+  maxPlans: number;
+  /** Seconds without a block after which a plan is removed (0: never). */
+  planTtlSeconds: number;
+}
+
+/** Defaults: 100 plans per user, 10,000 in all, expiry after a day without a block. */
+export const DEFAULT_PLAN_LIMITS: PlanLimits = {
+  maxPlansPerUser: 100,
+  maxPlans: 10_000,
+  planTtlSeconds: 86_400,
+};
+
+/** Why a SAVE could not start a plan. */
+export type StartRefusal = "exists" | "user-cap" | "total-cap";
 
 function exists(path: string): boolean {
   try {
@@ -87,6 +150,14 @@ function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
   while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
 }
 
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch {
+    // Already closed.
+  }
+}
+
 /** Reads up to `length` bytes at `position` (fewer only at the end of the file). */
 export function readAtSync(
   file: Deno.FsFile,
@@ -107,7 +178,7 @@ export function readAtSync(
 
 /** MD5 of a whole file, read in 1 MiB pieces. */
 export async function md5File(path: string): Promise<string> {
-  const hash = createHash("md5");
+  const hash = createMd5();
   using file = await Deno.open(path, { read: true });
   const buffer = new Uint8Array(1 << 20);
   for (;;) {
@@ -115,20 +186,51 @@ export async function md5File(path: string): Promise<string> {
     if (n === null) break;
     hash.update(buffer.subarray(0, n));
   }
-  return hash.digest("hex");
+  return hash.digest();
 }
 
-/** The storage root and the upload states of this isolate. */
+/**
+ * Bytes written between background flushes: the disk works while blocks arrive,
+ * instead of all at once when the upload completes (the page cache would otherwise
+ * hold a whole gigabyte until the final sync).
+ */
+export const FLUSH_EVERY_BYTES = 64 << 20;
+
+/** Plans up to this many blocks keep a bitset of written blocks in memory (16 KiB at most). */
+export const SMALL_PLAN_BLOCKS = 1 << 17;
+
+/** Most blocks received out of order that the running hash remembers before giving up. */
+const MAX_EARLY_BLOCKS = 4096;
+const ONE = new Uint8Array([1]);
+
+/** The storage root and the open uploads of this isolate. */
 export class Storage {
-  readonly #uploads = new Map<string, UploadState>();
+  readonly #open = new Map<string, UploadState>();
   /** Users whose directories exist, and recent key names (hashing each request costs). */
   readonly #users = new Set<string>();
   readonly #names = new Map<string, string>();
   readonly #scratch = new Scratch();
+  readonly #byte = new Uint8Array(1);
+  readonly limits: PlanLimits;
+  #totalPlans: { count: number; at: number } | null = null;
+  #lastSweep = 0;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly root: string) {
+  /** Module that registers the hash worker's service (default: the main module). */
+  entry: string | undefined;
+
+  constructor(readonly root: string, limits: Partial<PlanLimits> = {}, entry?: string) {
+    this.entry = entry;
+    this.limits = { ...DEFAULT_PLAN_LIMITS, ...limits };
     for (const dir of ["data", "file", "tmp"]) {
       Deno.mkdirSync(`${root}/${dir}`, { recursive: true });
+    }
+    if (this.limits.planTtlSeconds > 0) {
+      // Abandoned plans go even when no one SAVEs; the timer never keeps the process alive.
+      const every = Math.min(60_000, Math.max(1000, this.limits.planTtlSeconds * 250));
+      const timer = setInterval(() => this.sweepExpired(), every);
+      Deno.unrefTimer(timer);
+      this.#sweepTimer = timer;
     }
   }
 
@@ -163,9 +265,9 @@ export class Storage {
     return safe;
   }
 
-  /** The upload state this isolate holds for a key, if any (no file system access). */
-  cached(paths: KeyPaths): UploadState | undefined {
-    return this.#uploads.get(paths.plan);
+  /** Number of upload states with open files in this isolate. */
+  get openUploads(): number {
+    return this.#open.size;
   }
 
   /** True when the key is a finished file. */
@@ -178,72 +280,85 @@ export class Storage {
     return exists(paths.plan);
   }
 
+  /** Plans in progress of the user whose `tmp/` directory holds `paths.plan`. */
+  #userPlans(paths: KeyPaths): number {
+    const dir = paths.plan.slice(0, paths.plan.lastIndexOf("/"));
+    let count = 0;
+    for (const entry of Deno.readDirSync(dir)) if (entry.name.endsWith(".plan")) count++;
+    return count;
+  }
+
+  /** Plans in progress in the root, counted at most every 2 s (plus this isolate's since). */
+  #allPlans(): number {
+    const now = Date.now();
+    if (this.#totalPlans === null || now - this.#totalPlans.at > 2000) {
+      let count = 0;
+      for (const user of Deno.readDirSync(`${this.root}/tmp`)) {
+        if (!user.isDirectory) continue;
+        for (const entry of Deno.readDirSync(`${this.root}/tmp/${user.name}`)) {
+          if (entry.name.endsWith(".plan")) count++;
+        }
+      }
+      this.#totalPlans = { count, at: now };
+    }
+    return this.#totalPlans.count;
+  }
+
   /**
-   * Starts an upload. Returns `false` when another upload of the key holds it
-   * (the plan file is created exclusively, which is atomic across processes).
+   * Starts an upload: creates its three files and closes them (they open again when
+   * a connection writes). Returns why not when the key is taken (the plan file is
+   * created exclusively, which is atomic across processes) or a cap is reached.
    */
-  startUpload(paths: KeyPaths, plan: UploadPlan): boolean {
+  startUpload(paths: KeyPaths, plan: UploadPlan): StartRefusal | null {
+    this.sweepExpired(false);
+    if (exists(paths.plan)) return "exists";
+    if (this.#userPlans(paths) >= this.limits.maxPlansPerUser) return "user-cap";
+    if (this.#allPlans() >= this.limits.maxPlans) return "total-cap";
     let planFile: Deno.FsFile;
     try {
       planFile = Deno.openSync(paths.plan, { write: true, createNew: true });
     } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) return false;
+      if (error instanceof Deno.errors.AlreadyExists) return "exists";
       throw error;
     }
     try {
       const total = totalBlocks(plan.size, plan.blockSize);
-      const part = Deno.openSync(paths.part, {
-        read: true,
-        write: true,
-        create: true,
-        truncate: true,
-      });
-      part.truncateSync(plan.size);
-      const blocks = Deno.openSync(paths.blocks, {
-        read: true,
-        write: true,
-        create: true,
-        truncate: true,
-      });
-      blocks.truncateSync(total);
-      writeAllSync(planFile, new TextEncoder().encode(JSON.stringify(plan)));
-      const planInode = planFile.statSync().ino ?? null;
-      planFile.close();
-      this.#uploads.set(paths.plan, {
-        plan,
-        paths,
-        total,
-        received: new Uint8Array(total),
-        count: 0,
-        planInode,
-        part,
-        blocks,
-        hasher: createHash("md5"),
-        nextHashIndex: 0,
-        completing: null,
-      });
-      return true;
-    } catch (error) {
-      try {
-        planFile.close();
-      } catch {
-        // Already closed.
+      {
+        using part = Deno.openSync(paths.part, { write: true, create: true, truncate: true });
+        part.truncateSync(plan.size);
       }
+      {
+        using blocks = Deno.openSync(paths.blocks, { write: true, create: true, truncate: true });
+        blocks.truncateSync(total);
+      }
+      writeAllSync(planFile, new TextEncoder().encode(JSON.stringify(plan)));
+      if (this.#totalPlans) this.#totalPlans.count++;
+      return null;
+    } catch (error) {
       this.#removeUpload(paths);
       throw error;
+    } finally {
+      closeQuietly(planFile);
     }
   }
 
-  /** The upload state of a key (loaded from disk if this isolate has not seen it), or null. */
-  upload(paths: KeyPaths): UploadState | null {
-    // A cached state is checked against the plan file's inode (one stat): another
-    // process may have completed, deleted or restarted this upload meanwhile.
-    const cached = this.#uploads.get(paths.plan);
+  /** True while `state` still belongs to the plan on disk (one stat). */
+  current(state: UploadState): boolean {
+    return !state.closed && inodeOf(state.paths.plan) === state.planInode;
+  }
+
+  /**
+   * Opens (or shares) the upload state of a key and counts a reference to it;
+   * null when there is no upload in progress. Pair with {@linkcode release}.
+   */
+  acquire(paths: KeyPaths): UploadState | null {
+    const cached = this.#open.get(paths.plan);
     if (cached) {
-      const inode = inodeOf(paths.plan);
-      if (inode !== null && inode === cached.planInode) return cached;
+      if (this.current(cached)) {
+        cached.refs++;
+        return cached;
+      }
       this.#forget(paths);
-      if (inode === null) return null;
     }
     let plan: UploadPlan;
     try {
@@ -257,53 +372,105 @@ export class Storage {
     let blocks: Deno.FsFile;
     try {
       part = Deno.openSync(paths.part, { read: true, write: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }
+    try {
       blocks = Deno.openSync(paths.blocks, { read: true, write: true });
     } catch (error) {
+      closeQuietly(part);
       if (error instanceof Deno.errors.NotFound) return null;
       throw error;
     }
     const planInode = inodeOf(paths.plan);
     if (planInode === null) {
-      part.close();
-      blocks.close();
+      closeQuietly(part);
+      closeQuietly(blocks);
       return null;
     }
-    const received = readAtSync(blocks, 0, total);
-    const full = new Uint8Array(total);
-    full.set(received);
+    const { received } = scanBlockMap(blocks, total, 0);
+    const fresh = received === 0;
+    let seen: Uint8Array | null = null;
+    if (total <= SMALL_PLAN_BLOCKS) {
+      seen = new Uint8Array(Math.ceil(total / 8));
+      if (!fresh) {
+        const map = readAtSync(blocks, 0, total);
+        for (let i = 0; i < map.length; i++) if (map[i]) seen[i >> 3] |= 1 << (i & 7);
+      }
+    }
+    const follow = fresh && plan.size >= FOLLOW_MIN_BYTES;
     const state: UploadState = {
       plan,
       paths,
       total,
-      received: full,
-      count: full.reduce((sum, b) => sum + (b ? 1 : 0), 0),
+      count: received,
       planInode,
       part,
       blocks,
-      hasher: null,
-      nextHashIndex: -1,
+      // A plan no block has reached yet can be hashed as its blocks arrive.
+      hasher: fresh && !follow ? createMd5() : null,
+      follower: follow ? startHashFollower(paths.part, this.entry) : null,
+      nextHashIndex: fresh ? 0 : -1,
+      unsynced: 0,
+      syncing: null,
+      early: new Set(),
       completing: null,
+      refs: 1,
+      closed: false,
+      seen,
+      partPos: -1,
+      mapPos: -1,
     };
-    this.#uploads.set(paths.plan, state);
+    this.#open.set(paths.plan, state);
     return state;
+  }
+
+  /** Drops one reference; the files close with the last. */
+  release(state: UploadState): void {
+    if (state.closed) return;
+    state.refs--;
+    if (state.refs <= 0 && state.completing === null) this.#forget(state.paths);
+  }
+
+  #received(state: UploadState, index: number): boolean {
+    return readAtSync(state.blocks, index, 1, this.#byte)[0] === 1;
   }
 
   /** Writes one block and marks it received. Returns true if it was new. */
   writeBlock(state: UploadState, index: number, data: Uint8Array): boolean {
-    // Synchronous seek and write: no other connection of this isolate can run in between.
-    state.part.seekSync(index * state.plan.blockSize, Deno.SeekMode.Start);
-    writeAllSync(state.part, data);
-    state.blocks.seekSync(index, Deno.SeekMode.Start);
-    writeAllSync(state.blocks, new Uint8Array([1]));
-    const fresh = !state.received[index];
-    if (fresh) {
-      state.received[index] = 1;
-      state.count++;
+    // Synchronous seeks and writes: no other connection of this isolate can run in
+    // between. In-order blocks find both files already positioned (no seek).
+    let fresh: boolean;
+    if (state.seen) {
+      const bit = 1 << (index & 7);
+      fresh = (state.seen[index >> 3] & bit) === 0;
+      state.seen[index >> 3] |= bit;
+    } else {
+      fresh = !this.#received(state, index);
+      state.mapPos = index + 1;
     }
-    if (state.hasher !== null) {
+    const offset = index * state.plan.blockSize;
+    if (state.partPos !== offset) state.part.seekSync(offset, Deno.SeekMode.Start);
+    state.partPos = -1;
+    writeAllSync(state.part, data);
+    state.partPos = offset + data.length;
+    if (state.mapPos !== index) state.blocks.seekSync(index, Deno.SeekMode.Start);
+    state.mapPos = -1;
+    writeAllSync(state.blocks, ONE);
+    state.mapPos = index + 1;
+    if (fresh) state.count++;
+    if (state.hasher !== null || state.follower !== null) {
       // A block rewritten behind the hashed prefix may have changed: hash at the end instead.
-      if (index < state.nextHashIndex) state.hasher = null;
+      if (index < state.nextHashIndex) this.#stopHashing(state);
       else this.#advanceHash(state, index, data);
+    }
+    state.unsynced += data.length;
+    if (state.unsynced >= FLUSH_EVERY_BYTES && state.syncing === null) {
+      state.unsynced = 0;
+      state.syncing = state.part.syncData().catch(() => {}).finally(() => {
+        state.syncing = null;
+      });
     }
     return fresh;
   }
@@ -314,11 +481,18 @@ export class Storage {
    * last block lands, instead of costing a full re-read at completion.
    */
   #advanceHash(state: UploadState, index: number, data: Uint8Array): void {
-    const hasher = state.hasher!;
-    while (state.nextHashIndex < state.total && state.received[state.nextHashIndex]) {
+    if (index !== state.nextHashIndex) {
+      if (state.early.size >= MAX_EARLY_BLOCKS) this.#stopHashing(state);
+      else state.early.add(index);
+      return;
+    }
+    const hasher = state.hasher;
+    hasher?.update(data);
+    state.nextHashIndex++;
+    while (state.early.delete(state.nextHashIndex)) {
       const next = state.nextHashIndex;
-      if (next === index) hasher.update(data);
-      else {
+      if (hasher) {
+        state.partPos = -1;
         const length = blockLength(state.plan.size, state.plan.blockSize, next);
         hasher.update(
           readAtSync(state.part, next * state.plan.blockSize, length, this.#scratch.take(length)),
@@ -326,26 +500,46 @@ export class Storage {
       }
       state.nextHashIndex++;
     }
+    if (state.follower) {
+      const upTo = Math.min(state.plan.size, state.nextHashIndex * state.plan.blockSize);
+      state.follower.then((follower) => follower?.advance(upTo));
+    }
   }
 
-  /** Re-reads the received map from disk (other processes may have written blocks). */
-  refresh(state: UploadState): void {
-    const onDisk = readAtSync(state.blocks, 0, state.total);
-    let count = 0;
-    for (let i = 0; i < state.total; i++) {
-      if (onDisk[i] || state.received[i]) {
-        state.received[i] = 1;
-        count++;
+  #stopHashing(state: UploadState): void {
+    state.hasher = null;
+    state.follower?.then((follower) => follower?.stop());
+    state.follower = null;
+    state.early.clear();
+  }
+
+  /** The MD5 from the running hash if it covered every block, else by reading the file. */
+  async #digest(state: UploadState): Promise<string> {
+    const inOrder = state.nextHashIndex === state.total;
+    if (state.hasher !== null && inOrder) return state.hasher.digest();
+    if (state.follower !== null && inOrder) {
+      const follower = await state.follower;
+      if (follower) {
+        try {
+          return await follower.finish(state.plan.size);
+        } catch {
+          // The worker failed: read the file instead.
+        }
       }
     }
-    state.count = count;
+    this.#stopHashing(state);
+    return await md5File(state.paths.part);
   }
 
-  /** Indices of the blocks not yet received. */
-  missing(state: UploadState): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < state.total; i++) if (!state.received[i]) out.push(i);
-    return out;
+  /** Re-counts the received blocks from disk (other processes may have written some). */
+  refresh(state: UploadState): void {
+    state.count = this.scan(state, 0).received;
+  }
+
+  /** Scans the plan's block map on disk (see block_map.ts). */
+  scan(state: UploadState, maxRanges: number): BlockMapScan {
+    state.mapPos = -1;
+    return scanBlockMap(state.blocks, state.total, maxRanges);
   }
 
   /**
@@ -355,6 +549,7 @@ export class Storage {
   complete(state: UploadState): Promise<CompletionResult> {
     state.completing ??= this.#complete(state).finally(() => {
       state.completing = null;
+      if (state.refs <= 0) this.#forget(state.paths);
     });
     return state.completing;
   }
@@ -367,11 +562,14 @@ export class Storage {
       if (!exists(paths.plan)) return { done: false, missing: state.total };
       this.refresh(state);
       if (state.count < state.total) return { done: false, missing: state.total - state.count };
-      const md5 = state.hasher !== null && state.nextHashIndex === state.total
-        ? state.hasher.digest("hex")
-        : await md5File(paths.part);
+      const md5 = await this.#digest(state);
       state.hasher = null;
-      Deno.writeTextFileSync(`${paths.md5}.tmp`, md5);
+      state.follower = null;
+      // Stored durably before the name appears: a crash never leaves a file that lies.
+      await state.syncing;
+      await state.part.sync();
+      // The key rides along (names on disk are hashed): LIST reads it back.
+      Deno.writeTextFileSync(`${paths.md5}.tmp`, `${md5}\n${JSON.stringify(state.plan.key)}\n`);
       Deno.renameSync(`${paths.md5}.tmp`, paths.md5);
       Deno.renameSync(paths.part, paths.file);
       this.#removeUpload(paths);
@@ -387,14 +585,64 @@ export class Storage {
   }
 
   /** The stored MD5 of a finished file (computed and stored if missing). */
-  async md5Of(paths: KeyPaths): Promise<string> {
+  async md5Of(paths: KeyPaths, key?: string): Promise<string> {
     try {
-      return Deno.readTextFileSync(paths.md5).trim();
+      return Deno.readTextFileSync(paths.md5).split("\n")[0].trim();
     } catch {
       const md5 = await md5File(paths.file);
-      Deno.writeTextFileSync(paths.md5, md5);
+      Deno.writeTextFileSync(
+        paths.md5,
+        key === undefined ? md5 : `${md5}\n${JSON.stringify(key)}\n`,
+      );
       return md5;
     }
+  }
+
+  /**
+   * A user's keys starting with `prefix`, finished and in progress, sorted, at
+   * most `max` of them (`truncated` when there were more).
+   */
+  list(user: string, prefix: string, max: number): { files: ListedFile[]; truncated: boolean } {
+    const u = this.#name(user);
+    const files: ListedFile[] = [];
+    let truncated = false;
+    const add = (file: ListedFile) => {
+      if (!file.key.startsWith(prefix)) return;
+      if (files.length < max) files.push(file);
+      else truncated = true;
+    };
+    const entries = (dir: string) => {
+      try {
+        return [...Deno.readDirSync(dir)];
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return [];
+        throw error;
+      }
+    };
+    const fileDir = `${this.root}/file/${u}`;
+    for (const entry of entries(fileDir)) {
+      if (!entry.name.endsWith(".md5")) continue;
+      try {
+        const [md5, keyLine] = Deno.readTextFileSync(`${fileDir}/${entry.name}`).split("\n");
+        if (!keyLine) continue;
+        const size = Deno.statSync(`${fileDir}/${entry.name.slice(0, -4)}`).size;
+        add({ key: JSON.parse(keyLine), size, md5: md5.trim(), complete: true });
+      } catch {
+        // Deleted meanwhile, or written before keys were recorded.
+      }
+    }
+    const tmpDir = `${this.root}/tmp/${u}`;
+    for (const entry of entries(tmpDir)) {
+      if (!entry.name.endsWith(".plan")) continue;
+      try {
+        const plan = JSON.parse(Deno.readTextFileSync(`${tmpDir}/${entry.name}`)) as UploadPlan;
+        add({ key: plan.key, size: plan.size, md5: null, complete: false });
+      } catch {
+        // Removed meanwhile.
+      }
+    }
+    files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { files, truncated };
   }
 
   /** Removes an upload in progress (plan, data and block map). */
@@ -411,37 +659,142 @@ export class Storage {
         // Already gone.
       }
     }
+    if (this.#totalPlans) this.#totalPlans.count = Math.max(0, this.#totalPlans.count - 1);
   }
 
   #forget(paths: KeyPaths): void {
-    const state = this.#uploads.get(paths.plan);
+    const state = this.#open.get(paths.plan);
     if (!state) return;
-    this.#uploads.delete(paths.plan);
-    for (const file of [state.part, state.blocks]) {
-      try {
-        file.close();
-      } catch {
-        // Already closed.
+    this.#open.delete(paths.plan);
+    state.closed = true;
+    this.#stopHashing(state);
+    closeQuietly(state.part);
+    closeQuietly(state.blocks);
+  }
+
+  /**
+   * Removes plans that received no block for `planTtlSeconds` (the block map's
+   * modification time is the last block's). Runs at most once a second unless forced.
+   * Returns how many it removed.
+   */
+  sweepExpired(force = true): number {
+    const ttl = this.limits.planTtlSeconds;
+    if (ttl <= 0) return 0;
+    const now = Date.now();
+    if (!force && now - this.#lastSweep < Math.min(60_000, ttl * 250)) return 0;
+    this.#lastSweep = now;
+    let removed = 0;
+    try {
+      for (const user of Deno.readDirSync(`${this.root}/tmp`)) {
+        if (!user.isDirectory) continue;
+        const dir = `${this.root}/tmp/${user.name}`;
+        for (const entry of Deno.readDirSync(dir)) {
+          if (!entry.name.endsWith(".plan")) continue;
+          const base = `${dir}/${entry.name.slice(0, -".plan".length)}`;
+          const paths = { plan: `${base}.plan`, part: `${base}.part`, blocks: `${base}.blocks` };
+          let last = 0;
+          for (const path of [paths.plan, paths.blocks]) {
+            try {
+              last = Math.max(last, Deno.statSync(path).mtime?.getTime() ?? 0);
+            } catch {
+              // Gone meanwhile.
+            }
+          }
+          if (now - last <= ttl * 1000) continue;
+          this.removeUpload(paths as KeyPaths);
+          removed++;
+        }
       }
+    } catch (error) {
+      // The root vanished (tests remove it): nothing left to sweep.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
+    return removed;
   }
 
   /** Closes every open upload file (the uploads stay on disk for a later resume). */
   close(): void {
-    for (const state of this.#uploads.values()) {
-      for (const file of [state.part, state.blocks]) {
-        try {
-          file.close();
-        } catch {
-          // Already closed.
-        }
-      }
-    }
-    this.#uploads.clear();
+    clearInterval(this.#sweepTimer);
+    for (const state of [...this.#open.values()]) this.#forget(state.paths);
   }
 
   /** Length the block at `index` must have. */
   static blockLength(state: UploadState, index: number): number {
     return blockLength(state.plan.size, state.plan.blockSize, index);
+  }
+}
+
+/**
+ * The uploads one connection writes to: it keeps up to `maxHeld` open (so a
+ * connection that SAVEs hundreds of plans holds a handful of files), and lets them
+ * all go when it has not written for `idleMs` or when it ends, so a DELETE in
+ * another worker frees the disk space promptly.
+ */
+export class UploadSession {
+  readonly #held = new Map<string, UploadState>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastUse = 0;
+
+  constructor(
+    readonly storage: Storage,
+    readonly maxHeld = 4,
+    readonly idleMs = 2000,
+  ) {}
+
+  /** The upload state of a key, opened if needed, or null when no upload is in progress. */
+  upload(paths: KeyPaths): UploadState | null {
+    this.#lastUse = Date.now();
+    const held = this.#held.get(paths.plan);
+    if (held) {
+      if (this.storage.current(held)) {
+        // Most recently used last: the first entry is the one to evict.
+        this.#held.delete(paths.plan);
+        this.#held.set(paths.plan, held);
+        return held;
+      }
+      this.#held.delete(paths.plan);
+      this.storage.release(held);
+    }
+    const state = this.storage.acquire(paths);
+    if (state === null) return null;
+    this.#held.set(paths.plan, state);
+    while (this.#held.size > this.maxHeld) {
+      const [oldest, evicted] = this.#held.entries().next().value!;
+      this.#held.delete(oldest);
+      this.storage.release(evicted);
+    }
+    this.#arm();
+    return state;
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const check = () => {
+      this.#timer = undefined;
+      if (this.#held.size === 0) return;
+      const idle = Date.now() - this.#lastUse;
+      if (idle >= this.idleMs) this.releaseAll();
+      else {
+        const timer = setTimeout(check, this.idleMs - idle);
+        Deno.unrefTimer(timer);
+        this.#timer = timer;
+      }
+    };
+    const timer = setTimeout(check, this.idleMs);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Number of uploads held open. */
+  get held(): number {
+    return this.#held.size;
+  }
+
+  /** Lets every held upload go (the connection ended or went idle). */
+  releaseAll(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const state of this.#held.values()) this.storage.release(state);
+    this.#held.clear();
   }
 }

@@ -1,0 +1,273 @@
+/**
+ * `transfer bench --defaults`: what a user gets without flags, against the
+ * ceilings of the same machine measured in the same run (issue 15's targets).
+ *
+ * - A default `transfer upload FILE` of `size` bytes, timed as a whole client
+ *   process (start-up, LOGIN, transfer, MD5 checked, the server's copy synced to
+ *   disk before it answers), against `dd conv=fdatasync` and `md5sum` of the same
+ *   file on the same disk: the ratio is `max(dd, md5sum) / upload` (target ≥ 0.8).
+ * - The default download of it back, the same way (the client syncs its copy).
+ * - The course-compatible lockstep (`--mode sequential`, 20480-byte blocks) of
+ *   `lockstepSize` bytes against our server, beside the Python STEP peer's own
+ *   server and client pair (transfer/peers.ts, the Python STEP peer): the ratio is
+ *   `python / ours` (target ≥ 3).
+ * - The server's peak resident memory during the upload (target < 150 MB).
+ *
+ * The server runs as `transfer serve` in its own process, as a user would run it.
+ * CPU pressure before and after is reported beside the figures.
+ *
+ * @module
+ */
+import { readPressure } from "../shared/pressure.ts";
+import { BufferedReader } from "../shared/reader.ts";
+import { makeFile } from "./bench.ts";
+import { md5Engine } from "./md5.ts";
+import { STEP_PEER } from "./peers.ts";
+import { preparePeer, which } from "../shared/peer.ts";
+
+/** Options of {@linkcode runDefaultBench}. */
+export interface DefaultBenchOptions {
+  /** Bytes of the large file (default 1 GiB). */
+  size: number;
+  /** Bytes of the lockstep comparison (default 100 MB). */
+  lockstepSize: number;
+  /** Directory for the files (on the disk to measure; default a new one in /tmp). */
+  dir?: string;
+  onStatus?: (line: string) => void;
+}
+
+/** One timed step. */
+export interface DefaultBenchRow {
+  what: string;
+  bytes: number;
+  seconds: number;
+  mbPerS: number;
+}
+
+/** What {@linkcode runDefaultBench} measured. */
+export interface DefaultBenchResult {
+  rows: DefaultBenchRow[];
+  /** max(dd, md5sum) / default upload (target ≥ 0.8). */
+  uploadOfCeiling: number | null;
+  /** max(dd, md5sum) / default download (target ≥ 0.8). */
+  downloadOfCeiling: number | null;
+  /** Python pair / our lockstep pair, same bytes (target ≥ 3), or null without python3. */
+  lockstepOfPython: number | null;
+  /** Peak RSS of the server process during the large upload, MB. */
+  serverPeakRssMb: number | null;
+  md5Engine: string;
+  cpuPressureBefore: number | null;
+  cpuPressureAfter: number | null;
+  notes: string[];
+}
+
+const MAIN = new URL("./main.ts", import.meta.url);
+
+function round(value: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+async function timed(
+  command: string,
+  args: string[],
+  onRunning?: () => void,
+): Promise<{ seconds: number; stdout: string }> {
+  const started = performance.now();
+  const child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
+  let poll: ReturnType<typeof setInterval> | undefined;
+  if (onRunning) poll = setInterval(onRunning, 50);
+  const output = await child.output();
+  clearInterval(poll);
+  const seconds = (performance.now() - started) / 1000;
+  if (!output.success) {
+    throw new Error(
+      `${command} ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr).trim()}`,
+    );
+  }
+  return { seconds, stdout: new TextDecoder().decode(output.stdout) };
+}
+
+/** The Deno command line that runs `transfer` from source, as `deno task transfer` does. */
+function transferArgs(args: string[]): string[] {
+  return [
+    "run",
+    "--quiet",
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-ffi",
+    "--unstable-net",
+    MAIN.pathname,
+    ...args,
+  ];
+}
+
+async function startLine(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+): Promise<RegExpExecArray> {
+  const reader = new BufferedReader(child.stdout);
+  for (let i = 0; i < 20; i++) {
+    const line = await reader.readLine(1000, { timeout: 30_000 });
+    if (line === null) break;
+    if (!(line instanceof Uint8Array)) continue;
+    const match = pattern.exec(new TextDecoder().decode(line));
+    if (match) return match;
+  }
+  throw new Error("the server did not say it was ready");
+}
+
+function rssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs the defaults benchmark; see the module documentation. */
+export async function runDefaultBench(options: DefaultBenchOptions): Promise<DefaultBenchResult> {
+  if (MAIN.protocol !== "file:") throw new Error("bench --defaults runs from source only");
+  const status = options.onStatus ?? (() => {});
+  const dir = options.dir ?? await Deno.makeTempDir({ prefix: "transfer_defaults_" });
+  const own = options.dir === undefined;
+  const rows: DefaultBenchRow[] = [];
+  const notes: string[] = [];
+  const row = (what: string, bytes: number, seconds: number) => {
+    const entry = { what, bytes, seconds: round(seconds), mbPerS: round(bytes / 1e6 / seconds, 1) };
+    rows.push(entry);
+    status(`${what}: ${entry.seconds} s, ${entry.mbPerS} MB/s`);
+    return seconds;
+  };
+  const before = readPressure()?.avg10 ?? null;
+  const big = `${dir}/big.bin`;
+  const small = `${dir}/lockstep.bin`;
+  let server: Deno.ChildProcess | null = null;
+  try {
+    await makeFile(big, options.size);
+    await makeFile(small, options.lockstepSize);
+    const dd = row(
+      "dd conv=fdatasync",
+      options.size,
+      (await timed("dd", [`if=${big}`, `of=${dir}/dd.bin`, "bs=1M", "conv=fdatasync"])).seconds,
+    );
+    await Deno.remove(`${dir}/dd.bin`);
+    const md5sum = row("md5sum", options.size, (await timed("md5sum", [big])).seconds);
+    const ceiling = Math.max(dd, md5sum);
+
+    server = new Deno.Command(Deno.execPath(), {
+      args: transferArgs([
+        "serve",
+        "--host=127.0.0.1",
+        "--port=0",
+        `--root=${dir}/root`,
+        "--quiet",
+      ]),
+      stdout: "piped",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+    const ready = await startLine(server, /Server is ready on [^:]+:(\d+)/);
+    const port = ready[1];
+    const pid = server.pid;
+    const client = ["--server=127.0.0.1", `--port=${port}`, "--id=bench", "--json"];
+    let peak = rssMb(pid);
+    const up = await timed(
+      Deno.execPath(),
+      transferArgs(["upload", big, "--key=big", ...client]),
+      () => (peak = Math.max(peak, rssMb(pid))),
+    );
+    const upload = row("default upload (whole client process)", options.size, up.seconds);
+    const upResult = JSON.parse(up.stdout).results;
+    if (upResult.localMd5 !== upResult.serverMd5) throw new Error("upload MD5 mismatch");
+    notes.push(`default upload plan: ${upResult.plan}, block ${upResult.blockSize} B`);
+    const down = await timed(
+      Deno.execPath(),
+      transferArgs(["download", "big", `--output=${dir}/down.bin`, ...client]),
+    );
+    const download = row("default download (whole client process)", options.size, down.seconds);
+    await Deno.remove(`${dir}/down.bin`);
+
+    const ours = row(
+      "lockstep 20480 B, our client and server",
+      options.lockstepSize,
+      (await timed(
+        Deno.execPath(),
+        transferArgs(["upload", small, "--key=small", "--mode=sequential", ...client]),
+      )).seconds,
+    );
+    let lockstepOfPython: number | null = null;
+    if (which("python3")) {
+      // The course-compatible Python STEP peer, embedded in transfer/peers.ts.
+      const peer = await preparePeer(STEP_PEER);
+      const PEER = { pathname: peer.argv[1] };
+      const python = new Deno.Command("python3", {
+        args: [PEER.pathname, "server", `${dir}/python-root`],
+        stdout: "piped",
+        stderr: "null",
+        stdin: "null",
+      }).spawn();
+      try {
+        const line = await startLine(python, /Server is ready (\d+)/);
+        const theirs = row(
+          "lockstep 20480 B, Python STEP peer pair",
+          options.lockstepSize,
+          (await timed("python3", [PEER.pathname, "client", "127.0.0.1", line[1], "bench", small]))
+            .seconds,
+        );
+        lockstepOfPython = round(theirs / ours, 2);
+      } finally {
+        python.kill("SIGKILL");
+        await python.status;
+        await peer.close();
+      }
+    } else notes.push("python3 not found: no lockstep comparison");
+    const after = readPressure()?.avg10 ?? null;
+    return {
+      rows,
+      uploadOfCeiling: round(ceiling / upload, 2),
+      downloadOfCeiling: round(ceiling / download, 2),
+      lockstepOfPython,
+      serverPeakRssMb: round(peak, 1),
+      md5Engine: md5Engine(),
+      cpuPressureBefore: before,
+      cpuPressureAfter: after,
+      notes,
+    };
+  } finally {
+    if (server) {
+      try {
+        server.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await server.status;
+    }
+    await Deno.remove(big).catch(() => {});
+    await Deno.remove(small).catch(() => {});
+    if (own) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    else await Deno.remove(`${dir}/root`, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The result as text lines. */
+export function defaultBenchText(result: DefaultBenchResult): string {
+  const lines = result.rows.map((r) =>
+    `${r.what.padEnd(44)} ${r.seconds.toFixed(3).padStart(8)} s ${
+      r.mbPerS.toFixed(1).padStart(8)
+    } MB/s`
+  );
+  lines.push(
+    `default upload / slower of dd and md5sum: ${result.uploadOfCeiling} (target >= 0.8)`,
+    `default download / slower of dd and md5sum: ${result.downloadOfCeiling} (target >= 0.8)`,
+    `lockstep: ours ${result.lockstepOfPython ?? "n/a"}x the Python pair (target >= 3)`,
+    `server peak RSS during the upload: ${result.serverPeakRssMb} MB (target < 150)`,
+    `MD5: ${result.md5Engine}; CPU pressure (some avg10) ${result.cpuPressureBefore} -> ${result.cpuPressureAfter}`,
+    ...result.notes,
+  );
+  return lines.join("\n") + "\n";
+}
