@@ -23,6 +23,7 @@ case "$1" in
     shift
     perms="--allow-env --allow-net --allow-read --allow-write --allow-run"
     [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname --allow-ffi"
+    [ "$tool" = transfer ] && perms="$perms --allow-ffi"
     [ "$tool" = interarrival ] && perms="$perms --allow-ffi"
     [ "$tool" = ipcbench ] && perms="$perms --allow-ffi"
     if [ -f "$here/$tool/main.ts" ]; then

@@ -23,7 +23,15 @@ export const PERMISSIONS: Record<string, string[]> = {
     "--allow-sys=hostname",
     "--allow-ffi",
   ],
-  transfer: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
+  // --allow-ffi: MD5 through libcrypto (node:crypto when not permitted).
+  transfer: [
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-ffi",
+  ],
   taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
   interarrival: [
     "--allow-env",
