@@ -29,6 +29,7 @@ import {
   verdictForErrno,
 } from "./verdict.ts";
 import { HostRtts, type RttBounds, type RttEstimate } from "./timing.ts";
+import { JobQueue, type Timer, TimerHeap } from "./ffi_queues.ts";
 
 /** The verdict a refused connect gets (its socket can connect again). */
 const REFUSED = verdictForErrno(Errno.ECONNREFUSED);
@@ -103,81 +104,6 @@ interface PortJob {
   queued: boolean;
 }
 
-interface Timer {
-  at: number;
-  job: PortJob;
-  seq: number;
-  kind: "retry" | "deadline";
-}
-
-/** Binary min-heap of timers by `at`. */
-class TimerHeap {
-  #items: Timer[] = [];
-  get size(): number {
-    return this.#items.length;
-  }
-  peek(): Timer | undefined {
-    return this.#items[0];
-  }
-  push(timer: Timer): void {
-    const items = this.#items;
-    items.push(timer);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (items[parent].at <= timer.at) break;
-      items[i] = items[parent];
-      i = parent;
-    }
-    items[i] = timer;
-  }
-  pop(): Timer | undefined {
-    const items = this.#items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= items.length) break;
-        const right = left + 1;
-        const child = right < items.length && items[right].at < items[left].at ? right : left;
-        if (items[child].at >= last.at) break;
-        items[i] = items[child];
-        i = child;
-      }
-      items[i] = last;
-    }
-    return top;
-  }
-}
-
-/** Double-ended queue of jobs waiting for a socket (retries first). */
-class JobQueue {
-  #items: PortJob[] = [];
-  #head = 0;
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-  push(job: PortJob): void {
-    this.#items.push(job);
-  }
-  unshift(job: PortJob): void {
-    if (this.#head > 0) this.#items[--this.#head] = job;
-    else this.#items.unshift(job);
-  }
-  shift(): PortJob | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const job = this.#items[this.#head];
-    this.#items[this.#head++] = undefined as unknown as PortJob;
-    if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return job;
-  }
-}
-
 /** The most time between two turns of the event loop while connects are being issued. */
 const YIELD_EVERY_MS = 8;
 
@@ -195,8 +121,8 @@ export class FfiEngine {
   readonly #rtts = new HostRtts();
   /** Batches with probes not yet started, oldest first. */
   readonly #fresh: Batch[] = [];
-  readonly #retry = new JobQueue();
-  readonly #timers = new TimerHeap();
+  readonly #retry = new JobQueue<PortJob>();
+  readonly #timers = new TimerHeap<PortJob>();
   #seq = 0;
   #running = false;
   #rate = 0;
@@ -323,7 +249,7 @@ export class FfiEngine {
     this.#sockets--;
   }
 
-  #setTimer(job: PortJob, at: number, kind: Timer["kind"]): void {
+  #setTimer(job: PortJob, at: number, kind: Timer<PortJob>["kind"]): void {
     job.timer = ++this.#seq;
     this.#timers.push({ at, job, seq: job.timer, kind });
   }
@@ -558,7 +484,7 @@ export class FfiEngine {
   }
 
   /** The first live timer (stale ones are dropped). */
-  #nextTimer(): Timer | undefined {
+  #nextTimer(): Timer<PortJob> | undefined {
     for (;;) {
       const timer = this.#timers.peek();
       if (!timer || (!timer.job.done && timer.seq === timer.job.timer)) return timer;
