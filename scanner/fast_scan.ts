@@ -95,8 +95,16 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
   if (plain === null) return null;
   const encoder = new TextEncoder();
   const controller = new AbortController();
+  // SIGINT exits 130, SIGTERM 143, after printing what was found (no shared/cli.ts here:
+  // it would load commander, which this path exists to skip).
+  let stoppedBy = "SIGINT" as "SIGINT" | "SIGTERM";
   const onInterrupt = () => controller.abort(new Error("interrupted"));
+  const onTerminate = () => {
+    stoppedBy = "SIGTERM";
+    controller.abort(new Error("terminated"));
+  };
   Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onTerminate);
   try {
     const result = await scan({
       targets: plain.targets,
@@ -120,14 +128,15 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
     if (!result.interrupted) return 0;
     await writeAll(
       Deno.stderr,
-      encoder.encode("scanner: interrupted: the results above are partial\n"),
+      encoder.encode(`scanner: interrupted by ${stoppedBy}: the results above are partial\n`),
     );
-    return 130;
+    return stoppedBy === "SIGTERM" ? 143 : 130;
   } catch (error) {
     await writeAll(Deno.stderr, encoder.encode(`scanner: error: ${errorMessage(error)}\n`));
     return 1;
   } finally {
     Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onTerminate);
   }
 }
 

@@ -9,9 +9,12 @@
  */
 import {
   EXIT_FAILURE,
+  EXIT_INTERRUPTED,
   EXIT_OK,
+  exitCodeAfter,
   jsonDocument,
   warn,
+  watchStopSignals,
   writeStderr,
   writeStdout,
 } from "../shared/cli.ts";
@@ -42,9 +45,6 @@ import { BannerGrabber } from "./banners.ts";
 import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
 import { countStates } from "./scan.ts";
-
-/** Exit code after Ctrl-C (128 + SIGINT). */
-export const EXIT_INTERRUPTED = 130;
 
 /** The scan command's flags, as commander gives them. */
 export interface ScanFlags {
@@ -245,9 +245,8 @@ export async function runScan(
     : null;
   const grabs: Promise<void>[] = [];
   const banners = new Map<string, string | null>();
-  const controller = new AbortController();
-  const onInterrupt = () => controller.abort(new Error("interrupted"));
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  // SIGINT/SIGTERM: stop, print and write what was found, then exit 130/143.
+  const stop = watchStopSignals();
   let progress: Progress | null = null;
   const showProgress = !machine && !flags.quiet && Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
@@ -268,7 +267,7 @@ export async function runScan(
       retries: flags.retries,
       rate: flags.rate,
       services,
-      signal: controller.signal,
+      signal: stop.abort,
       onPort: flags.jsonl || grabber
         ? (host, port) => {
           if (grabber && port.state === "open") {
@@ -306,7 +305,7 @@ export async function runScan(
     // Leave the terminal clean even when the scan fails.
     finished = true;
     (progress as Progress | null)?.stop();
-    Deno.removeSignalListener("SIGINT", onInterrupt);
+    stop.dispose();
   }
   if (grabber) {
     await Promise.all(grabs);
@@ -392,8 +391,10 @@ export async function runScan(
   else if (flags.grep) writeStdout(formatGrep(result, show));
   else writeStdout(formatTable(result, show, unresolved));
   if (result.interrupted) {
-    if (!machine) writeStderr("scanner: interrupted: the results above are partial\n");
-    return EXIT_INTERRUPTED;
+    if (!machine) {
+      writeStderr(`scanner: interrupted by ${stop.signal}: the results above are partial\n`);
+    }
+    return exitCodeAfter(stop.signal, EXIT_INTERRUPTED);
   }
   return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
 }

@@ -89,6 +89,12 @@ netnsTest(
           "process",
           "--workers",
           "2",
+          // The connect engine with a small window keeps 63,536 filtered ports busy for
+          // minutes (the FFI engine would finish them within about one timeout).
+          "--engine",
+          "connect",
+          "--concurrency",
+          "64",
           "--show",
           "all",
           "--json",
