@@ -391,9 +391,8 @@ export async function runScan(
   else if (flags.grep) writeStdout(formatGrep(result, show));
   else writeStdout(formatTable(result, show, unresolved));
   if (result.interrupted) {
-    if (!machine) {
-      writeStderr(`scanner: interrupted by ${stop.signal}: the results above are partial\n`);
-    }
+    // On stderr, so it is said under --json and --jsonl too (stdout holds only results).
+    writeStderr(`scanner: interrupted by ${stop.signal}: the results are partial\n`);
     return exitCodeAfter(stop.signal, EXIT_INTERRUPTED);
   }
   return unresolved.length > 0 ? EXIT_FAILURE : EXIT_OK;
