@@ -129,14 +129,18 @@ async function bundle(tool: string): Promise<string> {
     const body = await Deno.readTextFile(`${staging}/${entryName}`);
     await Deno.remove(`${staging}/${entryName}`);
     const names = new Set([...Deno.readDirSync(staging)].map((entry) => entry.name));
-    // The entry moves up one folder: its imports of chunks gain the folder's name.
-    const program = body.replace(
-      /(["'])\.\/([\w.-]+\.js)\1/g,
-      (whole, quote, name) => names.has(name) ? `${quote}./${tool}.chunks/${name}${quote}` : whole,
-    );
+    // Chunks become `.mjs`: Deno then knows they are ES modules without checking
+    // each `.js` file for CommonJS. The entry moves up one folder: its imports of
+    // chunks gain the folder's name.
+    const chunkImport = (folder: string) => (whole: string, quote: string, name: string) =>
+      names.has(name) ? `${quote}./${folder}${name.replace(/\.js$/, ".mjs")}${quote}` : whole;
+    const importPattern = /(["'])\.\/([\w.-]+\.js)\1/g;
+    const program = body.replace(importPattern, chunkImport(`${tool}.chunks/`));
     for (const name of names) {
       const path = `${staging}/${name}`;
-      await Deno.writeTextFile(path, lazyRequire(await Deno.readTextFile(path)));
+      const code = (await Deno.readTextFile(path)).replace(importPattern, chunkImport(""));
+      await Deno.writeTextFile(path.replace(/\.js$/, ".mjs"), lazyRequire(code));
+      if (name.endsWith(".js")) await Deno.remove(path);
     }
     await Deno.remove(chunks, { recursive: true }).catch(() => {});
     await Deno.rename(staging, chunks);
