@@ -8,6 +8,7 @@
  */
 import type { ReportTable } from "../shared/report.ts";
 import { readPressure } from "../shared/pressure.ts";
+import { processTreeStatLines } from "../shared/proc.ts";
 import { launch, type ServerSpec } from "./bench_servers.ts";
 import { throughput, type ThroughputRun } from "./load_bench.ts";
 
@@ -155,21 +156,10 @@ export function processTreeCpuMs(pid: number): number | null {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
   };
-  try {
-    let ticks = cpuOf(Deno.readTextFileSync(`/proc/${pid}/stat`)).ticks;
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      try {
-        const child = cpuOf(Deno.readTextFileSync(`/proc/${entry.name}/stat`));
-        if (child.ppid === pid) ticks += child.ticks;
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-    return (ticks * 1000) / CLOCK_TICKS;
-  } catch {
-    return null;
-  }
+  const lines = processTreeStatLines(pid);
+  if (lines === null || lines.length === 0) return null;
+  const ticks = lines.reduce((sum, line) => sum + cpuOf(line).ticks, 0);
+  return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : null;
 }
 
 function serverCpuPerAnswer(

@@ -20,6 +20,7 @@ import { liveChildPids } from "../shared/runtime.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { type PreparedPeer, preparePeer, startPeer, stopProcess, which } from "../shared/peer.ts";
 import { STEP_PEER } from "./peers.ts";
+import { readProcText } from "../shared/proc.ts";
 import { DEFAULT_BLOCK_SIZE, formatSize } from "./protocol.ts";
 import { startServer } from "./server.ts";
 import { download, simpleRequest, upload } from "./client.ts";
@@ -223,13 +224,10 @@ async function startPythonPeer(
 function serverPeakRssMb(lab: Lab): number | null {
   let total = 0;
   for (const pid of lab.serverPids) {
-    try {
-      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-      if (Number.isFinite(kb)) total += kb / 1024;
-    } catch {
-      return null;
-    }
+    const status = readProcText(`/proc/${pid}/status`);
+    if (status === null) return null;
+    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+    if (Number.isFinite(kb)) total += kb / 1024;
   }
   return lab.serverPids.length > 0 ? round(total, 1) : null;
 }

@@ -24,6 +24,7 @@ import { makeFile } from "./bench.ts";
 import { md5Engine } from "./md5.ts";
 import { STEP_PEER } from "./peers.ts";
 import { preparePeer, which } from "../shared/peer.ts";
+import { readProcText } from "../shared/proc.ts";
 
 /** Options of {@linkcode runDefaultBench}. */
 export interface DefaultBenchOptions {
@@ -121,12 +122,8 @@ async function startLine(
 }
 
 function rssMb(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
+  const status = readProcText(`/proc/${pid}/status`) ?? "";
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
 }
 
 /** Runs the defaults benchmark; see the module documentation. */
