@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
+import { convertSummary, HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
 import { roundMs } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import type { Mode } from "../shared/mode.ts";
@@ -13,19 +13,7 @@ import type { ConnectionRecord, MessageSample, ReceiverCollector } from "./colle
 
 /** Percentiles in milliseconds from a microsecond histogram. */
 function msSummary(h: HdrHistogram): PercentileSummary {
-  const s = h.summary();
-  const ms = (x: number) => (Number.isFinite(x) ? roundMs(x / 1000) : x);
-  return {
-    count: s.count,
-    min: ms(s.min),
-    mean: ms(s.mean),
-    p50: ms(s.p50),
-    p90: ms(s.p90),
-    p99: ms(s.p99),
-    p999: ms(s.p999),
-    p9999: ms(s.p9999),
-    max: ms(s.max),
-  };
+  return convertSummary(h.summary(), (x) => (Number.isFinite(x) ? roundMs(x / 1000) : x));
 }
 
 /** What the server reports when it stops. */

@@ -251,3 +251,24 @@ export class HdrHistogram {
     return h;
   }
 }
+
+/**
+ * The same summary with every value (not the count) passed through `convert`,
+ * e.g. microseconds to rounded milliseconds.
+ */
+export function convertSummary(
+  summary: PercentileSummary,
+  convert: (value: number) => number,
+): PercentileSummary {
+  return {
+    count: summary.count,
+    min: convert(summary.min),
+    mean: convert(summary.mean),
+    p50: convert(summary.p50),
+    p90: convert(summary.p90),
+    p99: convert(summary.p99),
+    p999: convert(summary.p999),
+    p9999: convert(summary.p9999),
+    max: convert(summary.max),
+  };
+}

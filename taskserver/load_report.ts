@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
+import { convertSummary, HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
 import { type LinePlot, renderTable, type ReportTable, writeReport } from "../shared/report.ts";
 import type { ShareResult, TimelineSecond } from "./load_engine.ts";
 import { type Framing, mixShares } from "./load_plan.ts";
@@ -109,18 +109,7 @@ export function mergeResults(results: ShareResult[]): ShareResult {
 }
 
 function inMs(s: PercentileSummary): PercentileSummary {
-  const ms = (v: number) => Math.round(v) / 1000;
-  return {
-    count: s.count,
-    min: ms(s.min),
-    mean: ms(s.mean),
-    p50: ms(s.p50),
-    p90: ms(s.p90),
-    p99: ms(s.p99),
-    p999: ms(s.p999),
-    p9999: ms(s.p9999),
-    max: ms(s.max),
-  };
+  return convertSummary(s, (v) => Math.round(v) / 1000);
 }
 
 /** The summary of a result. */
