@@ -114,6 +114,13 @@ export interface ServeOptions<Init = unknown> {
   maxConnections?: number;
   /** What a connection refused by `maxConnections` is sent before it is closed. */
   refusal?: string;
+  /**
+   * Told how many connections were just refused by `maxConnections` (several
+   * refusals in a short time arrive as one call). Default: a line on stderr at
+   * most every {@linkcode REFUSAL_REPORT_MS}, so that an operator sees clients
+   * turned away (`Refused 37 connections in the last 10 s: ...`).
+   */
+  onRefused?: (refused: number) => void;
 }
 
 /** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
@@ -141,6 +148,54 @@ const RELAY_WINDOW = 1 << 20;
 
 /** Milliseconds a refused client gets to take the refusal before its connection closes. */
 const REFUSAL_WRITE_MS = 1000;
+
+/** Most often the default refusal report is written to stderr, in milliseconds. */
+export const REFUSAL_REPORT_MS = 10_000;
+
+/**
+ * Counts the connections a server refused over its `maxConnections` bound, for
+ * {@linkcode RunningServer.refusedConnections}, and passes them on to
+ * `onRefused` or, by default, to a stderr line at most every
+ * {@linkcode REFUSAL_REPORT_MS} (the first one at once).
+ */
+class RefusalTally {
+  total = 0;
+  #unreported = 0;
+  #lastReport = -Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    private readonly where: string,
+    private readonly bound: number,
+    private readonly onRefused?: (refused: number) => void,
+  ) {}
+
+  add(refused: number): void {
+    this.total += refused;
+    if (this.onRefused) return this.onRefused(refused);
+    this.#unreported += refused;
+    if (this.#timer !== undefined) return;
+    const wait = Math.max(0, this.#lastReport + REFUSAL_REPORT_MS - performance.now());
+    const timer = setTimeout(() => this.flush(), wait);
+    // A pending report never keeps a stopped server's process alive.
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Writes what is not reported yet (also when the server closes). */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#unreported === 0) return;
+    const more = this.#lastReport === -Infinity ? "" : " more";
+    console.error(
+      `${this.where}: refused ${this.#unreported}${more} connection` +
+        `${this.#unreported === 1 ? "" : "s"}: ${this.bound} already open ` +
+        `(the server's max connections); ${this.total} refused since start`,
+    );
+    this.#unreported = 0;
+    this.#lastReport = performance.now();
+  }
+}
 
 /** `Deno.listen`'s fixed listen-queue length. */
 export const DENO_LISTEN_BACKLOG = 511;
@@ -223,6 +278,8 @@ export interface RunningServer {
   close(): Promise<void>;
   /** Settles when the server has stopped (after `close`, or a fatal error). */
   finished: Promise<void>;
+  /** Connections refused so far because `maxConnections` were open (every worker's). */
+  refusedConnections(): number;
 }
 
 function epoch(): number {
@@ -242,6 +299,8 @@ interface LoopOptions {
   /** Most connections served at once by this loop. */
   maxConnections: number;
   refusal?: string;
+  /** Called for each connection refused by `maxConnections`. */
+  onRefuse: () => void;
 }
 
 /** Sends `refusal` (bounded in time) to a connection over the bound, then closes it. */
@@ -311,6 +370,7 @@ function acceptLoop(options: LoopOptions): { stop(): Promise<void>; done: Promis
       }
       failedInARow = 0;
       if (conns.size >= options.maxConnections) {
+        options.onRefuse();
         void refuse(conn, options.refusal);
         continue;
       }
@@ -393,6 +453,15 @@ defineService("netconc.server.pool", async (channel, init, info) => {
   // The parent claimed the port for the pool: its workers join it.
   const listeners = listenAll(options.hostname, options.port, options.listeners ?? 1, true, true);
   const emit = batchedEmitter(channel);
+  // Refusals go to the parent in batches, so that a flood of them is not a flood of messages.
+  let refused = 0;
+  let refusedTimer: ReturnType<typeof setTimeout> | undefined;
+  const sendRefused = () => {
+    clearTimeout(refusedTimer);
+    refusedTimer = undefined;
+    if (refused > 0) channel.send({ refused });
+    refused = 0;
+  };
   const loop = acceptLoop({
     listeners,
     handler,
@@ -404,10 +473,14 @@ defineService("netconc.server.pool", async (channel, init, info) => {
     graceMs: options.graceMs,
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     refusal: options.refusal,
+    onRefuse() {
+      if (refused++ === 0) refusedTimer = setTimeout(sendRefused, 100);
+    },
   });
   channel.send({ listening: true });
   while ((await channel.receive()) !== null);
   await loop.stop();
+  sendRefused();
   await flushEvents(emit);
   return null;
 });
@@ -534,6 +607,9 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
     const port = (listeners[0].addr as Deno.NetAddr).port;
     const where = describeWhere("main", 0, Deno.pid);
     const relay = local ? handler : relayHandler(options, onEvent);
+    const maxConnections = options.maxConnections ??
+      (local ? DEFAULT_MAX_CONNECTIONS : DEFAULT_MAX_PER_CONNECTION_WORKERS);
+    const tally = new RefusalTally(where, maxConnections, options.onRefused);
     const loop = acceptLoop({
       listeners,
       handler: relay,
@@ -543,12 +619,12 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
       sequential: options.mode === "sequential",
       emit: (event) => onEvent(event, { worker: 0, where }),
       graceMs,
-      maxConnections: options.maxConnections ??
-        (local ? DEFAULT_MAX_CONNECTIONS : DEFAULT_MAX_PER_CONNECTION_WORKERS),
+      maxConnections,
       refusal: options.refusal,
+      onRefuse: () => tally.add(1),
     });
     let closing: Promise<void> | null = null;
-    const close = () => (closing ??= loop.stop());
+    const close = () => (closing ??= loop.stop().then(() => tally.flush()));
     options.signal?.addEventListener("abort", () => void close(), { once: true });
     return {
       hostname,
@@ -556,6 +632,7 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
       mode: options.mode,
       close,
       finished: loop.done.then(() => closing ?? undefined),
+      refusedConnections: () => tally.total,
     };
   }
   return await servePool(options, hostname, graceMs, onEvent);
@@ -670,6 +747,11 @@ async function servePool<Init>(
   } else claimPort(hostname, port);
   const count = Math.max(1, options.workers ?? 2);
   const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const tally = new RefusalTally(
+    `${kind} pool on ${hostname}:${port}`,
+    maxConnections,
+    options.onRefused,
+  );
   /** Every worker started (dead ones included), so that closing reaches all. */
   const workers = new Set<Spawned>();
   let stopping = false;
@@ -727,10 +809,11 @@ async function servePool<Init>(
       throw new Error(`${worker.where} could not listen on ${hostname}:${port}`);
     }
     worker.channel.listen((message) => {
-      const data = message.data as { ev?: unknown[] };
+      const data = message.data as { ev?: unknown[]; refused?: number };
       if (data.ev) {
         for (const event of data.ev) onEvent(event, { worker: id, where: worker.where });
       }
+      if (data.refused) tally.add(data.refused);
     });
     worker.done.then(() => null, (error) => error).then((error) => {
       workers.delete(worker);
@@ -768,8 +851,16 @@ async function servePool<Init>(
       await Promise.race([finished, deadline]);
       for (const worker of workers) worker.kill();
       await finished;
+      tally.flush();
     })();
   }
   options.signal?.addEventListener("abort", () => void close(), { once: true });
-  return { hostname, port, mode: options.mode, close, finished };
+  return {
+    hostname,
+    port,
+    mode: options.mode,
+    close,
+    finished,
+    refusedConnections: () => tally.total,
+  };
 }

@@ -11,6 +11,11 @@ export function assertEquals<T>(actual: T, expected: T, message?: string): void 
   assert.deepStrictEqual(actual, expected, message);
 }
 
+/** Asserts `actual` matches `expected`. */
+export function assertMatch(actual: string, expected: RegExp, message?: string): void {
+  assert.match(actual, expected, message);
+}
+
 /** Asserts a condition holds. */
 export function assertOk(condition: unknown, message?: string): asserts condition {
   assert.ok(condition, message);

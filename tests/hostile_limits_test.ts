@@ -1,9 +1,10 @@
 /**
  * Issue 13 "Also": `--max-connections` bounds the connections every server
  * serves at once; a connection above it is told so (taskserver: an `Error:`
- * line) and closed at once, and a client is served again once one leaves.
+ * line) and closed at once, and a client is served again once one leaves;
+ * the server counts the refusals on stderr.
  */
-import { assertEquals, assertOk } from "./_assert.ts";
+import { assertEquals, assertMatch, assertOk } from "./_assert.ts";
 import {
   freshClient,
   readUntilClosed,
@@ -33,6 +34,7 @@ for (const kind of SERVER_KINDS) {
         extra: ["--max-connections", String(MAX), ...flags],
       });
       const held: Deno.TcpConn[] = [];
+      let refused = 3;
       try {
         for (let i = 0; i < MAX; i++) held.push(await servedConnection(kind, server.port, 20_000));
         // Three more: each is closed at once, after the refusal.
@@ -56,6 +58,8 @@ for (const kind of SERVER_KINDS) {
             held.push(await servedConnection(kind, server.port, 2000));
             served = true;
           } catch {
+            // Refused: the server had not seen the close yet.
+            refused++;
             await new Promise((resolve) => setTimeout(resolve, 100));
           }
         }
@@ -64,6 +68,9 @@ for (const kind of SERVER_KINDS) {
         for (const conn of held) conn.close();
         await server.stop();
       }
+      // The operator sees the refusals: counted on stderr, every worker's included.
+      assertMatch(server.output(), /: refused \d+ connections?: 10 already open/);
+      assertMatch(server.output(), new RegExp(`; ${refused} refused since start\n(?![^]*refused)`));
     });
   }
 }

@@ -62,3 +62,43 @@ for (const { mode, perConnection } of cases) {
     assertEquals(liveChildPids(), []);
   });
 }
+
+for (const { mode, perConnection } of cases.filter((c) => c.mode !== "sequential")) {
+  Deno.test(`server [${mode}${perConnection ? ", per connection" : ""}]: refusals over maxConnections are counted`, async () => {
+    const told: number[] = [];
+    const server = await serve({
+      handler: "test.echo",
+      mode,
+      perConnection,
+      hostname: "127.0.0.1",
+      port: 0,
+      // One worker: its share is the whole bound, so the count is exact.
+      workers: 1,
+      entry,
+      init: { prefix: "> " },
+      maxConnections: 2,
+      onRefused: (refused) => told.push(refused),
+    });
+    const held: Deno.TcpConn[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        held.push(conn);
+        // Served: it echoes, so the server counts it as open.
+        await conn.write(encodeLine("hello"));
+        assertEquals((await conn.read(new Uint8Array(64)))! > 0, true);
+      }
+      for (let i = 0; i < 3; i++) {
+        const extra = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+        // Refused: closed without a byte.
+        assertEquals(await extra.read(new Uint8Array(64)), null);
+        extra.close();
+      }
+    } finally {
+      for (const conn of held) conn.close();
+      await server.close();
+    }
+    assertEquals(server.refusedConnections(), 3);
+    assertEquals(told.reduce((a, b) => a + b, 0), 3);
+  });
+}
