@@ -42,7 +42,9 @@ export class UnexpectedEofError extends Error {
     readonly missing: number,
     what = "frame",
   ) {
-    super(`Connection closed in the middle of a ${what} (${missing} more bytes expected)`);
+    // `what` may bring its own article ("the rest of a request").
+    const article = /^(a|an|the) /.test(what) ? "" : "a ";
+    super(`Connection closed in the middle of ${article}${what} (${missing} more bytes expected)`);
     this.name = "UnexpectedEofError";
   }
 }

@@ -121,3 +121,14 @@ Deno.test("reader: a timeout keeps the pending read, so no byte is lost", async 
   deliver!(3);
   assertEquals(dec.decode(await reader.readExact(3)), "xyz");
 });
+
+Deno.test("UnexpectedEofError: says what was cut, with one article", () => {
+  assertEquals(
+    new UnexpectedEofError(8, "the rest of a request").message,
+    "Connection closed in the middle of the rest of a request (8 more bytes expected)",
+  );
+  assertEquals(
+    new UnexpectedEofError(3).message,
+    "Connection closed in the middle of a frame (3 more bytes expected)",
+  );
+});
