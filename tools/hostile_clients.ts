@@ -33,25 +33,84 @@ function firstExchange(kind: ServerKind): { send: Uint8Array | null; expect: str
   }
 }
 
-/** A good client's first request as hex (empty for interarrival, whose server speaks first). */
-export function firstRequestHex(kind: ServerKind): string {
-  const { send } = firstExchange(kind);
-  return send ? [...send].map((b) => b.toString(16).padStart(2, "0")).join("") : "";
-}
+/**
+ * A burst of clients in python3: opens N connections at once (non-blocking
+ * connects, no waiting between them), sends each the request (hex; `{i}` in it
+ * becomes the connection's index), reads its reply (`line`: up to a newline or
+ * the close; `first`: the first bytes) and prints the replies as one JSON list
+ * (`null` for none). Bounded: 60 s.
+ */
+const BURST_CLIENTS_PY = `
+import json, selectors, socket, sys, time
 
-const BURST_HELPER = new URL("../tests/fixtures/burst_clients.py", import.meta.url).pathname;
+port, n, until = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+template = bytes.fromhex(sys.argv[4]) if len(sys.argv) > 4 else b""
+sel = selectors.DefaultSelector()
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    sel.register(s, selectors.EVENT_WRITE, i)
+replies, bufs = [None] * n, {}
+finished, deadline = 0, time.time() + 60
+
+def finish(s, i, reply):
+    global finished
+    replies[i] = reply
+    sel.unregister(s)
+    s.close()
+    finished += 1
+
+while finished < n and time.time() < deadline:
+    for key, events in sel.select(timeout=1):
+        s, i = key.fileobj, key.data
+        if events & selectors.EVENT_WRITE:
+            try:
+                if template:
+                    s.sendall(template.replace(b"{i}", str(i).encode()))
+                sel.modify(s, selectors.EVENT_READ, i)
+            except OSError:
+                finish(s, i, None)
+            continue
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        bufs[i] = bufs.get(i, b"") + data
+        if not data or until == "first" or bufs[i].endswith(b"\\n"):
+            finish(s, i, bufs[i].decode("latin-1").strip() if bufs[i] else None)
+print(json.dumps(replies))
+`;
+
+/**
+ * Opens `count` connections to `port` at once (python3, non-blocking connects),
+ * sends each `request` (`{i}` replaced by the connection's index) and returns
+ * each one's reply (`line`: up to a newline or the close; `first`: its first
+ * bytes), `null` where none came within 60 s.
+ */
+export async function burstReplies(
+  port: number,
+  count: number,
+  request: Uint8Array | null,
+  until: "line" | "first",
+): Promise<(string | null)[]> {
+  const hex = request ? [...request].map((b) => b.toString(16).padStart(2, "0")).join("") : "";
+  const out = await new Deno.Command("python3", {
+    args: ["-c", BURST_CLIENTS_PY, String(port), String(count), until, hex],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  return text ? JSON.parse(text) : [];
+}
 
 /**
  * Opens `count` connections at once (python3, non-blocking connects), sends each
  * a good first request and returns how many got a reply.
  */
 export async function burstClients(kind: ServerKind, port: number, count: number): Promise<number> {
-  const out = await new Deno.Command("python3", {
-    args: [BURST_HELPER, String(port), String(count), firstRequestHex(kind)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  return Number(new TextDecoder().decode(out.stdout).trim()) || 0;
+  const replies = await burstReplies(port, count, firstExchange(kind).send, "first");
+  return replies.filter((reply) => reply !== null).length;
 }
 
 /**
