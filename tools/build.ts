@@ -12,44 +12,26 @@
  * @module
  */
 
+/** What every tool may do: its files, its network, its children and their environment. */
+const COMMON_PERMISSIONS = [
+  "--allow-env",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+];
+
 /** Permissions each tool needs, the same for its task, its bundle and its binary. */
 export const PERMISSIONS: Record<string, string[]> = {
-  scanner: [
-    "--allow-env",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-sys=hostname",
-    "--allow-ffi",
-  ],
+  // --allow-sys=hostname: the scan report names the host; --allow-ffi: the libc connect engine.
+  scanner: [...COMMON_PERMISSIONS, "--allow-sys=hostname", "--allow-ffi"],
   // --allow-ffi: MD5 through libcrypto (node:crypto when not permitted).
-  transfer: [
-    "--allow-env",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-ffi",
-  ],
-  taskserver: ["--allow-env", "--allow-net", "--allow-read", "--allow-write", "--allow-run"],
-  interarrival: [
-    "--allow-env",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-ffi",
-  ],
+  transfer: [...COMMON_PERMISSIONS, "--allow-ffi"],
+  taskserver: COMMON_PERMISSIONS,
+  // --allow-ffi: UDP and TCP sends and receives through libc.
+  interarrival: [...COMMON_PERMISSIONS, "--allow-ffi"],
   // --allow-ffi: the shared-memory child channel and the FFI transports.
-  ipcbench: [
-    "--allow-env",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-ffi",
-  ],
+  ipcbench: [...COMMON_PERMISSIONS, "--allow-ffi"],
 };
 
 /** The tools, in the order the README lists them. */
