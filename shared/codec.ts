@@ -322,7 +322,11 @@ export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 const lenientDecoder = new TextDecoder();
 
-function concatAll(parts: Uint8Array[], total: number): Uint8Array {
+/** Joins byte arrays into a new one (`total`: their summed length, when the caller knows it). */
+export function concatAll(
+  parts: readonly Uint8Array[],
+  total = parts.reduce((sum, part) => sum + part.length, 0),
+): Uint8Array {
   const out = new Uint8Array(total);
   let offset = 0;
   for (const part of parts) {

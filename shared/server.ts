@@ -626,14 +626,9 @@ export async function serve<Init>(options: ServeOptions<Init>): Promise<RunningS
     let closing: Promise<void> | null = null;
     const close = () => (closing ??= loop.stop().then(() => tally.flush()));
     options.signal?.addEventListener("abort", () => void close(), { once: true });
-    return {
-      hostname,
-      port,
-      mode: options.mode,
-      close,
-      finished: loop.done.then(() => closing ?? undefined),
-      refusedConnections: () => tally.total,
-    };
+    const finished = loop.done.then(() => closing ?? undefined);
+    const refusedConnections = () => tally.total;
+    return { hostname, port, mode: options.mode, close, finished, refusedConnections };
   }
   return await servePool(options, hostname, graceMs, onEvent);
 }
@@ -855,12 +850,6 @@ async function servePool<Init>(
     })();
   }
   options.signal?.addEventListener("abort", () => void close(), { once: true });
-  return {
-    hostname,
-    port,
-    mode: options.mode,
-    close,
-    finished,
-    refusedConnections: () => tally.total,
-  };
+  const refusedConnections = () => tally.total;
+  return { hostname, port, mode: options.mode, close, finished, refusedConnections };
 }

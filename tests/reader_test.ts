@@ -1,6 +1,12 @@
 import { assertEquals, assertRejects } from "./_assert.ts";
 import { BufferedReader, type ByteSource } from "../shared/reader.ts";
-import { encodeFrame, encodeStepPacket, LineOverflow } from "../shared/codec.ts";
+import {
+  concatAll,
+  decodeText,
+  encodeFrame,
+  encodeStepPacket,
+  LineOverflow,
+} from "../shared/codec.ts";
 import {
   FrameTooLargeError,
   ProtocolError,
@@ -8,8 +14,7 @@ import {
   UnexpectedEofError,
 } from "../shared/errors.ts";
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+const bytesOf = (text: string) => new TextEncoder().encode(text);
 
 /** A source that hands out the given chunks, one per read, then EOF. */
 function chunks(...parts: Uint8Array[]): ByteSource {
@@ -27,25 +32,15 @@ function chunks(...parts: Uint8Array[]): ByteSource {
   };
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 Deno.test("reader: frames and STEP packets across every split point", async () => {
-  const wire = concat(
-    encodeFrame(enc.encode("first")),
+  const wire = concatAll([
+    encodeFrame(bytesOf("first")),
     encodeStepPacket({ operation: "LOGIN", username: "zoë" }, Uint8Array.of(9, 8, 7)),
     encodeFrame(new Uint8Array(0)),
-  );
+  ]);
   for (let cut = 0; cut <= wire.length; cut++) {
     const reader = new BufferedReader(chunks(wire.subarray(0, cut), wire.subarray(cut)), 8);
-    assertEquals(dec.decode((await reader.readFrame(64))!), "first");
+    assertEquals(decodeText((await reader.readFrame(64))!), "first");
     const packet = (await reader.readStepPacket())!;
     assertEquals(packet.json, { operation: "LOGIN", username: "zoë" });
     assertEquals([...packet.binary], [9, 8, 7]);
@@ -55,15 +50,15 @@ Deno.test("reader: frames and STEP packets across every split point", async () =
 });
 
 Deno.test("reader: works over a ReadableStream", async () => {
-  const wire = encodeFrame(enc.encode("streamed"));
+  const wire = encodeFrame(bytesOf("streamed"));
   const stream = ReadableStream.from([wire.subarray(0, 2), wire.subarray(2, 7), wire.subarray(7)]);
   const reader = new BufferedReader(stream);
-  assertEquals(dec.decode((await reader.readFrame(64))!), "streamed");
+  assertEquals(decodeText((await reader.readFrame(64))!), "streamed");
   assertEquals(await reader.readFrame(64), null);
 });
 
 Deno.test("reader: EOF mid-frame is its own error; clean EOF is null", async () => {
-  const wire = encodeFrame(enc.encode("abcdef"));
+  const wire = encodeFrame(bytesOf("abcdef"));
   const reader = new BufferedReader(chunks(wire.subarray(0, 7)));
   const error = await assertRejects(() => reader.readFrame(64), UnexpectedEofError);
   assertEquals(error.missing, 3);
@@ -87,15 +82,15 @@ Deno.test("reader: oversize frame and bad STEP JSON are rejected", async () => {
 
 Deno.test("reader: lines with overflow, CRLF and an unterminated tail", async () => {
   const reader = new BufferedReader(
-    chunks(enc.encode("ab\r\nxxxx"), enc.encode("xxxxxx\nok\nta"), enc.encode("il")),
+    chunks(bytesOf("ab\r\nxxxx"), bytesOf("xxxxxx\nok\nta"), bytesOf("il")),
     4,
   );
-  assertEquals(dec.decode((await reader.readLine(5)) as Uint8Array), "ab");
+  assertEquals(decodeText((await reader.readLine(5)) as Uint8Array), "ab");
   const overflow = await reader.readLine(5);
   assertEquals(overflow instanceof LineOverflow, true);
   assertEquals((overflow as LineOverflow).length, 10);
-  assertEquals(dec.decode((await reader.readLine(5)) as Uint8Array), "ok");
-  assertEquals(dec.decode((await reader.readLine(5)) as Uint8Array), "tail");
+  assertEquals(decodeText((await reader.readLine(5)) as Uint8Array), "ok");
+  assertEquals(decodeText((await reader.readLine(5)) as Uint8Array), "tail");
   assertEquals(await reader.readLine(5), null);
 });
 
@@ -116,10 +111,10 @@ Deno.test("reader: a timeout keeps the pending read, so no byte is lost", async 
     TimeoutError,
     "reply",
   );
-  target!.set(enc.encode("xyz"));
+  target!.set(bytesOf("xyz"));
   served = true;
   deliver!(3);
-  assertEquals(dec.decode(await reader.readExact(3)), "xyz");
+  assertEquals(decodeText(await reader.readExact(3)), "xyz");
 });
 
 Deno.test("UnexpectedEofError: says what was cut, with one article", () => {

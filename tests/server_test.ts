@@ -1,5 +1,5 @@
 import { assertEquals } from "./_assert.ts";
-import { serve } from "../shared/server.ts";
+import { type RunningServer, serve, type ServeOptions } from "../shared/server.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText, encodeLine } from "../shared/codec.ts";
 import { liveChildPids } from "../shared/runtime.ts";
@@ -23,6 +23,24 @@ async function client(port: number, id: number): Promise<string[]> {
   }
 }
 
+/** The echo server of the conformance entry, answering with `> ` and the line upper-cased. */
+function serveEcho(
+  mode: Mode,
+  perConnection: boolean | undefined,
+  options: Partial<ServeOptions<{ prefix: string }>>,
+): Promise<RunningServer> {
+  return serve({
+    handler: "test.echo",
+    mode,
+    perConnection,
+    hostname: "127.0.0.1",
+    port: 0,
+    entry,
+    init: { prefix: "> " },
+    ...options,
+  });
+}
+
 const cases: { mode: Mode; perConnection?: boolean }[] = [
   { mode: "sequential" },
   { mode: "async" },
@@ -35,15 +53,8 @@ const cases: { mode: Mode; perConnection?: boolean }[] = [
 for (const { mode, perConnection } of cases) {
   Deno.test(`server [${mode}${perConnection ? ", per connection" : ""}]: every client served, every event merged`, async () => {
     const events: { text: string }[] = [];
-    const server = await serve({
-      handler: "test.echo",
-      mode,
-      perConnection,
-      hostname: "127.0.0.1",
-      port: 0,
+    const server = await serveEcho(mode, perConnection, {
       workers: 2,
-      entry,
-      init: { prefix: "> " },
       onEvent: (event) => events.push(event as { text: string }),
     });
     try {
@@ -66,16 +77,9 @@ for (const { mode, perConnection } of cases) {
 for (const { mode, perConnection } of cases.filter((c) => c.mode !== "sequential")) {
   Deno.test(`server [${mode}${perConnection ? ", per connection" : ""}]: refusals over maxConnections are counted`, async () => {
     const told: number[] = [];
-    const server = await serve({
-      handler: "test.echo",
-      mode,
-      perConnection,
-      hostname: "127.0.0.1",
-      port: 0,
+    const server = await serveEcho(mode, perConnection, {
       // One worker: its share is the whole bound, so the count is exact.
       workers: 1,
-      entry,
-      init: { prefix: "> " },
       maxConnections: 2,
       onRefused: (refused) => told.push(refused),
     });

@@ -140,15 +140,7 @@ export async function freshClient(
         setTimeout(() => reject(new Error(`no connection in ${timeoutMs} ms`)), timeoutMs)
       ),
     ]);
-    if (send) await conn.write(send);
-    const buffer = new Uint8Array(4096);
-    let text = "";
-    while (!text.includes(expect)) {
-      const n = await conn.read(buffer);
-      if (n === null) throw new Error(`closed before the reply (got ${JSON.stringify(text)})`);
-      text += new TextDecoder().decode(buffer.subarray(0, n));
-      if (text.length > 65_536) throw new Error("reply too long");
-    }
+    await firstReply(conn, send, expect);
     return performance.now() - started;
   } catch (error) {
     if (performance.now() - started >= timeoutMs) {
@@ -162,6 +154,19 @@ export async function freshClient(
     } catch {
       // Closed by the timer.
     }
+  }
+}
+
+/** Sends `send` (if any) and reads until the reply contains `expect` (at most 64 KiB). */
+async function firstReply(conn: Deno.Conn, send: Uint8Array | null, expect: string): Promise<void> {
+  if (send) await conn.write(send);
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  while (!text.includes(expect)) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error(`closed before the reply (got ${JSON.stringify(text)})`);
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+    if (text.length > 65_536) throw new Error("reply too long");
   }
 }
 
@@ -179,14 +184,7 @@ export async function servedConnection(
   const conn = await Deno.connect({ hostname, port });
   const timer = setTimeout(() => conn.close(), timeoutMs);
   try {
-    if (send) await conn.write(send);
-    const buffer = new Uint8Array(4096);
-    let text = "";
-    while (!text.includes(expect)) {
-      const n = await conn.read(buffer);
-      if (n === null) throw new Error(`closed before the reply (got ${JSON.stringify(text)})`);
-      text += new TextDecoder().decode(buffer.subarray(0, n));
-    }
+    await firstReply(conn, send, expect);
     return conn;
   } catch (error) {
     try {
