@@ -3,7 +3,10 @@
  * measured into per-connection records, per-flow statistics and histograms.
  * Memory is bounded however long the run: per message it updates counters and
  * histograms and, with a sample log, writes one CSV row; it keeps message
- * samples only when asked (`keepSamples`, for `check` and the benches).
+ * samples only when asked (`keepSamples`, for `check` and the benches). Per
+ * connection it keeps a record for the first `maxRecords` and, for every
+ * connection, only its accept time (8 bytes) and counts: a client that opens
+ * millions of connections costs megabytes, not a record each.
  *
  * @module
  */
@@ -96,6 +99,11 @@ export interface CollectorOptions {
   log?: SampleLog | null;
   /** Flows tracked one by one; messages of further flows count in one `other` flow. */
   maxFlows?: number;
+  /**
+   * Connections listed one by one in {@linkcode ReceiverCollector.connections}
+   * (default 10,000, as `maxFlows`); later ones are counted, not listed.
+   */
+  maxRecords?: number;
 }
 
 /** A connection record with its samples (empty unless `keepSamples`). */
@@ -110,8 +118,18 @@ const OTHER_FLOW = "other";
 
 /** Merges the events of every worker and child into records, flow statistics and histograms. */
 export class ReceiverCollector {
+  /** Connections open now, and the listed ones (closed or not). */
   #byKey = new Map<string, ConnState>();
   #order: ConnState[] = [];
+  /** Accept times (epoch ms) of every connection, for the connection gaps. */
+  #acceptTimes: number[] = [];
+  #accepted = 0;
+  /** Closed connections by reason, invalid UTF-8 messages and unterminated lines, over all. */
+  #closeReasons: Record<string, number> = {};
+  #invalidUtf8 = 0;
+  #unterminated = 0;
+  /** Tracked flows of connections that closed unlisted. */
+  #unlistedFlows: FlowStats[] = [];
   #udpFlows = new Map<string, FlowStats>();
   #udpCounts = new Map<string, number>();
   #flowCount = 0;
@@ -128,6 +146,7 @@ export class ReceiverCollector {
   readonly keepSamples: boolean;
   readonly log: SampleLog | null;
   readonly maxFlows: number;
+  readonly maxRecords: number;
   /** UDP datagrams that were not messages (too short, wrong magic or version). */
   udpInvalid = 0;
   /** Which engine read the UDP socket. */
@@ -139,6 +158,7 @@ export class ReceiverCollector {
     this.keepSamples = options.keepSamples ?? false;
     this.log = options.log ?? null;
     this.maxFlows = options.maxFlows ?? 10_000;
+    this.maxRecords = options.maxRecords ?? 10_000;
   }
 
   /** Feeds one event from a connection handler. */
@@ -149,7 +169,7 @@ export class ReceiverCollector {
     if (!state) {
       // Events of one connection arrive in order: its first event is its open.
       state = {
-        id: this.#order.length + 1,
+        id: ++this.#accepted,
         remote: "",
         where: "",
         acceptedAt: NaN,
@@ -163,12 +183,13 @@ export class ReceiverCollector {
         flows: new Map(),
       };
       this.#byKey.set(key, state);
-      this.#order.push(state);
+      if (state.id <= this.maxRecords) this.#order.push(state);
     }
     if (event.k === "open") {
       state.remote = event.remote;
       state.where = event.where;
       state.acceptedAt = event.at;
+      this.#acceptTimes.push(event.at);
       this.#remotes.add(hostOf(event.remote));
       this.log?.connection(state.id, event.remote, event.at);
       this.hooks.onOpen?.(event.remote, event.where);
@@ -203,11 +224,21 @@ export class ReceiverCollector {
         if (event.text) this.hooks.onMessage?.(event.text[i], state.remote);
       }
       state.invalidUtf8 += event.bad;
+      this.#invalidUtf8 += event.bad;
     } else {
       state.closedAt = event.at;
       state.reason = event.reason;
       state.unterminated = event.unterminated;
       this.#closed++;
+      this.#closeReasons[event.reason] = (this.#closeReasons[event.reason] ?? 0) + 1;
+      if (event.unterminated) this.#unterminated++;
+      // A closed connection sends no more events: only a listed one keeps its record.
+      this.#byKey.delete(key);
+      if (state.id > this.maxRecords) {
+        for (const flow of state.flows.values()) {
+          if (flow !== this.#other) this.#unlistedFlows.push(flow);
+        }
+      }
       this.hooks.onClose?.(state.remote, event.reason);
       this.#waiters = this.#waiters.filter((waiter) => {
         if (this.#closed >= waiter.n) waiter.resolve();
@@ -308,9 +339,33 @@ export class ReceiverCollector {
     return this.sizes.count;
   }
 
-  /** Connections in order of acceptance, numbered from 1, with their samples. */
+  /**
+   * The first `maxRecords` connections in order of acceptance, numbered from 1,
+   * with their samples.
+   */
   connections(): ConnectionWithSamples[] {
     return this.#order.map(({ flows: _flows, ...record }) => record);
+  }
+
+  /** Every connection's counts (listed or not): accepted, by close reason, invalid, unterminated. */
+  connectionCounts(): {
+    accepted: number;
+    closeReasons: Record<string, number>;
+    invalidUtf8: number;
+    unterminated: number;
+  } {
+    const open = this.#accepted - this.#closed;
+    return {
+      accepted: this.#accepted,
+      closeReasons: open > 0 ? { ...this.#closeReasons, open } : { ...this.#closeReasons },
+      invalidUtf8: this.#invalidUtf8,
+      unterminated: this.#unterminated,
+    };
+  }
+
+  /** Accept times (epoch ms) of every connection, in the order the events came. */
+  acceptTimes(): readonly number[] {
+    return this.#acceptTimes;
   }
 
   /** Every flow's report: TCP flows by connection, then UDP flows, then `other`. */
@@ -319,6 +374,13 @@ export class ReceiverCollector {
     for (const state of this.#order) {
       for (const flow of state.flows.values()) reports.push(flow.report());
     }
+    const unlisted = [...this.#byKey.values()].filter((state) => state.id > this.maxRecords);
+    for (const state of unlisted) {
+      for (const flow of state.flows.values()) {
+        if (flow !== this.#other) reports.push(flow.report());
+      }
+    }
+    for (const flow of this.#unlistedFlows) reports.push(flow.report());
     const udp = [...this.#udpFlows.values()].sort((a, b) =>
       (a.flow ?? -1) - (b.flow ?? -1) || (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : 0)
     );

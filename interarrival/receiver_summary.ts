@@ -9,7 +9,7 @@ import { roundMs } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import type { Mode } from "../shared/mode.ts";
 import type { FlowReport } from "./flow_stats.ts";
-import type { ConnectionRecord, MessageSample, ReceiverCollector } from "./collector.ts";
+import type { MessageSample, ReceiverCollector } from "./collector.ts";
 
 /** Percentiles in milliseconds from a microsecond histogram. */
 function msSummary(h: HdrHistogram): PercentileSummary {
@@ -53,8 +53,8 @@ export interface ReceiverSummary {
 }
 
 /** Connection inter-arrival gaps (ms) between consecutive accepts, over every worker. */
-export function connectionGaps(records: ConnectionRecord[]): number[] {
-  const times = records.map((r) => r.acceptedAt).filter(Number.isFinite).sort((a, b) => a - b);
+export function connectionGaps(acceptTimes: readonly number[]): number[] {
+  const times = acceptTimes.filter(Number.isFinite).sort((a, b) => a - b);
   const gaps: number[] = [];
   for (let i = 1; i < times.length; i++) gaps.push(roundMs(times[i] - times[i - 1]));
   return gaps;
@@ -107,26 +107,21 @@ export function summarizeReceiver(
   perConnection: boolean,
   protocol: "tcp" | "udp" = "tcp",
 ): ReceiverSummary {
-  const records = collector.connections();
-  const conn = summarize(connectionGaps(records));
+  const counts = collector.connectionCounts();
+  const conn = summarize(connectionGaps(collector.acceptTimes()));
   const data = collector.gapSummary();
-  const closeReasons: Record<string, number> = {};
-  for (const record of records) {
-    const reason = record.reason ?? "open";
-    closeReasons[reason] = (closeReasons[reason] ?? 0) + 1;
-  }
   const flows = collector.flows();
   return {
     mode,
     protocol,
     perConnection,
-    connections: records.length,
+    connections: counts.accepted,
     messages: collector.messages,
     bytes: flows.reduce((sum, f) => sum + f.bytes, 0),
-    invalidUtf8: records.reduce((sum, r) => sum + r.invalidUtf8, 0),
+    invalidUtf8: counts.invalidUtf8,
     invalidDatagrams: collector.udpInvalid,
-    unterminated: records.filter((r) => r.unterminated).length,
-    closeReasons,
+    unterminated: counts.unterminated,
+    closeReasons: counts.closeReasons,
     averageConnectionInterarrivalMs: roundMs(conn.mean),
     averageDataInterarrivalMs: data.mean,
     connectionInterarrival: conn,

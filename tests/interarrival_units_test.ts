@@ -92,6 +92,49 @@ Deno.test("interarrival protocol: events round-trip and verbose lines read like 
   );
 });
 
+Deno.test("interarrival collector: past maxRecords connections are counted, not listed", () => {
+  const collector = new ReceiverCollector({}, { maxRecords: 2, maxFlows: 3 });
+  const bad = [0, 0, 1, 0, 2];
+  for (let c = 1; c <= 5; c++) {
+    collector.add({ k: "open", c, at: 100 + 10 * c, remote: `r${c}`, where: "w" }, { worker: 0 });
+    collector.add({
+      k: "data",
+      c,
+      at: [101 + 10 * c],
+      len: [10],
+      flow: [c],
+      seq: [0],
+      sent: [100 + 10 * c],
+      binary: true,
+      bad: bad[c - 1],
+    }, { worker: 0 });
+    // Connections 1-4 close (4 left a line unterminated); 5 stays open.
+    if (c < 5) {
+      collector.add(
+        { k: "close", c, at: 105 + 10 * c, reason: c % 2 ? "eof" : "reset", unterminated: c === 4 },
+        { worker: 0 },
+      );
+    }
+  }
+  assertEquals(collector.connections().map((c) => c.id), [1, 2]);
+  assertEquals(collector.connectionCounts(), {
+    accepted: 5,
+    closeReasons: { eof: 2, reset: 2, open: 1 },
+    invalidUtf8: 3,
+    unterminated: 1,
+  });
+  // Flows 1-3 tracked (the third one's connection unlisted), 4-5 in "other".
+  assertEquals(collector.flows().map((f) => [f.flow, f.messages]), [
+    [1, 1],
+    [2, 1],
+    [3, 1],
+    [null, 2],
+  ]);
+  const summary = summarizeReceiver(collector, "async", false);
+  assertEquals([summary.connections, summary.messages, summary.invalidUtf8], [5, 5, 3]);
+  assertEquals(summary.averageConnectionInterarrivalMs, 10);
+});
+
 Deno.test("interarrival collector: events from several workers merge into exact summaries", () => {
   const collector = new ReceiverCollector({}, { keepSamples: true });
   const open = (c: number, at: number) => ({ k: "open", c, at, remote: `r${c}`, where: "w" });
