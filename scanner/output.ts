@@ -6,7 +6,7 @@
  */
 import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
-import type { HostResult, PortResult, ScanResult } from "./scan.ts";
+import type { HostResult, PortResult, ScanResult } from "./scan_result.ts";
 import type { UnresolvedTarget } from "./targets.ts";
 import { outcomesOf } from "./records.ts";
 

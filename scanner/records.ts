@@ -8,7 +8,7 @@
  */
 import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
-import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan.ts";
+import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan_result.ts";
 import { parsePorts } from "./targets.ts";
 
 /** Every decided port of a host, grouped by `state/reason`, as port lists. */

@@ -9,9 +9,9 @@ import {
   parseJsonl,
   portsOf,
 } from "../scanner/records.ts";
-import { countStates, type PortResult } from "../scanner/scan.ts";
+import { countStates, type PortResult } from "../scanner/scan_result.ts";
 import { formatGrep } from "../scanner/output.ts";
-import { decodeCodes, encodeCodes } from "../scanner/engines.ts";
+import { decodeCodes, encodeCodes } from "../scanner/ffi_chunk.ts";
 
 const services = new Map([[22, "ssh"], [80, "http"]]);
 const ports: PortResult[] = [
