@@ -226,7 +226,7 @@ export async function runScan(
     targets,
     earlier,
   );
-  const engine = resolveEngine(flags.engine, probes.length);
+  const engine = resolveEngine(flags.engine);
   // The ffi engine reads every answer that arrived before it judges a deadline, so
   // its timeouts may shrink to nmap's 100 ms; Deno.connect in a starved isolate
   // can miss an answer for longer, so there they only grow from --timeout.
