@@ -69,7 +69,6 @@ export async function parsePlainScan(args: readonly string[]): Promise<PlainScan
     return null;
   }
   try {
-    const engine = resolveEngine(options.get("--engine") ?? "auto");
     const show = parseShow(options.get("--show") ?? "open");
     const ports = parsePorts(portSpec, "-p");
     const specs = parseTargetList(words);
@@ -77,6 +76,7 @@ export async function parsePlainScan(args: readonly string[]): Promise<PlainScan
     const { targets, unresolved } = await resolveTargets(specs);
     const probes = targets.length * ports.length;
     if (unresolved.length > 0) return null;
+    const engine = resolveEngine(options.get("--engine") ?? "auto");
     if (engine === "connect" && probes > FAST_PATH_MAX_PROBES) return null;
     if (probes > FAST_PATH_TERMINAL_PROBES && Deno.stderr.isTerminal()) return null;
     const format = flags[0] === "--grep" ? "grep" : flags[0] === "--csv" ? "csv" : "table";

@@ -30,12 +30,12 @@ import {
 } from "./verdict.ts";
 import { HostRtts, type RttBounds, type RttEstimate } from "./timing.ts";
 import { JobQueue, type Timer, TimerHeap } from "./ffi_queues.ts";
+import { MAX_FFI_WINDOW } from "./limits.ts";
 
 /** The verdict a refused connect gets (its socket can connect again). */
 const REFUSED = verdictForErrno(Errno.ECONNREFUSED);
 
-/** Most sockets one engine keeps open, whatever the open-file limit allows. */
-export const MAX_FFI_WINDOW = 16384;
+export { MAX_FFI_WINDOW };
 
 /** What one batch probes: ports of hosts, as parallel arrays. */
 export interface FfiBatch {

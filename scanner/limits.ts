@@ -35,3 +35,6 @@ export function connectsPerIsolate(limit: number, isolates: number): number {
   const reserve = Math.min(Math.floor(limit / 2), 32 + 8 * isolates);
   return Math.max(1, Math.floor((limit - reserve) / isolates));
 }
+
+/** Most sockets one FFI engine keeps open, whatever the open-file limit allows. */
+export const MAX_FFI_WINDOW = 16384;

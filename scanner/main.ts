@@ -4,16 +4,17 @@
  * `scanner <targets...> [options]` (or `scanner scan ...`) scans; `scanner bench`
  * reproduces the port-scanning study.
  *
- * This entry is also the worker and child entry. It loads its registry
- * (registry.ts) and loads the command line (commander, output, bench) only in the
- * command-line role: a worker that starts without them is ready 2-3x sooner
- * (20 thread workers: ~300 ms instead of ~650-950 ms here), which is most of
- * the cost of the study's 100- and 200-worker rows.
+ * This entry is also the worker and child entry. It decides its role first
+ * (shared/role.ts, no imports): a worker or child loads only the registry
+ * (registry.ts) and serves its parent; a normal start tries the fast path of a
+ * plain scan (fast_scan.ts, a small module graph) and loads the command line
+ * (commander, output files, the bench) only when that path declines. A worker
+ * that starts without the command line is ready 2-3x sooner, and a one-port scan
+ * evaluates a dozen small modules rather than the whole tool.
  *
  * @module
  */
-import { serveRegistry } from "../shared/registry.ts";
-import { registry } from "./registry.ts";
+import { inChildRole } from "../shared/role.ts";
 import { fastScan } from "./fast_scan.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */
@@ -28,11 +29,19 @@ async function runMain(tool: string, run: () => Promise<number | void>): Promise
   return await cli.runMain(tool, run);
 }
 
-// The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !serveRegistry(registry)) {
-  const args = Deno.args[0] === "--" ? Deno.args.slice(1) : [...Deno.args];
-  // A small plain scan of literal addresses skips commander (see fast_scan.ts).
-  const code = await fastScan(args);
-  if (code !== null) Deno.exit(code);
-  await runMain("scanner", () => main(args));
+if (import.meta.main) {
+  if (inChildRole()) {
+    // A worker or child of this program: serve the parent with the registry's tasks.
+    const [{ serveRegistry }, { registry }] = await Promise.all([
+      import("../shared/registry.ts"),
+      import("./registry.ts"),
+    ]);
+    serveRegistry(registry);
+  } else {
+    const args = Deno.args[0] === "--" ? Deno.args.slice(1) : [...Deno.args];
+    // A plain scan of literal addresses skips commander (see fast_scan.ts).
+    const code = await fastScan(args);
+    if (code !== null) Deno.exit(code);
+    await runMain("scanner", () => main(args));
+  }
 }

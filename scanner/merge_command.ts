@@ -13,7 +13,7 @@ import type { Mode } from "../shared/mode.ts";
 import type { EngineName } from "./engines.ts";
 import { formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
 import { hostsOfDocument, mergeHosts } from "./records.ts";
-import type { ScanResult } from "./scan.ts";
+import type { ScanResult } from "./scan_result.ts";
 import { loadServices } from "./services.ts";
 
 interface MergeFlags {

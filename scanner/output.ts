@@ -6,9 +6,9 @@
  */
 import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
-import type { HostResult, PortResult, ScanResult } from "./scan.ts";
+import type { HostResult, PortResult, ScanResult } from "./scan_result.ts";
 import type { UnresolvedTarget } from "./targets.ts";
-import { outcomesOf } from "./records.ts";
+import { bannersOf, outcomesOf } from "./records.ts";
 
 /** Parses `--show`: `open`, `all`, or a comma list of states. */
 export function parseShow(text: string): PortState[] {
@@ -108,6 +108,8 @@ export function jsonResults(
       ports: shownPorts(host, show),
       // Every decided port, compactly: what --resume and `scanner merge` read back.
       outcomes: outcomesOf(host.ports),
+      // What open ports said first (--banners): kept through --resume and merge.
+      ...bannersOf(host.ports),
     })),
     unresolved,
     show,

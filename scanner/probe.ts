@@ -1,7 +1,6 @@
 /**
- * One TCP connect probe, registered as the task `scanner.probe` so that it runs
- * the same way in every execution mode (this module is imported by the entry, so
- * workers and children know it too).
+ * One TCP connect probe through `Deno.connect` (the `connect` engine); the task
+ * `scanner.probe` of `registry.ts` runs it the same way in every execution mode.
  *
  * Exactness rules, each for a trap that would otherwise misreport a port:
  * - The timeout clock starts only when the connect is really issued: probes wait
@@ -19,7 +18,6 @@
  *
  * @module
  */
-import { defineTask } from "../shared/runner.ts";
 import { sleep } from "../shared/clock.ts";
 import { connectError } from "../shared/errors.ts";
 import {
@@ -347,9 +345,3 @@ export function probePort(
     launch();
   });
 }
-
-/** The probe as a task, so the runner can run it in any mode. */
-export const probeTask = defineTask<ProbeInput, ProbeResult>(
-  "scanner.probe",
-  (input) => probePort(input),
-);

@@ -1,14 +1,15 @@
 /**
  * Scan results as records that can be written, read back, resumed and merged:
  * per host, every decided port grouped by outcome (`open/syn-ack`: `22,80`) as
- * compact port lists; JSON Lines findings; reading `-oJ`/`--json` documents,
+ * compact port lists, and with `--banners` what each open port said first (`banners`:
+ * `{"22": "SSH-2.0-…"}`, so a resumed or merged scan keeps them); JSON Lines findings; reading `-oJ`/`--json` documents,
  * `--jsonl` streams and `-oG` files back into results. Pure functions.
  *
  * @module
  */
 import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./probe.ts";
-import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan.ts";
+import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan_result.ts";
 import { parsePorts } from "./targets.ts";
 
 /** Every decided port of a host, grouped by `state/reason`, as port lists. */
@@ -37,8 +38,25 @@ export function outcomesOf(ports: readonly PortResult[]): Outcomes {
   return Object.fromEntries([...groups.entries()].sort().map(([k, v]) => [k, compressPorts(v)]));
 }
 
-/** Expands {@linkcode Outcomes} into port results (services from `services`). */
-export function portsOf(outcomes: Outcomes, services: Map<number, string>): PortResult[] {
+/** What open ports said first, by port (null: nothing), for ports that were read. */
+export type Banners = Record<string, string | null>;
+
+/** `{ banners }` of the ports that have one (read or tried), or `{}` when none was read. */
+export function bannersOf(ports: readonly PortResult[]): { banners?: Banners } {
+  const read = ports.filter((port) => port.banner !== undefined);
+  if (read.length === 0) return {};
+  return { banners: Object.fromEntries(read.map((port) => [String(port.port), port.banner!])) };
+}
+
+/**
+ * Expands {@linkcode Outcomes} into port results (services from `services`,
+ * banners from `banners`).
+ */
+export function portsOf(
+  outcomes: Outcomes,
+  services: Map<number, string>,
+  banners: Banners = {},
+): PortResult[] {
   const ports: PortResult[] = [];
   for (const [key, spec] of Object.entries(outcomes)) {
     const slash = key.indexOf("/");
@@ -48,7 +66,10 @@ export function portsOf(outcomes: Outcomes, services: Map<number, string>): Port
     }
     const reason = key.slice(slash + 1);
     for (const port of parsePorts(spec, `outcome ${key}`)) {
-      ports.push({ port, state, reason, service: services.get(port) ?? null });
+      const result: PortResult = { port, state, reason, service: services.get(port) ?? null };
+      const banner = banners[String(port)];
+      if (banner !== undefined) result.banner = banner;
+      ports.push(result);
     }
   }
   return ports.sort((a, b) => a.port - b.port);
@@ -61,6 +82,7 @@ export interface HostRecord {
   counts: StateCounts;
   ports: PortResult[];
   outcomes?: Outcomes;
+  banners?: Banners;
 }
 
 /** The hosts of a `--json`/`-oJ` document (`results.hosts`), checked. */
@@ -96,7 +118,7 @@ export function mergeHosts(
         entry = { target: host.target, ports: new Map() };
         byAddress.set(host.address, entry);
       }
-      for (const port of portsOf(host.outcomes ?? {}, services)) {
+      for (const port of portsOf(host.outcomes ?? {}, services, host.banners)) {
         if (!entry.ports.has(port.port)) entry.ports.set(port.port, port);
       }
     }
@@ -134,6 +156,7 @@ export function jsonlSummary(
       address: host.address,
       counts: host.counts,
       outcomes: outcomesOf(host.ports),
+      ...bannersOf(host.ports),
     })),
   }) + "\n";
 }
@@ -160,6 +183,7 @@ export function parseJsonl(text: string): HostRecord[] {
         state: item.state,
         reason: item.reason,
         service: item.service,
+        ...(item.banner !== undefined ? { banner: item.banner } : {}),
       });
     } else if (item.type === "summary") {
       for (const summary of item.hosts) {
@@ -167,6 +191,7 @@ export function parseJsonl(text: string): HostRecord[] {
           { target: summary.target, address: summary.address, counts: summary.counts, ports: [] };
         host.counts = summary.counts;
         host.outcomes = summary.outcomes;
+        if (summary.banners) host.banners = summary.banners;
         hosts.set(summary.address, host);
       }
     }

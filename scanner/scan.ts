@@ -7,16 +7,30 @@
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
-import { runTasks } from "../shared/runner.ts";
-import { MAX_CONNECTS_PER_ISOLATE, type PortState, type ProbeInput, probeTask } from "./probe.ts";
+import { MAX_CONNECTS_PER_ISOLATE, type ProbeInput, probePort } from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
-import { connectsPerIsolate, openFileLimit } from "./limits.ts";
-import { decodeCodes, type EngineName, type FfiChunkInput, ffiChunkTask } from "./engines.ts";
-import { FfiEngine, ffiEngine, MAX_FFI_WINDOW } from "./ffi_engine.ts";
-import { libc } from "./libc.ts";
-import { outcomeCode, OUTCOMES } from "./verdict.ts";
+import { connectsPerIsolate, MAX_FFI_WINDOW, openFileLimit } from "./limits.ts";
+import type { EngineName } from "./engines.ts";
+import { outcomeCode } from "./verdict.ts";
+import {
+  hostResults,
+  type PortResult,
+  portResult,
+  type Probe,
+  type ScanResult,
+} from "./scan_result.ts";
+import type { FfiChunkInput } from "./ffi_chunk.ts";
+
+export {
+  countStates,
+  type HostResult,
+  type PortResult,
+  type Probe,
+  type ScanResult,
+  type StateCounts,
+} from "./scan_result.ts";
 
 /** Default workers for thread and process modes. */
 export const DEFAULT_WORKERS = 8;
@@ -48,12 +62,6 @@ export function autoMode(
 export const DEFAULT_RETRIES = 1;
 /** Default connect timeout: the study's 0.5 s. */
 export const DEFAULT_TIMEOUT_MS = 500;
-
-/** One probe: a host (index into the targets) and a port. */
-export interface Probe {
-  host: number;
-  port: number;
-}
 
 /** What to scan and how. */
 export interface ScanOptions {
@@ -89,52 +97,6 @@ export interface ScanOptions {
   random?: () => number;
 }
 
-/** One scanned port. */
-export interface PortResult {
-  port: number;
-  state: PortState;
-  reason: string;
-  service: string | null;
-  /** With `--banners`, for open ports: what the port said first (printable), or null. */
-  banner?: string | null;
-}
-
-/** Counts per state. */
-export type StateCounts = Record<PortState, number>;
-
-/** Everything learned about one address. */
-export interface HostResult {
-  /** The target as written (host name, CIDR or address). */
-  target: string;
-  address: string;
-  /** Every scanned port, ascending. */
-  ports: PortResult[];
-  counts: StateCounts;
-}
-
-/** The result of a scan. */
-export interface ScanResult {
-  hosts: HostResult[];
-  portsPerHost: number;
-  probes: number;
-  mode: Mode;
-  engine: EngineName;
-  workers: number;
-  concurrency: number;
-  timeoutMs: number;
-  retries: number;
-  elapsedMs: number;
-  /** Stopped by its signal: only the ports decided by then are listed. */
-  interrupted: boolean;
-}
-
-/** Counts states in a list of port results. */
-export function countStates(ports: { state: PortState }[]): StateCounts {
-  const counts: StateCounts = { open: 0, closed: 0, filtered: 0 };
-  for (const port of ports) counts[port.state]++;
-  return counts;
-}
-
 /** Every host × port in scan order (ports shuffled per host with `randomize`). */
 function defaultProbes(options: ScanOptions): Probe[] {
   const random = options.random ?? Math.random;
@@ -160,11 +122,22 @@ interface Settings {
 async function capFor(engine: EngineName, isolates: number): Promise<number | undefined> {
   if (engine === "ffi") {
     // Raise the soft limit towards the hard one first (children inherit it), as nmap does.
+    const { libc } = await import("./libc.ts");
     const limit = libc().openFileLimit(MAX_FFI_WINDOW * isolates + 256);
     return limit === null ? undefined : connectsPerIsolate(limit.soft, isolates);
   }
   const limit = await openFileLimit();
   return limit === null ? undefined : connectsPerIsolate(limit, isolates);
+}
+
+/** The shared runner and the scanner's registry, loaded when a scan runs tasks. */
+async function tasks() {
+  const [{ runTasks }, { taskOf }, { registry }] = await Promise.all([
+    import("../shared/runner.ts"),
+    import("../shared/registry.ts"),
+    import("./registry.ts"),
+  ]);
+  return { runTasks, taskOf, registry };
 }
 
 async function runConnect(
@@ -183,25 +156,42 @@ async function runConnect(
     const byLimit = await capFor("connect", workers);
     if (byLimit !== undefined) cap = Math.min(MAX_CONNECTS_PER_ISOLATE, byLimit);
   }
+  const input = (i: number): ProbeInput => ({
+    address: options.targets[probes[i].host].address,
+    port: probes[i].port,
+    timeoutMs,
+    retries,
+    rate,
+    cap,
+    minRttMs: settings.minRttMs,
+    maxRttMs: settings.maxRttMs,
+  });
+  if (
+    options.mode === "async" && probes.length <= Math.min(concurrency, MAX_CONNECTS_PER_ISOLATE)
+  ) {
+    // Probes that all fit in flight at once start at once: no pool to load (most of
+    // the start-up of a one-port scan), the same probe function the task runs.
+    const signal = options.signal;
+    const stopped = new Promise<never>((_, reject) => {
+      if (signal?.aborted) reject(signal.reason);
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    stopped.catch(() => {});
+    await Promise.race([
+      Promise.all(probes.map(async (_, i) => {
+        const value = await probePort(input(i));
+        record(i, outcomeCode(value.state, value.reason));
+      })),
+      stopped,
+    ]);
+    return;
+  }
+  const { runTasks, taskOf, registry } = await tasks();
   function* inputs(): Generator<ProbeInput & { i: number }> {
-    for (let i = 0; i < probes.length; i++) {
-      const { host, port } = probes[i];
-      const address = options.targets[host].address;
-      yield {
-        i,
-        address,
-        port,
-        timeoutMs,
-        retries,
-        rate,
-        cap,
-        minRttMs: settings.minRttMs,
-        maxRttMs: settings.maxRttMs,
-      };
-    }
+    for (let i = 0; i < probes.length; i++) yield { i, ...input(i) };
   }
   for await (
-    const outcome of runTasks(probeTask, inputs(), {
+    const outcome of runTasks(taskOf(registry, "scanner.probe"), inputs(), {
       mode: options.mode,
       workers,
       concurrency,
@@ -211,8 +201,8 @@ async function runConnect(
     })
   ) {
     if (!outcome.ok) throw outcome.error;
-    const input = outcome.input as ProbeInput & { i: number };
-    record(input.i, outcomeCode(outcome.value.state, outcome.value.reason));
+    const { i } = outcome.input as ProbeInput & { i: number };
+    record(i, outcomeCode(outcome.value.state, outcome.value.reason));
   }
 }
 
@@ -229,6 +219,7 @@ async function runFfi(
   const cap = await capFor("ffi", isolates);
   const window = Math.max(1, Math.min(settings.concurrency, cap ?? MAX_FFI_WINDOW));
   if (mode === "sequential" || mode === "async") {
+    const { FfiEngine, ffiEngine } = await import("./ffi_engine.ts");
     const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine();
     engine.capWindow(window);
     engine.setRate(rate);
@@ -245,6 +236,10 @@ async function runFfi(
     );
     return;
   }
+  const [{ runTasks, taskOf, registry }, { decodeCodes }] = await Promise.all([
+    tasks(),
+    import("./ffi_chunk.ts"),
+  ]);
   function* chunks(): Generator<FfiChunkInput & { first: number }> {
     for (let first = 0; first < probes.length; first += FFI_CHUNK) {
       const slice = probes.slice(first, first + FFI_CHUNK);
@@ -263,7 +258,7 @@ async function runFfi(
     }
   }
   for await (
-    const outcome of runTasks(ffiChunkTask, chunks(), {
+    const outcome of runTasks(taskOf(registry, "scanner.ffiChunk"), chunks(), {
       mode,
       workers,
       // Enough chunks queued per worker to keep its window full.
@@ -308,18 +303,17 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   const total = probes.length;
   const codes = new Uint8Array(total);
   const services = options.services ?? loadServices();
-  const portResult = (index: number): PortResult => {
-    const { state, reason } = OUTCOMES[codes[index]];
-    const port = probes[index].port;
-    return { port, state, reason, service: services.get(port) ?? null };
-  };
+  const portOf = (index: number): PortResult =>
+    portResult(probes[index].port, codes[index], services);
   let done = 0;
   const step = Math.max(1, Math.floor(total / 100));
+  let finished = false;
   const record = (index: number, code: number) => {
-    if (codes[index] !== 0) return;
+    // Nothing counts after an interrupted scan returned (its last probes may still answer).
+    if (finished || codes[index] !== 0) return;
     codes[index] = code;
     done++;
-    if (options.onPort) options.onPort(targets[probes[index].host], portResult(index));
+    if (options.onPort) options.onPort(targets[probes[index].host], portOf(index));
     if (options.onProgress && (done % step === 0 || done === total)) {
       options.onProgress(done, total);
     }
@@ -332,21 +326,9 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
     if (!options.signal?.aborted) throw error;
     interrupted = true;
   }
+  finished = true;
 
-  const perHost: number[][] = targets.map(() => []);
-  probes.forEach((probe, index) => {
-    if (codes[index] !== 0) perHost[probe.host].push(index);
-  });
-  const hosts = targets.map((target, host): HostResult => {
-    const ports = perHost[host].map(portResult).sort((a, b) => a.port - b.port);
-    if (!interrupted && ports.length !== perHost[host].length) {
-      throw new Error(`internal error: missing results for ${target.address}`);
-    }
-    return { target: target.target, address: target.address, ports, counts: countStates(ports) };
-  });
-  if (!interrupted && done !== total) {
-    throw new Error(`internal error: ${total - done} probes without a result`);
-  }
+  const hosts = hostResults(targets, probes, codes, services, interrupted);
   return {
     hosts,
     portsPerHost: options.ports.length,

@@ -44,7 +44,7 @@ import { DEFAULT_MIN_RTT_MS, parseTiming } from "./timing.ts";
 import { BannerGrabber } from "./banners.ts";
 import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
 import { loadServices } from "./services.ts";
-import { countStates } from "./scan.ts";
+import { countStates } from "./scan_result.ts";
 
 /** The scan command's flags, as commander gives them. */
 export interface ScanFlags {
@@ -217,6 +217,15 @@ export async function runScan(
       flags.concurrency = preset.concurrency;
     }
   }
+  const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
+  // Shards must agree on the order: a fixed default seed; a lone --randomize draws one.
+  const seed = flags.seed ??
+    (shard ? 0 : flags.randomize ? Math.floor(Math.random() * 2 ** 32) : undefined);
+  const probes = withoutDone(
+    selectProbes(targets.length, ports, { seed, shard }),
+    targets,
+    earlier,
+  );
   const engine = resolveEngine(flags.engine);
   // The ffi engine reads every answer that arrived before it judges a deadline, so
   // its timeouts may shrink to nmap's 100 ms; Deno.connect in a starved isolate
@@ -228,15 +237,6 @@ export async function runScan(
       `--min-rtt-timeout ${minRtt} is above --max-rtt-timeout ${flags.maxRttTimeout}`,
     );
   }
-  const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
-  // Shards must agree on the order: a fixed default seed; a lone --randomize draws one.
-  const seed = flags.seed ??
-    (shard ? 0 : flags.randomize ? Math.floor(Math.random() * 2 ** 32) : undefined);
-  const probes = withoutDone(
-    selectProbes(targets.length, ports, { seed, shard }),
-    targets,
-    earlier,
-  );
   const chosen = requestedMode === null
     ? autoMode(probes.length, flags.workers, engine)
     : { mode: requestedMode, workers: flags.workers };

@@ -8,7 +8,7 @@
  * @module
  */
 import { UsageError } from "../shared/errors.ts";
-import type { Probe } from "./scan.ts";
+import type { Probe } from "./scan_result.ts";
 import { parseIPv4, parseIPv6, type ScanTarget, type TargetSpec } from "./targets.ts";
 
 /** Where nmap keeps its port frequencies when it is installed. */

@@ -29,7 +29,7 @@ export function parsePorts(spec: string, option = "-p"): number[] {
     new UsageError(`Invalid ${option} '${spec}': '${item}' ${why}`);
   if (text === "") throw new UsageError(`Invalid ${option} '${spec}': the port list is empty`);
   if (text === "-") return range(1, MAX_PORT);
-  const seen = new Uint8Array(MAX_PORT + 1);
+  const ranges: [number, number][] = [];
   for (const raw of text.split(",")) {
     const item = raw.trim();
     if (item === "") throw bad(raw, "is an empty item");
@@ -47,10 +47,16 @@ export function parsePorts(spec: string, option = "-p"): number[] {
       }
     }
     if (end < start) throw bad(item, `is a reversed range (${start} > ${end})`);
-    seen.fill(1, start, end + 1);
+    ranges.push([start, end]);
   }
+  // Ascending, each port once: overlapping ranges merge (no pass over all 65535 ports).
+  ranges.sort((a, b) => a[0] - b[0]);
   const ports: number[] = [];
-  for (let port = 1; port <= MAX_PORT; port++) if (seen[port]) ports.push(port);
+  let next = 1;
+  for (const [start, end] of ranges) {
+    for (let port = Math.max(start, next); port <= end; port++) ports.push(port);
+    next = Math.max(next, end + 1);
+  }
   return ports;
 }
 

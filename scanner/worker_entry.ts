@@ -1,15 +1,14 @@
 /**
- * A light worker and child entry: registers the scanner's tasks (`scanner.probe`,
+ * A light worker and child entry: loads the scanner's registry (`scanner.probe`,
  * `scanner.ffiChunk`) and serves the parent, without the command line. Tests
- * pass it as `entry` so that `deno test`, which type-checks a worker's module
- * graph when the worker starts, checks a few small modules rather than the whole
- * tool (the command line, the bench and its plots): on a loaded machine that
- * check alone outlasted the runtime's 30 s worker start limit.
+ * pass it as `entry` and import it statically, so that `deno test`, which
+ * type-checks a worker's module graph when the worker starts, finds that check
+ * done: on a loaded machine a cold check alone outlasted the runtime's 30 s
+ * worker start limit.
  *
  * @module
  */
-import { enterRole } from "../shared/runtime.ts";
-import "./probe.ts";
-import "./engines.ts";
+import { serveRegistry } from "../shared/registry.ts";
+import { registry } from "./registry.ts";
 
-if (import.meta.main) enterRole();
+if (import.meta.main) serveRegistry(registry);

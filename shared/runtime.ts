@@ -23,9 +23,9 @@ import {
   planChildChannel,
 } from "./child_channel.ts";
 import { type ErrorInfo, fromErrorInfo, toErrorInfo, WorkerCrashError } from "./errors.ts";
+import { CHILD_FLAG, inChildRole, isWorkerScope } from "./role.ts";
 
-/** Command-line argument that starts a program in its child role. */
-export const CHILD_FLAG = "--netconc-child";
+export { CHILD_FLAG, inChildRole };
 
 /** One message: a JSON-serialisable value and an optional binary attachment. */
 export interface Message {
@@ -118,16 +118,6 @@ type Envelope =
   | { t: "done"; value: unknown }
   | { t: "fail"; error: ErrorInfo }
   | { t: "end" };
-
-function isWorkerScope(): boolean {
-  // deno-lint-ignore no-explicit-any
-  return typeof (globalThis as any).WorkerGlobalScope !== "undefined";
-}
-
-/** True when this isolate is a worker or child started by the runtime. */
-export function inChildRole(): boolean {
-  return isWorkerScope() || Deno.args[0] === CHILD_FLAG;
-}
 
 /**
  * Serves the parent when this isolate is a worker or a child. Returns `true` if

@@ -24,6 +24,7 @@ Deno.test("scanner ports: lists, ranges, open ranges, all, repeats", () => {
   assertEquals(parsePorts("80,22,80"), [22, 80]);
   assertEquals(parsePorts("-3"), [1, 2, 3]);
   assertEquals(parsePorts("65534-"), [65534, 65535]);
+  assertEquals(parsePorts("5-10,1-6,8,3"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   assertEquals(parsePorts("-").length, 65535);
   assertEquals(excludePorts(parsePorts("1-5"), [2, 4]), [1, 3, 5]);
 });

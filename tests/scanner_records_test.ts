@@ -1,6 +1,7 @@
 /** Scan records: outcomes, JSON lines and grepable lines read back, merging (no sockets). */
 import { assertEquals } from "./_assert.ts";
 import {
+  bannersOf,
   jsonlPort,
   jsonlSummary,
   mergeHosts,
@@ -9,9 +10,9 @@ import {
   parseJsonl,
   portsOf,
 } from "../scanner/records.ts";
-import { countStates, type PortResult } from "../scanner/scan.ts";
+import { countStates, type PortResult } from "../scanner/scan_result.ts";
 import { formatGrep } from "../scanner/output.ts";
-import { decodeCodes, encodeCodes } from "../scanner/engines.ts";
+import { decodeCodes, encodeCodes } from "../scanner/ffi_chunk.ts";
 
 const services = new Map([[22, "ssh"], [80, "http"]]);
 const ports: PortResult[] = [
@@ -71,4 +72,26 @@ Deno.test("scanner records: merging shards keeps every port once, in order", () 
     decodeCodes(encodeCodes(new Uint8Array([1, 2, 9, 5]))),
     new Uint8Array([1, 2, 9, 5]),
   );
+});
+
+Deno.test("scanner records: banners survive a written document, --jsonl, resume and merge", () => {
+  const read: PortResult[] = ports.map((port) =>
+    port.port === 22 ? { ...port, banner: "SSH-2.0-x" } : { ...port }
+  );
+  read.push({ port: 8080, state: "open", reason: "syn-ack", service: null, banner: null });
+  const counts = countStates(read);
+  assertEquals(bannersOf(read), { banners: { "22": "SSH-2.0-x", "8080": null } });
+  assertEquals(bannersOf(ports), {});
+  // As -oJ/--json write a host, then read back by --resume and `scanner merge`.
+  const written = { ...host, ports: read, counts, outcomes: outcomesOf(read), ...bannersOf(read) };
+  const [merged] = mergeHosts([[written]], services);
+  assertEquals(merged.ports, read);
+  // Two shards, each with its banner.
+  const a = { ...written, outcomes: outcomesOf(read.slice(0, 2)), ...bannersOf(read.slice(0, 2)) };
+  const b = { ...written, outcomes: outcomesOf(read.slice(2)), ...bannersOf(read.slice(2)) };
+  assertEquals(mergeHosts([[b], [a]], services)[0].ports, read);
+  // A --jsonl stream's summary carries them too.
+  const [back] = parseJsonl(jsonlSummary([{ ...host, ports: read, counts }], {}));
+  assertEquals(back.banners, { "22": "SSH-2.0-x", "8080": null });
+  assertEquals(mergeHosts([[back]], services)[0].ports, read);
 });
