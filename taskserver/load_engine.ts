@@ -135,10 +135,23 @@ export class LoadGenerator {
    * study's one-request clients, connecting is part of what is measured.)
    */
   prepare(): Promise<void> {
-    this.#prepared ??= this.plan.requestsPerConnection === null
-      ? Promise.all(this.#conns.map((c) => c.connectOnce())).then(() => {})
-      : Promise.resolve();
+    if (this.#prepared === undefined) {
+      if (this.plan.requestsPerConnection === null) {
+        const stopSweep = this.#sweepTimeouts();
+        this.#prepared = Promise.all(this.#conns.map((c) => c.connectOnce())).then(stopSweep);
+      } else this.#prepared = Promise.resolve();
+    }
     return this.#prepared;
+  }
+
+  /** Checks every connection's connect and oldest request against the timeout; returns a stop. */
+  #sweepTimeouts(): () => void {
+    const conns = this.#conns;
+    const sweep = setInterval(() => {
+      const now = performance.now();
+      for (const c of conns) c.checkTimeout(now);
+    }, 100);
+    return () => clearInterval(sweep);
   }
 
   /**
@@ -160,17 +173,14 @@ export class LoadGenerator {
     const finished = new Promise<void>((resolve) => (this.#finish = resolve));
     const conns = this.#conns;
     this.#open = conns.length;
-    const sweep = setInterval(() => {
-      const now = performance.now();
-      for (const c of conns) c.checkTimeout(now);
-    }, 100);
+    const stopSweep = this.#sweepTimeouts();
     try {
       if (conns.length > 0 && !this.stopped) {
         for (const c of conns) c.start();
         await finished;
       }
     } finally {
-      clearInterval(sweep);
+      stopSweep();
       for (const c of conns) c.close();
     }
     return this.result();
