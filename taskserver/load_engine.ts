@@ -14,13 +14,13 @@
  * Also a per-second timeline (sent, answered, errors, latency histogram). All
  * values are microseconds. The engine never prints.
  *
- * Registered as the service `taskserver.load` so a run can spread over Web
- * Workers or child processes through `shared/runtime.ts`.
+ * Registered (`registry.ts`) as the service `taskserver.load` so a run can
+ * spread over Web Workers or child processes through `shared/runtime.ts`.
  *
  * @module
  */
 import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts";
-import { defineService } from "../shared/runtime.ts";
+import type { Service } from "../shared/runtime.ts";
 import type { LoadPlan } from "./load_plan.ts";
 import { LoadConnection } from "./load_connection.ts";
 
@@ -288,7 +288,7 @@ export interface LoadProgressMessage {
  * {@linkcode LoadProgressMessage} every 500 ms, stops on `{ stop: true }`, and
  * returns its {@linkcode ShareResult}.
  */
-defineService("taskserver.load", async (channel, init) => {
+export const loadService: Service = async (channel, init) => {
   const gen = new LoadGenerator(init as LoadPlan);
   let started: (startAt: number | null) => void;
   const go = new Promise<number | null>((resolve) => (started = resolve));
@@ -309,7 +309,7 @@ defineService("taskserver.load", async (channel, init) => {
   } finally {
     clearInterval(ticker);
   }
-});
+};
 
 /** Epoch milliseconds now (the clock plans' `startAt` uses). */
 export { epoch as loadEpoch };
