@@ -20,7 +20,13 @@
  * @module
  */
 import type { Command } from "commander";
-import { addOutputOptions, runCommand, writeStderr } from "./cli.ts";
+import {
+  addOutputOptions,
+  exitCodeAfter,
+  runCommand,
+  watchStopSignals,
+  writeStderr,
+} from "./cli.ts";
 import { UsageError } from "./errors.ts";
 import type { Report } from "./report.ts";
 import { parseScale, type StudyName, type StudyReport, type StudyScale } from "./study.ts";
@@ -41,6 +47,8 @@ export interface BenchContext {
   scale: StudyScale;
   /** Writes one progress line on stderr (nothing with `--quiet`). */
   progress: (line: string) => void;
+  /** With `stoppable`: aborted by the first SIGINT or SIGTERM. */
+  signal?: AbortSignal;
 }
 
 /** What a free-form (non-study) benchmark returns. */
@@ -69,6 +77,12 @@ export interface BenchSpec<Flags extends BenchFlags = BenchFlags> {
   progressPrefix?: string;
   /** Adds the tool's own options to the command. */
   options?: (command: Command) => Command;
+  /**
+   * The study and bench stop at `context.signal` (SIGINT/SIGTERM) and return
+   * what they measured: it is printed (or written), then the exit code is
+   * 130/143. Without it the signals keep their default (the process ends).
+   */
+  stoppable?: boolean;
   /**
    * Runs first: returns an exit code to stop here (e.g. after re-running the same
    * bench inside a private namespace with `args`), or `null` to go on.
@@ -126,23 +140,36 @@ export async function runBench<Flags extends BenchFlags>(
   const relaunched = spec.relaunch ? await spec.relaunch(flags, args) : null;
   if (relaunched !== null) return relaunched;
   const studyMode = flags.study || spec.bench === undefined;
-  return await runCommand(spec.tool, "bench", flags, async () => {
-    if (studyMode) {
-      const report = await spec.study(context, flags);
-      const { studyText, writeStudyReport } = await import("./report.ts");
-      if (flags.out) {
-        context.progress(`wrote ${(await writeStudyReport(flags.out, report)).join(", ")}`);
+  const stop = spec.stoppable ? watchStopSignals() : undefined;
+  context.signal = stop?.abort;
+  // After a stop signal, what was measured is printed, then the exit says why it ended.
+  const stopCode = (ok = true) => stop?.signal ? exitCodeAfter(stop.signal) : ok ? 0 : 1;
+  try {
+    return await runCommand(spec.tool, "bench", flags, async () => {
+      if (studyMode) {
+        const report = await spec.study(context, flags);
+        const { studyText, writeStudyReport } = await import("./report.ts");
+        if (flags.out) {
+          context.progress(`wrote ${(await writeStudyReport(flags.out, report)).join(", ")}`);
+        }
+        return {
+          results: report,
+          text: studyText(report),
+          options: { study: true, scale },
+          exitCode: stopCode(),
+        };
       }
-      return { results: report, text: studyText(report), options: { study: true, scale } };
-    }
-    const outcome = await spec.bench!(context, flags);
-    if (flags.out) {
-      if (!outcome.report) throw new UsageError(`${spec.tool} bench has no --out files`);
-      const { writeReport } = await import("./report.ts");
-      context.progress(`wrote ${(await writeReport(flags.out, outcome.report)).join(", ")}`);
-    }
-    return outcome;
-  });
+      const outcome = await spec.bench!(context, flags);
+      if (flags.out) {
+        if (!outcome.report) throw new UsageError(`${spec.tool} bench has no --out files`);
+        const { writeReport } = await import("./report.ts");
+        context.progress(`wrote ${(await writeReport(flags.out, outcome.report)).join(", ")}`);
+      }
+      return { ...outcome, exitCode: stopCode(outcome.ok !== false) };
+    });
+  } finally {
+    stop?.dispose();
+  }
 }
 
 /**

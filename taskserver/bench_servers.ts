@@ -24,11 +24,7 @@ export interface ServerSpec {
   framing?: "study" | "line";
 }
 
-/**
- * The study's Python servers run up to this many clients: their listen(128)
- * queue overflows, and 10,000 threads or forks take minutes to settle here.
- */
-export const PYTHON_MAX_CLIENTS = 1000;
+export { PYTHON_MAX_CLIENTS } from "./study_plans.ts";
 
 /** A server started for a run. */
 export interface LaunchedServer {

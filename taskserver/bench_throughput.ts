@@ -1,35 +1,50 @@
 /**
- * `taskserver bench`'s no-delay throughput tables, measured with the
+ * `taskserver bench`'s no-delay throughput measurements, taken with the
  * `taskserver load` generator: persistent clients per server design, the
- * generator's own ceiling (pipelined), each server's CPU time per answer (from
- * /proc) and our best design's ratio to the Python thread-per-client server.
+ * generator's own ceiling (pipelined), and each server's CPU time per answer
+ * (from /proc). Their table and ratio lines are in `study_report.ts`.
  *
  * @module
  */
-import type { ReportTable } from "../shared/report.ts";
 import { readPressure } from "../shared/pressure.ts";
 import { processTreeStatLines } from "../shared/proc.ts";
 import { launch, type ServerSpec } from "./bench_servers.ts";
 import { throughput, type ThroughputRun } from "./load_bench.ts";
+
+/** Options of the throughput measurements. */
+export interface ThroughputOptions {
+  /** Entry of `taskserver serve` (default: the running program). */
+  entry?: string;
+  /** One progress line per run. */
+  onProgress?: (line: string) => void;
+  /** Generator workers (0: this isolate). */
+  generatorWorkers?: number;
+  /** Stops the measurements; a run cut short is left out. */
+  signal?: AbortSignal;
+}
 
 /** Measures throughput for each server and client count. */
 export async function throughputTable(
   specs: ServerSpec[],
   clients: number[],
   durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
+  options: ThroughputOptions,
 ): Promise<ThroughputRun[]> {
   const runs: ThroughputRun[] = [];
   for (const spec of specs) {
+    if (options.signal?.aborted) break;
     const server = await launch(spec, 0, options.entry);
     try {
       for (const n of clients) {
         const cpuBefore = processTreeCpuMs(server.pid);
         const run = await throughput(spec.label, server.port, n, durationMs, {
           workers: options.generatorWorkers ?? 0,
+          signal: options.signal,
         });
+        // A run cut short by a stop signal measured less than its duration: left out.
+        if (options.signal?.aborted) break;
         run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
-        options.onLog?.(
+        options.onProgress?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: ${run.rps} req/s, ` +
             `p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, errors ${run.errors}`,
         );
@@ -54,8 +69,9 @@ export const CEILING_PIPELINE = 128;
  */
 export async function generatorCeiling(
   durationMs: number,
-  options: { entry?: string; onLog?: (line: string) => void; generatorWorkers?: number },
-): Promise<ThroughputRun> {
+  options: ThroughputOptions,
+): Promise<ThroughputRun | null> {
+  if (options.signal?.aborted) return null;
   const server = await launch(
     { label: "async", kind: "taskserver", mode: "async" },
     0,
@@ -68,77 +84,21 @@ export async function generatorCeiling(
       server.port,
       CEILING_CONNECTIONS,
       durationMs,
-      { workers: options.generatorWorkers ?? 0, pipeline: CEILING_PIPELINE },
+      {
+        workers: options.generatorWorkers ?? 0,
+        pipeline: CEILING_PIPELINE,
+        signal: options.signal,
+      },
     );
+    if (options.signal?.aborted) return null;
     run.serverCpuUs = serverCpuPerAnswer(cpuBefore, processTreeCpuMs(server.pid), run);
-    options.onLog?.(
+    options.onProgress?.(
       `generator ceiling: ${run.rps} req/s, p99 ${run.p99Ms} ms, errors ${run.errors}`,
     );
     return run;
   } finally {
     await server.stop();
   }
-}
-
-export function throughputReportTable(runs: ThroughputRun[], title: string): ReportTable {
-  return {
-    title,
-    columns: [
-      "Server",
-      "Clients",
-      "Pipeline",
-      "Requests/s",
-      "p50 (ms)",
-      "p99 (ms)",
-      "p99.9 (ms)",
-      "max (ms)",
-      "Errors",
-      "Server CPU/answer (µs)",
-    ],
-    rows: runs.map((
-      r,
-    ) => [
-      r.server,
-      r.clients,
-      r.pipeline,
-      r.rps,
-      r.p50Ms,
-      r.p99Ms,
-      r.p999Ms,
-      r.maxMs,
-      r.errors,
-      r.serverCpuUs,
-    ]),
-  };
-}
-
-/** For each client count: our best design's requests/s over the Python thread server's. */
-export function pythonRatios(
-  runs: ThroughputRun[],
-): { clients: number; best: string; ratio: number; text: string }[] {
-  const out: { clients: number; best: string; ratio: number; text: string }[] = [];
-  for (const n of [...new Set(runs.map((r) => r.clients))]) {
-    const python = runs.find((r) => r.clients === n && r.server === "python thread");
-    const ours = runs.filter((r) =>
-      r.clients === n && r.server !== "python thread" && r.pipeline === 1
-    );
-    if (!python || ours.length === 0 || python.rps === 0) continue;
-    const best = ours.reduce((a, b) => (b.rps > a.rps ? b : a));
-    const ratio = Math.round((best.rps / python.rps) * 100) / 100;
-    const cpu = best.serverCpuUs && python.serverCpuUs
-      ? `; server CPU per answer ${best.serverCpuUs} against ${python.serverCpuUs} µs (${
-        Math.round((python.serverCpuUs / best.serverCpuUs) * 100) / 100
-      }× Python's efficiency)`
-      : "";
-    out.push({
-      clients: n,
-      best: best.server,
-      ratio,
-      text: `${n} clients: best of ours (${best.server}) answered ${ratio}× the Python thread ` +
-        `server's requests/s (same run, same generator)${cpu}`,
-    });
-  }
-  return out;
 }
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ: 100 on Linux). */

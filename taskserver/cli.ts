@@ -21,13 +21,12 @@ import {
   writeStdout,
 } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
-import { parseMode, parseModeList } from "../shared/mode.ts";
-import { parseScale } from "../shared/study.ts";
+import { parseMode } from "../shared/mode.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT } from "./protocol.ts";
 import { describeDesign, formatEvent, startTaskServer } from "./server.ts";
 import { call, interactive, stdinConsole } from "./client.ts";
-import type { BenchOptions } from "./bench.ts";
+import { addBenchCommand } from "./bench_cli.ts";
 import { addLoadCommand } from "./load_cli.ts";
 
 const TOOL = "taskserver";
@@ -230,84 +229,7 @@ export async function main(args: string[]): Promise<number> {
     });
   });
 
-  addOutputOptions(
-    program.command("bench")
-      .description(
-        "concurrent clients against --delay (the study's table), and a no-delay throughput run",
-      )
-      .option("--study", "print the lab's StudyReport (with --scale)", false)
-      .option("--scale <scale>", "study scale: smoke, quick or full", "quick")
-      .option(
-        "--modes <list>",
-        "modes to measure (per-client thread/process are added as thread-per-client, process-per-client)",
-        "sequential,async,thread,process",
-      )
-      .option(
-        "--clients <list>",
-        "client counts for the delay table",
-        "10,20,30,40,50,60,70,80,90,100",
-      )
-      .option("--delay <ms>", "server delay for the table", intOption(0, 60_000), 3000)
-      .option("--workers <n>", "pool size for pooled thread and process", intOption(1, 64), 2)
-      .option("--no-per-client", "skip the worker-per-client thread and process servers")
-      .option(
-        "--clients-in-process",
-        "clients from an in-process load generator (default: start.sh-style processes)",
-        false,
-      )
-      .option(
-        "--throughput <list>",
-        "persistent clients for the no-delay run ('' to skip)",
-        "1,10,100,1000",
-      )
-      .option("--duration <ms>", "length of each throughput run", intOption(100, 600_000), 2000)
-      .option("--no-python", "skip the Python thread-per-client baseline")
-      .option(
-        "--generator-workers <n>",
-        "load-generator workers for the throughput runs (0: this process)",
-        intOption(0, 16),
-        0,
-      )
-      .option("--out <dir>", "write Markdown, CSV, JSON and SVG"),
-  ).action(async (flags: Record<string, unknown> & OutputFlags) => {
-    if (flags.study) {
-      const scale = parseScale(String(flags.scale));
-      code = await run("bench", flags, async () => {
-        const { runStudy } = await loadBench();
-        const report = await runStudy(scale, {
-          onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
-          out: flags.out as string | undefined,
-        });
-        const { studyText } = await import("../shared/report.ts");
-        return { results: report, text: studyText(report) };
-      });
-      return;
-    }
-    const options: BenchOptions = {
-      modes: parseModeList(String(flags.modes)),
-      clients: String(flags.clients).trim() === ""
-        ? []
-        : parseCounts(String(flags.clients), "--clients"),
-      delayMs: flags.delay as number,
-      workers: flags.workers as number,
-      perClient: flags.perClient !== false,
-      inProcess: flags.clientsInProcess === true,
-      throughput: String(flags.throughput).trim() === ""
-        ? []
-        : parseCounts(String(flags.throughput), "--throughput"),
-      durationMs: flags.duration as number,
-      python: flags.python !== false,
-      generatorWorkers: flags.generatorWorkers as number,
-      out: flags.out as string | undefined,
-      onLog: flags.quiet ? undefined : (line) => writeStderr(line + "\n"),
-    };
-    code = await run("bench", flags, async () => {
-      const { runBench } = await loadBench();
-      const result = await runBench(options);
-      return { results: result.json, text: result.text };
-    });
-  });
-
+  addBenchCommand(program, (c) => void (code = c));
   addLoadCommand(program, (c) => void (code = c));
 
   if (args.length === 0) {
@@ -316,21 +238,4 @@ export async function main(args: string[]): Promise<number> {
   }
   await program.parseAsync(args, { from: "user" });
   return code;
-}
-
-// The benchmark (and its table and plot libraries) loads only for `bench`, which
-// keeps `taskserver call` quick to start: start.sh runs it 100 times at once.
-function loadBench(): Promise<typeof import("./bench.ts")> {
-  return import("./bench.ts");
-}
-
-function parseCounts(text: string, option: string): number[] {
-  const parts = text.split(",").map((part) => part.trim()).filter((part) => part !== "");
-  const counts = parts.map(Number);
-  if (counts.length === 0 || counts.some((n) => !Number.isSafeInteger(n) || n < 1 || n > 100_000)) {
-    throw new UsageError(
-      `Invalid ${option} '${text}': expected a comma-separated list of integers from 1 to 100000`,
-    );
-  }
-  return counts;
 }

@@ -17,7 +17,11 @@ import {
   type ShareResult,
 } from "./load_engine.ts";
 import { type Framing, type LoadPlan, mixCycle, type MixEntry, sharePlan } from "./load_plan.ts";
+import { serviceOf } from "../shared/registry.ts";
+import { registry } from "./registry.ts";
 import { buildReport, type LoadReport, type LoadSettings, mergeResults } from "./load_report.ts";
+
+const LOAD_SERVICE = serviceOf(registry, "taskserver.load");
 
 /** Options of {@linkcode runLoad} (the command line's flags, parsed). */
 export interface LoadOptions {
@@ -164,7 +168,7 @@ async function runWorkers(options: LoadOptions, hooks: LoadHooks): Promise<Share
     spawned.push(
       ...await Promise.all(
         shares.map((share, id) =>
-          spawn(options.workerMode, { service: "taskserver.load", init: share, id, entry })
+          spawn(options.workerMode, { service: LOAD_SERVICE, init: share, id, entry })
         ),
       ),
     );

@@ -63,16 +63,20 @@ export async function inProcessClients(
   clients: number,
   studyFraming: boolean,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<DelayRun> {
-  const report = await runLoad(benchOptions(port, {
-    connections: clients,
-    requestsPerConnection: 1,
-    timeoutMs,
-    framing: studyFraming ? "raw" : "line",
-    workers: clients <= CLIENTS_PER_ISOLATE
-      ? 0
-      : Math.min(4, Math.ceil(clients / CLIENTS_PER_ISOLATE)),
-  }));
+  const report = await runLoad(
+    benchOptions(port, {
+      connections: clients,
+      requestsPerConnection: 1,
+      timeoutMs,
+      framing: studyFraming ? "raw" : "line",
+      workers: clients <= CLIENTS_PER_ISOLATE
+        ? 0
+        : Math.min(4, Math.ceil(clients / CLIENTS_PER_ISOLATE)),
+    }),
+    { signal },
+  );
   const m = report.measured;
   const connectUs = HdrHistogram.fromJSON(m.connect);
   const latencyUs = HdrHistogram.fromJSON(m.latency);
@@ -109,20 +113,23 @@ export async function throughput(
   port: number,
   clients: number,
   durationMs: number,
-  options: { workers?: number; pipeline?: number } = {},
+  options: { workers?: number; pipeline?: number; signal?: AbortSignal } = {},
 ): Promise<ThroughputRun> {
   const workers = options.workers ?? 0;
   const pipeline = options.pipeline ?? 1;
-  const report: LoadReport = await runLoad(benchOptions(port, {
-    connections: clients,
-    durationMs,
-    warmupMs: 200,
-    timeoutMs: 10_000,
-    pipeline,
-    workers,
-    // Checking every answer costs the generator; the error prefix is enough here.
-    verify: false,
-  }));
+  const report: LoadReport = await runLoad(
+    benchOptions(port, {
+      connections: clients,
+      durationMs,
+      warmupMs: 200,
+      timeoutMs: 10_000,
+      pipeline,
+      workers,
+      // Checking every answer costs the generator; the error prefix is enough here.
+      verify: false,
+    }),
+    { signal: options.signal },
+  );
   const s = report.summary;
   return {
     server,

@@ -14,13 +14,13 @@
  * Also a per-second timeline (sent, answered, errors, latency histogram). All
  * values are microseconds. The engine never prints.
  *
- * Registered as the service `taskserver.load` so a run can spread over Web
- * Workers or child processes through `shared/runtime.ts`.
+ * Registered (`registry.ts`) as the service `taskserver.load` so a run can
+ * spread over Web Workers or child processes through `shared/runtime.ts`.
  *
  * @module
  */
 import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts";
-import { defineService } from "../shared/runtime.ts";
+import type { Service } from "../shared/runtime.ts";
 import type { LoadPlan } from "./load_plan.ts";
 import { LoadConnection } from "./load_connection.ts";
 
@@ -135,10 +135,23 @@ export class LoadGenerator {
    * study's one-request clients, connecting is part of what is measured.)
    */
   prepare(): Promise<void> {
-    this.#prepared ??= this.plan.requestsPerConnection === null
-      ? Promise.all(this.#conns.map((c) => c.connectOnce())).then(() => {})
-      : Promise.resolve();
+    if (this.#prepared === undefined) {
+      if (this.plan.requestsPerConnection === null) {
+        const stopSweep = this.#sweepTimeouts();
+        this.#prepared = Promise.all(this.#conns.map((c) => c.connectOnce())).then(stopSweep);
+      } else this.#prepared = Promise.resolve();
+    }
     return this.#prepared;
+  }
+
+  /** Checks every connection's connect and oldest request against the timeout; returns a stop. */
+  #sweepTimeouts(): () => void {
+    const conns = this.#conns;
+    const sweep = setInterval(() => {
+      const now = performance.now();
+      for (const c of conns) c.checkTimeout(now);
+    }, 100);
+    return () => clearInterval(sweep);
   }
 
   /**
@@ -160,17 +173,14 @@ export class LoadGenerator {
     const finished = new Promise<void>((resolve) => (this.#finish = resolve));
     const conns = this.#conns;
     this.#open = conns.length;
-    const sweep = setInterval(() => {
-      const now = performance.now();
-      for (const c of conns) c.checkTimeout(now);
-    }, 100);
+    const stopSweep = this.#sweepTimeouts();
     try {
       if (conns.length > 0 && !this.stopped) {
         for (const c of conns) c.start();
         await finished;
       }
     } finally {
-      clearInterval(sweep);
+      stopSweep();
       for (const c of conns) c.close();
     }
     return this.result();
@@ -278,7 +288,7 @@ export interface LoadProgressMessage {
  * {@linkcode LoadProgressMessage} every 500 ms, stops on `{ stop: true }`, and
  * returns its {@linkcode ShareResult}.
  */
-defineService("taskserver.load", async (channel, init) => {
+export const loadService: Service = async (channel, init) => {
   const gen = new LoadGenerator(init as LoadPlan);
   let started: (startAt: number | null) => void;
   const go = new Promise<number | null>((resolve) => (started = resolve));
@@ -299,7 +309,7 @@ defineService("taskserver.load", async (channel, init) => {
   } finally {
     clearInterval(ticker);
   }
-});
+};
 
 /** Epoch milliseconds now (the clock plans' `startAt` uses). */
 export { epoch as loadEpoch };

@@ -1,16 +1,15 @@
 /**
  * `taskserver`: task server (change case, evaluate, reverse), its clients and load benchmark.
  *
- * This entry is also the worker and child entry, so it registers the connection
- * handler and the load-generator task statically; the command line (commander,
+ * This entry is also the worker and child entry, so it loads its registry
+ * (registry.ts) statically; the command line (commander,
  * the benchmark, its tables and plots) loads only in the command-line role, and
  * a plain `call` skips it altogether (see `fast_call.ts`).
  *
  * @module
  */
-import { enterRole } from "../shared/runtime.ts";
-import "./protocol.ts";
-import "./load_engine.ts";
+import { serveRegistry } from "../shared/registry.ts";
+import { registry } from "./registry.ts";
 import { fastCall } from "./fast_call.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */
@@ -20,7 +19,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 // The entry is also the worker and child entry: in those roles it serves its parent.
-if (import.meta.main && !enterRole()) {
+if (import.meta.main && !serveRegistry(registry)) {
   const args = Deno.args[0] === "--" ? Deno.args.slice(1) : [...Deno.args];
   const code = await fastCall(args);
   if (code !== null) Deno.exit(code);

@@ -6,7 +6,9 @@
  */
 import { type RunningServer, serve } from "../shared/server.ts";
 import type { Mode } from "../shared/mode.ts";
-import { DEFAULT_INIT, TASK_HANDLER, type TaskEvent, type TaskServerInit } from "./protocol.ts";
+import { handlerOf } from "../shared/registry.ts";
+import { DEFAULT_INIT, type TaskEvent, type TaskServerInit } from "./protocol.ts";
+import { registry } from "./registry.ts";
 
 /** Options for {@linkcode startTaskServer}. */
 export interface TaskServerOptions {
@@ -38,7 +40,7 @@ export const BUSY_REPLY = "Error: server busy: too many connections, try again l
 export async function startTaskServer(options: TaskServerOptions): Promise<RunningServer> {
   const init: TaskServerInit = { ...DEFAULT_INIT, ...options.init };
   return await serve<TaskServerInit>({
-    handler: TASK_HANDLER,
+    handler: handlerOf(registry, "taskserver.tasks"),
     mode: options.mode,
     hostname: options.host,
     port: options.port,

@@ -89,3 +89,33 @@ export function startTestServer(
     },
   });
 }
+
+/** Starts `taskserver ARGS...` from source as a child, stdout and stderr piped. */
+export function spawnTaskserver(args: string[]): Deno.ChildProcess {
+  const main = new URL("../taskserver/main.ts", import.meta.url).pathname;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-all", "--unstable-net", main, ...args],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
+ * Reads `reader` until the text read so far satisfies `done`, the stream ends or
+ * `timeoutMs` passes; returns the text.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  done: (text: string) => boolean,
+  timeoutMs: number,
+  text = "",
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done(text) && Date.now() < deadline) {
+    const chunk = await reader.read();
+    if (chunk.done) break;
+    text += chunk.value;
+  }
+  return text;
+}

@@ -5,8 +5,9 @@
 import { assertEquals } from "./_assert.ts";
 import { DENO_LISTEN_BACKLOG, serve } from "../shared/server.ts";
 import { call } from "../taskserver/client.ts";
-import "../taskserver/protocol.ts";
-import { DEFAULT_INIT, TASK_HANDLER } from "../taskserver/protocol.ts";
+import { handlerOf } from "../shared/registry.ts";
+import { DEFAULT_INIT } from "../taskserver/protocol.ts";
+import { registry } from "../taskserver/registry.ts";
 import type { Mode } from "../shared/mode.ts";
 
 async function listeningSockets(port: number): Promise<number> {
@@ -32,7 +33,7 @@ const cases: { mode: Mode; backlog?: number; expected: number }[] = [
 for (const { mode, backlog, expected } of cases) {
   Deno.test(`serve backlog [${mode}, ${backlog ?? "default"}]: ${expected} listener(s), all serving`, async () => {
     const server = await serve({
-      handler: TASK_HANDLER,
+      handler: handlerOf(registry, "taskserver.tasks"),
       mode,
       hostname: "127.0.0.1",
       port: 0,

@@ -7,6 +7,7 @@ import { assertEquals } from "./_assert.ts";
 import { netnsTest } from "./_netns.ts";
 import { runLoad } from "../taskserver/load.ts";
 import { parseMix } from "../taskserver/load_plan.ts";
+import { readUntil } from "./_taskserver_load_server.ts";
 
 async function sh(command: string): Promise<void> {
   const out = await new Deno.Command("sh", { args: ["-c", command], stderr: "piped" }).output();
@@ -17,13 +18,7 @@ async function sh(command: string): Promise<void> {
 
 async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + 30_000;
-  while (!text.includes("\n") && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
+  const text = await readUntil(reader, (t) => t.includes("\n"), 30_000);
   reader.releaseLock();
   return text.split("\n")[0];
 }

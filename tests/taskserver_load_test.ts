@@ -22,7 +22,7 @@ import { type LoadOptions, loadPlan, runLoad } from "../taskserver/load.ts";
 import { mergeResults } from "../taskserver/load_report.ts";
 import { parseDuration } from "../taskserver/load_cli.ts";
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
-import { startTestServer } from "./_taskserver_load_server.ts";
+import { spawnTaskserver, startTestServer } from "./_taskserver_load_server.ts";
 
 Deno.test("load plan: --mix parses, and its rotation holds the weights exactly", () => {
   assertEquals(parseMix("1:30,2:30,3:40"), [
@@ -300,25 +300,7 @@ Deno.test("taskserver load: --json, --out, workers, a refused target, usage erro
 Deno.test("taskserver load: Ctrl-C prints what was measured and exits 130", async () => {
   const server = await startTestServer();
   try {
-    const main = new URL("../taskserver/main.ts", import.meta.url).pathname;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-all",
-        "--unstable-net",
-        main,
-        "load",
-        `127.0.0.1:${server.port}`,
-        "-r",
-        "200",
-        "-d",
-        "60s",
-      ],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnTaskserver(["load", `127.0.0.1:${server.port}`, "-r", "200", "-d", "60s"]);
     // Wait for the first answers (up to 60 s on a loaded machine), then interrupt.
     for (let i = 0; i < 1200 && server.answered() < 100; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -366,7 +348,7 @@ Deno.test("taskserver load: the text report, with and without --no-co-correction
 });
 
 Deno.test("bench: our best design against the Python thread server, per client count", async () => {
-  const { pythonRatios } = await import("../taskserver/bench.ts");
+  const { pythonRatios } = await import("../taskserver/study_report.ts");
   const run = (server: string, clients: number, rps: number, pipeline = 1, cpu = 30) => ({
     server,
     clients,

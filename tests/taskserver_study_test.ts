@@ -1,6 +1,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool } from "./_command.ts";
-import { runStudy } from "../taskserver/bench.ts";
+import { runStudy } from "../shared/study_harness.ts";
+import { taskserverStudy } from "../taskserver/study.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 
@@ -9,9 +10,10 @@ function cli(args: string[]): Promise<Captured> {
 }
 
 Deno.test("taskserver bench --study --scale smoke: a valid StudyReport with exact answers", async () => {
-  const report = await runStudy("smoke", {
-    entry: new URL("../taskserver/main.ts", import.meta.url).href,
-  });
+  const report = await runStudy(
+    taskserverStudy(new URL("../taskserver/main.ts", import.meta.url).href),
+    "smoke",
+  );
   assertEquals(validateStudyReport(report), []);
   assertEquals(report.study, "taskserver");
   assertEquals(report.published.rows.length, 10);
