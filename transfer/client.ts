@@ -31,8 +31,14 @@ import {
   totalBlocks,
 } from "./protocol.ts";
 import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
-import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
-import { PacketReceiver, writeWithTimeout } from "./receiver.ts";
+import {
+  FOLLOW_MIN_BYTES,
+  followMinBytes,
+  type HashFollower,
+  startHashFollower,
+} from "./hash_follow.ts";
+import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
+import { Deadline, PacketReceiver, writeWithTimeout } from "./receiver.ts";
 import { RateLimiter } from "./rate.ts";
 import { parseStepJson } from "../shared/codec.ts";
 
@@ -77,10 +83,14 @@ export class StepConnection {
   capabilities: string[] = [];
   #frames: PacketReceiver | null = null;
 
+  /** One timer for every read and write of the exact-frame path (see receiver.ts). */
+  readonly #deadline: Deadline;
+
   private constructor(conn: Deno.Conn, timeoutMs: number) {
     this.#conn = conn;
     this.#reader = new BufferedReader(conn, 256 * 1024);
     this.#timeoutMs = timeoutMs;
+    this.#deadline = new Deadline(() => this.close());
   }
 
   /** Connects, with a timeout; errors read `Cannot connect to host:port: reason`. */
@@ -119,12 +129,12 @@ export class StepConnection {
   /** Sends one packet without waiting for its reply (pipelining; our server only). */
   async send(json: StepJson, binary?: Uint8Array): Promise<void> {
     const packet = encodePacket(json, binary);
-    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, `sending ${json.operation}`);
+    await this.sendFramed(packet, `sending ${json.operation}`);
   }
 
   /** Sends bytes already framed (a reused packet buffer; free again once this resolves). */
   async sendFramed(packet: Uint8Array, what: string): Promise<void> {
-    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what);
+    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what, this.#deadline);
   }
 
   /**
@@ -135,7 +145,7 @@ export class StepConnection {
    */
   useExactFrames(): void {
     if (this.#frames === null && this.#reader.buffered === 0) {
-      this.#frames = new PacketReceiver(this.#conn);
+      this.#frames = new PacketReceiver(this.#conn, undefined, undefined, this.#deadline);
     }
   }
 
@@ -185,6 +195,9 @@ export class StepConnection {
     this.capabilities = Array.isArray(announced)
       ? announced.filter((c): c is string => typeof c === "string")
       : [];
+    // Only this project's server announces capabilities, and it counts lengths in
+    // bytes: its replies can be read as exact frames, in any plan.
+    if (this.capabilities.length > 0) this.useExactFrames();
     return reply.json.token;
   }
 
@@ -199,6 +212,7 @@ export class StepConnection {
   }
 
   close(): void {
+    this.#deadline.dispose();
     try {
       this.#conn.close();
     } catch {
@@ -451,7 +465,22 @@ export const md5FileTask = defineTask("transfer.md5-file", (path: string) => md5
 /** Files at least this large are hashed in a worker during a one-connection upload. */
 export const HASH_IN_WORKER_BYTES = FOLLOW_MIN_BYTES;
 
-async function md5InWorker(path: string, entry: string | URL | undefined): Promise<string> {
+/** Files at least this large are hashed on another thread (small ones in line as they go out). */
+function hashElsewhereBytes(): number {
+  return backgroundMd5Available() ? followMinBytes() : HASH_IN_WORKER_BYTES;
+}
+
+/**
+ * The MD5 of a file on another thread: Deno's blocking pool through FFI when it
+ * can (nothing to start), else a worker.
+ */
+async function md5InWorker(
+  path: string,
+  size: number,
+  entry: string | URL | undefined,
+): Promise<string> {
+  const background = await md5FileInBackground(path, size);
+  if (background !== null) return background;
   for await (
     const outcome of runTasks(md5FileTask, [path], { mode: "thread", workers: 1, entry })
   ) {
@@ -633,8 +662,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   const size = await localFileSize(path);
   const key = options.key;
   // A large file's hash starts at once, in a worker, and overlaps everything after.
-  const early = size >= HASH_IN_WORKER_BYTES && !options.resume
-    ? md5InWorker(path, options.entry)
+  const early = size >= hashElsewhereBytes() && !options.resume
+    ? md5InWorker(path, size, options.entry)
     : null;
   early?.catch(() => {});
   const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
@@ -646,7 +675,6 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       options,
       connection.capabilities,
     );
-    if (planKind === "fast") connection.useExactFrames();
     let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
@@ -704,7 +732,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       // A large file is hashed in a worker while this thread sends it; a small one is
       // hashed here as its blocks go out in order (no second read, no worker start-up).
       const inWorker = early ??
-        (size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null);
+        (size >= hashElsewhereBytes() ? md5InWorker(path, size, options.entry) : null);
       inWorker?.catch(() => {});
       const hasher = inWorker === null && indices.length === total ? createMd5() : null;
       const md5 = await sendBlocks(connection, input, (_, data) => {
@@ -807,7 +835,6 @@ export async function download(path: string, options: TransferOptions): Promise<
       options,
       connection.capabilities,
     );
-    if (planKind === "fast") connection.useExactFrames();
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -868,7 +895,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       const whole = indices.length === total;
       // The worker starts while the first blocks arrive; if it cannot start, the file
       // is hashed at the end instead.
-      const follower: Promise<HashFollower | null> | null = whole && size >= FOLLOW_MIN_BYTES
+      const follower: Promise<HashFollower | null> | null = whole && size >= followMinBytes()
         ? startHashFollower(partial, options.entry)
         : null;
       const hasher = whole && follower === null ? createMd5() : null;

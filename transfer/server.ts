@@ -33,7 +33,14 @@ import {
   type StepJson,
 } from "./protocol.ts";
 import { DEFAULT_PLAN_LIMITS, Storage, UploadSession } from "./storage.ts";
-import { BusyError, ByteBudget, PacketReceiver, Scratch, writeWithTimeout } from "./receiver.ts";
+import {
+  BusyError,
+  ByteBudget,
+  Deadline,
+  PacketReceiver,
+  Scratch,
+  writeWithTimeout,
+} from "./receiver.ts";
 import { handleRequest, type ServerSettings } from "./requests.ts";
 import { startTlsFront, type TlsFront, type TlsKeyPair } from "./tls.ts";
 
@@ -138,7 +145,17 @@ defineConnectionHandler<ServerSettings>("transfer.step", async (conn, context) =
   // the stream wrappers cost more per block than the rest of the request.
   const socket = "read" in conn && "write" in conn ? (conn as unknown as Deno.Conn) : null;
   if (socket && "setNoDelay" in socket) (socket as Deno.TcpConn).setNoDelay(true);
-  const receiver = new PacketReceiver(socket ?? conn.readable, budget);
+  // One timer watches every read and write of a real socket (closing it on expiry).
+  const deadline = socket
+    ? new Deadline(() => {
+      try {
+        socket.close();
+      } catch {
+        // Already closed.
+      }
+    })
+    : null;
+  const receiver = new PacketReceiver(socket ?? conn.readable, budget, undefined, deadline);
   const writer = socket ? null : conn.writable.getWriter();
   const peer = `${conn.remoteAddr.hostname}:${conn.remoteAddr.port}`;
   const log = (line: string, level: "info" | "error" = "info") =>
@@ -161,7 +178,13 @@ defineConnectionHandler<ServerSettings>("transfer.step", async (conn, context) =
         return p.length;
       },
     };
-    await writeWithTimeout(target, packet, timeout, "the client to read a reply");
+    await writeWithTimeout(
+      target,
+      packet,
+      timeout,
+      "the client to read a reply",
+      deadline ?? undefined,
+    );
   };
   const limits = { maxJson: MAX_REQUEST_JSON, maxBinary: MAX_REQUEST_BINARY };
   const requestContext = {
@@ -221,6 +244,7 @@ defineConnectionHandler<ServerSettings>("transfer.step", async (conn, context) =
       log(`connection ended: ${errorMessage(error)}`, "error");
     }
   } finally {
+    deadline?.dispose();
     session.releaseAll();
     receiver.dispose();
     blocks.dispose();
