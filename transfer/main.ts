@@ -149,6 +149,15 @@ function isFile(path: string): boolean {
   }
 }
 
+function localExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function blockSizeOption(value: string): number {
   let size: number;
   try {
@@ -369,7 +378,11 @@ export async function main(args: string[]): Promise<number> {
       )
       .option("--all", "every finished key (under --prefix) into the -o directory", false)
       .option("--prefix <prefix>", "with --all: only keys starting with this")
-      .option("--force", "overwrite a local file with other content", false)
+      .option(
+        "--force",
+        "overwrite existing local files (a set skips those with the same MD5)",
+        false,
+      )
       .option("--limit-rate <rate>", "bytes per second across all connections (e.g. 10MB)"),
   ))).action(async (keys: string[], flags) => {
     if (keys.length === 0 && !flags.all) {
@@ -382,6 +395,9 @@ export async function main(args: string[]): Promise<number> {
       const options = { ...transferOptions(flags, key) };
       setExit(
         await run("download", flags, async () => {
+          if (!flags.force && localExists(path)) {
+            throw new Error(`${path} already exists: use --force to overwrite it`);
+          }
           const result = await withProgress(flags, options, (o) => download(path, o));
           return { results: result, text: describeTransfer("Downloaded", result) };
         }),
