@@ -14,9 +14,6 @@ import {
 import { UsageError } from "../shared/errors.ts";
 import { parseModeList } from "../shared/mode.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
-// bench.ts registers the `transfer.raw-sink` handler that workers and children
-// look up by name, so the entry must load it (until transfer declares a registry).
-import "./bench.ts";
 import type { BenchOptions } from "./bench.ts";
 
 type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus"> & {
@@ -106,9 +103,10 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
           1e8,
         )
         .option("--dir <dir>", "--defaults: where the files go (the disk measured)"),
-    study: async ({ scale, progress }, flags) => {
-      const { runStudy } = await import("./bench.ts");
-      return await runStudy(scale, { onStatus: flags.quiet ? undefined : progress });
+    study: async ({ scale, progress }) => {
+      const { runStudy } = await import("../shared/study_harness.ts");
+      const { transferStudy } = await import("./study.ts");
+      return await runStudy(transferStudy, scale, { progress });
     },
     bench: async ({ progress }, flags) => {
       if (flags.defaults) {

@@ -8,15 +8,15 @@
  * the digest is ready moments after the last block lands: on the server for an
  * upload, on the client for a download.
  *
- * The worker runs the `transfer.hash-follow` service through shared/runtime.ts,
- * so the entry module (transfer/main.ts) must import this module. When the
+ * The worker runs the registry's `transfer.hash-follow` service
+ * (hash_follow_service.ts). When the
  * worker cannot start, {@linkcode startHashFollower} returns null and callers
  * hash the file at the end instead (same digest, later).
  *
  * @module
  */
-import { createMd5 } from "./md5.ts";
-import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import { spawn, type Spawned } from "../shared/runtime.ts";
+import { type FollowInit, HASH_FOLLOW_SERVICE } from "./hash_follow_service.ts";
 import { BackgroundFollower, backgroundMd5Available } from "./md5_background.ts";
 
 /** Files smaller than this are hashed in line when a worker would do the hashing (its start-up costs more). */
@@ -38,32 +38,6 @@ export interface HashFollower {
   /** Stops hashing (the transfer was abandoned). */
   stop(): void;
 }
-
-interface FollowInit {
-  path: string;
-}
-
-defineService("transfer.hash-follow", async (channel, init) => {
-  const { path } = init as FollowInit;
-  const hash = createMd5();
-  using file = Deno.openSync(path, { read: true });
-  const buffer = new Uint8Array(4 << 20);
-  let hashed = 0;
-  for (;;) {
-    const message = await channel.receive();
-    if (message === null) return null;
-    const { upTo, finish } = message.data as { upTo: number; finish?: boolean };
-    while (hashed < upTo) {
-      const want = Math.min(buffer.length, upTo - hashed);
-      file.seekSync(hashed, Deno.SeekMode.Start);
-      const n = file.readSync(buffer.subarray(0, want));
-      if (n === null || n === 0) throw new Error(`${path} ended at ${hashed} of ${upTo} bytes`);
-      hash.update(buffer.subarray(0, n));
-      hashed += n;
-    }
-    if (finish) return hash.digest();
-  }
-});
 
 /** A follower in a Web Worker (when background hashing is unavailable). */
 class WorkerFollower implements HashFollower {
@@ -110,7 +84,7 @@ export async function startHashFollower(
   if (background) return background;
   try {
     const worker = await spawn("thread", {
-      service: "transfer.hash-follow",
+      service: HASH_FOLLOW_SERVICE,
       id: 0,
       entry,
       init: { path } satisfies FollowInit,
