@@ -320,6 +320,8 @@ export interface BenchOptions {
   iperf: boolean;
   entry?: string | URL;
   onStatus?: (line: string) => void;
+  /** Aborted (SIGINT/SIGTERM): stop after the configuration running and return the rows so far. */
+  signal?: AbortSignal;
 }
 
 /** One measured configuration. */
@@ -342,6 +344,8 @@ export interface BenchResult {
   serverPeakRssMb: number | null;
   skipped: string[];
   elapsedMs: number;
+  /** True when a signal stopped the run before every configuration was measured. */
+  interrupted: boolean;
 }
 
 /** Runs the free-form benchmark. */
@@ -351,8 +355,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const rows: BenchRow[] = [];
   const skipped: string[] = [];
   const lab = await openLab(options.entry);
+  const stopped = () => options.signal?.aborted === true;
   try {
     for (const size of options.sizes) {
+      if (stopped()) break;
       const path = `${lab.dir}/input-${size}`;
       await makeFile(path, size);
       if (size === options.sizes[0]) await rawCopy(lab, path); // warm-up: the sink's first connection
@@ -393,6 +399,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         for (const mode of options.modes) {
           const spec = { mode, streams: options.streams, window: options.window, blockSize };
           for (const direction of options.directions) {
+            if (stopped()) break;
             let samples: number[];
             if (direction === "upload") {
               samples = await repeat(options.runs, () => timeUpload(lab, path, spec));
@@ -435,6 +442,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       serverPeakRssMb: serverPeakRssMb(lab),
       skipped,
       elapsedMs: performance.now() - started,
+      interrupted: stopped(),
     };
   } finally {
     await lab.close();
