@@ -63,6 +63,8 @@ export interface BenchOutcome {
   options?: Record<string, unknown>;
   /** `false` exits 1 after printing. */
   ok?: boolean;
+  /** Exit code after printing (e.g. 130 when a signal stopped the bench); wins over `ok`. */
+  exitCode?: number;
 }
 
 /** A tool's bench: its options and functions; the builder does the rest. */

@@ -80,6 +80,20 @@ Deno.test("transfer cli: the study's command line uploads, --json prints one doc
       ]);
       assertEquals(missing.code, 1);
       assertOk(JSON.parse(missing.stdout).error.includes("404"), missing.stdout);
+      // A single-key download never overwrites a local file silently.
+      const out = `${dir}/existing.jpg`;
+      await Deno.writeFile(out, new Uint8Array([1, 2, 3]));
+      const args = ["download", "otter.jpg", "-o", out, "--id", "123456", "--port", port];
+      const refused = await transfer([...args, "--json"]);
+      assertEquals(refused.code, 1);
+      assertEquals(
+        JSON.parse(refused.stdout).error,
+        `${out} already exists: use --force to overwrite it`,
+      );
+      assertEquals(await Deno.readFile(out), new Uint8Array([1, 2, 3]));
+      const forced = await transfer([...args, "--force", "--quiet"]);
+      assertEquals(forced.code, 0, forced.stderr);
+      assertEquals(md5Hex(await Deno.readFile(out)), md5Hex(bytes));
     });
   });
 });

@@ -13,7 +13,7 @@ import {
 } from "../transfer/protocol.ts";
 import { safeName } from "../transfer/storage.ts";
 import { defaultOutput, splitShares } from "../transfer/client.ts";
-import { normalizeArgs } from "../transfer/main.ts";
+import { normalizeArgs } from "../transfer/cli.ts";
 import { BufferedReader } from "../shared/reader.ts";
 
 function readerOf(bytes: Uint8Array, chunk = 3): BufferedReader {

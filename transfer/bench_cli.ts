@@ -6,17 +6,16 @@
  * @module
  */
 import { type Command, Option } from "commander";
-import { intOption } from "../shared/cli.ts";
+import { exitCodeAfter, intOption, watchStopSignals } from "../shared/cli.ts";
 import {
   addBenchCommand as addSharedBenchCommand,
+  type BenchContext,
   type BenchFlags,
+  type BenchOutcome,
 } from "../shared/bench_command.ts";
 import { UsageError } from "../shared/errors.ts";
 import { parseModeList } from "../shared/mode.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
-// bench.ts registers the `transfer.raw-sink` handler that workers and children
-// look up by name, so the entry must load it (until transfer declares a registry).
-import "./bench.ts";
 import type { BenchOptions } from "./bench.ts";
 
 type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus"> & {
@@ -106,48 +105,66 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
           1e8,
         )
         .option("--dir <dir>", "--defaults: where the files go (the disk measured)"),
-    study: async ({ scale, progress }, flags) => {
-      const { runStudy } = await import("./bench.ts");
-      return await runStudy(scale, { onStatus: flags.quiet ? undefined : progress });
+    study: async ({ scale, progress }) => {
+      const { runStudy } = await import("../shared/study_harness.ts");
+      const { transferStudy } = await import("./study.ts");
+      return await runStudy(transferStudy, scale, { progress });
     },
-    bench: async ({ progress }, flags) => {
-      if (flags.defaults) {
-        const { defaultBenchText, runDefaultBench } = await import("./bench_default.ts");
-        const result = await runDefaultBench({
-          size: flags.size,
-          lockstepSize: flags.lockstepSize,
-          dir: flags.dir,
-          onStatus: flags.quiet ? undefined : progress,
-        });
-        return { results: result, text: defaultBenchText(result) };
+    bench: async (context, flags) => {
+      // SIGINT/SIGTERM: stop the step running, print what was measured, exit 130/143.
+      const stop = watchStopSignals();
+      try {
+        const outcome = await measureBench(context, flags, stop.abort);
+        return { ...outcome, exitCode: exitCodeAfter(stop.signal) };
+      } finally {
+        stop.dispose();
       }
-      const { benchPlots, benchTable, runBench } = await import("./bench.ts");
-      const { renderTable } = await import("../shared/report.ts");
-      const result = await runBench({
-        sizes: flags.sizes,
-        modes: flags.modes,
-        streams: flags.streams,
-        window: flags.window,
-        blockSizes: flags.blockSizes,
-        runs: flags.runs,
-        directions: flags.directions,
-        iperf: flags.iperf,
-        onStatus: flags.quiet ? undefined : progress,
-      });
-      const table = benchTable(result);
-      const rss = `${result.serverPeakRssMb ?? "unknown"} MB`;
-      return {
-        results: result,
-        text: `${renderTable(table)}\nserver peak RSS: ${rss}\n`,
-        report: {
-          name: "transfer-bench",
-          title: "transfer bench",
-          notes: [`Server peak RSS: ${rss}.`, ...result.skipped.map((s) => `Skipped: ${s}`)],
-          tables: [table],
-          plots: benchPlots(result),
-          json: result,
-        },
-      };
     },
   }, setExit);
+}
+
+async function measureBench(
+  { progress }: BenchContext,
+  flags: TransferBenchFlags,
+  signal: AbortSignal,
+): Promise<BenchOutcome> {
+  if (flags.defaults) {
+    const { defaultBenchText, runDefaultBench } = await import("./bench_default.ts");
+    const result = await runDefaultBench({
+      size: flags.size,
+      lockstepSize: flags.lockstepSize,
+      dir: flags.dir,
+      onStatus: flags.quiet ? undefined : progress,
+      signal,
+    });
+    return { results: result, text: defaultBenchText(result) };
+  }
+  const { benchPlots, benchTable, runBench } = await import("./bench.ts");
+  const { renderTable } = await import("../shared/report.ts");
+  const result = await runBench({
+    sizes: flags.sizes,
+    modes: flags.modes,
+    streams: flags.streams,
+    window: flags.window,
+    blockSizes: flags.blockSizes,
+    runs: flags.runs,
+    directions: flags.directions,
+    iperf: flags.iperf,
+    onStatus: flags.quiet ? undefined : progress,
+    signal,
+  });
+  const table = benchTable(result);
+  const rss = `${result.serverPeakRssMb ?? "unknown"} MB`;
+  return {
+    results: result,
+    text: `${renderTable(table)}\nserver peak RSS: ${rss}\n`,
+    report: {
+      name: "transfer-bench",
+      title: "transfer bench",
+      notes: [`Server peak RSS: ${rss}.`, ...result.skipped.map((s) => `Skipped: ${s}`)],
+      tables: [table],
+      plots: benchPlots(result),
+      json: result,
+    },
+  };
 }

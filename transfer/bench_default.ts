@@ -35,6 +35,8 @@ export interface DefaultBenchOptions {
   /** Directory for the files (on the disk to measure; default a new one in /tmp). */
   dir?: string;
   onStatus?: (line: string) => void;
+  /** Aborted (SIGINT/SIGTERM): the step running is stopped and the rows so far returned. */
+  signal?: AbortSignal;
 }
 
 /** One timed step. */
@@ -48,6 +50,8 @@ export interface DefaultBenchRow {
 /** What {@linkcode runDefaultBench} measured. */
 export interface DefaultBenchResult {
   rows: DefaultBenchRow[];
+  /** True when a signal stopped the run: the rows are what was measured before it. */
+  interrupted: boolean;
   /** max(dd, md5sum) / default upload (target ≥ 0.8). */
   uploadOfCeiling: number | null;
   /** max(dd, md5sum) / default download (target ≥ 0.8). */
@@ -69,17 +73,33 @@ function round(value: number, digits = 3): number {
   return Math.round(value * f) / f;
 }
 
+/** Thrown when the bench's signal aborts a step. */
+class Stopped extends Error {}
+
 async function timed(
   command: string,
   args: string[],
+  signal: AbortSignal | undefined,
   onRunning?: () => void,
 ): Promise<{ seconds: number; stdout: string }> {
+  if (signal?.aborted) throw new Stopped();
   const started = performance.now();
   const child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
   let poll: ReturnType<typeof setInterval> | undefined;
   if (onRunning) poll = setInterval(onRunning, 50);
-  const output = await child.output();
-  clearInterval(poll);
+  const stop = () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  };
+  signal?.addEventListener("abort", stop);
+  const output = await child.output().finally(() => {
+    clearInterval(poll);
+    signal?.removeEventListener("abort", stop);
+  });
+  if (signal?.aborted) throw new Stopped();
   const seconds = (performance.now() - started) / 1000;
   if (!output.success) {
     throw new Error(
@@ -143,6 +163,15 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
   const before = readPressure()?.avg10 ?? null;
   const big = `${dir}/big.bin`;
   const small = `${dir}/lockstep.bin`;
+  const signal = options.signal;
+  const found = {
+    ceiling: null as number | null,
+    upload: null as number | null,
+    download: null as number | null,
+    lockstepOfPython: null as number | null,
+    peak: null as number | null,
+  };
+  let interrupted = false;
   let server: Deno.ChildProcess | null = null;
   try {
     await makeFile(big, options.size);
@@ -150,11 +179,12 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     const dd = row(
       "dd conv=fdatasync",
       options.size,
-      (await timed("dd", [`if=${big}`, `of=${dir}/dd.bin`, "bs=1M", "conv=fdatasync"])).seconds,
+      (await timed("dd", [`if=${big}`, `of=${dir}/dd.bin`, "bs=1M", "conv=fdatasync"], signal))
+        .seconds,
     );
     await Deno.remove(`${dir}/dd.bin`);
-    const md5sum = row("md5sum", options.size, (await timed("md5sum", [big])).seconds);
-    const ceiling = Math.max(dd, md5sum);
+    const md5sum = row("md5sum", options.size, (await timed("md5sum", [big], signal)).seconds);
+    found.ceiling = Math.max(dd, md5sum);
 
     server = new Deno.Command(Deno.execPath(), {
       args: transferArgs([
@@ -172,21 +202,23 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     const port = ready[1];
     const pid = server.pid;
     const client = ["--server=127.0.0.1", `--port=${port}`, "--id=bench", "--json"];
-    let peak = rssMb(pid);
+    found.peak = rssMb(pid);
     const up = await timed(
       Deno.execPath(),
       transferArgs(["upload", big, "--key=big", ...client]),
-      () => (peak = Math.max(peak, rssMb(pid))),
+      signal,
+      () => (found.peak = Math.max(found.peak ?? 0, rssMb(pid))),
     );
-    const upload = row("default upload (whole client process)", options.size, up.seconds);
+    found.upload = row("default upload (whole client process)", options.size, up.seconds);
     const upResult = JSON.parse(up.stdout).results;
     if (upResult.localMd5 !== upResult.serverMd5) throw new Error("upload MD5 mismatch");
     notes.push(`default upload plan: ${upResult.plan}, block ${upResult.blockSize} B`);
     const down = await timed(
       Deno.execPath(),
       transferArgs(["download", "big", `--output=${dir}/down.bin`, ...client]),
+      signal,
     );
-    const download = row("default download (whole client process)", options.size, down.seconds);
+    found.download = row("default download (whole client process)", options.size, down.seconds);
     await Deno.remove(`${dir}/down.bin`);
 
     const ours = row(
@@ -195,46 +227,18 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
       (await timed(
         Deno.execPath(),
         transferArgs(["upload", small, "--key=small", "--mode=sequential", ...client]),
+        signal,
       )).seconds,
     );
-    let lockstepOfPython: number | null = null;
     if (which("python3")) {
-      // The course-compatible Python STEP peer, embedded in transfer/peers.ts.
-      const peer = await preparePeer(STEP_PEER);
-      const PEER = { pathname: peer.argv[1] };
-      const python = new Deno.Command("python3", {
-        args: [PEER.pathname, "server", `${dir}/python-root`],
-        stdout: "piped",
-        stderr: "null",
-        stdin: "null",
-      }).spawn();
-      try {
-        const line = await startLine(python, /Server is ready (\d+)/);
-        const theirs = row(
-          "lockstep 20480 B, Python STEP peer pair",
-          options.lockstepSize,
-          (await timed("python3", [PEER.pathname, "client", "127.0.0.1", line[1], "bench", small]))
-            .seconds,
-        );
-        lockstepOfPython = round(theirs / ours, 2);
-      } finally {
-        python.kill("SIGKILL");
-        await python.status;
-        await peer.close();
-      }
+      const theirs = await timePythonPair(dir, small, signal);
+      row("lockstep 20480 B, Python STEP peer pair", options.lockstepSize, theirs);
+      found.lockstepOfPython = round(theirs / ours, 2);
     } else notes.push("python3 not found: no lockstep comparison");
-    const after = readPressure()?.avg10 ?? null;
-    return {
-      rows,
-      uploadOfCeiling: round(ceiling / upload, 2),
-      downloadOfCeiling: round(ceiling / download, 2),
-      lockstepOfPython,
-      serverPeakRssMb: round(peak, 1),
-      md5Engine: md5Engine(),
-      cpuPressureBefore: before,
-      cpuPressureAfter: after,
-      notes,
-    };
+  } catch (error) {
+    if (!(error instanceof Stopped)) throw error;
+    interrupted = true;
+    notes.push(`interrupted: ${rows.length} steps measured`);
   } finally {
     if (server) {
       try {
@@ -248,6 +252,46 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     await Deno.remove(small).catch(() => {});
     if (own) await Deno.remove(dir, { recursive: true }).catch(() => {});
     else await Deno.remove(`${dir}/root`, { recursive: true }).catch(() => {});
+  }
+  const ratio = (seconds: number | null) =>
+    found.ceiling === null || seconds === null ? null : round(found.ceiling / seconds, 2);
+  return {
+    rows,
+    interrupted,
+    uploadOfCeiling: ratio(found.upload),
+    downloadOfCeiling: ratio(found.download),
+    lockstepOfPython: found.lockstepOfPython,
+    serverPeakRssMb: found.peak === null ? null : round(found.peak, 1),
+    md5Engine: md5Engine(),
+    cpuPressureBefore: before,
+    cpuPressureAfter: readPressure()?.avg10 ?? null,
+    notes,
+  };
+}
+
+/** Seconds of the Python STEP peer's own client uploading `file` to its own server. */
+async function timePythonPair(
+  dir: string,
+  file: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  // The course-compatible Python STEP peer, embedded in transfer/peers.ts.
+  const peer = await preparePeer(STEP_PEER);
+  const script = peer.argv[1];
+  const python = new Deno.Command("python3", {
+    args: [script, "server", `${dir}/python-root`],
+    stdout: "piped",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  try {
+    const line = await startLine(python, /Server is ready (\d+)/);
+    return (await timed("python3", [script, "client", "127.0.0.1", line[1], "bench", file], signal))
+      .seconds;
+  } finally {
+    python.kill("SIGKILL");
+    await python.status;
+    await peer.close();
   }
 }
 

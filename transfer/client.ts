@@ -13,199 +13,43 @@
  * @module
  */
 import { createMd5 } from "./md5.ts";
-import { connectError, errorMessage } from "../shared/errors.ts";
-import { BufferedReader } from "../shared/reader.ts";
-import { defineTask, runTasks } from "../shared/runner.ts";
+import { errorMessage } from "../shared/errors.ts";
+import { runTasks } from "../shared/runner.ts";
+import { taskOf } from "../shared/registry.ts";
 import type { Mode } from "../shared/mode.ts";
 import {
   blockLength,
   DEFAULT_BLOCK_SIZE,
-  encodePacket,
   MAX_BLOCK_SIZE,
-  MAX_REPLY_JSON,
-  md5Hex,
-  readStepReply,
-  type Reply,
   request,
   type StepJson,
   totalBlocks,
 } from "./protocol.ts";
-import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
-import { FOLLOW_MIN_BYTES, type HashFollower, startHashFollower } from "./hash_follow.ts";
-import { PacketReceiver, writeWithTimeout } from "./receiver.ts";
-import { RateLimiter } from "./rate.ts";
-import { parseStepJson } from "../shared/codec.ts";
+import { md5File } from "./storage.ts";
+import {
+  FOLLOW_MIN_BYTES,
+  followMinBytes,
+  type HashFollower,
+  startHashFollower,
+} from "./hash_follow.ts";
+import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
+import { receiveBlocks, sendBlocks, type ShareInput, splitShares } from "./blocks.ts";
+import {
+  type ConnectOptions,
+  Md5MismatchError,
+  StepConnection,
+  StepStatusError,
+} from "./connection.ts";
+import { registry } from "./registry.ts";
 
-/** A reply with a status other than the one expected. */
-export class StepStatusError extends Error {
-  constructor(
-    readonly operation: string,
-    readonly status: number,
-    readonly statusMsg: string,
-  ) {
-    super(`${operation} failed: ${status} ${statusMsg}`);
-    this.name = "StepStatusError";
-  }
-}
-
-/** The client's hash and the server's differ. */
-export class Md5MismatchError extends Error {
-  constructor(readonly local: string, readonly remote: string, what: string) {
-    super(`MD5 mismatch for ${what}: local ${local}, server ${remote}`);
-    this.name = "Md5MismatchError";
-  }
-}
-
-/** Where to connect, and as whom. */
-export interface ConnectOptions {
-  host: string;
-  port: number;
-  /** The user id (username); its MD5 is the password. */
-  id: string;
-  /** Milliseconds to wait for each reply (and for the connect). */
-  timeoutMs?: number;
-  /** Connect with TLS (`--tls`), trusting these PEM certificates (`--ca`) or the system's. */
-  tls?: { caCerts?: string[] };
-}
-
-/** One connection to a STEP server. */
-export class StepConnection {
-  readonly #conn: Deno.Conn;
-  readonly #reader: BufferedReader;
-  readonly #timeoutMs: number;
-  /** What the server announced in its LOGIN reply (empty for the course's servers). */
-  capabilities: string[] = [];
-  #frames: PacketReceiver | null = null;
-
-  private constructor(conn: Deno.Conn, timeoutMs: number) {
-    this.#conn = conn;
-    this.#reader = new BufferedReader(conn, 256 * 1024);
-    this.#timeoutMs = timeoutMs;
-  }
-
-  /** Connects, with a timeout; errors read `Cannot connect to host:port: reason`. */
-  static async open(
-    host: string,
-    port: number,
-    timeoutMs = 30_000,
-    tls?: { caCerts?: string[] },
-  ): Promise<StepConnection> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const connecting = tls
-        ? Deno.connectTls({ hostname: host, port, caCerts: tls.caCerts }).then(async (conn) => {
-          await conn.handshake();
-          return conn as Deno.Conn;
-        })
-        : Deno.connect({ hostname: host, port });
-      const conn = await Promise.race([
-        connecting,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Deno.errors.TimedOut(`connect timed out after ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-      return new StepConnection(conn, timeoutMs);
-    } catch (error) {
-      throw connectError(host, port, error);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Sends one packet without waiting for its reply (pipelining; our server only). */
-  async send(json: StepJson, binary?: Uint8Array): Promise<void> {
-    const packet = encodePacket(json, binary);
-    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, `sending ${json.operation}`);
-  }
-
-  /** Sends bytes already framed (a reused packet buffer; free again once this resolves). */
-  async sendFramed(packet: Uint8Array, what: string): Promise<void> {
-    await writeWithTimeout(this.#conn, packet, this.#timeoutMs, what);
-  }
-
-  /**
-   * From now on, reads replies as exact frames into one reusable buffer: no copy
-   * per block. Only for this project's server, which counts JSON lengths in bytes
-   * (the course's counts characters); a reply's binary part is then valid until
-   * the next `receive`.
-   */
-  useExactFrames(): void {
-    if (this.#frames === null && this.#reader.buffered === 0) {
-      this.#frames = new PacketReceiver(this.#conn);
-    }
-  }
-
-  /** Reads the next reply; a timeout or a closed connection is an error. */
-  async receive(what = "a reply"): Promise<Reply> {
-    if (this.#frames) {
-      const limits = { maxJson: MAX_REPLY_JSON, maxBinary: MAX_BLOCK_SIZE + 65536 };
-      const packet = await this.#frames.next(limits, this.#timeoutMs, this.#timeoutMs);
-      if (packet === null) {
-        throw new Error(`The server closed the connection while we waited for ${what}`);
-      }
-      return { json: parseStepJson(packet.json), binary: packet.binary };
-    }
-    const reply = await readStepReply(this.#reader, { timeout: this.#timeoutMs, what });
-    if (reply === null) {
-      throw new Error(`The server closed the connection while we waited for ${what}`);
-    }
-    return reply;
-  }
-
-  /** Sends a request and waits for its reply (lockstep). */
-  async call(json: StepJson, binary?: Uint8Array): Promise<Reply> {
-    await this.send(json, binary);
-    return await this.receive(`the reply to ${json.type} ${json.operation}`);
-  }
-
-  /** Like {@linkcode call}, but a status other than 200 throws {@linkcode StepStatusError}. */
-  async expect200(json: StepJson, binary?: Uint8Array): Promise<Reply> {
-    const reply = await this.call(json, binary);
-    if (reply.json.status !== 200) {
-      throw new StepStatusError(
-        `${json.type} ${json.operation}`,
-        Number(reply.json.status),
-        String(reply.json.status_msg ?? ""),
-      );
-    }
-    return reply;
-  }
-
-  /** Logs in and returns the token. */
-  async login(id: string): Promise<string> {
-    const reply = await this.expect200(
-      request("AUTH", "LOGIN", { username: id, password: md5Hex(id) }),
-    );
-    if (typeof reply.json.token !== "string") throw new Error("LOGIN reply carries no token");
-    const announced = reply.json.capabilities;
-    this.capabilities = Array.isArray(announced)
-      ? announced.filter((c): c is string => typeof c === "string")
-      : [];
-    return reply.json.token;
-  }
-
-  /** Says BYE (no reply is expected: the course sends none) and closes. */
-  async bye(token: string): Promise<void> {
-    try {
-      await this.send(request("AUTH", "BYE", { token }));
-    } catch {
-      // The server may already be gone; we are leaving anyway.
-    }
-    this.close();
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
-}
+export {
+  type ConnectOptions,
+  Md5MismatchError,
+  simpleRequest,
+  StepConnection,
+  StepStatusError,
+} from "./connection.ts";
+export { splitShares } from "./blocks.ts";
 
 /** Progress callback: bytes done of bytes total. */
 export type ProgressFn = (done: number, total: number) => void;
@@ -264,196 +108,31 @@ export interface TransferResult {
   elapsedMs: number;
 }
 
-interface ShareInput {
-  host: string;
-  port: number;
-  timeoutMs: number;
-  token: string;
-  key: string;
-  path: string;
-  size: number;
-  blockSize: number;
-  /** Send the server's block size field (extension) with each request. */
-  sendBlockSize: boolean;
-  indices: number[];
-  window: number;
-  blockMd5: boolean;
-  /** Bytes per second for this share's connection (0: no limit). */
-  rate: number;
-  tls?: { caCerts?: string[] };
-}
-
-/** Splits block indices into `count` contiguous runs of about equal length. */
-export function splitShares(indices: number[], count: number): number[][] {
-  const shares: number[][] = [];
-  const n = Math.max(1, Math.min(count, indices.length));
-  for (let i = 0; i < n; i++) {
-    const share = indices.slice(
-      Math.floor((i * indices.length) / n),
-      Math.floor(((i + 1) * indices.length) / n),
-    );
-    if (share.length > 0) shares.push(share);
-  }
-  return shares;
-}
-
-/**
- * Uploads blocks on one connection with up to `window` in flight. Returns the
- * MD5 if a reply completed the upload. `onBlock` sees each block's bytes in
- * index order of sending.
- */
-async function sendBlocks(
-  connection: StepConnection,
-  input: ShareInput,
-  onBlock?: (index: number, data: Uint8Array) => void,
-  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
-): Promise<string | undefined> {
-  using file = await Deno.open(input.path, { read: true });
-  let md5: string | undefined;
-  let inFlight = 0;
-  let next = 0;
-  // One packet buffer, reused: the block is read straight into it after its header
-  // and JSON, and is free again once the socket has taken it.
-  let packet = new Uint8Array(0);
-  let filePos = 0;
-  const check = (reply: Reply) => {
-    if (reply.json.status !== 200) {
-      throw new StepStatusError(
-        "FILE UPLOAD",
-        Number(reply.json.status),
-        String(reply.json.status_msg ?? ""),
-      );
-    }
-    if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
-  };
-  while (next < input.indices.length || inFlight > 0) {
-    while (inFlight < input.window && next < input.indices.length) {
-      const index = input.indices[next++];
-      const length = blockLength(input.size, input.blockSize, index);
-      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      let data: Uint8Array | null = null;
-      if (input.blockMd5) {
-        data = readAtSync(file, index * input.blockSize, length);
-        filePos = -1;
-        fields.block_md5 = md5Hex(data);
-      }
-      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
-      const total = 8 + json.length + length;
-      if (packet.length < total) packet = new Uint8Array(total);
-      const view = new DataView(packet.buffer);
-      view.setUint32(0, json.length);
-      view.setUint32(4, length);
-      packet.set(json, 8);
-      const body = packet.subarray(8 + json.length, total);
-      const offset = index * input.blockSize;
-      if (data) body.set(data);
-      else {
-        // In-order blocks find the file already positioned: no seek per block.
-        if (filePos !== offset) file.seekSync(offset, Deno.SeekMode.Start);
-        filePos = -1;
-        let filled = 0;
-        while (filled < length) {
-          const n = file.readSync(body.subarray(filled));
-          if (n === null || n === 0) break;
-          filled += n;
-        }
-        if (filled !== length) {
-          throw new Error(
-            `${input.path} changed while it was being sent (block ${index} is short)`,
-          );
-        }
-        filePos = offset + length;
-      }
-      onBlock?.(index, body);
-      await limiter?.take(length);
-      await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
-      inFlight++;
-    }
-    check(await connection.receive("the reply to FILE UPLOAD"));
-    inFlight--;
-  }
-  return md5;
-}
-
-const encoder = new TextEncoder();
-
-/** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
-async function receiveBlocks(
-  connection: StepConnection,
-  input: ShareInput,
-  onBlock?: (index: number, data: Uint8Array) => void,
-  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
-): Promise<void> {
-  using file = await Deno.open(input.path, { read: true, write: true });
-  using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
-  const sent: number[] = [];
-  let next = 0;
-  let done = 0;
-  let unsynced = 0;
-  let syncing: Promise<void> | null = null;
-  while (done < input.indices.length) {
-    while (sent.length < input.window && next < input.indices.length) {
-      const index = input.indices[next++];
-      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      if (input.sendBlockSize) fields.block_size = input.blockSize;
-      if (input.blockMd5) fields.block_md5 = true;
-      await limiter?.take(blockLength(input.size, input.blockSize, index));
-      await connection.send(request("FILE", "DOWNLOAD", fields));
-      sent.push(index);
-    }
-    const index = sent.shift()!;
-    const reply = await connection.receive("a DOWNLOAD block");
-    if (reply.json.status !== 200) {
-      throw new StepStatusError(
-        "FILE DOWNLOAD",
-        Number(reply.json.status),
-        String(reply.json.status_msg ?? ""),
-      );
-    }
-    const expected = blockLength(input.size, input.blockSize, index);
-    if (reply.json.block_index !== index || reply.binary.length !== expected) {
-      throw new Error(
-        `DOWNLOAD reply for block ${index} carried block ${reply.json.block_index} ` +
-          `with ${reply.binary.length} bytes (expected ${expected})`,
-      );
-    }
-    if (
-      input.blockMd5 && typeof reply.json.block_md5 === "string" &&
-      reply.json.block_md5 !== md5Hex(reply.binary)
-    ) {
-      throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
-    }
-    file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
-    writeAll(file, reply.binary);
-    map.seekSync(index, Deno.SeekMode.Start);
-    writeAll(map, new Uint8Array([1]));
-    onBlock?.(index, reply.binary);
-    unsynced += reply.binary.length;
-    if (unsynced >= FLUSH_EVERY_BYTES && syncing === null) {
-      // The disk writes while blocks arrive, so the final sync has little left to do.
-      unsynced = 0;
-      syncing = file.syncData().catch(() => {}).finally(() => (syncing = null));
-    }
-    done++;
-  }
-  await syncing;
-  await file.syncData();
-}
-
-function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
-  let offset = 0;
-  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
-}
-
-/** Hashes a whole file (run in a worker so the hash overlaps a one-connection upload). */
-export const md5FileTask = defineTask("transfer.md5-file", (path: string) => md5File(path));
-
 /** Files at least this large are hashed in a worker during a one-connection upload. */
 export const HASH_IN_WORKER_BYTES = FOLLOW_MIN_BYTES;
 
-async function md5InWorker(path: string, entry: string | URL | undefined): Promise<string> {
+/** Files at least this large are hashed on another thread (small ones in line as they go out). */
+function hashElsewhereBytes(): number {
+  return backgroundMd5Available() ? followMinBytes() : HASH_IN_WORKER_BYTES;
+}
+
+/**
+ * The MD5 of a file on another thread: Deno's blocking pool through FFI when it
+ * can (nothing to start), else a worker.
+ */
+async function md5InWorker(
+  path: string,
+  size: number,
+  entry: string | URL | undefined,
+): Promise<string> {
+  const background = await md5FileInBackground(path, size);
+  if (background !== null) return background;
   for await (
-    const outcome of runTasks(md5FileTask, [path], { mode: "thread", workers: 1, entry })
+    const outcome of runTasks(taskOf(registry, "transfer.md5-file"), [path], {
+      mode: "thread",
+      workers: 1,
+      entry,
+    })
   ) {
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
@@ -461,53 +140,9 @@ async function md5InWorker(path: string, entry: string | URL | undefined): Promi
   throw new Error(`hashing ${path} returned nothing`);
 }
 
-/** Runs one share of an upload on its own connection (thread and process modes). */
-export const uploadShare = defineTask(
-  "transfer.upload-share",
-  async (input: ShareInput): Promise<{ md5: string | null; bytes: number }> => {
-    const connection = await StepConnection.open(
-      input.host,
-      input.port,
-      input.timeoutMs,
-      input.tls,
-    );
-    try {
-      const md5 = await sendBlocks(connection, input);
-      return { md5: md5 ?? null, bytes: shareBytes(input) };
-    } finally {
-      connection.close();
-    }
-  },
-);
-
-/** Runs one share of a download on its own connection (thread and process modes). */
-export const downloadShare = defineTask(
-  "transfer.download-share",
-  async (input: ShareInput): Promise<{ bytes: number }> => {
-    const connection = await StepConnection.open(
-      input.host,
-      input.port,
-      input.timeoutMs,
-      input.tls,
-    );
-    try {
-      await receiveBlocks(connection, input);
-      return { bytes: shareBytes(input) };
-    } finally {
-      connection.close();
-    }
-  },
-);
-
-function shareBytes(input: ShareInput): number {
-  let bytes = 0;
-  for (const index of input.indices) bytes += blockLength(input.size, input.blockSize, index);
-  return bytes;
-}
-
 /** Runs shares in workers or children, reporting progress as each share ends. */
 async function runShares<T extends { bytes: number }>(
-  task: typeof uploadShare | typeof downloadShare,
+  task: "transfer.upload-share" | "transfer.download-share",
   inputs: ShareInput[],
   mode: "thread" | "process",
   streams: number,
@@ -516,7 +151,7 @@ async function runShares<T extends { bytes: number }>(
 ): Promise<T[]> {
   const results: T[] = [];
   for await (
-    const outcome of runTasks(task as unknown as typeof uploadShare, inputs, {
+    const outcome of runTasks(taskOf(registry, task), inputs, {
       mode,
       workers: streams,
       concurrency: 1,
@@ -633,8 +268,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   const size = await localFileSize(path);
   const key = options.key;
   // A large file's hash starts at once, in a worker, and overlaps everything after.
-  const early = size >= HASH_IN_WORKER_BYTES && !options.resume
-    ? md5InWorker(path, options.entry)
+  const early = size >= hashElsewhereBytes() && !options.resume
+    ? md5InWorker(path, size, options.entry)
     : null;
   early?.catch(() => {});
   const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
@@ -646,7 +281,6 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       options,
       connection.capabilities,
     );
-    if (planKind === "fast") connection.useExactFrames();
     let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
@@ -704,7 +338,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       // A large file is hashed in a worker while this thread sends it; a small one is
       // hashed here as its blocks go out in order (no second read, no worker start-up).
       const inWorker = early ??
-        (size >= HASH_IN_WORKER_BYTES ? md5InWorker(path, options.entry) : null);
+        (size >= hashElsewhereBytes() ? md5InWorker(path, size, options.entry) : null);
       inWorker?.catch(() => {});
       const hasher = inWorker === null && indices.length === total ? createMd5() : null;
       const md5 = await sendBlocks(connection, input, (_, data) => {
@@ -726,7 +360,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       // The file is hashed here while the workers send it: the two overlap.
       const [results, md5] = await Promise.all([
         runShares<{ md5: string | null; bytes: number }>(
-          uploadShare,
+          "transfer.upload-share",
           shares,
           mode,
           streams,
@@ -807,7 +441,6 @@ export async function download(path: string, options: TransferOptions): Promise<
       options,
       connection.capabilities,
     );
-    if (planKind === "fast") connection.useExactFrames();
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -868,7 +501,7 @@ export async function download(path: string, options: TransferOptions): Promise<
       const whole = indices.length === total;
       // The worker starts while the first blocks arrive; if it cannot start, the file
       // is hashed at the end instead.
-      const follower: Promise<HashFollower | null> | null = whole && size >= FOLLOW_MIN_BYTES
+      const follower: Promise<HashFollower | null> | null = whole && size >= followMinBytes()
         ? startHashFollower(partial, options.entry)
         : null;
       const hasher = whole && follower === null ? createMd5() : null;
@@ -895,7 +528,7 @@ export async function download(path: string, options: TransferOptions): Promise<
         ...input,
         indices: share,
       }));
-      await runShares(downloadShare, shares, mode, streams, options.entry, progress);
+      await runShares("transfer.download-share", shares, mode, streams, options.entry, progress);
       localMd5 = await md5File(partial);
     }
     if (localMd5 !== serverMd5) {
@@ -921,29 +554,6 @@ export async function download(path: string, options: TransferOptions): Promise<
       serverMd5,
       elapsedMs: performance.now() - started,
     };
-  } finally {
-    await connection.bye(token);
-  }
-}
-
-/** Logs in, makes one request, and returns the reply's JSON (any status). */
-export async function simpleRequest(
-  options: ConnectOptions,
-  type: "FILE" | "DATA",
-  operation: string,
-  fields: StepJson,
-): Promise<{ token: string; reply: StepJson }> {
-  const connection = await StepConnection.open(
-    options.host,
-    options.port,
-    options.timeoutMs,
-    options.tls,
-  );
-  let token = "";
-  try {
-    token = await connection.login(options.id);
-    const reply = await connection.call(request(type, operation, { ...fields, token }));
-    return { token, reply: reply.json };
   } finally {
     await connection.bye(token);
   }

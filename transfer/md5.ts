@@ -76,6 +76,11 @@ export function createMd5(): Md5 {
   };
 }
 
+/** True when {@linkcode createMd5} uses libcrypto in this isolate. */
+export function libcryptoMd5Available(): boolean {
+  return loadLibcrypto() !== null;
+}
+
 /** Which implementation {@linkcode createMd5} uses in this isolate. */
 export function md5Engine(): "libcrypto (ffi)" | "node:crypto" {
   return loadLibcrypto() ? "libcrypto (ffi)" : "node:crypto";

@@ -1,0 +1,234 @@
+/**
+ * The block movers of `transfer`'s client: a window of UPLOAD or DOWNLOAD
+ * requests on one connection, and the shares that thread and process modes run
+ * on connections of their own (the registry's `transfer.upload-share` and
+ * `transfer.download-share` tasks).
+ *
+ * @module
+ */
+import { blockLength, md5Hex, type Reply, request, type StepJson } from "./protocol.ts";
+import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
+import { RateLimiter } from "./rate.ts";
+import { StepConnection, StepStatusError } from "./connection.ts";
+
+/** What one share (or the whole transfer, on one connection) moves. */
+export interface ShareInput {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  token: string;
+  key: string;
+  path: string;
+  size: number;
+  blockSize: number;
+  /** Send the server's block size field (extension) with each request. */
+  sendBlockSize: boolean;
+  indices: number[];
+  window: number;
+  blockMd5: boolean;
+  /** Bytes per second for this share's connection (0: no limit). */
+  rate: number;
+  tls?: { caCerts?: string[] };
+}
+
+/** Splits block indices into `count` contiguous runs of about equal length. */
+export function splitShares(indices: number[], count: number): number[][] {
+  const shares: number[][] = [];
+  const n = Math.max(1, Math.min(count, indices.length));
+  for (let i = 0; i < n; i++) {
+    const share = indices.slice(
+      Math.floor((i * indices.length) / n),
+      Math.floor(((i + 1) * indices.length) / n),
+    );
+    if (share.length > 0) shares.push(share);
+  }
+  return shares;
+}
+
+/**
+ * Uploads blocks on one connection with up to `window` in flight. Returns the
+ * MD5 if a reply completed the upload. `onBlock` sees each block's bytes in
+ * index order of sending.
+ */
+export async function sendBlocks(
+  connection: StepConnection,
+  input: ShareInput,
+  onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
+): Promise<string | undefined> {
+  using file = await Deno.open(input.path, { read: true });
+  let md5: string | undefined;
+  let inFlight = 0;
+  let next = 0;
+  // One packet buffer, reused: the block is read straight into it after its header
+  // and JSON, and is free again once the socket has taken it.
+  let packet = new Uint8Array(0);
+  let filePos = 0;
+  const check = (reply: Reply) => {
+    if (reply.json.status !== 200) {
+      throw new StepStatusError(
+        "FILE UPLOAD",
+        Number(reply.json.status),
+        String(reply.json.status_msg ?? ""),
+      );
+    }
+    if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
+  };
+  while (next < input.indices.length || inFlight > 0) {
+    while (inFlight < input.window && next < input.indices.length) {
+      const index = input.indices[next++];
+      const length = blockLength(input.size, input.blockSize, index);
+      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+      let data: Uint8Array | null = null;
+      if (input.blockMd5) {
+        data = readAtSync(file, index * input.blockSize, length);
+        filePos = -1;
+        fields.block_md5 = md5Hex(data);
+      }
+      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
+      const total = 8 + json.length + length;
+      if (packet.length < total) packet = new Uint8Array(total);
+      const view = new DataView(packet.buffer);
+      view.setUint32(0, json.length);
+      view.setUint32(4, length);
+      packet.set(json, 8);
+      const body = packet.subarray(8 + json.length, total);
+      const offset = index * input.blockSize;
+      if (data) body.set(data);
+      else {
+        // In-order blocks find the file already positioned: no seek per block.
+        if (filePos !== offset) file.seekSync(offset, Deno.SeekMode.Start);
+        filePos = -1;
+        let filled = 0;
+        while (filled < length) {
+          const n = file.readSync(body.subarray(filled));
+          if (n === null || n === 0) break;
+          filled += n;
+        }
+        if (filled !== length) {
+          throw new Error(
+            `${input.path} changed while it was being sent (block ${index} is short)`,
+          );
+        }
+        filePos = offset + length;
+      }
+      onBlock?.(index, body);
+      await limiter?.take(length);
+      await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
+      inFlight++;
+    }
+    check(await connection.receive("the reply to FILE UPLOAD"));
+    inFlight--;
+  }
+  return md5;
+}
+
+const encoder = new TextEncoder();
+
+/** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
+export async function receiveBlocks(
+  connection: StepConnection,
+  input: ShareInput,
+  onBlock?: (index: number, data: Uint8Array) => void,
+  limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
+): Promise<void> {
+  using file = await Deno.open(input.path, { read: true, write: true });
+  using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
+  const sent: number[] = [];
+  let next = 0;
+  let done = 0;
+  let unsynced = 0;
+  let syncing: Promise<void> | null = null;
+  while (done < input.indices.length) {
+    while (sent.length < input.window && next < input.indices.length) {
+      const index = input.indices[next++];
+      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+      if (input.sendBlockSize) fields.block_size = input.blockSize;
+      if (input.blockMd5) fields.block_md5 = true;
+      await limiter?.take(blockLength(input.size, input.blockSize, index));
+      await connection.send(request("FILE", "DOWNLOAD", fields));
+      sent.push(index);
+    }
+    const index = sent.shift()!;
+    const reply = await connection.receive("a DOWNLOAD block");
+    if (reply.json.status !== 200) {
+      throw new StepStatusError(
+        "FILE DOWNLOAD",
+        Number(reply.json.status),
+        String(reply.json.status_msg ?? ""),
+      );
+    }
+    const expected = blockLength(input.size, input.blockSize, index);
+    if (reply.json.block_index !== index || reply.binary.length !== expected) {
+      throw new Error(
+        `DOWNLOAD reply for block ${index} carried block ${reply.json.block_index} ` +
+          `with ${reply.binary.length} bytes (expected ${expected})`,
+      );
+    }
+    if (
+      input.blockMd5 && typeof reply.json.block_md5 === "string" &&
+      reply.json.block_md5 !== md5Hex(reply.binary)
+    ) {
+      throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
+    }
+    file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
+    writeAll(file, reply.binary);
+    map.seekSync(index, Deno.SeekMode.Start);
+    writeAll(map, new Uint8Array([1]));
+    onBlock?.(index, reply.binary);
+    unsynced += reply.binary.length;
+    if (unsynced >= FLUSH_EVERY_BYTES && syncing === null) {
+      // The disk writes while blocks arrive, so the final sync has little left to do.
+      unsynced = 0;
+      syncing = file.syncData().catch(() => {}).finally(() => (syncing = null));
+    }
+    done++;
+  }
+  await syncing;
+  await file.syncData();
+}
+
+function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+}
+
+/** Hashes a whole file (the `transfer.md5-file` task: in a worker, so the hash overlaps an upload). */
+export function md5FileShare(path: string): Promise<string> {
+  return md5File(path);
+}
+
+/** Runs `body` on a connection of its own, closed afterwards. */
+async function onOwnConnection<T>(
+  input: ShareInput,
+  body: (connection: StepConnection) => Promise<T>,
+): Promise<T> {
+  const connection = await StepConnection.open(input.host, input.port, input.timeoutMs, input.tls);
+  try {
+    return await body(connection);
+  } finally {
+    connection.close();
+  }
+}
+
+/** One share of an upload on its own connection (the `transfer.upload-share` task). */
+export function uploadShare(input: ShareInput): Promise<{ md5: string | null; bytes: number }> {
+  return onOwnConnection(input, async (connection) => {
+    const md5 = await sendBlocks(connection, input);
+    return { md5: md5 ?? null, bytes: shareBytes(input) };
+  });
+}
+
+/** One share of a download on its own connection (the `transfer.download-share` task). */
+export function downloadShare(input: ShareInput): Promise<{ bytes: number }> {
+  return onOwnConnection(input, async (connection) => {
+    await receiveBlocks(connection, input);
+    return { bytes: shareBytes(input) };
+  });
+}
+
+function shareBytes(input: ShareInput): number {
+  let bytes = 0;
+  for (const index of input.indices) bytes += blockLength(input.size, input.blockSize, index);
+  return bytes;
+}
