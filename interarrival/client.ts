@@ -43,6 +43,8 @@ export interface SenderInput {
   format?: "binary" | "text";
   /** UDP: `deno` forces Deno's datagram API instead of FFI `sendmmsg` (default `auto`). */
   udpEngine?: "auto" | "deno";
+  /** TCP: `deno` forces `Deno.connect` writes instead of FFI `send()` (default `auto`). */
+  tcpEngine?: "auto" | "deno";
   dist: DistributionSpec;
   /** Message sizes (bytes, binary format); default 64 bytes. */
   sizeDist?: DistributionSpec | null;
@@ -82,6 +84,8 @@ export interface SenderTiming {
 export interface SenderResult {
   worker: number;
   protocol: "tcp" | "udp";
+  /** Which send path ran: `ffi` (libc) or `deno` (Deno's socket API). */
+  engine: "ffi" | "deno";
   greeting: string;
   messages: number;
   bytes: number;
@@ -240,6 +244,7 @@ export async function runSender(input: SenderInput, signal?: AbortSignal): Promi
     return {
       worker: input.worker,
       protocol,
+      engine: link.engine,
       greeting: link.greeting,
       messages: event,
       timing: {
@@ -300,6 +305,8 @@ export interface ClientOptions {
   flows?: FlowSettings[];
   /** UDP: `deno` forces Deno's datagram API instead of FFI (default `auto`). */
   udpEngine?: "auto" | "deno";
+  /** TCP: `deno` forces `Deno.connect` writes instead of FFI `send()` (default `auto`). */
+  tcpEngine?: "auto" | "deno";
   /** Per-message records each sender keeps (default {@linkcode DEFAULT_KEEP_RECORDS}). */
   keepRecords?: number;
 }
@@ -408,6 +415,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     worker: i + 1,
     format: options.format ?? "binary",
     udpEngine: options.udpEngine ?? "auto",
+    tcpEngine: options.tcpEngine ?? "auto",
     keepRecords: options.keepRecords,
     runStartedAt: performance.timeOrigin + started,
     seed: options.seed,
