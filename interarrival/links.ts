@@ -32,8 +32,11 @@ export interface Link {
   greeting: string;
   /** Which path sends: `ffi` (libc through FFI) or `deno` (Deno's socket API). */
   engine: "ffi" | "deno";
-  /** Sends `bytes`, the concatenation of messages of `sizes` bytes. */
-  send(bytes: Uint8Array, sizes: number[]): Promise<void>;
+  /**
+   * Sends `bytes`, the concatenation of messages of `sizes` bytes: undefined when
+   * they went out synchronously (the FFI paths, usually), else a promise.
+   */
+  send(bytes: Uint8Array, sizes: number[]): Promise<void> | undefined;
   sendErrors: number;
   close(): void;
 }
@@ -63,7 +66,10 @@ async function openFastTcp(
     return {
       greeting: greetingBytes ? decodeText(greetingBytes) : "",
       engine: "ffi",
-      send: (bytes) => conn.write(bytes),
+      send(bytes) {
+        const n = conn.trySend(bytes);
+        return n === bytes.length ? undefined : conn.write(bytes.subarray(n));
+      },
       sendErrors: 0,
       close: () => conn.close(),
     };
@@ -134,7 +140,7 @@ export function openUdp(input: LinkInput): Link {
       sendErrors: 0,
       send(bytes, sizes) {
         link.sendErrors += sender.send(bytes, sizes);
-        return Promise.resolve();
+        return undefined;
       },
       close: () => fast.close(),
     };

@@ -5,11 +5,11 @@
  * @module
  */
 import { defineRegistry } from "../shared/registry.ts";
-import { senderTask } from "./client.ts";
+import { senderGroupTask } from "./client.ts";
 import { receiveConnection } from "./server.ts";
 
 /** The interarrival registry (see shared/registry.ts). */
 export const registry = defineRegistry({
-  tasks: { "interarrival.sender": senderTask.fn },
+  tasks: { "interarrival.senders": senderGroupTask.fn },
   handlers: { "interarrival.receiver": receiveConnection },
 });

@@ -124,24 +124,29 @@ export class FastTcpConn {
   }
 
   /**
-   * Hands every byte to the kernel: one `send()` when the socket buffer has
-   * room (the usual case, synchronous); when it is full, waits for room a
-   * millisecond at a time, as a `Deno.Conn` write would wait.
+   * One non-blocking `send()`: returns how many bytes the kernel took (all of
+   * them while the socket buffer has room, the usual case); throws if the
+   * connection failed.
+   */
+  trySend(bytes: Uint8Array): number {
+    const n = Number(
+      this.c.send(this.fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL),
+    );
+    if (n >= 0) return n;
+    const code = errno(this.c);
+    if (code !== EAGAIN && code !== EINTR) throw socketError(code);
+    return 0;
+  }
+
+  /**
+   * Hands every byte to the kernel, waiting for room a millisecond at a time
+   * while the socket buffer is full (as a `Deno.Conn` write would wait).
    */
   async write(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
+    let offset = this.trySend(bytes);
     while (offset < bytes.length) {
-      const rest = bytes.subarray(offset);
-      const n = Number(
-        this.c.send(this.fd, rest, BigInt(rest.length), MSG_DONTWAIT | MSG_NOSIGNAL),
-      );
-      if (n >= 0) {
-        offset += n;
-        continue;
-      }
-      const code = errno(this.c);
-      if (code !== EAGAIN && code !== EINTR) throw socketError(code);
       if (!this.#ready(POLLOUT)) await sleep(1);
+      offset += this.trySend(bytes.subarray(offset));
     }
   }
 

@@ -11,15 +11,7 @@
  * @module
  */
 
-import {
-  AF_INET,
-  errno,
-  fastLibc,
-  type Libc,
-  setInt,
-  SOL_SOCKET,
-  sockaddrIn,
-} from "./libc.ts";
+import { AF_INET, errno, fastLibc, type Libc, setInt, sockaddrIn, SOL_SOCKET } from "./libc.ts";
 
 export { sockaddrIn };
 

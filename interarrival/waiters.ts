@@ -12,7 +12,7 @@
 // worker poll through a MessageChannel (a macrotask without timer clamping)
 // instead, so the others and their I/O still run.
 const COARSE_MS = 2;
-const SPIN_MS = Number(Deno.env.get("IA_SPIN") ?? 0.1);
+const SPIN_MS = 0.1;
 const SLICE_MS = 0.2;
 
 /** Waits for deadlines on the monotonic clock (`performance.now()`). */
