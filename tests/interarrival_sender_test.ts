@@ -1,4 +1,4 @@
-import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
+import { assertEquals, assertRejects } from "./_assert.ts";
 import { measureReception } from "../interarrival/server.ts";
 import { runClient } from "../interarrival/client.ts";
 import { parseDistribution } from "../interarrival/distributions.ts";
