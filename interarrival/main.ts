@@ -21,21 +21,13 @@ import {
   runCommand,
   runMain,
   toolArgs,
-  warn,
   writeStderr,
 } from "../shared/cli.ts";
 import { serveRegistry } from "../shared/registry.ts";
 import { registry } from "./registry.ts";
 import { parseMode } from "../shared/mode.ts";
 import { errorMessage, TaskError, UsageError } from "../shared/errors.ts";
-import {
-  csvTable,
-  renderTable,
-  studyText,
-  writeReport,
-  writeStudyReport,
-} from "../shared/report.ts";
-import { parseScale } from "../shared/study.ts";
+import { csvTable, renderTable, writeReport } from "../shared/report.ts";
 import { DISTRIBUTIONS, parseDistribution, randomSeed } from "./distributions.ts";
 import { DEFAULT_MAX_LINE, DEFAULT_PORT, formatSentence } from "./protocol.ts";
 import "./server.ts";
@@ -44,8 +36,7 @@ import { runClient } from "./client.ts";
 import { type FlowSettings, parseBitrate, parseFlowScript, UNLIMITED } from "./flows.ts";
 import { checkReport, runCheck } from "./check.ts";
 import { decodeLog, decodeReport, parseInterval, seriesTable } from "./decode.ts";
-import { benchReport, runBench } from "./bench.ts";
-import { runStudy } from "./bench_study.ts";
+import { addBenchCommand } from "./bench_command.ts";
 import { clientText, senderLines, serveText } from "./text.ts";
 
 const TOOL = "interarrival";
@@ -384,74 +375,6 @@ function addDecodeCommand(program: Command, exit: { code: number }): void {
   });
 }
 
-function addBenchCommand(program: Command, exit: { code: number }): void {
-  const command = program
-    .command("bench")
-    .description("timing accuracy and throughput against a study-style Python client and server")
-    .option("--study", "reproduce the study for the lab (a StudyReport)", false)
-    .addOption(new Option("--scale <scale>", "study size: smoke | quick | full").default("quick"))
-    .option("--rate <r>", "events/s per worker for the throughput run", numberOption(0), 1000)
-    .option("--workers <n>", "workers for the throughput run", intOption(1, 1000), 100)
-    .option("--seconds <s>", "duration of the throughput run", numberOption(0), 10)
-    .option("--threads <n>", "client Web Workers for the throughput run", intOption(1, 1000), 2)
-    .option("--events <n>", "events for the accuracy runs", intOption(10), 2000)
-    .option("--modes <list>", "server modes for the throughput run", "async,thread")
-    .option("--no-python", "skip the study-style Python comparison")
-    .option(
-      "--udp-rate <n>",
-      "datagrams/s of the UDP precision run (0 skips)",
-      intOption(0),
-      100_000,
-    )
-    .option(
-      "--udp-seconds <s>",
-      "seconds of the UDP precision run (default --seconds)",
-      numberOption(0),
-    )
-    .option("--out <dir>", "write Markdown, CSV, JSON and SVG to DIR");
-  addOutputOptions(command).action(async (opts) => {
-    const log = (text: string) => {
-      if (!opts.quiet) writeStderr(text + "\n");
-    };
-    if (opts.study) {
-      const scale = parseScale(opts.scale);
-      exit.code = await runCommand(
-        TOOL,
-        "bench",
-        { study: true, scale, json: opts.json },
-        async () => {
-          const report = await runStudy(scale, { log });
-          if (opts.out) await writeStudyReport(opts.out, report);
-          return { results: report, text: studyText(report) };
-        },
-      );
-      return;
-    }
-    const modes = opts.modes.split(",").map((m: string) => parseMode(m, "--modes"));
-    exit.code = await runCommand(TOOL, "bench", opts, async () => {
-      const result = await runBench({
-        rate: opts.rate,
-        workers: opts.workers,
-        seconds: opts.seconds,
-        threads: opts.threads,
-        events: opts.events,
-        modes,
-        python: opts.python,
-        udpRate: opts.udpRate,
-        udpSeconds: opts.udpSeconds,
-        log,
-      });
-      const report = benchReport(result);
-      if (opts.out) await writeReport(opts.out, report);
-      for (const s of result.skipped) warn(s);
-      return {
-        results: result,
-        text: [...report.tables.map(renderTable), ...(report.notes ?? [])].join("\n"),
-      };
-    });
-  });
-}
-
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const program = createProgram(TOOL, "traffic generator and inter-arrival-time server");
@@ -461,7 +384,7 @@ export async function main(args: string[]): Promise<number> {
   addClientCommand(program, exit);
   addCheckCommand(program, exit);
   addDecodeCommand(program, exit);
-  addBenchCommand(program, exit);
+  addBenchCommand(program, (code) => exit.code = code);
   if (args.length === 0) {
     program.outputHelp();
     return 0;

@@ -1,8 +1,6 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool } from "./_command.ts";
 import { encodeLine } from "../shared/codec.ts";
-import { validateStudyReport } from "../shared/study.ts";
-import { runStudy } from "../interarrival/bench_study.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
@@ -107,15 +105,4 @@ Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summari
   await Deno.remove(samples);
   assertEquals(rows.length, 11);
   assertEquals(rows.filter((row) => row.startsWith("data,2,")).length, 5);
-});
-
-Deno.test("interarrival bench --study --scale smoke: a valid StudyReport", async () => {
-  const report = await runStudy("smoke", { entry });
-  assertEquals(validateStudyReport(report), []);
-  assertEquals(report.study, "interarrival");
-  assertEquals(report.measured.rows.length, 3);
-  // Every message the study's clients sent was counted, in every mode.
-  const counts = report.extra[0];
-  for (const row of counts.rows) assertEquals(row[1], row[2]);
-  assertOk(report.findings.length >= 2);
 });
