@@ -5,14 +5,11 @@
  *
  * @module
  */
-import { defineTask, runAll } from "../shared/runner.ts";
+import { runAll } from "../shared/runner.ts";
+import { taskOf } from "../shared/registry.ts";
+import { registry } from "./registry.ts";
 import type { FlowSettings } from "./flows.ts";
-import {
-  DEFAULT_KEEP_RECORDS,
-  runSenderGroup,
-  type SenderInput,
-  type SenderResult,
-} from "./sender.ts";
+import { DEFAULT_KEEP_RECORDS, type SenderInput, type SenderResult } from "./sender.ts";
 import { describeSizes } from "./sizes.ts";
 import { roundMs } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
@@ -21,12 +18,6 @@ import { describeDistribution, type DistributionSpec } from "./distributions.ts"
 
 export { DEFAULT_KEEP_RECORDS };
 export type { SenderInput, SenderResult };
-
-/** The senders of one Web Worker as a runner task: one scheduler drives them all. */
-export const senderGroupTask = defineTask<SenderInput[], SenderResult[]>(
-  "interarrival.senders",
-  (inputs, context) => runSenderGroup(inputs, context.signal),
-);
 
 /** Options for {@linkcode runClient}. */
 export interface ClientOptions {
@@ -175,7 +166,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
   // One task per Web Worker, each with its share of the flows (flow i in group i mod threads).
   const groups: SenderInput[][] = Array.from({ length: threads }, () => []);
   inputs.forEach((input, i) => groups[i % threads].push(input));
-  const outcomes = await runAll(senderGroupTask, groups, {
+  const outcomes = await runAll(taskOf(registry, "interarrival.senders"), groups, {
     mode: "thread",
     workers: threads,
     concurrency: 1,
