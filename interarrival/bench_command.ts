@@ -14,19 +14,9 @@ import {
   type BenchFlags,
 } from "../shared/bench_command.ts";
 import { parseModeList } from "../shared/mode.ts";
-import type { Mode } from "../shared/mode.ts";
+import type { BenchOptions } from "./bench.ts";
 
-type InterarrivalBenchFlags = BenchFlags & {
-  rate: number;
-  workers: number;
-  seconds: number;
-  threads: number;
-  events: number;
-  modes: Mode[];
-  python: boolean;
-  udpRate: number;
-  udpSeconds?: number;
-};
+type InterarrivalBenchFlags = BenchFlags & Omit<BenchOptions, "onProgress" | "entry" | "signal">;
 
 /** Adds `bench` to `program`; `setExit` receives its exit code (130/143 after a signal). */
 export function addBenchCommand(program: Command, setExit: (code: number) => void): void {

@@ -34,13 +34,18 @@ export interface Scenario {
   publishedDataMs: number | null;
 }
 
+/** A client as the study ran it: workers, intervals, distribution and its parameter. */
+function client(workers: number, intervals: number, dist: "d" | "u" | "e", param: number) {
+  return { workers, intervals, dist, param };
+}
+
 /** The study's three attempts. */
 export const SCENARIOS: readonly Scenario[] = [
   {
     attempt: "1: threads, one client",
     mode: "thread",
     studyMode: "thr",
-    clients: [{ workers: 3, intervals: 5, dist: "u", param: 2.0 }],
+    clients: [client(3, 5, "u", 2.0)],
     publishedConnectionMs: 0.30,
     publishedDataMs: 1033.52,
   },
@@ -48,11 +53,7 @@ export const SCENARIOS: readonly Scenario[] = [
     attempt: "2: processes, three clients",
     mode: "process",
     studyMode: "proc",
-    clients: [
-      { workers: 2, intervals: 4, dist: "d", param: 1.0 },
-      { workers: 3, intervals: 5, dist: "u", param: 2.0 },
-      { workers: 4, intervals: 6, dist: "e", param: 0.5 },
-    ],
+    clients: [client(2, 4, "d", 1.0), client(3, 5, "u", 2.0), client(4, 6, "e", 0.5)],
     publishedConnectionMs: 261.69,
     publishedDataMs: null,
   },
@@ -60,10 +61,7 @@ export const SCENARIOS: readonly Scenario[] = [
     attempt: "3: iterative, two clients",
     mode: "sequential",
     studyMode: "iter",
-    clients: [
-      { workers: 2, intervals: 4, dist: "u", param: 1.0 },
-      { workers: 3, intervals: 3, dist: "d", param: 0.5 },
-    ],
+    clients: [client(2, 4, "u", 1.0), client(3, 3, "d", 0.5)],
     publishedConnectionMs: 1659.44,
     publishedDataMs: 476.03,
   },

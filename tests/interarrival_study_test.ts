@@ -156,15 +156,10 @@ Deno.test("interarrival study report: exact tables and findings from synthetic n
     "Time scale 0.2: the study's gaps (seconds) are multiplied by 0.2 to fit the quick budget; " +
     "--scale full runs them at the study's size",
   ]);
+  const { scale: _scale, perConnection: _perConnection, ...sizes } = PLANS.quick;
+  assertEquals(sizes.timeScale, 0.2);
   assertEquals(report.options, {
-    timeScale: 0.2,
-    accuracyEvents: 600,
-    workers: 40,
-    rate: 500,
-    seconds: 3,
-    threads: 2,
-    udpRate: 50_000,
-    udpSeconds: 2,
+    ...sizes,
     python: true,
     cpuPressure: RAW.pressure,
     scenarios: [
@@ -203,58 +198,30 @@ Deno.test("interarrival bench --study --scale smoke: measured, a valid StudyRepo
 });
 
 Deno.test("interarrival bench: SIGINT prints what was measured as one JSON document, exits 130", async () => {
+  const flags = "--no-python --modes async --events 100 --workers 4 --threads 1 --rate 100 " +
+    "--seconds 60 --udp-rate 0 --json";
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-all",
-      "--unstable-net",
-      entry.pathname,
-      "bench",
-      "--no-python",
-      "--modes",
-      "async",
-      "--events",
-      "100",
-      "--workers",
-      "4",
-      "--threads",
-      "1",
-      "--rate",
-      "100",
-      "--seconds",
-      "60",
-      "--udp-rate",
-      "0",
-      "--json",
-    ],
+    args: ["run", "--quiet", "--allow-all", "--unstable-net", entry.pathname, "bench"]
+      .concat(flags.split(" ")),
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  // Progress goes to stderr: signal once the 60 s throughput run has begun.
-  const reader = child.stderr.getReader();
+  const stdout = new Response(child.stdout).text();
+  // Progress goes to stderr: signal once the 60 s throughput run has begun, and read
+  // stderr to its end (the bench still writes there while it stops).
   let progress = "";
-  while (!progress.includes("throughput:")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    progress += new TextDecoder().decode(value);
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    if (!progress.includes("throughput:") && (progress + chunk).includes("throughput:")) {
+      setTimeout(() => child.kill("SIGINT"), 500);
+    }
+    progress += chunk;
   }
   assertOk(progress.includes("throughput:"), progress);
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  child.kill("SIGINT");
-  // Read stderr to its end: the bench still writes there while it stops.
-  const drain = (async () => {
-    while (!(await reader.read()).done) { /* progress and warnings */ }
-  })();
-  const [status, stdout] = await Promise.all([
-    child.status,
-    new Response(child.stdout).text(),
-    drain,
-  ]);
+  const status = await child.status;
   assertEquals(status.code, 130);
-  const doc = JSON.parse(stdout);
+  const doc = JSON.parse(await stdout);
   assertEquals([doc.tool, doc.command], ["interarrival", "bench"]);
   assertEquals(doc.results.interrupted, "stopped by SIGINT");
   assertEquals(doc.results.accuracy.map((r: AccuracyRow) => [r.meanMs, r.sent, r.received]), [
