@@ -210,20 +210,44 @@ export async function accuracyOurs(
       }),
   );
   const sender = client.senders[0];
-  const gaps = dataGaps(stopped.connections);
-  const ge = gapErrors(sender.requested, sender.achieved);
+  return accuracyRow("interarrival", meanMs, events, dist, stopped, {
+    requested: sender.requested,
+    achieved: sender.achieved,
+    errors: sender.errors,
+    sent: sender.messages,
+  });
+}
+
+/** What a client's own records say about its gaps. */
+interface ClientGaps {
+  requested: number[];
+  achieved: number[];
+  /** Send time − deadline (ms). */
+  errors: number[];
+  sent: number;
+}
+
+function accuracyRow(
+  client: string,
+  meanMs: number,
+  events: number,
+  dist: ReturnType<typeof parseDistribution>,
+  stopped: Awaited<ReturnType<typeof measureReception>>["received"],
+  gaps: ClientGaps,
+): AccuracyRow {
+  const ge = gapErrors(gaps.requested, gaps.achieved);
   return {
-    client: "interarrival",
+    client,
     meanMs,
     events,
-    achievedMeanError: relative(sender.achieved, sender.requested),
-    errorP50: roundMs(percentile(sender.errors, 50)),
-    errorP99: roundMs(percentile(sender.errors, 99)),
+    achievedMeanError: relative(gaps.achieved, gaps.requested),
+    errorP50: roundMs(percentile(gaps.errors, 50)),
+    errorP99: roundMs(percentile(gaps.errors, 99)),
     gapErrorP50: roundMs(percentile(ge, 50)),
     gapErrorP99: roundMs(percentile(ge, 99)),
-    serverKsP: fitGaps(gaps, dist).ks?.pValue ?? null,
+    serverKsP: fitGaps(dataGaps(stopped.connections), dist).ks?.pValue ?? null,
     received: stopped.summary.messages,
-    sent: sender.messages,
+    sent: gaps.sent,
   };
 }
 
@@ -241,22 +265,12 @@ export async function accuracyPython(
     (port) => runPythonClient(port, 1, events, "e", 1000 / meanMs, seed, hooks.signal),
   );
   const w = output.workers[0];
-  const achieved = w.sends.slice(1).map((s, i) => s - w.sends[i]);
-  const errors = cumulativeErrors(w.gaps, w.sends);
-  const ge = gapErrors(w.gaps, achieved);
-  return {
-    client: "python (study style)",
-    meanMs,
-    events,
-    achievedMeanError: relative(achieved, w.gaps),
-    errorP50: roundMs(percentile(errors, 50)),
-    errorP99: roundMs(percentile(errors, 99)),
-    gapErrorP50: roundMs(percentile(ge, 50)),
-    gapErrorP99: roundMs(percentile(ge, 99)),
-    serverKsP: fitGaps(dataGaps(stopped.connections), dist).ks?.pValue ?? null,
-    received: stopped.summary.messages,
+  return accuracyRow("python (study style)", meanMs, events, dist, stopped, {
+    requested: w.gaps,
+    achieved: w.sends.slice(1).map((s, i) => s - w.sends[i]),
+    errors: cumulativeErrors(w.gaps, w.sends),
     sent: w.sends.length,
-  };
+  });
 }
 
 /** Throughput of this tool's client against this tool's server in `mode`. */

@@ -69,6 +69,18 @@ function parseNumber(text: string, what: string): number {
   return n;
 }
 
+/** A flow line's short options and the long ones they stand for. */
+const SHORT_OPTIONS: Record<string, string> = {
+  "-s": "--server",
+  "-P": "--port",
+  "-d": "--dist",
+  "-p": "--param",
+  "-C": "--rate",
+  "-b": "--bitrate",
+  "-n": "--intervals",
+  "-t": "--duration",
+};
+
 /** Parses the flow options of one script line over `defaults`. */
 export function parseFlowLine(line: string, defaults: FlowSettings, where = "flow"): FlowSettings {
   const words = line.trim().split(/\s+/).filter((w) => w !== "");
@@ -81,12 +93,10 @@ export function parseFlowLine(line: string, defaults: FlowSettings, where = "flo
     if (value === undefined) throw new UsageError(`${where}: option ${option} needs a value`);
     i++;
     const what = `${where}: ${option}`;
-    switch (option) {
-      case "-s":
+    switch (SHORT_OPTIONS[option] ?? option) {
       case "--server":
         flow.host = value;
         break;
-      case "-P":
       case "--port": {
         const port = parseCount(value, what);
         if (port < 1 || port > 65535) throw new UsageError(`${what} '${value}': expected 1..65535`);
@@ -99,36 +109,27 @@ export function parseFlowLine(line: string, defaults: FlowSettings, where = "flo
         }
         flow.protocol = value;
         break;
-      case "-d":
       case "--dist":
-        dist = value;
-        params = [];
+        [dist, params] = [value, []];
         break;
-      case "-p":
       case "--param":
         params.push(parseNumber(value, what));
         break;
-      case "-C":
       case "--rate":
-        dist = "constant";
-        params = [parseNumber(value, what)];
+        [dist, params] = ["constant", [parseNumber(value, what)]];
         break;
       case "--size-dist":
-        sizeDist = value;
-        sizeParams = [];
+        [sizeDist, sizeParams] = [value, []];
         break;
       case "--size-param":
         sizeParams.push(parseNumber(value, what));
         break;
-      case "-b":
       case "--bitrate":
         flow.bitrate = parseBitrate(value, what);
         break;
-      case "-n":
       case "--intervals":
         flow.intervals = parseCount(value, what);
         break;
-      case "-t":
       case "--duration":
         flow.durationMs = parseSeconds(value, what);
         break;

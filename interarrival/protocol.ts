@@ -275,10 +275,6 @@ export class LineScanner {
 
 function joinParts(parts: Uint8Array[], length: number): Uint8Array {
   const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
+  parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
   return out;
 }
