@@ -185,19 +185,33 @@ async function runPythonClient(
   return parsed;
 }
 
-/** Accuracy of this tool's client at an exponential mean of `meanMs`. */
-export async function accuracyOurs(
+/**
+ * Timing accuracy at an exponential mean of `meanMs`, one flow measured by this
+ * tool's server: of this tool's client, or of the study-style Python client.
+ */
+export async function accuracyRun(
+  client: "interarrival" | "python (study style)",
   meanMs: number,
   events: number,
   seed: number,
   hooks: BenchHooks,
 ): Promise<AccuracyRow> {
   const dist = parseDistribution("e", [1000 / meanMs]);
-  const { sent: client, received: stopped } = await measureReception(
+  const { sent: gaps, received: stopped } = await measureReception(
     { mode: "async", entry: hooks.entry },
     1,
-    (port) =>
-      runClient({
+    async (port): Promise<ClientGaps> => {
+      if (client !== "interarrival") {
+        const run = await runPythonClient(port, 1, events, "e", 1000 / meanMs, seed, hooks.signal);
+        const w = run.workers[0];
+        return {
+          requested: w.gaps,
+          achieved: w.sends.slice(1).map((s, i) => s - w.sends[i]),
+          errors: cumulativeErrors(w.gaps, w.sends),
+          sent: w.sends.length,
+        };
+      }
+      const run = await runClient({
         host: "127.0.0.1",
         port,
         workers: 1,
@@ -207,15 +221,17 @@ export async function accuracyOurs(
         entry: hooks.entry,
         signal: hooks.signal,
         keepRecords: events + 1,
-      }),
+      });
+      const sender = run.senders[0];
+      return {
+        requested: sender.requested,
+        achieved: sender.achieved,
+        errors: sender.errors,
+        sent: sender.messages,
+      };
+    },
   );
-  const sender = client.senders[0];
-  return accuracyRow("interarrival", meanMs, events, dist, stopped, {
-    requested: sender.requested,
-    achieved: sender.achieved,
-    errors: sender.errors,
-    sent: sender.messages,
-  });
+  return accuracyRow(client, meanMs, events, dist, stopped, gaps);
 }
 
 /** What a client's own records say about its gaps. */
@@ -249,28 +265,6 @@ function accuracyRow(
     received: stopped.summary.messages,
     sent: gaps.sent,
   };
-}
-
-/** Accuracy of the study-style Python client, measured by this tool's server. */
-export async function accuracyPython(
-  meanMs: number,
-  events: number,
-  seed: number,
-  hooks: BenchHooks,
-): Promise<AccuracyRow> {
-  const dist = parseDistribution("e", [1000 / meanMs]);
-  const { sent: output, received: stopped } = await measureReception(
-    { mode: "async", entry: hooks.entry },
-    1,
-    (port) => runPythonClient(port, 1, events, "e", 1000 / meanMs, seed, hooks.signal),
-  );
-  const w = output.workers[0];
-  return accuracyRow("python (study style)", meanMs, events, dist, stopped, {
-    requested: w.gaps,
-    achieved: w.sends.slice(1).map((s, i) => s - w.sends[i]),
-    errors: cumulativeErrors(w.gaps, w.sends),
-    sent: w.sends.length,
-  });
 }
 
 /** Throughput of this tool's client against this tool's server in `mode`. */
@@ -421,8 +415,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const steps: [string, () => Promise<void>][] = [];
   for (const meanMs of [10, 1]) {
     steps.push([`accuracy: exponential, ${meanMs} ms mean, ${options.events} events`, async () => {
-      result.accuracy.push(await accuracyOurs(meanMs, options.events, 42, options));
-      if (python) result.accuracy.push(await accuracyPython(meanMs, options.events, 42, options));
+      result.accuracy.push(await accuracyRun("interarrival", meanMs, options.events, 42, options));
+      if (python) {
+        result.accuracy.push(
+          await accuracyRun("python (study style)", meanMs, options.events, 42, options),
+        );
+      }
     }]);
   }
   const { workers, rate, seconds, threads } = options;

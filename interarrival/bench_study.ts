@@ -13,9 +13,8 @@ import { parseDistribution } from "./distributions.ts";
 import { measureReception } from "./server.ts";
 import { runClient } from "./client.ts";
 import {
-  accuracyOurs,
-  accuracyPython,
   type AccuracyRow,
+  accuracyRun,
   type BenchHooks,
   cpuPressure,
   pythonAvailable,
@@ -86,9 +85,11 @@ export async function measureStudy(
   }
   const accuracy: AccuracyRow[] = [];
   log(`accuracy: exponential 10 ms mean, ${plan.accuracyEvents} events`);
-  accuracy.push(await accuracyOurs(10, plan.accuracyEvents, 42, run));
-  if (python) accuracy.push(await accuracyPython(10, plan.accuracyEvents, 42, run));
-  accuracy.push(await accuracyOurs(1, plan.accuracyEvents, 42, run));
+  accuracy.push(await accuracyRun("interarrival", 10, plan.accuracyEvents, 42, run));
+  if (python) {
+    accuracy.push(await accuracyRun("python (study style)", 10, plan.accuracyEvents, 42, run));
+  }
+  accuracy.push(await accuracyRun("interarrival", 1, plan.accuracyEvents, 42, run));
   const throughput: ThroughputRow[] = [];
   for (const mode of ["async", "thread"] as Mode[]) {
     log(`throughput: ${plan.workers} × ${plan.rate}/s × ${plan.seconds} s, ${mode} server`);
