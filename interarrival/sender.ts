@@ -146,7 +146,7 @@ class FlowSchedule {
   #total: number;
   #durationMs: number;
   #keep: number;
-  #start: number;
+  #start = Infinity;
   #offset = 0;
   #event = 0;
   #nextSize: number;
@@ -168,7 +168,7 @@ class FlowSchedule {
   #sizes: number[] = [];
   #sent: string[] | undefined;
 
-  constructor(readonly input: SenderInput, readonly link: Link, start: number) {
+  constructor(readonly input: SenderInput, readonly link: Link) {
     this.binary = (input.format ?? "binary") === "binary";
     const maxSize = (input.protocol ?? "tcp") === "udp" ? MAX_UDP_PAYLOAD : DEFAULT_MAX_LINE;
     warmUp(input, this.binary);
@@ -181,8 +181,13 @@ class FlowSchedule {
     this.#keep = input.keepRecords ?? DEFAULT_KEEP_RECORDS;
     this.#sent = input.verbose ? [] : undefined;
     this.#nextSize = this.#drawSize();
-    this.#start = start;
-    this.deadline = start;
+    this.#start = this.deadline = Infinity;
+  }
+
+  /** Starts the schedule: the first message is due at `start` (performance.now() ms). */
+  begin(start: number): this {
+    this.#start = this.deadline = start;
+    return this;
   }
 
   /**
@@ -326,10 +331,22 @@ export async function runSenderGroup(
   const fail = (error: unknown) => {
     failure ??= { error };
   };
+  // Flows without a start delay start together once all are open, so that flows of
+  // the same rate share their deadlines (one wake-up sends for all of them).
+  const together: FlowSchedule[] = [];
+  const startTogether = inputs.filter((input) => !input.startDelayMs).length;
   for (const input of inputs) {
     const join: Promise<void> = openLink(input, signal).then((link) => {
       links.push(link);
-      flows.push(new FlowSchedule(input, link, performance.now() + input.leadMs));
+      const flow = new FlowSchedule(input, link);
+      if (input.startDelayMs) {
+        flows.push(flow.begin(performance.now() + input.leadMs));
+        return;
+      }
+      together.push(flow);
+      if (together.length < startTogether) return;
+      const start = performance.now() + Math.max(...together.map((f) => f.input.leadMs));
+      for (const f of together) flows.push(f.begin(start));
     }, fail).finally(() => opening.delete(join));
     opening.add(join);
   }
