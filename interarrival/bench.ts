@@ -1,12 +1,11 @@
 /**
- * `interarrival bench`: timing accuracy and throughput of the generator and the
- * server, against a client and a server written in the study's style (Python,
- * stdlib only) run in the same process tree, and `--study`: the study's three
- * attempts re-run on this machine, as a {@linkcode StudyReport} for the lab.
+ * `interarrival bench`'s measurements: timing accuracy and throughput of the
+ * generator and the server, against a client and a server written in the
+ * study's style (Python, stdlib only) run in the same process tree. Only
+ * measuring: the tables are in bench_tables.ts, the study in study*.ts.
  *
  * @module
  */
-import type { Report, ReportTable } from "../shared/report.ts";
 import { pressureLine } from "../shared/pressure.ts";
 import type { Mode } from "../shared/mode.ts";
 import { roundMs } from "../shared/clock.ts";
@@ -14,19 +13,11 @@ import { percentile } from "../shared/stats.ts";
 import { parseDistribution } from "./distributions.ts";
 import { fitGaps } from "./fit.ts";
 import { dataGaps, measureReception } from "./server.ts";
-import {
-  type KsRow,
-  ksRun,
-  ksTable,
-  udpRate,
-  type UdpRateRow,
-  udpRateTable,
-} from "./bench_precision.ts";
+import { type KsRow, ksRun, udpRate, type UdpRateRow } from "./bench_precision.ts";
 import { runClient } from "./client.ts";
 import { type PreparedPeer, preparePeer, startPeer, stopProcess } from "../shared/peer.ts";
 import { STUDY_CLIENT_PEER, STUDY_SERVER_PEER } from "./peers.ts";
 
-export const SEED_FILE = "004_4039e11e3db31957.txt";
 let pythonPeers: Promise<PreparedPeer[]> | undefined;
 
 /** The study-style Python programs (interarrival/peers.ts), written out on first use. */
@@ -44,9 +35,11 @@ async function pythonScripts(): Promise<{ client: string; server: string }> {
 
 /** Hooks and placement shared by every bench run. */
 export interface BenchHooks {
-  log?: (text: string) => void;
+  onProgress?: (line: string) => void;
   /** Worker and child entry (default: the main module). */
   entry?: string | URL;
+  /** Aborting stops the run in progress (its clients, servers and children). */
+  signal?: AbortSignal;
 }
 
 /** Options for {@linkcode runBench}. */
@@ -111,6 +104,8 @@ export interface BenchResult {
   skipped: string[];
   pressure: string | null;
   elapsedMs: number;
+  /** Set when a signal stopped the bench: the rows are what was measured before it. */
+  interrupted?: string;
 }
 
 function cumulativeErrors(gapsMs: number[], sendsMs: number[]): number[] {
@@ -162,6 +157,7 @@ async function runPythonClient(
   dist: string,
   param: number,
   seed: number,
+  signal?: AbortSignal,
 ): Promise<PythonClientOutput> {
   const out = await new Deno.Command("python3", {
     args: [
@@ -176,6 +172,7 @@ async function runPythonClient(
     ],
     stdout: "piped",
     stderr: "piped",
+    signal,
   }).output();
   if (!out.success) {
     throw new Error(`python study client failed: ${new TextDecoder().decode(out.stderr).trim()}`);
@@ -188,19 +185,33 @@ async function runPythonClient(
   return parsed;
 }
 
-/** Accuracy of this tool's client at an exponential mean of `meanMs`. */
-export async function accuracyOurs(
+/**
+ * Timing accuracy at an exponential mean of `meanMs`, one flow measured by this
+ * tool's server: of this tool's client, or of the study-style Python client.
+ */
+export async function accuracyRun(
+  client: "interarrival" | "python (study style)",
   meanMs: number,
   events: number,
   seed: number,
   hooks: BenchHooks,
 ): Promise<AccuracyRow> {
   const dist = parseDistribution("e", [1000 / meanMs]);
-  const { sent: client, received: stopped } = await measureReception(
+  const { sent: gaps, received: stopped } = await measureReception(
     { mode: "async", entry: hooks.entry },
     1,
-    (port) =>
-      runClient({
+    async (port): Promise<ClientGaps> => {
+      if (client !== "interarrival") {
+        const run = await runPythonClient(port, 1, events, "e", 1000 / meanMs, seed, hooks.signal);
+        const w = run.workers[0];
+        return {
+          requested: w.gaps,
+          achieved: w.sends.slice(1).map((s, i) => s - w.sends[i]),
+          errors: cumulativeErrors(w.gaps, w.sends),
+          sent: w.sends.length,
+        };
+      }
+      const run = await runClient({
         host: "127.0.0.1",
         port,
         workers: 1,
@@ -208,56 +219,51 @@ export async function accuracyOurs(
         dist,
         seed,
         entry: hooks.entry,
+        signal: hooks.signal,
         keepRecords: events + 1,
-      }),
+      });
+      const sender = run.senders[0];
+      return {
+        requested: sender.requested,
+        achieved: sender.achieved,
+        errors: sender.errors,
+        sent: sender.messages,
+      };
+    },
   );
-  const sender = client.senders[0];
-  const gaps = dataGaps(stopped.connections);
-  const ge = gapErrors(sender.requested, sender.achieved);
-  return {
-    client: "interarrival",
-    meanMs,
-    events,
-    achievedMeanError: relative(sender.achieved, sender.requested),
-    errorP50: roundMs(percentile(sender.errors, 50)),
-    errorP99: roundMs(percentile(sender.errors, 99)),
-    gapErrorP50: roundMs(percentile(ge, 50)),
-    gapErrorP99: roundMs(percentile(ge, 99)),
-    serverKsP: fitGaps(gaps, dist).ks?.pValue ?? null,
-    received: stopped.summary.messages,
-    sent: sender.messages,
-  };
+  return accuracyRow(client, meanMs, events, dist, stopped, gaps);
 }
 
-/** Accuracy of the study-style Python client, measured by this tool's server. */
-export async function accuracyPython(
+/** What a client's own records say about its gaps. */
+interface ClientGaps {
+  requested: number[];
+  achieved: number[];
+  /** Send time − deadline (ms). */
+  errors: number[];
+  sent: number;
+}
+
+function accuracyRow(
+  client: string,
   meanMs: number,
   events: number,
-  seed: number,
-  hooks: BenchHooks,
-): Promise<AccuracyRow> {
-  const dist = parseDistribution("e", [1000 / meanMs]);
-  const { sent: output, received: stopped } = await measureReception(
-    { mode: "async", entry: hooks.entry },
-    1,
-    (port) => runPythonClient(port, 1, events, "e", 1000 / meanMs, seed),
-  );
-  const w = output.workers[0];
-  const achieved = w.sends.slice(1).map((s, i) => s - w.sends[i]);
-  const errors = cumulativeErrors(w.gaps, w.sends);
-  const ge = gapErrors(w.gaps, achieved);
+  dist: ReturnType<typeof parseDistribution>,
+  stopped: Awaited<ReturnType<typeof measureReception>>["received"],
+  gaps: ClientGaps,
+): AccuracyRow {
+  const ge = gapErrors(gaps.requested, gaps.achieved);
   return {
-    client: "python (study style)",
+    client,
     meanMs,
     events,
-    achievedMeanError: relative(achieved, w.gaps),
-    errorP50: roundMs(percentile(errors, 50)),
-    errorP99: roundMs(percentile(errors, 99)),
+    achievedMeanError: relative(gaps.achieved, gaps.requested),
+    errorP50: roundMs(percentile(gaps.errors, 50)),
+    errorP99: roundMs(percentile(gaps.errors, 99)),
     gapErrorP50: roundMs(percentile(ge, 50)),
     gapErrorP99: roundMs(percentile(ge, 99)),
     serverKsP: fitGaps(dataGaps(stopped.connections), dist).ks?.pValue ?? null,
     received: stopped.summary.messages,
-    sent: w.sends.length,
+    sent: gaps.sent,
   };
 }
 
@@ -284,6 +290,7 @@ export async function throughputOurs(
         seed: 1,
         threads,
         entry: hooks.entry,
+        signal: hooks.signal,
       }),
   );
   const perConnection = stopped.connections.map((c) => c.messages);
@@ -317,7 +324,7 @@ export async function throughputPython(
   const { sent: output, received: stopped } = await measureReception(
     { mode: "async", entry: hooks.entry },
     workers,
-    (port) => runPythonClient(port, workers, intervals, "d", 1 / rate, 1),
+    (port) => runPythonClient(port, workers, intervals, "d", 1 / rate, 1, hooks.signal),
   );
   const errors = output.workers.flatMap((w) => cumulativeErrors(w.gaps, w.sends));
   const sent = output.workers.reduce((sum, w) => sum + w.sends.length, 0);
@@ -361,6 +368,7 @@ export async function pythonServerCount(
       dist: parseDistribution("e", [1000 / meanMs]),
       seed: 3,
       entry: hooks.entry,
+      signal: hooks.signal,
       // The study's server counts lines.
       format: "text",
     });
@@ -381,173 +389,88 @@ export function cpuPressure(): string | null {
   return pressureLine();
 }
 
-/** Runs the accuracy and throughput benchmarks. */
+/**
+ * Runs the accuracy, throughput and precision benchmarks. When `signal` aborts,
+ * the run in progress stops (its servers and children with it) and the result
+ * holds what was measured before, with `interrupted` set.
+ */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const started = performance.now();
-  const log = options.log ?? (() => {});
-  const skipped: string[] = [];
+  const log = options.onProgress ?? (() => {});
+  const result: BenchResult = {
+    accuracy: [],
+    throughput: [],
+    pythonServer: null,
+    udp: [],
+    ks: [],
+    skipped: [],
+    pressure: null,
+    elapsedMs: 0,
+  };
   const python = options.python && (await pythonAvailable());
   if (options.python && !python) {
-    skipped.push("Python comparison: python3 is not available");
+    result.skipped.push("Python comparison: python3 is not available");
   }
-  if (!options.python) skipped.push("Python comparison: --no-python");
-  const accuracy: AccuracyRow[] = [];
+  if (!options.python) result.skipped.push("Python comparison: --no-python");
+  const steps: [string, () => Promise<void>][] = [];
   for (const meanMs of [10, 1]) {
-    log(`accuracy: exponential, ${meanMs} ms mean, ${options.events} events`);
-    accuracy.push(await accuracyOurs(meanMs, options.events, 42, options));
-    if (python) accuracy.push(await accuracyPython(meanMs, options.events, 42, options));
+    steps.push([`accuracy: exponential, ${meanMs} ms mean, ${options.events} events`, async () => {
+      result.accuracy.push(await accuracyRun("interarrival", meanMs, options.events, 42, options));
+      if (python) {
+        result.accuracy.push(
+          await accuracyRun("python (study style)", meanMs, options.events, 42, options),
+        );
+      }
+    }]);
   }
-  const throughput: ThroughputRow[] = [];
+  const { workers, rate, seconds, threads } = options;
   for (const mode of options.modes) {
-    log(
-      `throughput: ${options.workers} workers × ${options.rate}/s × ${options.seconds} s, ${mode} server`,
-    );
-    throughput.push(
-      await throughputOurs(
-        mode,
-        options.workers,
-        options.rate,
-        options.seconds,
-        options.threads,
-        options,
-      ),
-    );
+    steps.push([
+      `throughput: ${workers} workers × ${rate}/s × ${seconds} s, ${mode} server`,
+      async () => {
+        result.throughput.push(
+          await throughputOurs(mode, workers, rate, seconds, threads, options),
+        );
+      },
+    ]);
   }
-  const udp: UdpRateRow[] = [];
-  if ((options.udpRate ?? 100_000) > 0) {
-    const rate = options.udpRate ?? 100_000, seconds = options.udpSeconds ?? options.seconds;
-    log(`precision: UDP, ${rate} datagrams/s of 64 bytes for ${seconds} s`);
-    udp.push(await udpRate(rate, seconds, 64, options));
+  const udpRateValue = options.udpRate ?? 100_000;
+  if (udpRateValue > 0) {
+    const udpSeconds = options.udpSeconds ?? seconds;
+    steps.push([
+      `precision: UDP, ${udpRateValue} datagrams/s of 64 bytes for ${udpSeconds} s`,
+      async () => {
+        result.udp.push(await udpRate(udpRateValue, udpSeconds, 64, options));
+      },
+    ]);
   }
-  const ks: KsRow[] = [];
   for (const protocol of ["udp", "tcp"] as const) {
-    log(`precision: KS, exponential 1 ms mean over ${protocol}, ${options.events} events`);
-    ks.push(await ksRun(protocol, 1, options.events, options));
+    steps.push([
+      `precision: KS, exponential 1 ms mean over ${protocol}, ${options.events} events`,
+      async () => {
+        result.ks.push(await ksRun(protocol, 1, options.events, options));
+      },
+    ]);
   }
-  let pythonServer = null;
   if (python) {
-    log(`throughput: study-style Python client, ${options.workers} threads`);
-    throughput.push(
-      await throughputPython(options.workers, options.rate, options.seconds, options),
-    );
-    log("study-style Python server: counting receptions");
-    pythonServer = await pythonServerCount(4, Math.min(500, options.events), 1, options);
+    steps.push([`throughput: study-style Python client, ${workers} threads`, async () => {
+      result.throughput.push(await throughputPython(workers, rate, seconds, options));
+    }]);
+    steps.push(["study-style Python server: counting receptions", async () => {
+      result.pythonServer = await pythonServerCount(4, Math.min(500, options.events), 1, options);
+    }]);
   }
-  return {
-    accuracy,
-    throughput,
-    pythonServer,
-    udp,
-    ks,
-    skipped,
-    pressure: cpuPressure(),
-    elapsedMs: roundMs(performance.now() - started),
-  };
-}
-
-/** The accuracy table. */
-export function accuracyTable(rows: AccuracyRow[]): ReportTable {
-  return {
-    title: "Timing accuracy: exponential gaps, one worker, loopback (ms)",
-    columns: [
-      "client",
-      "mean gap (ms)",
-      "events",
-      "achieved mean vs drawn",
-      "error p50",
-      "error p99",
-      "gap error p50",
-      "gap error p99",
-      "server KS p",
-      "sent",
-      "received",
-    ],
-    rows: rows.map((r) => [
-      r.client,
-      r.meanMs,
-      r.events,
-      `${(r.achievedMeanError * 100).toFixed(3)}%`,
-      r.errorP50,
-      r.errorP99,
-      r.gapErrorP50,
-      r.gapErrorP99,
-      r.serverKsP === null ? null : Number(r.serverKsP.toPrecision(3)),
-      r.sent,
-      r.received,
-    ]),
-  };
-}
-
-/** The throughput table. */
-export function throughputTable(rows: ThroughputRow[]): ReportTable {
-  return {
-    title: "Throughput: constant rate per worker, loopback",
-    columns: [
-      "client",
-      "server mode",
-      "workers × rate",
-      "seconds",
-      "sent",
-      "received",
-      "lost",
-      "miscounted connections",
-      "achieved msg/s",
-      "error p50 (ms)",
-      "error p99 (ms)",
-    ],
-    rows: rows.map((r) => [
-      r.client,
-      r.serverMode,
-      `${r.workers} × ${r.ratePerWorker}/s`,
-      r.seconds,
-      r.sent,
-      r.received,
-      r.lost,
-      r.miscounted,
-      r.achievedRate,
-      r.errorP50,
-      r.errorP99,
-    ]),
-  };
-}
-
-function ratioNote(rows: AccuracyRow[]): string[] {
-  const notes: string[] = [];
-  for (const meanMs of [...new Set(rows.map((r) => r.meanMs))]) {
-    const ours = rows.find((r) => r.meanMs === meanMs && r.client === "interarrival");
-    const py = rows.find((r) => r.meanMs === meanMs && r.client !== "interarrival");
-    if (ours && py) {
-      notes.push(
-        `At a ${meanMs} ms mean the study-style Python client's p99 timing error is ` +
-          `${(py.errorP99 / Math.max(ours.errorP99, 1e-3)).toFixed(1)}× this tool's ` +
-          `(${py.errorP99} ms vs ${ours.errorP99} ms; per-gap p99 ${py.gapErrorP99} vs ${ours.gapErrorP99} ms).`,
-      );
+  for (const [what, step] of steps) {
+    if (options.signal?.aborted) break;
+    log(what);
+    try {
+      await step();
+    } catch (error) {
+      if (!options.signal?.aborted) throw error;
     }
   }
-  return notes;
-}
-
-/** Report for the terminal and `--out DIR`. */
-export function benchReport(result: BenchResult): Report {
-  const notes = [...ratioNote(result.accuracy)];
-  if (result.pythonServer) {
-    const p = result.pythonServer;
-    notes.push(
-      `The study-style server counted ${p.receptions} receptions for ${p.sent} messages ` +
-        `(recv(1024) counts reads, not messages).`,
-    );
-  }
-  if (result.pressure) notes.push(`CPU pressure at the end: ${result.pressure}`);
-  return {
-    name: "interarrival-bench",
-    title: "interarrival bench",
-    notes,
-    tables: [
-      accuracyTable(result.accuracy),
-      throughputTable(result.throughput),
-      ...(result.udp.length ? [udpRateTable(result.udp)] : []),
-      ksTable(result.ks),
-    ],
-    json: result,
-  };
+  if (options.signal?.aborted) result.interrupted = String(options.signal.reason?.message ?? "");
+  result.pressure = cpuPressure();
+  result.elapsedMs = roundMs(performance.now() - started);
+  return result;
 }

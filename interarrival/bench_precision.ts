@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { ReportTable } from "../shared/report.ts";
 import { parseDistribution } from "./distributions.ts";
 import { measureReception } from "./server.ts";
 import { runClient } from "./client.ts";
@@ -66,6 +65,7 @@ export async function udpRate(
         protocol: "udp",
         seed: 1,
         entry: hooks.entry,
+        signal: hooks.signal,
       }),
     seconds * 1000 + 30_000,
   );
@@ -105,6 +105,7 @@ export async function ksRun(
     protocol,
     seed: 42,
     entry: hooks.entry,
+    signal: hooks.signal,
   });
   const p = (fit: typeof result.fit) => (fit.ks ? Number(fit.ks.pValue.toPrecision(3)) : null);
   return {
@@ -115,67 +116,5 @@ export async function ksRun(
     carriedKsP: p(result.carriedFit),
     clientKsP: p(result.clientFit),
     passed: result.passed,
-  };
-}
-
-/** The UDP rate table. */
-export function udpRateTable(rows: UdpRateRow[]): ReportTable {
-  return {
-    title: "UDP at a high packet rate, one flow, loopback",
-    columns: [
-      "engine",
-      "rate × seconds",
-      "bytes",
-      "sent",
-      "received",
-      "lost (sent − received)",
-      "lost (reported)",
-      "reordered",
-      "duplicates",
-      "kernel drops",
-      "achieved pkt/s",
-      "error p50 (ms)",
-      "error p99 (ms)",
-    ],
-    rows: rows.map((r) => [
-      r.engine,
-      `${r.rate}/s × ${r.seconds} s`,
-      r.bytes,
-      r.sent,
-      r.received,
-      r.expectedLost,
-      r.lost,
-      r.reordered,
-      r.duplicates,
-      r.kernelDrops,
-      r.achievedRate,
-      r.errorP50,
-      r.errorP99,
-    ]),
-  };
-}
-
-/** The KS table. */
-export function ksTable(rows: KsRow[]): ReportTable {
-  return {
-    title: "KS check, exponential gaps (p ≥ 0.01 passes)",
-    columns: [
-      "protocol",
-      "mean (ms)",
-      "events",
-      "KS p, receive times",
-      "KS p, carried send times",
-      "KS p, client",
-      "verdict",
-    ],
-    rows: rows.map((r) => [
-      r.protocol,
-      r.meanMs,
-      r.events,
-      r.receiveKsP,
-      r.carriedKsP,
-      r.clientKsP,
-      r.passed ? "pass" : "FAIL",
-    ]),
   };
 }

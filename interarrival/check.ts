@@ -28,6 +28,8 @@ export interface CheckOptions {
   settleTimeoutMs?: number;
   /** Transport (default tcp). */
   protocol?: "tcp" | "udp";
+  /** Aborting stops the client (the server stops with it). */
+  signal?: AbortSignal;
 }
 
 /** What `check` found. */
@@ -78,6 +80,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
         seed: options.seed,
         threads: options.threads,
         entry: options.entry,
+        signal: options.signal,
         protocol,
         // The fit uses every gap.
         keepRecords: options.intervals + 1,

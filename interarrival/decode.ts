@@ -8,7 +8,7 @@
  */
 import { roundMs } from "../shared/clock.ts";
 import type { LinePlot, Report, ReportTable } from "../shared/report.ts";
-import { type FlowReport, FlowStats } from "./flow_stats.ts";
+import { FLOW_COLUMNS, type FlowReport, FlowStats } from "./flow_stats.ts";
 import { type LogMessage, readLog } from "./sample_log.ts";
 
 /** One interval of the series. */
@@ -217,11 +217,7 @@ export function flowTable(flows: FlowReport[]): ReportTable {
   return {
     title: "Flows",
     columns: [
-      "flow",
-      "from",
-      "messages",
-      "bytes",
-      "delay mean (ms)",
+      ...FLOW_COLUMNS,
       "jitter (ms)",
       "lost",
       "duplicates",

@@ -9,6 +9,9 @@
  * @module
  */
 import { UsageError } from "../shared/errors.ts";
+import { gammaFn, lowerRegularizedGamma, normalCdf, normalPdf } from "./special_functions.ts";
+
+export { logGamma, lowerRegularizedGamma, normalCdf, normalPdf } from "./special_functions.ts";
 
 /** Names of the supported distributions. */
 export type DistributionName =
@@ -42,68 +45,78 @@ interface DistributionInfo {
   description: string;
 }
 
+/** A table entry: `discrete` marks values that are discrete or a point mass. */
+function info(
+  aliases: string[],
+  params: string[],
+  discrete: boolean,
+  description: string,
+): DistributionInfo {
+  return { aliases, params, discrete, description };
+}
+
 /** Everything about each distribution that help texts and errors need. */
 export const DISTRIBUTIONS: Readonly<Record<DistributionName, DistributionInfo>> = {
-  deterministic: {
-    aliases: ["d", "det", "deterministic", "fixed"],
-    params: ["T (fixed inter-event time, s)"],
-    discrete: true,
-    description: "every gap is T seconds",
-  },
-  uniform: {
-    aliases: ["u", "uni", "uniform"],
-    params: ["T (interval size, s)"],
-    discrete: false,
-    description: "uniform on [0, T] seconds",
-  },
-  exponential: {
-    aliases: ["e", "exp", "exponential"],
-    params: ["λ (mean rate, events/s)"],
-    discrete: false,
-    description: "exponential with rate λ per second (mean 1/λ s)",
-  },
-  normal: {
-    aliases: ["n", "norm", "normal"],
-    params: ["μ (mean, s)", "σ (standard deviation, s)"],
-    discrete: false,
-    description: "normal, negative draws are drawn again (truncated at 0)",
-  },
-  pareto: {
-    aliases: ["pareto", "par"],
-    params: ["xm (scale = minimum, s)", "α (shape)"],
-    discrete: false,
-    description: "Pareto with minimum xm and shape α",
-  },
-  cauchy: {
-    aliases: ["cauchy", "cau"],
-    params: ["x0 (location, s)", "γ (scale, s)"],
-    discrete: false,
-    description: "Cauchy, negative draws are drawn again (truncated at 0)",
-  },
-  gamma: {
-    aliases: ["g", "gamma"],
-    params: ["k (shape)", "θ (scale, s)"],
-    discrete: false,
-    description: "gamma with shape k and scale θ (mean kθ)",
-  },
-  weibull: {
-    aliases: ["w", "weibull"],
-    params: ["k (shape)", "λ (scale, s)"],
-    discrete: false,
-    description: "Weibull with shape k and scale λ",
-  },
-  poisson: {
-    aliases: ["poisson", "poi"],
-    params: ["m (mean gap, s)"],
-    discrete: true,
-    description: "gaps are a Poisson-distributed count of whole milliseconds with mean m",
-  },
-  constant: {
-    aliases: ["c", "const", "constant", "rate"],
-    params: ["r (rate, events/s)"],
-    discrete: true,
-    description: "constant rate: every gap is 1/r seconds",
-  },
+  deterministic: info(
+    ["d", "det", "deterministic", "fixed"],
+    ["T (fixed inter-event time, s)"],
+    true,
+    "every gap is T seconds",
+  ),
+  uniform: info(
+    ["u", "uni", "uniform"],
+    ["T (interval size, s)"],
+    false,
+    "uniform on [0, T] seconds",
+  ),
+  exponential: info(
+    ["e", "exp", "exponential"],
+    ["λ (mean rate, events/s)"],
+    false,
+    "exponential with rate λ per second (mean 1/λ s)",
+  ),
+  normal: info(
+    ["n", "norm", "normal"],
+    ["μ (mean, s)", "σ (standard deviation, s)"],
+    false,
+    "normal, negative draws are drawn again (truncated at 0)",
+  ),
+  pareto: info(
+    ["pareto", "par"],
+    ["xm (scale = minimum, s)", "α (shape)"],
+    false,
+    "Pareto with minimum xm and shape α",
+  ),
+  cauchy: info(
+    ["cauchy", "cau"],
+    ["x0 (location, s)", "γ (scale, s)"],
+    false,
+    "Cauchy, negative draws are drawn again (truncated at 0)",
+  ),
+  gamma: info(
+    ["g", "gamma"],
+    ["k (shape)", "θ (scale, s)"],
+    false,
+    "gamma with shape k and scale θ (mean kθ)",
+  ),
+  weibull: info(
+    ["w", "weibull"],
+    ["k (shape)", "λ (scale, s)"],
+    false,
+    "Weibull with shape k and scale λ",
+  ),
+  poisson: info(
+    ["poisson", "poi"],
+    ["m (mean gap, s)"],
+    true,
+    "gaps are a Poisson-distributed count of whole milliseconds with mean m",
+  ),
+  constant: info(
+    ["c", "const", "constant", "rate"],
+    ["r (rate, events/s)"],
+    true,
+    "constant rate: every gap is 1/r seconds",
+  ),
 };
 
 /** Resolves a `--dist` spelling to a distribution name. */
@@ -171,30 +184,34 @@ export function parseDistribution(name: string, params: number[]): DistributionS
   return { name: dist, params };
 }
 
-/** Describes a distribution for output, e.g. `exponential(λ=100/s)`. */
-export function describeDistribution(spec: DistributionSpec): string {
-  const p = spec.params;
+/**
+ * Describes a distribution for output, e.g. `exponential(λ=100/s)`; with unit
+ * `B`, parameters are message sizes in bytes, e.g. `normal(μ=512 B, σ=64 B)`.
+ */
+export function describeDistribution(spec: DistributionSpec, unit: "s" | "B" = "s"): string {
+  const p = spec.params, u = unit;
+  const bytes = unit === "B";
   switch (spec.name) {
     case "deterministic":
-      return `deterministic(T=${p[0]} s)`;
-    case "uniform":
-      return `uniform(0, ${p[0]} s)`;
-    case "exponential":
-      return `exponential(λ=${p[0]}/s)`;
-    case "normal":
-      return `normal(μ=${p[0]} s, σ=${p[1]} s)`;
-    case "pareto":
-      return `pareto(xm=${p[0]} s, α=${p[1]})`;
-    case "cauchy":
-      return `cauchy(x0=${p[0]} s, γ=${p[1]} s)`;
-    case "gamma":
-      return `gamma(k=${p[0]}, θ=${p[1]} s)`;
-    case "weibull":
-      return `weibull(k=${p[0]}, λ=${p[1]} s)`;
-    case "poisson":
-      return `poisson(mean=${p[0]} s, 1 ms steps)`;
+      return bytes ? `constant(${p[0]} B)` : `deterministic(T=${p[0]} s)`;
     case "constant":
-      return `constant(rate=${p[0]}/s)`;
+      return bytes ? `constant(${p[0]} B)` : `constant(rate=${p[0]}/s)`;
+    case "exponential":
+      return bytes ? `exponential(mean ${p[0]} B)` : `exponential(λ=${p[0]}/s)`;
+    case "poisson":
+      return bytes ? `poisson(mean ${p[0]} B)` : `poisson(mean=${p[0]} s, 1 ms steps)`;
+    case "uniform":
+      return `uniform(0, ${p[0]} ${u})`;
+    case "normal":
+      return `normal(μ=${p[0]} ${u}, σ=${p[1]} ${u})`;
+    case "pareto":
+      return `pareto(xm=${p[0]} ${u}, α=${p[1]})`;
+    case "cauchy":
+      return `cauchy(x0=${p[0]} ${u}, γ=${p[1]} ${u})`;
+    case "gamma":
+      return `gamma(k=${p[0]}, θ=${p[1]} ${u})`;
+    case "weibull":
+      return `weibull(k=${p[0]}, λ=${p[1]} ${u})`;
   }
 }
 
@@ -414,93 +431,4 @@ export function cdf(spec: DistributionSpec): (ms: number) => number {
       return (x) => (x < 0 ? 0 : 1 - lowerRegularizedGamma(Math.floor(x) + 1, lambda));
     }
   }
-}
-
-/** Standard normal density. */
-export function normalPdf(z: number): number {
-  return Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
-}
-
-/** Standard normal CDF (via erfc; absolute error below 1.2e-7). */
-export function normalCdf(z: number): number {
-  return 0.5 * erfc(-z / Math.SQRT2);
-}
-
-// Numerical Recipes' erfc with Chebyshev fit: good to 1.2e-7 everywhere.
-function erfc(x: number): number {
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r = t *
-    Math.exp(
-      -z * z - 1.26551223 +
-        t * (1.00002368 +
-            t * (0.37409196 +
-                t * (0.09678418 +
-                    t * (-0.18628806 +
-                        t * (0.27886807 +
-                            t *
-                              (-1.13520398 +
-                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return x >= 0 ? r : 2 - r;
-}
-
-/** Natural log of the gamma function (Lanczos, g = 7). */
-export function logGamma(x: number): number {
-  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
-  const c = [
-    0.99999999999980993,
-    676.5203681218851,
-    -1259.1392167224028,
-    771.32342877765313,
-    -176.61502916214059,
-    12.507343278686905,
-    -0.13857109526572012,
-    9.9843695780195716e-6,
-    1.5056327351493116e-7,
-  ];
-  x -= 1;
-  let a = c[0];
-  const t = x + 7.5;
-  for (let i = 1; i < 9; i++) a += c[i] / (x + i);
-  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
-}
-
-function gammaFn(x: number): number {
-  return Math.exp(logGamma(x));
-}
-
-/** Regularized lower incomplete gamma P(a, x) (series below a + 1, continued fraction above). */
-export function lowerRegularizedGamma(a: number, x: number): number {
-  if (x <= 0) return 0;
-  const lnPrefix = a * Math.log(x) - x - logGamma(a);
-  if (x < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 10_000; n++) {
-      term *= x / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPrefix));
-  }
-  // Lentz's continued fraction for Q(a, x).
-  const tiny = 1e-300;
-  let b = x + 1 - a;
-  let c = 1 / tiny;
-  let d = 1 / b;
-  let h = d;
-  for (let i = 1; i < 10_000; i++) {
-    const an = -i * (i - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < tiny) d = tiny;
-    c = b + an / c;
-    if (Math.abs(c) < tiny) c = tiny;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPrefix) * h);
 }

@@ -162,6 +162,9 @@ export class JitterEstimator {
   }
 }
 
+/** The first columns of every per-flow table (the `serve` text and `decode`). */
+export const FLOW_COLUMNS = ["flow", "from", "messages", "bytes", "delay mean (ms)"];
+
 /** One flow's report. */
 export interface FlowReport {
   flow: number | null;

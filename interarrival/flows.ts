@@ -69,78 +69,59 @@ function parseNumber(text: string, what: string): number {
   return n;
 }
 
+/** A flow line's short options and the long ones they stand for. */
+const SHORT_OPTIONS: Record<string, string> = {
+  "-s": "--server",
+  "-P": "--port",
+  "-d": "--dist",
+  "-p": "--param",
+  "-C": "--rate",
+  "-b": "--bitrate",
+  "-n": "--intervals",
+  "-t": "--duration",
+};
+
 /** Parses the flow options of one script line over `defaults`. */
 export function parseFlowLine(line: string, defaults: FlowSettings, where = "flow"): FlowSettings {
   const words = line.trim().split(/\s+/).filter((w) => w !== "");
   const flow = { ...defaults };
   let dist: string | null = null, params: number[] = [];
   let sizeDist: string | null = null, sizeParams: number[] = [];
-  for (let i = 0; i < words.length; i++) {
-    const option = words[i];
-    const value = words[i + 1];
-    if (value === undefined) throw new UsageError(`${where}: option ${option} needs a value`);
-    i++;
-    const what = `${where}: ${option}`;
-    switch (option) {
-      case "-s":
-      case "--server":
-        flow.host = value;
-        break;
-      case "-P":
-      case "--port": {
-        const port = parseCount(value, what);
-        if (port < 1 || port > 65535) throw new UsageError(`${what} '${value}': expected 1..65535`);
-        flow.port = port;
-        break;
+  // What each option does with its value (`what` names it in errors).
+  const set: Record<string, (value: string, what: string) => void> = {
+    "--server": (value) => flow.host = value,
+    "--port": (value, what) => {
+      const port = parseCount(value, what);
+      if (port < 1 || port > 65535) throw new UsageError(`${what} '${value}': expected 1..65535`);
+      flow.port = port;
+    },
+    "--protocol": (value, what) => {
+      if (value !== "tcp" && value !== "udp") {
+        throw new UsageError(`${what} '${value}': expected tcp or udp`);
       }
-      case "--protocol":
-        if (value !== "tcp" && value !== "udp") {
-          throw new UsageError(`${what} '${value}': expected tcp or udp`);
-        }
-        flow.protocol = value;
-        break;
-      case "-d":
-      case "--dist":
-        dist = value;
-        params = [];
-        break;
-      case "-p":
-      case "--param":
-        params.push(parseNumber(value, what));
-        break;
-      case "-C":
-      case "--rate":
-        dist = "constant";
-        params = [parseNumber(value, what)];
-        break;
-      case "--size-dist":
-        sizeDist = value;
-        sizeParams = [];
-        break;
-      case "--size-param":
-        sizeParams.push(parseNumber(value, what));
-        break;
-      case "-b":
-      case "--bitrate":
-        flow.bitrate = parseBitrate(value, what);
-        break;
-      case "-n":
-      case "--intervals":
-        flow.intervals = parseCount(value, what);
-        break;
-      case "-t":
-      case "--duration":
-        flow.durationMs = parseSeconds(value, what);
-        break;
-      case "--delay":
-        flow.startDelayMs = parseSeconds(value, what, true);
-        break;
-      default:
-        throw new UsageError(
-          `${where}: unknown option '${option}' (a flow takes -s, -P, --protocol, -d, -p, -C, ` +
-            `--size-dist, --size-param, -b, -n, -t, --delay)`,
-        );
+      flow.protocol = value;
+    },
+    "--dist": (value) => [dist, params] = [value, []],
+    "--param": (value, what) => params.push(parseNumber(value, what)),
+    "--rate": (value, what) => [dist, params] = ["constant", [parseNumber(value, what)]],
+    "--size-dist": (value) => [sizeDist, sizeParams] = [value, []],
+    "--size-param": (value, what) => sizeParams.push(parseNumber(value, what)),
+    "--bitrate": (value, what) => flow.bitrate = parseBitrate(value, what),
+    "--intervals": (value, what) => flow.intervals = parseCount(value, what),
+    "--duration": (value, what) => flow.durationMs = parseSeconds(value, what),
+    "--delay": (value, what) => flow.startDelayMs = parseSeconds(value, what, true),
+  };
+  for (let i = 0; i < words.length; i += 2) {
+    const option = words[i], value = words[i + 1];
+    const apply = set[SHORT_OPTIONS[option] ?? option];
+    if (!apply) {
+      throw new UsageError(
+        `${where}: unknown option '${option}' (a flow takes -s, -P, --protocol, -d, -p, -C, ` +
+          `--size-dist, --size-param, -b, -n, -t, --delay)`,
+      );
     }
+    if (value === undefined) throw new UsageError(`${where}: option ${option} needs a value`);
+    apply(value, `${where}: ${option}`);
   }
   // A duration without a count runs for the duration, as on the command line.
   if (words.includes("-t") || words.includes("--duration")) {

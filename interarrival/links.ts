@@ -8,6 +8,8 @@ import { connectError, TimeoutError } from "../shared/errors.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
 import { BatchSender, fastUdp, FastUdpSocket, sockaddrIn } from "./udp_ffi.ts";
+import { FastTcpConn } from "./tcp_ffi.ts";
+import { fastLibc } from "./libc.ts";
 
 /** What opening a link needs from a sender's input. */
 export interface LinkInput {
@@ -16,6 +18,8 @@ export interface LinkInput {
   connectTimeoutMs: number;
   /** UDP: `deno` forces Deno's datagram API. */
   udpEngine?: "auto" | "deno";
+  /** TCP: `deno` forces `Deno.connect` instead of FFI `send()`. */
+  tcpEngine?: "auto" | "deno";
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
@@ -26,13 +30,61 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** Where a sender's messages go: a TCP connection or a UDP socket. */
 export interface Link {
   greeting: string;
-  /** Sends `bytes`, the concatenation of messages of `sizes` bytes. */
-  send(bytes: Uint8Array, sizes: number[]): Promise<void>;
+  /** Which path sends: `ffi` (libc through FFI) or `deno` (Deno's socket API). */
+  engine: "ffi" | "deno";
+  /**
+   * Sends `bytes`, the concatenation of messages of `sizes` bytes: undefined when
+   * they went out synchronously (the FFI paths, usually), else a promise.
+   */
+  send(bytes: Uint8Array, sizes: number[]): Promise<void> | undefined;
   sendErrors: number;
   close(): void;
 }
 
+function connectFailure(input: LinkInput, error: unknown): Error {
+  const cause = error instanceof DOMException && error.name === "TimeoutError"
+    ? new TimeoutError("the connection", input.connectTimeoutMs)
+    : error;
+  return connectError(input.host, input.port, cause);
+}
+
+/** TCP through libc: a synchronous `send()` per write (see tcp_ffi.ts). */
+async function openFastTcp(
+  input: LinkInput,
+  address: Uint8Array,
+  signal?: AbortSignal,
+): Promise<Link> {
+  const c = fastLibc()!;
+  let conn: FastTcpConn;
+  try {
+    conn = await FastTcpConn.connect(c, address, input.connectTimeoutMs, signal);
+  } catch (error) {
+    throw connectFailure(input, error);
+  }
+  try {
+    const greetingBytes = await conn.readLine(4096, input.connectTimeoutMs);
+    return {
+      greeting: greetingBytes ? decodeText(greetingBytes) : "",
+      engine: "ffi",
+      send(bytes) {
+        const n = conn.trySend(bytes);
+        return n === bytes.length ? undefined : conn.write(bytes.subarray(n));
+      },
+      sendErrors: 0,
+      close: () => conn.close(),
+    };
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+/** Opens a TCP link: FFI where it runs (unless `tcpEngine` is `deno`), else `Deno.connect`. */
 export async function openTcp(input: LinkInput, signal?: AbortSignal): Promise<Link> {
+  const address = input.tcpEngine === "deno" || !fastLibc()
+    ? null
+    : sockaddrIn(input.host, input.port);
+  if (address) return await openFastTcp(input, address, signal);
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({
@@ -44,10 +96,7 @@ export async function openTcp(input: LinkInput, signal?: AbortSignal): Promise<L
       ]),
     });
   } catch (error) {
-    const cause = error instanceof DOMException && error.name === "TimeoutError"
-      ? new TimeoutError("the connection", input.connectTimeoutMs)
-      : error;
-    throw connectError(input.host, input.port, cause);
+    throw connectFailure(input, error);
   }
   conn.setNoDelay(true);
   const close = () => {
@@ -64,7 +113,13 @@ export async function openTcp(input: LinkInput, signal?: AbortSignal): Promise<L
       what: "the server's greeting",
     });
     const greeting = greetingBytes instanceof Uint8Array ? decodeText(greetingBytes) : "";
-    return { greeting, send: (bytes) => writeAll(conn, bytes), sendErrors: 0, close };
+    return {
+      greeting,
+      engine: "deno",
+      send: (bytes) => writeAll(conn, bytes),
+      sendErrors: 0,
+      close,
+    };
   } catch (error) {
     close();
     throw error;
@@ -81,10 +136,11 @@ export function openUdp(input: LinkInput): Link {
     const sender = new BatchSender(fast, address);
     const link: Link = {
       greeting: "",
+      engine: "ffi",
       sendErrors: 0,
       send(bytes, sizes) {
         link.sendErrors += sender.send(bytes, sizes);
-        return Promise.resolve();
+        return undefined;
       },
       close: () => fast.close(),
     };
@@ -98,6 +154,7 @@ export function openUdp(input: LinkInput): Link {
   const target: Deno.NetAddr = { transport: "udp", hostname: input.host, port: input.port };
   const link: Link = {
     greeting: "",
+    engine: "deno",
     sendErrors: 0,
     async send(bytes, sizes) {
       let offset = 0;

@@ -58,25 +58,22 @@ export function formatAddress(address: { hostname: string; port: number }): stri
 // carries one message. A TCP connection whose first byte is MESSAGE_MAGIC carries
 // binary messages; any other first byte means the study's text lines.
 
-/** First byte of every binary message. */
-export const MESSAGE_MAGIC = 0xa7;
-/** Version this code writes and reads. */
-export const MESSAGE_VERSION = 1;
-/** Bytes of the header: the smallest message. */
-export const HEADER_SIZE = 28;
-/** Largest UDP payload over IPv4 (65,535 − 20 IP − 8 UDP). */
-export const MAX_UDP_PAYLOAD = 65_507;
-/** Flag: the last message of its flow. */
-export const FLAG_LAST = 1;
-/** Byte offset of the sequence number's low 32 bits (for packet filters). */
-export const SEQUENCE_LOW_OFFSET = 16;
+/** The magic first byte of every binary message, and the version this code writes and reads. */
+export const MESSAGE_MAGIC = 0xa7, MESSAGE_VERSION = 1;
+/** Bytes of the header (the smallest message); the largest UDP payload over IPv4 (65,535 − 28). */
+export const HEADER_SIZE = 28, MAX_UDP_PAYLOAD = 65_507;
+/** Flag of a flow's last message; byte offset of the sequence's low 32 bits (packet filters). */
+export const FLAG_LAST = 1, SEQUENCE_LOW_OFFSET = 16;
 
 /** What a message header carries. */
 export interface MessageHeader {
+  /** {@linkcode FLAG_LAST} or 0. */
   flags: number;
   /** Whole message in bytes, header included. */
   length: number;
+  /** The flow id (a client's worker number, or a flow script's line). */
   flow: number;
+  /** From 0 in each flow. */
   sequence: number;
   /** Send time, epoch microseconds on the client's clock. */
   sentUs: number;
@@ -275,10 +272,6 @@ export class LineScanner {
 
 function joinParts(parts: Uint8Array[], length: number): Uint8Array {
   const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
+  parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
   return out;
 }

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { type DistributionSpec, sampler, seededRandom } from "./distributions.ts";
+import {
+  describeDistribution,
+  type DistributionSpec,
+  sampler,
+  seededRandom,
+} from "./distributions.ts";
 import { HEADER_SIZE } from "./protocol.ts";
 
 /** Message size without `--size-dist`, bytes. */
@@ -40,28 +45,7 @@ export function sizeSpec(spec: DistributionSpec): DistributionSpec {
 
 /** Describes a size distribution (parameters in bytes), e.g. `normal(μ=512 B, σ=64 B)`. */
 export function describeSizes(spec: DistributionSpec): string {
-  const p = spec.params;
-  switch (spec.name) {
-    case "exponential":
-      return `exponential(mean ${p[0]} B)`;
-    case "constant":
-    case "deterministic":
-      return `constant(${p[0]} B)`;
-    case "uniform":
-      return `uniform(0, ${p[0]} B)`;
-    case "normal":
-      return `normal(μ=${p[0]} B, σ=${p[1]} B)`;
-    case "pareto":
-      return `pareto(xm=${p[0]} B, α=${p[1]})`;
-    case "cauchy":
-      return `cauchy(x0=${p[0]} B, γ=${p[1]} B)`;
-    case "gamma":
-      return `gamma(k=${p[0]}, θ=${p[1]} B)`;
-    case "weibull":
-      return `weibull(k=${p[0]}, λ=${p[1]} B)`;
-    case "poisson":
-      return `poisson(mean ${p[0]} B)`;
-  }
+  return describeDistribution(spec, "B");
 }
 
 /** Draws message sizes in bytes, clamped to `[HEADER_SIZE, max]`. */

@@ -7,7 +7,7 @@
 import { renderTable } from "../shared/report.ts";
 import type { ReceiverSummary } from "./receiver_summary.ts";
 import type { ClientResult } from "./client.ts";
-import type { FlowReport } from "./flow_stats.ts";
+import { FLOW_COLUMNS, type FlowReport } from "./flow_stats.ts";
 
 /** Milliseconds with three decimals, or `–`. */
 export function fixed(ms: number | null | undefined): string {
@@ -47,11 +47,7 @@ export function flowsTable(flows: FlowReport[], max = 20): string {
   const shown = flows.slice(0, max);
   const table = renderTable({
     columns: [
-      "flow",
-      "from",
-      "messages",
-      "bytes",
-      "delay mean (ms)",
+      ...FLOW_COLUMNS,
       "delay max (ms)",
       "jitter (ms)",
       "lost",

@@ -11,28 +11,11 @@
  * @module
  */
 
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
-  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  sendto: {
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-    result: "isize",
-  },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
+import { AF_INET, errno, fastLibc, type Libc, setInt, sockaddrIn, SOL_SOCKET } from "./libc.ts";
 
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export { sockaddrIn };
 
-let libc: Libc | null | undefined;
-
-const AF_INET = 2;
 const SOCK_DGRAM = 2;
-const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_SNDBUF = 7;
 const SO_RCVTIMEO = 20;
@@ -44,42 +27,7 @@ const MSG_WAITFORONE = 0x10000;
 const EADDRINUSE = 98;
 
 /** libc through FFI, or null where the fast path cannot run (then use Deno's API). */
-export function fastUdp(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  try {
-    if (Deno.build.os !== "linux" || !["x86_64", "aarch64"].includes(Deno.build.arch)) return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
-
-function errno(c: Libc): number {
-  const pointer = c.__errno_location();
-  return pointer ? new Deno.UnsafePointerView(pointer).getInt32() : 0;
-}
-
-/** `sockaddr_in` for an IPv4 address and port, or null for anything else. */
-export function sockaddrIn(hostname: string, port: number): Uint8Array | null {
-  const host = hostname === "localhost" ? "127.0.0.1" : hostname;
-  const parts = host.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-    return null;
-  }
-  const bytes = new Uint8Array(16);
-  const view = new DataView(bytes.buffer);
-  view.setUint16(0, AF_INET, true);
-  view.setUint16(2, port);
-  parts.forEach((p, i) => (bytes[4 + i] = Number(p)));
-  return bytes;
-}
-
-function setInt(c: Libc, fd: number, option: number, value: number): boolean {
-  return c.setsockopt(fd, SOL_SOCKET, option, new Int32Array([value]), 4) === 0;
-}
+export const fastUdp: () => Libc | null = fastLibc;
 
 /** A UDP socket opened through libc. */
 export class FastUdpSocket {

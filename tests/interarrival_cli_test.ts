@@ -1,8 +1,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool } from "./_command.ts";
 import { encodeLine } from "../shared/codec.ts";
-import { validateStudyReport } from "../shared/study.ts";
-import { runStudy } from "../interarrival/bench_study.ts";
+import { announcedPort } from "./_interarrival.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
@@ -64,15 +63,7 @@ Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summari
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   const conns: Deno.TcpConn[] = [];
   try {
-    let text = "";
-    const timeout = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    while (!/127\.0\.0\.1:(\d+)/.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    clearTimeout(timeout);
-    const port = Number(/127\.0\.0\.1:(\d+)/.exec(text)![1]);
+    const port = await announcedPort(reader, child, 20_000);
     for (let i = 0; i < 2; i++) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       conns.push(conn);
@@ -107,15 +98,4 @@ Deno.test("interarrival cli: SIGTERM in the middle of a run prints exact summari
   await Deno.remove(samples);
   assertEquals(rows.length, 11);
   assertEquals(rows.filter((row) => row.startsWith("data,2,")).length, 5);
-});
-
-Deno.test("interarrival bench --study --scale smoke: a valid StudyReport", async () => {
-  const report = await runStudy("smoke", { entry });
-  assertEquals(validateStudyReport(report), []);
-  assertEquals(report.study, "interarrival");
-  assertEquals(report.measured.rows.length, 3);
-  // Every message the study's clients sent was counted, in every mode.
-  const counts = report.extra[0];
-  for (const row of counts.rows) assertEquals(row[1], row[2]);
-  assertOk(report.findings.length >= 2);
 });

@@ -7,6 +7,7 @@ import { runClient } from "../interarrival/client.ts";
 import { parseDistribution } from "../interarrival/distributions.ts";
 import { GREETING, parseEvent } from "../interarrival/protocol.ts";
 import { checkReport, runCheck } from "../interarrival/check.ts";
+import { clientTo } from "./_interarrival.ts";
 import "../interarrival/main.ts";
 
 const entry = new URL("../interarrival/main.ts", import.meta.url);
@@ -140,14 +141,10 @@ for (const { mode, perConnection } of modes) {
     );
     let client;
     try {
-      client = await runClient({
-        host: "127.0.0.1",
-        port: receiver.port,
+      client = await clientTo(receiver.port, {
         workers: 3,
         intervals: 4,
         dist: parseDistribution("d", [0.002]),
-        seed: 1,
-        entry,
         // The study's lines, so that the verbose texts can be parsed back.
         format: "text",
       });

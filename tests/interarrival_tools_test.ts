@@ -1,19 +1,10 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { runTool } from "./_command.ts";
-import { startReceiver } from "../interarrival/server.ts";
-import "../interarrival/main.ts";
-
-const entry = new URL("../interarrival/main.ts", import.meta.url);
+import { announcedPort, entry, loopbackReceiver } from "./_interarrival.ts";
 
 Deno.test("interarrival client --flows: each script line is a flow with its own destination, protocol and start", async () => {
-  const udp = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    protocol: "udp",
-    entry,
-  });
-  const tcp = await startReceiver({ hostname: "127.0.0.1", port: 0, mode: "async", entry });
+  const udp = await loopbackReceiver({ protocol: "udp" });
+  const tcp = await loopbackReceiver();
   const script = await Deno.makeTempFile({ suffix: ".flows" });
   try {
     await Deno.writeTextFile(
@@ -25,16 +16,12 @@ Deno.test("interarrival client --flows: each script line is a flow with its own 
         `-P ${tcp.port} -d c -p 100 -n 19 --delay 0.3`,
       ].join("\n"),
     );
-    const result = await runTool("interarrival", [
-      "client",
-      "--flows",
-      script,
-      "-s",
-      "127.0.0.1",
-      "--seed",
-      "4",
-      "--json",
-    ]);
+    const result = await runTool(
+      "interarrival",
+      ["client", "--flows", script].concat(
+        "-s 127.0.0.1 --seed 4 --json".split(" "),
+      ),
+    );
     assertEquals(result.code, 0, result.stderr);
     const doc = JSON.parse(result.stdout);
     assertEquals(doc.error, null);
@@ -157,15 +144,7 @@ Deno.test("interarrival serve: memory stays bounded however many messages arrive
   const megabyte = new Uint8Array(1 << 20).fill(0x0a); // 1 MiB of bare newlines: 1,048,576 messages
   const rss: number[] = [];
   try {
-    let text = "";
-    const timeout = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    while (!/127\.0\.0\.1:(\d+)/.test(text)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    clearTimeout(timeout);
-    const port = Number(/127\.0\.0\.1:(\d+)/.exec(text)![1]);
+    const port = await announcedPort(reader, child, 30_000);
     for (let round = 0; round < 4; round++) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       await conn.read(new Uint8Array(64)); // the greeting

@@ -1,14 +1,10 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { startReceiver } from "../interarrival/server.ts";
-import { runClient } from "../interarrival/client.ts";
+import { clientTo, entry, loopbackReceiver } from "./_interarrival.ts";
 import { cdf, parseDistribution } from "../interarrival/distributions.ts";
 import { sizeSpec } from "../interarrival/sizes.ts";
 import { encodeMessage, HEADER_SIZE } from "../interarrival/protocol.ts";
 import { ksTest } from "../interarrival/fit.ts";
 import { runCheck } from "../interarrival/check.ts";
-import "../interarrival/main.ts";
-
-const entry = new URL("../interarrival/main.ts", import.meta.url);
 
 // Deno's API reads one datagram per async op into the default socket buffer (~200 KB):
 // under a loaded machine it drops datagrams at rates the FFI engine (32 MiB) takes, so
@@ -21,21 +17,15 @@ const STREAMS = {
 for (const engine of ["auto", "deno"] as const) {
   const { perFlow, rate, size } = STREAMS[engine];
   Deno.test(`interarrival udp [${engine === "auto" ? "FFI" : "Deno API"}]: every datagram counted per flow, sizes follow --size-dist (KS)`, async () => {
-    const receiver = await startReceiver({
-      hostname: "127.0.0.1",
-      port: 0,
-      mode: "async",
+    const receiver = await loopbackReceiver({
       protocol: "udp",
       udpEngine: engine,
       keepSamples: true,
-      entry,
     });
     const sizeDist = parseDistribution("normal", size);
     let client;
     try {
-      client = await runClient({
-        host: "127.0.0.1",
-        port: receiver.port,
+      client = await clientTo(receiver.port, {
         workers: 2,
         intervals: perFlow - 1,
         dist: parseDistribution("c", [rate]),
@@ -43,7 +33,6 @@ for (const engine of ["auto", "deno"] as const) {
         seed: 5,
         protocol: "udp",
         udpEngine: engine,
-        entry,
       });
       // Datagrams have no close: wait until all are in (bounded).
       for (let i = 0; i < 200 && receiver.collector.messages < 2 * perFlow; i++) {
@@ -73,13 +62,7 @@ for (const engine of ["auto", "deno"] as const) {
 }
 
 Deno.test("interarrival udp: datagrams that are not messages are counted, not measured", async () => {
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    protocol: "udp",
-    entry,
-  });
+  const receiver = await loopbackReceiver({ protocol: "udp" });
   const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   try {
     const to = { transport: "udp" as const, hostname: "127.0.0.1", port: receiver.port };
@@ -105,52 +88,32 @@ Deno.test("interarrival udp: datagrams that are not messages are counted, not me
 });
 
 Deno.test("interarrival client: -t stops each flow at its duration, -b paces by the drawn sizes", async () => {
-  const receiver = await startReceiver({
-    hostname: "127.0.0.1",
-    port: 0,
-    mode: "async",
-    keepSamples: true,
-    entry,
-  });
+  const receiver = await loopbackReceiver({ keepSamples: true });
   try {
     // 200 messages/s for 0.5 s: deadlines 0, 5, ..., 495 ms: exactly 100 messages.
-    const timed = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers: 1,
+    const timed = await clientTo(receiver.port, {
       intervals: 1_000_000,
       durationMs: 500,
       dist: parseDistribution("c", [200]),
-      seed: 1,
-      entry,
     });
     assertEquals(timed.overall.messages, 100);
     // 80 kbit/s with 100-byte messages: a gap of 10 ms each, 50 messages in 0.5 s.
-    const paced = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers: 1,
+    const paced = await clientTo(receiver.port, {
       intervals: 1_000_000,
       durationMs: 500,
       bitrate: 80_000,
       sizeDist: parseDistribution("constant", [100]),
       dist: parseDistribution("e", [1]),
-      seed: 1,
-      entry,
     });
     assertEquals([paced.overall.messages, paced.overall.bytes], [50, 5000]);
     assertOk(paced.senders[0].requested.every((gap) => gap === 10));
     // With drawn sizes the gaps follow them: gap = size × 8 / bitrate.
-    const drawn = await runClient({
-      host: "127.0.0.1",
-      port: receiver.port,
-      workers: 1,
+    const drawn = await clientTo(receiver.port, {
       intervals: 30,
       bitrate: 1_000_000,
       sizeDist: parseDistribution("uniform", [2000]),
       dist: parseDistribution("e", [1]),
       seed: 3,
-      entry,
     });
     const s = drawn.senders[0];
     assertEquals(s.requested, s.sizes.slice(0, -1).map((size) => (size * 8) / 1000));

@@ -2,6 +2,7 @@ import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
 import { UsageError } from "../shared/errors.ts";
 import {
   cdf,
+  describeDistribution,
   moments,
   parseDistribution,
   sampler,
@@ -9,6 +10,7 @@ import {
   workerSeed,
 } from "../interarrival/distributions.ts";
 import { fitGaps, kolmogorovQ, ksTest } from "../interarrival/fit.ts";
+import { describeSizes } from "../interarrival/sizes.ts";
 import { formatEvent, formatSentence, parseEvent } from "../interarrival/protocol.ts";
 import { ReceiverCollector, SEQUENTIAL_NOTE, summarizeReceiver } from "../interarrival/server.ts";
 
@@ -177,4 +179,32 @@ Deno.test("interarrival collector: events from several workers merge into exact 
   assertEquals(summary.closeReasons, { eof: 1, reset: 1, open: 1 });
   assertEquals(summary.unterminated, 1);
   assertEquals(summary.note, SEQUENTIAL_NOTE);
+});
+
+Deno.test("interarrival describeDistribution: gaps in seconds, sizes in bytes", () => {
+  const d = (name: string, params: number[]) => parseDistribution(name, params);
+  assertEquals(
+    [d("d", [0.5]), d("c", [100]), d("e", [10]), d("poisson", [0.2]), d("n", [1, 0.1])].map((s) =>
+      describeDistribution(s)
+    ),
+    [
+      "deterministic(T=0.5 s)",
+      "constant(rate=100/s)",
+      "exponential(λ=10/s)",
+      "poisson(mean=0.2 s, 1 ms steps)",
+      "normal(μ=1 s, σ=0.1 s)",
+    ],
+  );
+  assertEquals(
+    [d("d", [64]), d("c", [64]), d("e", [500]), d("poisson", [300]), d("weibull", [2, 400])].map(
+      describeSizes,
+    ),
+    [
+      "constant(64 B)",
+      "constant(64 B)",
+      "exponential(mean 500 B)",
+      "poisson(mean 300 B)",
+      "weibull(k=2, λ=400 B)",
+    ],
+  );
 });
