@@ -42,6 +42,46 @@ const BELL = new Uint8Array([1]);
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 
+/** Parts up to this many bytes take the ASCII shortcut (no text codec call). */
+const ASCII_SHORTCUT = 512;
+
+/**
+ * Writes `text` as bytes into `out` when it is short ASCII (most envelopes are):
+ * the count, or -1 (then use `TextEncoder`, which calls into the runtime).
+ */
+function asciiInto(text: string, out: Uint8Array): number {
+  const n = text.length;
+  if (n > ASCII_SHORTCUT) return -1;
+  for (let i = 0; i < n; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return -1;
+    out[i] = code;
+  }
+  return n;
+}
+
+function isShortAscii(bytes: Uint8Array): boolean {
+  if (bytes.length > ASCII_SHORTCUT) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+  return true;
+}
+
+/**
+ * `parseStepJson` with a shortcut for short ASCII parts (ASCII is valid UTF-8,
+ * so the result is the same); anything else, and every error, goes through it.
+ */
+function parseJsonPart(bytes: Uint8Array): Record<string, unknown> {
+  if (isShortAscii(bytes)) {
+    try {
+      const value = JSON.parse(String.fromCharCode.apply(null, bytes as unknown as number[]));
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+    } catch {
+      // parseStepJson names the error.
+    }
+  }
+  return parseStepJson(bytes);
+}
+
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
 
@@ -182,7 +222,9 @@ export class ShmEndpoint implements ByteSource {
     if (this.#pending.length > 0 || text.length * 3 > SCRATCH_BYTES - STEP_HEADER_SIZE) {
       return this.write(encodeStepPacket(envelope, binary));
     }
-    const { written } = encoder.encodeInto(text, this.#scratch.subarray(STEP_HEADER_SIZE));
+    const into = this.#scratch.subarray(STEP_HEADER_SIZE);
+    let written = asciiInto(text, into);
+    if (written < 0) written = encoder.encodeInto(text, into).written;
     const front = STEP_HEADER_SIZE + written;
     if (this.#free() < front + binary.length) {
       return this.write(encodeStepPacket(envelope, binary));
@@ -222,7 +264,7 @@ export class ShmEndpoint implements ByteSource {
       jsonBytes = new Uint8Array(jsonLength);
       this.#copyOut(jsonAt, jsonLength, jsonBytes);
     }
-    const json = parseStepJson(jsonBytes);
+    const json = parseJsonPart(jsonBytes);
     const binary = new Uint8Array(binaryLength);
     if (binaryLength > 0) this.#copyOut(tail + STEP_HEADER_SIZE + jsonLength, binaryLength, binary);
     r.exchange(this.#i + TAIL, (tail + total) | 0);

@@ -3,12 +3,15 @@
 import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
 import { ShmRegion, shmUnavailable } from "../shared/child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "../shared/child_channel_shm_endpoint.ts";
-import { FrameTooLargeError } from "../shared/errors.ts";
+import { FrameTooLargeError, ProtocolError } from "../shared/errors.ts";
+import { encodeStepParts } from "../shared/codec.ts";
 import type { PacketPort } from "../shared/child_channel.ts";
 
 const LIMITS = { maxJson: 1 << 20, maxBinary: 8 << 20 };
 
-async function pair(): Promise<{ a: PacketPort; b: PacketPort; close(): Promise<void> }> {
+async function pair(): Promise<
+  { a: PacketPort; b: PacketPort; parent: ShmEndpoint; close(): Promise<void> }
+> {
   const dir = await Deno.makeTempDir({ prefix: "netconc-shm-test-" });
   const listener = Deno.listen({ transport: "unix", path: `${dir}/bell` });
   const connecting = Deno.connect({ transport: "unix", path: `${dir}/bell` });
@@ -22,6 +25,7 @@ async function pair(): Promise<{ a: PacketPort; b: PacketPort; close(): Promise<
   return {
     a: shmPort(parent, LIMITS, () => parent.closeWrite()),
     b: shmPort(child, LIMITS, () => child.closeWrite()),
+    parent,
     async close() {
       parent.dispose();
       child.dispose();
@@ -79,6 +83,23 @@ Deno.test({
       assertEquals((await b.read())?.binary.length, 10);
       await assertRejects(() => b.read(), FrameTooLargeError);
       assertEquals(await b.read(), null);
+    } finally {
+      await close();
+    }
+  },
+});
+
+Deno.test({
+  name: "shm endpoint: a JSON part that is not an object fails as parseStepJson says",
+  ignore: skip,
+  async fn() {
+    const { parent, b, close } = await pair();
+    try {
+      parent.write(encodeStepParts(new TextEncoder().encode('{"ok":"é"}'), new Uint8Array(0)));
+      parent.write(encodeStepParts(new TextEncoder().encode("[1]"), new Uint8Array(0)));
+      assertEquals((await b.read())?.json, { ok: "é" });
+      const error = await assertRejects(() => b.read(), ProtocolError);
+      assertEquals(error.message, "JSON part must be an object, got an array");
     } finally {
       await close();
     }
