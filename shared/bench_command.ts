@@ -55,6 +55,8 @@ export interface BenchOutcome {
   options?: Record<string, unknown>;
   /** `false` exits 1 after printing. */
   ok?: boolean;
+  /** Exit status instead (130/143 after a signal stopped the benchmark). */
+  exitCode?: number;
 }
 
 /** A tool's bench: its options and functions; the builder does the rest. */
@@ -74,6 +76,8 @@ export interface BenchSpec<Flags extends BenchFlags = BenchFlags> {
    * bench inside a private namespace with `args`), or `null` to go on.
    */
   relaunch?: (flags: Flags, args: string[]) => Promise<number | null>;
+  /** Notes printed under the study's text and written with its `--out` files. */
+  studyNotes?: string[];
   /** The seed study (`--study`). */
   study: (context: BenchContext, flags: Flags) => Promise<StudyReport>;
   /** The free-form benchmark (without `--study`); without it, `bench` runs the study. */
@@ -131,9 +135,14 @@ export async function runBench<Flags extends BenchFlags>(
       const report = await spec.study(context, flags);
       const { studyText, writeStudyReport } = await import("./report.ts");
       if (flags.out) {
-        context.progress(`wrote ${(await writeStudyReport(flags.out, report)).join(", ")}`);
+        const written = await writeStudyReport(flags.out, report, spec.studyNotes);
+        context.progress(`wrote ${written.join(", ")}`);
       }
-      return { results: report, text: studyText(report), options: { study: true, scale } };
+      return {
+        results: report,
+        text: studyText(report, spec.studyNotes),
+        options: { study: true, scale },
+      };
     }
     const outcome = await spec.bench!(context, flags);
     if (flags.out) {
