@@ -1,24 +1,12 @@
 /**
- * `ipcbench bench` and `ipcbench study`: the transport matrix, the study's two
- * cases as the study ran them (next to the corrected figures), and the
- * {@linkcode StudyReport} for the lab. Returns data; never prints.
+ * `ipcbench bench`: measures the transport matrix (every transport, size and
+ * placement, with its C and Python anchors). Measurement only: it returns data;
+ * the tables are in bench_table.ts, the study in study*.ts.
  *
  * @module
  */
-import type { LinePlot, ReportTable } from "../shared/report.ts";
-import { median } from "../shared/stats.ts";
+import { killAllChildren } from "../shared/runtime.ts";
 import { type CaseResult, measureCase } from "./measure.ts";
-export {
-  buildStudyReport,
-  CPU_VS_WALL_NOTE,
-  publishedTable,
-  runStudyCases,
-  studyCorrectedTable,
-  studyFindings,
-  studyLines,
-  studyScalePlan,
-} from "./study.ts";
-export type { StudyCaseOptions, StudyCaseRun, StudyScalePlan } from "./study.ts";
 import { allowedCpus, type Pin, type Pressure, readPressure } from "./system.ts";
 import { sizeSkipReason, type Transport, TRANSPORTS } from "./transports.ts";
 import { type QueueAnchor, runQueueAnchor } from "./anchor.ts";
@@ -43,7 +31,12 @@ export interface BenchOptions {
   anchors?: boolean;
   entry?: string | URL;
   /** Called before each case, with its index and the count. */
-  onCase?: (index: number, total: number, label: string) => void;
+  onProgress?: (index: number, total: number, label: string) => void;
+  /**
+   * Stops the run: the case under way is abandoned (its children killed) and the
+   * result holds the cases measured before, with `interrupted` set.
+   */
+  signal?: AbortSignal;
   /** A remote `ipcbench serve`: only tcp and udp run, without anchors. */
   peer?: { hostname: string; port: number };
   /** Called with every timed round trip of each run, microseconds (`--log`). */
@@ -67,6 +60,8 @@ export interface BenchResult {
   skipped: string[];
   warnings: string[];
   machine: MachineInfo;
+  /** Set when a signal stopped the run: `cases` are those measured before it. */
+  interrupted?: boolean;
 }
 
 /** The machine the figures were measured on. */
@@ -148,11 +143,25 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (!queues.has(key)) queues.set(key, runQueueAnchor(roundTrips, a, b));
     return queues.get(key)!;
   };
+  const stopped = options.signal ? abortedPromise(options.signal) : null;
+  stopped?.catch(() => {}); // Seen through `step`, or not at all once the run is over.
+  // Each step of a case races the signal: an interrupted run does not wait for it.
+  const step = <T>(work: Promise<T>): Promise<T> => {
+    if (!stopped) return work;
+    work.catch(() => {}); // Abandoned on a signal: its failure is of no interest.
+    return Promise.race([work, stopped]);
+  };
+  let interrupted = false;
   try {
     for (const [index, item] of plan.entries()) {
-      options.onCase?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
+      if (options.signal?.aborted) break;
+      options.onProgress?.(
+        index,
+        plan.length,
+        `${item.transport} ${item.size} B --pin ${item.pin}`,
+      );
       const roundTrips = roundTripsFor(item.size, options.roundTrips, options.maxBytes);
-      const result = await measureCase({
+      const result = await step(measureCase({
         ...item,
         roundTrips,
         warmup: roundTripsFor(item.size, options.warmup, options.maxBytes),
@@ -163,117 +172,34 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         onRoundTrips: options.onRoundTrips
           ? (run, samples) => options.onRoundTrips!(item, run, samples)
           : undefined,
-      });
+      }));
       const c = anchor && !("skipped" in anchor)
-        ? await anchor.measure(item.transport, item.size, item.pin, machine.cpus, roundTrips)
+        ? await step(
+          anchor.measure(item.transport, item.size, item.pin, machine.cpus, roundTrips),
+        )
         : null;
       const pythonQueue = anchors && TRANSPORTS[item.transport].kind === "process"
-        ? await queueAnchor(item.pin, Math.min(roundTrips, options.roundTrips))
+        ? await step(queueAnchor(item.pin, Math.min(roundTrips, options.roundTrips)))
         : undefined;
       cases.push({ ...result, anchor: c, ...(pythonQueue !== undefined ? { pythonQueue } : {}) });
     }
+  } catch (error) {
+    if (!(error instanceof BenchStopped)) throw error;
   } finally {
+    interrupted = options.signal?.aborted ?? false;
+    if (interrupted) killAllChildren();
     if (anchor && !("skipped" in anchor)) await anchor.close();
   }
-  return { cases, skipped, warnings: cases.flatMap((c) => c.warnings), machine };
+  const result = { cases, skipped, warnings: cases.flatMap((c) => c.warnings), machine };
+  return interrupted ? { ...result, interrupted } : result;
 }
 
-function r3(value: number): number {
-  return Math.round(value * 1000) / 1000;
-}
+class BenchStopped extends Error {}
 
-/** The human table: one row per transport, size and placement. */
-export function benchTable(result: Pick<BenchResult, "cases">): ReportTable {
-  return {
-    title: "Round trips (median of runs; percentiles over every round trip of every run)",
-    columns: [
-      "transport",
-      "channel",
-      "pin",
-      "size (B)",
-      "rt/s",
-      "median CI (level)",
-      "p50 µs",
-      "p99 µs",
-      "p99.9 µs",
-      "p99.99 µs",
-      "max µs",
-      "MB/s",
-      "CPU µs/rt (measuring / echo)",
-      "placement",
-      "C rt/s",
-      "rt/s ÷ C",
-      "Py Queue rt/s",
-      "rt/s ÷ Py Queue",
-    ],
-    rows: result.cases.map((c) => {
-      const cpu = c.runs.map((run) => run.cpuMs);
-      const perRt = (ms: number) => r3((ms * 1000) / c.runs[0].roundTrips);
-      // Without --allow-all a thread's CPU time comes in 10 ms ticks: mark it approximate.
-      const mark = (source: string | null) => (source === "rusage-ticks" ? "~" : "");
-      const measuring = `${mark(c.cpuSource.measuring)}${
-        perRt(median(cpu.map((x) => x.measuring)))
-      }`;
-      const echoValues = cpu.map((x) => x.echo).filter((x): x is number => x !== null);
-      const echo = echoValues.length > 0
-        ? `${mark(c.cpuSource.echo)}${perRt(median(echoValues))}`
-        : "same thread";
-      const where = (p: { lastCpu: number | null; allowed: string }) =>
-        p.lastCpu === null ? p.allowed : `cpu ${p.lastCpu}`;
-      const all = c.allRunsUs;
-      return [
-        c.transport,
-        c.channel ?? null,
-        c.pin,
-        c.size,
-        c.median.roundTripsPerSec,
-        `${c.medianCI.low}–${c.medianCI.high} (${Math.round(c.medianCI.level * 1000) / 10}%)`,
-        all.p50,
-        all.p99,
-        all.p999,
-        all.p9999,
-        all.max,
-        c.median.mbPerSec,
-        `${measuring} / ${echo}`,
-        `${where(c.placement.measuring)} ↔ ${
-          c.placement.echo ? where(c.placement.echo) : "same thread"
-        }`,
-        c.anchor?.roundTripsPerSec ?? null,
-        c.anchor ? r3(c.median.roundTripsPerSec / c.anchor.roundTripsPerSec) : null,
-        c.pythonQueue?.roundTripsPerSec ?? null,
-        c.pythonQueue ? r3(c.median.roundTripsPerSec / c.pythonQueue.roundTripsPerSec) : null,
-      ];
-    }),
-  };
-}
-
-/** Latency by transport on a log scale, and throughput by size. */
-export function benchPlots(cases: CaseResult[]): LinePlot[] {
-  const series = (c: CaseResult) => `${c.transport} (${c.pin})`;
-  return [
-    {
-      title: "Round-trip latency (median) by message size",
-      xLabel: "message size (bytes)",
-      yLabel: "p50 round trip (µs)",
-      xLog: true,
-      yLog: true,
-      points: cases.filter((c) => c.median.p50Us > 0).map((c) => ({
-        x: c.size,
-        y: c.median.p50Us,
-        series: series(c),
-      })),
-    },
-    {
-      title: "Throughput by message size (both directions)",
-      xLabel: "message size (bytes)",
-      yLabel: "MB/s",
-      xLog: true,
-      yLog: true,
-      points: cases.filter((c) => c.median.mbPerSec > 0).map((c) => ({
-        x: c.size,
-        y: c.median.mbPerSec,
-        series: series(c),
-      })),
-    },
-  ];
+function abortedPromise(signal: AbortSignal): Promise<never> {
+  return new Promise<never>((_, reject) => {
+    const stop = () => reject(new BenchStopped("stopped"));
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
 }

@@ -1,131 +1,21 @@
 /**
- * The bodies of ipcbench's commands: each validates its flags, runs the core and
- * returns what `runCommand` prints (`results` for --json, `text` otherwise);
- * progress and warnings go to stderr.
+ * The bodies of ipcbench's `stream`, `serve` and `study` commands (`bench` is
+ * bench_cli.ts): each validates its flags, runs the core and returns what
+ * `runCommand` prints (`results` for --json, `text` otherwise); progress goes
+ * to stderr.
  *
  * @module
  */
-import { type CommandOutput, warn, writeStderr } from "../shared/cli.ts";
+import { type CommandOutput, writeStderr } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
-import { renderTable, studyText, writeReport, writeStudyReport } from "../shared/report.ts";
+import { renderTable } from "../shared/report.ts";
 import { startProgress } from "../shared/progress.ts";
-import { parseScale } from "../shared/study.ts";
-import {
-  benchPlots,
-  benchTable,
-  buildStudyReport,
-  CPU_VS_WALL_NOTE,
-  runBench,
-  runStudyCases,
-  studyCorrectedTable,
-  studyLines,
-} from "./bench.ts";
-import { RoundTripLog } from "./log.ts";
 import { parseHostPort, serve } from "./peer.ts";
 import { parseStreamTransports, runStreams, streamTable } from "./stream.ts";
-import { parseTransports } from "./transports.ts";
+import { runStudyCases } from "./study.ts";
+import { studyCorrectedTable, studyLines } from "./study_report.ts";
+import { CPU_VS_WALL_NOTE } from "./study_plans.ts";
 import { parsePins, parseSizes } from "./parse.ts";
-
-/** Flags of one command. */
-export interface BenchFlags {
-  transports: string;
-  sizes: string;
-  roundTrips: number;
-  warmup: number;
-  runs: number;
-  pin: string;
-  maxBytes: number;
-  timeout: number;
-  anchors: boolean;
-  out?: string;
-  log?: string;
-  peer?: string;
-  study: boolean;
-  scale: string;
-  json: boolean;
-  verbose: boolean;
-  quiet: boolean;
-}
-
-/** `ipcbench bench`. */
-export async function benchCommand(flags: BenchFlags): Promise<CommandOutput> {
-  const progress = (total: number) => startProgress(total, "cases", !flags.json && !flags.quiet);
-  if (flags.study) {
-    const scale = parseScale(flags.scale);
-    let bar: ReturnType<typeof progress> | null = null;
-    const report = await buildStudyReport(scale, {
-      timeoutMs: flags.timeout,
-      onCase: (i, n) => {
-        bar ??= progress(n);
-        bar.update(i);
-      },
-    });
-    (bar as ReturnType<typeof progress> | null)?.stop();
-    if (flags.out) await writeStudyReport(flags.out, report, [CPU_VS_WALL_NOTE]);
-    return { results: report, text: studyText(report, [CPU_VS_WALL_NOTE]) };
-  }
-  const options = {
-    transports: parseTransports(flags.transports),
-    sizes: parseSizes(flags.sizes),
-    roundTrips: flags.roundTrips,
-    warmup: flags.warmup,
-    runs: flags.runs,
-    pins: parsePins(flags.pin),
-    maxBytes: flags.maxBytes,
-    timeoutMs: flags.timeout,
-    anchors: flags.anchors,
-    peer: flags.peer ? parseHostPort(flags.peer, "--peer") : undefined,
-  };
-  let bar: ReturnType<typeof progress> | null = null;
-  const log = flags.log ? await RoundTripLog.open(flags.log) : null;
-  let result: Awaited<ReturnType<typeof runBench>>;
-  try {
-    result = await runBench({
-      ...options,
-      onCase: (i, n, label) => {
-        bar ??= progress(n);
-        bar.update(i);
-        if (flags.verbose) writeStderr(`measuring ${label}\n`);
-      },
-      onRoundTrips: log ? (item, run, samples) => log.write(item, run, samples) : undefined,
-    });
-    await log?.commit();
-  } finally {
-    log?.discard();
-  }
-  (bar as ReturnType<typeof progress> | null)?.stop();
-  const table = benchTable(result);
-  if (flags.out) {
-    const written = await writeReport(flags.out, {
-      name: "ipcbench-bench",
-      title: "ipcbench: message passing between threads and processes",
-      notes: [
-        `Machine: CPUs ${result.machine.cpus.join(",")}, ${result.machine.os}, Deno ` +
-        `${result.machine.deno}; CPU pressure (PSI some avg10) at start: ` +
-        `${result.machine.pressureAtStart?.avg10 ?? "n/a"}%.`,
-        CPU_VS_WALL_NOTE,
-        ...result.skipped.map((s) => `Skipped: ${s}.`),
-        ...result.warnings.map((w) => `Warning: ${w}.`),
-      ],
-      tables: [table],
-      plots: benchPlots(result.cases),
-      json: result,
-    });
-    if (!flags.quiet && !flags.json) writeStderr(`wrote ${written.join(", ")}\n`);
-  }
-  if (!flags.quiet && !flags.json) {
-    for (const skip of result.skipped) writeStderr(`skipped: ${skip}\n`);
-    if (flags.verbose) { for (const warning of result.warnings) warn(warning); }
-    else if (result.warnings.length > 0) {
-      const busy = result.cases.filter((c) => c.warnings.length > 0).length;
-      warn(
-        `${busy} of ${result.cases.length} cases ran on a busy machine (CPU pressure above ` +
-          `10%; -v lists them, the JSON has every reading)`,
-      );
-    }
-  }
-  return { results: result, text: `${renderTable(table)}\n\n${CPU_VS_WALL_NOTE}\n` };
-}
 
 /** Flags of one command. */
 export interface StreamFlags {
@@ -158,7 +48,7 @@ export async function streamCommand(flags: StreamFlags): Promise<CommandOutput> 
   let bar: ReturnType<typeof startProgress> | null = null;
   const results = await runStreams({
     ...options,
-    onCase: (i, n) => {
+    onProgress: (i, n) => {
       bar ??= startProgress(n, "cases", !flags.json && !flags.quiet);
       bar.update(i);
     },

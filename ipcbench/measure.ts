@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { defineService, spawn } from "../shared/runtime.ts";
+import { type Service, spawn } from "../shared/runtime.ts";
+import { serviceOf } from "../shared/registry.ts";
 import { logHistogram, median, roundSummary, summarize, type Summary } from "../shared/stats.ts";
 import {
   HdrHistogram,
@@ -295,7 +296,7 @@ interface PingerInit {
 
 // The measuring side of `messagechannel`, run in a worker of its own so that the
 // messages go from worker to worker without the parent.
-defineService("ipcbench.pinger", async (_channel, rawInit) => {
+export const pingerService: Service = async (_channel, rawInit) => {
   const init = rawInit as PingerInit;
   const link = portLink(init.port1, init.echoWhere);
   try {
@@ -303,7 +304,7 @@ defineService("ipcbench.pinger", async (_channel, rawInit) => {
   } finally {
     await link.finish();
   }
-});
+};
 
 async function measureMessageChannel(
   plan: CasePlan,
@@ -319,7 +320,8 @@ async function measureMessageChannel(
     let pinger: Awaited<ReturnType<typeof spawn>>;
     try {
       pinger = await spawn("thread", {
-        service: "ipcbench.pinger",
+        // The registry is loaded at call time: it imports this module.
+        service: serviceOf((await import("./registry.ts")).registry, "ipcbench.pinger"),
         init: { plan: { ...portablePlan, pinnedTo: cpus.pinger }, port1, echoWhere: echo.where },
         entry: plan.entry,
         id: 1,

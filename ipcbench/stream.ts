@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import { type Service, spawn, type Spawned } from "../shared/runtime.ts";
+import { serviceOf } from "../shared/registry.ts";
 import { HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
 import { TimeoutError, UsageError } from "../shared/errors.ts";
 import { median } from "../shared/stats.ts";
@@ -62,7 +63,8 @@ function isPing(counter: number, every: number): boolean {
   return every > 0 && counter % every === 0;
 }
 
-defineService("ipcbench.sink", async (channel, rawInit) => {
+/** The receiving child of a stream (registered in registry.ts). */
+export const sinkService: Service = async (channel, rawInit) => {
   const init = rawInit as SinkInit;
   let expected = 1;
   const check = (bytes: Uint8Array) => {
@@ -102,7 +104,7 @@ defineService("ipcbench.sink", async (channel, rawInit) => {
     conn.close();
   }
   return { received: init.count } satisfies SinkReport;
-});
+};
 
 /** One stream case. */
 export interface StreamPlan {
@@ -174,7 +176,8 @@ async function runOnce(
   let restore: string | undefined;
   try {
     const child = await spawn("process", {
-      service: "ipcbench.sink",
+      // The registry is loaded at call time: it imports this module.
+      service: serviceOf((await import("./registry.ts")).registry, "ipcbench.sink"),
       init,
       entry: plan.entry,
       cpus: cpus.echo,
@@ -311,7 +314,7 @@ export interface StreamOptions {
   window: number;
   timeoutMs: number;
   entry?: string | URL;
-  onCase?: (index: number, total: number, label: string) => void;
+  onProgress?: (index: number, total: number, label: string) => void;
 }
 
 /** Runs every transport × size × placement. */
@@ -323,7 +326,7 @@ export async function runStreams(options: StreamOptions): Promise<StreamResult[]
   );
   const results: StreamResult[] = [];
   for (const [index, item] of plan.entries()) {
-    options.onCase?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
+    options.onProgress?.(index, plan.length, `${item.transport} ${item.size} B --pin ${item.pin}`);
     results.push(
       await measureStream({
         ...item,

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { defineService, spawn, type Spawned } from "../shared/runtime.ts";
+import { type Service, spawn, type Spawned } from "../shared/runtime.ts";
+import { serviceOf } from "../shared/registry.ts";
 import type { ChannelKind } from "../shared/child_channel.ts";
 import { ffiUnavailable } from "./ffi.ts";
 import { openSocketLink } from "./transports_socket.ts";
@@ -235,7 +236,8 @@ export async function writeFull(
   while (offset < buf.length) offset += await conn.write(buf.subarray(offset));
 }
 
-defineService("ipcbench.echo", async (channel, rawInit, info) => {
+/** The echo side of every transport (registered in registry.ts). */
+export const echoService: Service = async (channel, rawInit, info) => {
   const init = { ...(rawInit as EchoInit), wholeProcess: info.kind === "process" };
   const meter = new EchoMeter(init);
   const t = init.transport;
@@ -325,7 +327,7 @@ defineService("ipcbench.echo", async (channel, rawInit, info) => {
     throw new Error(`transport '${t}' has no echo side in a worker or child`);
   }
   return meter.report();
-});
+};
 
 /** The measuring side's end of a transport. */
 export interface Link {
@@ -404,7 +406,8 @@ export async function startEcho(
   let spawned: Spawned;
   try {
     spawned = await spawn(kind, {
-      service: "ipcbench.echo",
+      // The registry is loaded at call time: it imports this module.
+      service: serviceOf((await import("./registry.ts")).registry, "ipcbench.echo"),
       init: echoInit(options, extra),
       entry: options.entry,
       cpus: kind === "process" ? options.echoCpu : undefined,

@@ -90,6 +90,8 @@ export interface BenchSpec<Flags extends BenchFlags = BenchFlags> {
    * bench inside a private namespace with `args`), or `null` to go on.
    */
   relaunch?: (flags: Flags, args: string[]) => Promise<number | null>;
+  /** Notes printed under the study's text and written with its `--out` files. */
+  studyNotes?: string[];
   /** The seed study (`--study`). */
   study: (context: BenchContext, flags: Flags) => Promise<StudyReport>;
   /** The free-form benchmark (without `--study`); without it, `bench` runs the study. */
@@ -152,11 +154,12 @@ export async function runBench<Flags extends BenchFlags>(
         const report = await spec.study(context, flags);
         const { studyText, writeStudyReport } = await import("./report.ts");
         if (flags.out) {
-          context.progress(`wrote ${(await writeStudyReport(flags.out, report)).join(", ")}`);
+          const written = await writeStudyReport(flags.out, report, spec.studyNotes);
+          context.progress(`wrote ${written.join(", ")}`);
         }
         return {
           results: report,
-          text: studyText(report),
+          text: studyText(report, spec.studyNotes),
           options: { study: true, scale },
           exitCode: stopCode(),
         };
@@ -167,7 +170,8 @@ export async function runBench<Flags extends BenchFlags>(
         const { writeReport } = await import("./report.ts");
         context.progress(`wrote ${(await writeReport(flags.out, outcome.report)).join(", ")}`);
       }
-      return { ...outcome, exitCode: stopCode(outcome.ok !== false) };
+      // A bench that stops itself on a signal says its exit code; else the watcher's.
+      return { ...outcome, exitCode: outcome.exitCode ?? stopCode(outcome.ok !== false) };
     });
   } finally {
     stop?.dispose();

@@ -4,7 +4,8 @@
  * measurement (see the ipcbench section of the README):
  *
  * - `shm`: shared memory rings through `Deno.dlopen` (Linux, `--allow-ffi`),
- *   futex wake-ups and an adaptive spin (child_channel_shm.ts);
+ *   futex wake-ups and an adaptive spin (child_channel_shm.ts,
+ *   child_channel_shm_endpoint.ts), packets parsed straight from the ring;
  * - `unix`: a Unix domain socket whose path is handed to the child;
  * - `pipes`: the child's stdin and stdout, the portable fallback.
  *
@@ -18,7 +19,8 @@
  */
 import { encodeStepPacket, type StepPacket } from "./codec.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
-import { ShmEndpoint, ShmRegion, shmUnavailable } from "./child_channel_shm.ts";
+import { ShmRegion, shmUnavailable } from "./child_channel_shm.ts";
+import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 
 /** A kind of parent–child channel. */
 export type ChannelKind = "pipes" | "unix" | "shm";
@@ -32,7 +34,8 @@ export type ChannelChoice = ChannelKind | "auto";
 /** Argument prefix that tells a child which channel to open. */
 export const CHANNEL_ARG = "--netconc-channel=";
 
-const LIMITS = { maxJson: 64 << 20, maxBinary: 1 << 30 };
+/** Largest parts a packet on the channel may announce. */
+export const CHANNEL_LIMITS = { maxJson: 64 << 20, maxBinary: 1 << 30 };
 
 let chosenDefault: ChannelChoice | undefined;
 
@@ -201,7 +204,7 @@ function readerPort(
     send: (envelope, bytes) => send(encodeStepPacket(envelope, bytes)),
     async read() {
       if (ended) return null;
-      const packet = await reader.readStepPacket(LIMITS).catch((error) => {
+      const packet = await reader.readStepPacket(CHANNEL_LIMITS).catch((error) => {
         ended = true;
         onEnd();
         throw error;
@@ -395,13 +398,13 @@ async function shmPlan(note?: string): Promise<ChildChannelPlan> {
       const endpoint = new ShmEndpoint(region, "parent", conn);
       // A child that exited wrote all it will: read what is left, then end.
       child.status.then(() => endpoint.peerGone());
-      return readerPort("shm", endpoint, (p) => endpoint.write(p), () => {
+      return shmPort(endpoint, CHANNEL_LIMITS, () => {
         endpoint.closeWrite();
         closeStdin();
       }, () => {
         endpoint.peerGone();
         child.status.then(() => endpoint.dispose());
-      }, () => endpoint.flushed());
+      });
     },
     discard: () => {
       bell.discard();
@@ -436,14 +439,7 @@ export async function openParentPort(args: string[] = Deno.args): Promise<Packet
     // The doorbell's end is the parent's end: the child then reads what is left and exits.
     const bell = await Deno.connect({ transport: "unix", path: path.join(":") });
     const endpoint = new ShmEndpoint(region, "child", bell);
-    return readerPort(
-      "shm",
-      endpoint,
-      (p) => endpoint.write(p),
-      () => endpoint.closeWrite(),
-      () => {},
-      () => endpoint.flushed(),
-    );
+    return shmPort(endpoint, CHANNEL_LIMITS, () => endpoint.closeWrite());
   }
   return readerPort(
     "pipes",

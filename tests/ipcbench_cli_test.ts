@@ -103,3 +103,99 @@ Deno.test("ipcbench cli: bench --study --scale smoke is a valid StudyReport", as
   assertEquals(doc.results.measured.rows.map((row: unknown[]) => row[0]), [1, 2, 3]);
   assertOk(doc.results.findings.length >= 2);
 });
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  Deno.test(`ipcbench cli: bench stopped by ${signal} prints the cases measured so far`, async () => {
+    // The first case is short; the second (a child over pipes) would run for a long time.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--allow-all",
+        new URL("../ipcbench/main.ts", import.meta.url).pathname,
+        "bench",
+        "--transports",
+        "async,pipes",
+        "--sizes",
+        "64",
+        "--pin",
+        "none",
+        "--runs",
+        "1",
+        "--round-trips",
+        "5000000",
+        "--warmup",
+        "10",
+        "--max-bytes",
+        "1000000",
+        "--no-anchors",
+        "--json",
+        "-v",
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdout = new Response(child.stdout).text();
+    // `-v` names each case as it starts: the second name means the first is measured.
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    for (let i = 0; i < 600 && !seen.includes("measuring pipes"); i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assertOk(seen.includes("measuring pipes"), seen);
+    // Signal once the pipes case's child runs (it is then measuring or starting to).
+    let pids: number[] = [];
+    for (let i = 0; i < 300 && pids.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      pids = liveDescendants(child.pid);
+    }
+    assertOk(pids.length > 0, "the pipes case started no child");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    pids = liveDescendants(child.pid);
+    child.kill(signal);
+    const status = await child.status;
+    reader.releaseLock();
+    await child.stderr.cancel().catch(() => {});
+    assertEquals(status.code, code);
+    const doc = JSON.parse(await stdout);
+    assertEquals(doc.error ?? null, null);
+    assertEquals(doc.results.interrupted, true);
+    assertEquals(doc.results.cases.map((c: { transport: string }) => c.transport), ["async"]);
+    for (let i = 0; i < 50 && pids.some(isAlive); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assertEquals(pids.filter(isAlive), []);
+  });
+}
+
+/** Processes started by `pid` (children and their children), from /proc. */
+function liveDescendants(pid: number): number[] {
+  const found: number[] = [];
+  const children = (parent: number) => {
+    try {
+      const text = Deno.readTextFileSync(`/proc/${parent}/task/${parent}/children`).trim();
+      return text === "" ? [] : text.split(/\s+/).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const queue = children(pid);
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    found.push(next);
+    queue.push(...children(next));
+  }
+  return found;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    const state = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]?.[0];
+    return state !== undefined && state !== "Z";
+  } catch {
+    return false;
+  }
+}

@@ -7,11 +7,12 @@ import {
   stampCounter,
   touchAll,
 } from "../ipcbench/message.ts";
-import { parsePins, parseSizes } from "../ipcbench/main.ts";
+import { parsePins, parseSizes } from "../ipcbench/parse.ts";
 import { parseTransports, sizeSkipReason, TRANSPORT_NAMES } from "../ipcbench/transports.ts";
 import { parseCpuList, pinCpus, pressureWindow } from "../ipcbench/system.ts";
 import { runMarks } from "../ipcbench/measure.ts";
-import { publishedTable, roundTripsFor, skipReason, studyScalePlan } from "../ipcbench/bench.ts";
+import { roundTripsFor, skipReason } from "../ipcbench/bench.ts";
+import { publishedTable, studyScalePlan } from "../ipcbench/study_plans.ts";
 import { UsageError } from "../shared/errors.ts";
 
 Deno.test("ipcbench message: the counter sits at the head and the tail", () => {

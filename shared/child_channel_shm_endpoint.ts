@@ -1,0 +1,488 @@
+/**
+ * One side of a shared-memory channel (child_channel_shm.ts has the region and
+ * how a reader waits): writes STEP packets into one direction's ring and reads
+ * them from the other, with a connected Unix socket as the doorbell both ways
+ * (its end is the peer's end).
+ *
+ * Packets take a fast path when they fit: the writer encodes the JSON part
+ * straight into a scratch buffer and copies header, JSON and binary into the
+ * ring with one publication; the reader parses a whole packet straight out of
+ * the ring with no intermediate buffer. A packet that does not fit in the ring
+ * at once (or arrives in pieces) goes through the byte stream
+ * ({@linkcode ShmEndpoint.read}, a `ByteSource` for `BufferedReader`) instead,
+ * with the same limits and errors.
+ *
+ * @module
+ */
+import { SHM_RING_BYTES, SHM_WORDS, type ShmRegion } from "./child_channel_shm.ts";
+import { BufferedReader, type ByteSource } from "./reader.ts";
+import type { PacketPort } from "./child_channel.ts";
+import {
+  decodeStepHeader,
+  encodeStepPacket,
+  parseStepJson,
+  STEP_HEADER_SIZE,
+  type StepLimits,
+  type StepPacket,
+} from "./codec.ts";
+
+const { HEAD, TAIL, CLOSED, READER_SLEEPS, DOORBELL, FUTEX, WANTS_SPACE } = SHM_WORDS;
+const MASK = SHM_RING_BYTES - 1;
+/** Longest single doorbell wait: a lost ring (which the flags rule out) costs at most this. */
+const SLEEP_MS = 50;
+/** Starting and largest spin before sleeping, microseconds. */
+const SPIN_START_US = 40;
+const SPIN_MAX_US = 80;
+/** Starting and largest synchronous futex nap before the doorbell, microseconds. */
+const NAP_START_US = 200;
+const NAP_MAX_US = 400;
+/** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
+const SCRATCH_BYTES = 64 * 1024;
+const BELL = new Uint8Array([1]);
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+/** Parts up to this many bytes take the ASCII shortcut (no text codec call). */
+const ASCII_SHORTCUT = 512;
+
+/**
+ * Writes `text` as bytes into `out` when it is short ASCII (most envelopes are):
+ * the count, or -1 (then use `TextEncoder`, which calls into the runtime).
+ */
+function asciiInto(text: string, out: Uint8Array): number {
+  const n = text.length;
+  if (n > ASCII_SHORTCUT) return -1;
+  for (let i = 0; i < n; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return -1;
+    out[i] = code;
+  }
+  return n;
+}
+
+function isShortAscii(bytes: Uint8Array): boolean {
+  if (bytes.length > ASCII_SHORTCUT) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+  return true;
+}
+
+/**
+ * `parseStepJson` with a shortcut for short ASCII parts (ASCII is valid UTF-8,
+ * so the result is the same); anything else, and every error, goes through it.
+ */
+function parseJsonPart(bytes: Uint8Array): Record<string, unknown> {
+  if (isShortAscii(bytes)) {
+    try {
+      const value = JSON.parse(String.fromCharCode.apply(null, bytes as unknown as number[]));
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+    } catch {
+      // parseStepJson names the error.
+    }
+  }
+  return parseStepJson(bytes);
+}
+
+/** What {@linkcode ShmEndpoint.tryReadPacket} found. */
+export type ShmPacketRead = StepPacket | "wait" | "stream";
+
+/**
+ * One side of the region: writes into one direction and reads the other, with
+ * a connected Unix socket as the doorbell both ways (its end is the peer's end).
+ * `read` is a {@linkcode ByteSource}, so a `BufferedReader` can parse packets;
+ * {@linkcode writePacket} and {@linkcode tryReadPacket} are the fast path.
+ */
+export class ShmEndpoint implements ByteSource {
+  readonly #region: ShmRegion;
+  readonly #bell: Deno.UnixConn;
+  readonly #out: Uint8Array;
+  readonly #in: Uint8Array;
+  readonly #o: number;
+  readonly #i: number;
+  #pending: Uint8Array[] = [];
+  #flushing = false;
+  #stopped = false;
+  #closeAfterFlush = false;
+  #spinUs = SPIN_START_US;
+  #napUs = NAP_START_US;
+  #sleeps = 0;
+  #waiters: (() => void)[] = [];
+  readonly #side: 0 | 1;
+  #apart = true;
+  readonly #scratch = new Uint8Array(SCRATCH_BYTES);
+  readonly #scratchView = new DataView(this.#scratch.buffer);
+  readonly #header = new Uint8Array(STEP_HEADER_SIZE);
+
+  constructor(region: ShmRegion, side: "parent" | "child", bell: Deno.UnixConn) {
+    this.#region = region;
+    this.#bell = bell;
+    const out = side === "parent" ? 0 : 1;
+    const inn = side === "parent" ? 1 : 0;
+    this.#out = region.ring(out);
+    this.#in = region.ring(inn);
+    this.#o = out * 64;
+    this.#i = inn * 64;
+    this.#side = side === "parent" ? 0 : 1;
+    this.#apart = region.updateAffinity(this.#side);
+    this.#listen();
+  }
+
+  async #listen(): Promise<void> {
+    const buf = new Uint8Array(256);
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await this.#bell.read(buf);
+      } catch {
+        n = null;
+      }
+      if (n === null) return this.peerGone();
+      this.#wakeAll();
+    }
+  }
+
+  #wakeAll(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  #ringing: Promise<unknown> = Promise.resolve();
+
+  #ring(): void {
+    this.#ringing = this.#bell.write(BELL).catch(() => {});
+  }
+
+  /** Resolves once queued bytes are in the ring and the last doorbell went out. */
+  async flushed(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#stopped && !this.#region.unmapped) {
+      await this.#sleep();
+    }
+    await this.#ringing;
+  }
+
+  /** Waits for the doorbell (or, as a safety net, 50 ms). */
+  #sleep(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, SLEEP_MS);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#waiters.push(done);
+    });
+  }
+
+  /** Bytes this side may still write before the peer reads. */
+  #free(): number {
+    const r = this.#region;
+    const used = (r.load(this.#o + HEAD) - r.load(this.#o + TAIL)) >>> 0;
+    return SHM_RING_BYTES - used;
+  }
+
+  /** Copies `bytes` into the outgoing ring at `at` (a byte count, wrapped here). */
+  #copyIn(at: number, bytes: Uint8Array): void {
+    const offset = at & MASK;
+    const first = Math.min(bytes.length, SHM_RING_BYTES - offset);
+    this.#out.set(first === bytes.length ? bytes : bytes.subarray(0, first), offset);
+    if (bytes.length > first) this.#out.set(bytes.subarray(first), 0);
+  }
+
+  /** Copies `n` bytes out of the incoming ring from `at` into `into`. */
+  #copyOut(at: number, n: number, into: Uint8Array): void {
+    const offset = at & MASK;
+    const first = Math.min(n, SHM_RING_BYTES - offset);
+    into.set(this.#in.subarray(offset, offset + first));
+    if (n > first) into.set(this.#in.subarray(0, n - first), first);
+  }
+
+  /** Makes bytes up to `head` visible, then wakes the reader the way it asked. */
+  #publish(head: number): void {
+    const r = this.#region;
+    r.exchange(this.#o + HEAD, head | 0);
+    const sleeper = r.exchange(this.#o + READER_SLEEPS, 0);
+    if (sleeper === DOORBELL) this.#ring();
+    else if (sleeper === FUTEX) r.wake(this.#o + HEAD);
+  }
+
+  /** Copies as much of `bytes` as fits; returns the count. */
+  #put(bytes: Uint8Array): number {
+    const n = Math.min(bytes.length, this.#free());
+    if (n === 0) return 0;
+    const head = this.#region.load(this.#o + HEAD) >>> 0;
+    this.#copyIn(head, n === bytes.length ? bytes : bytes.subarray(0, n));
+    this.#publish(head + n);
+    return n;
+  }
+
+  /**
+   * Queues one STEP packet for the peer; never blocks. When nothing is queued
+   * and it fits, it goes into the ring at once without an intermediate buffer.
+   */
+  writePacket(envelope: Record<string, unknown>, binary: Uint8Array = EMPTY): void {
+    if (this.#stopped || this.#closeAfterFlush || this.#region.unmapped) return;
+    const text = JSON.stringify(envelope);
+    if (this.#pending.length > 0 || text.length * 3 > SCRATCH_BYTES - STEP_HEADER_SIZE) {
+      return this.write(encodeStepPacket(envelope, binary));
+    }
+    const into = this.#scratch.subarray(STEP_HEADER_SIZE);
+    let written = asciiInto(text, into);
+    if (written < 0) written = encoder.encodeInto(text, into).written;
+    const front = STEP_HEADER_SIZE + written;
+    if (this.#free() < front + binary.length) {
+      return this.write(encodeStepPacket(envelope, binary));
+    }
+    this.#scratchView.setUint32(0, written);
+    this.#scratchView.setUint32(4, binary.length);
+    const head = this.#region.load(this.#o + HEAD) >>> 0;
+    this.#copyIn(head, this.#scratch.subarray(0, front));
+    if (binary.length > 0) this.#copyIn(head + front, binary);
+    this.#publish(head + front + binary.length);
+  }
+
+  /**
+   * A whole packet straight from the ring if one is there; `"wait"` when the
+   * ring is empty (wait with {@linkcode waitReadable}); `"stream"` when the
+   * bytes must go through {@linkcode read} (a packet in pieces or larger than
+   * the ring, or the end). Lengths over `limits` throw as `decodeStepHeader` does.
+   */
+  tryReadPacket(limits: StepLimits): ShmPacketRead {
+    const r = this.#region;
+    if (r.unmapped) return "stream";
+    const tail = r.load(this.#i + TAIL) >>> 0;
+    const available = (r.load(this.#i + HEAD) - tail) >>> 0;
+    if (available === 0) {
+      return r.load(this.#i + CLOSED) !== 0 || this.#stopped ? "stream" : "wait";
+    }
+    if (available < STEP_HEADER_SIZE) return "stream";
+    this.#copyOut(tail, STEP_HEADER_SIZE, this.#header);
+    const { jsonLength, binaryLength } = decodeStepHeader(this.#header, limits);
+    const total = STEP_HEADER_SIZE + jsonLength + binaryLength;
+    if (available < total) return "stream";
+    const jsonAt = (tail + STEP_HEADER_SIZE) & MASK;
+    let jsonBytes: Uint8Array;
+    if (jsonAt + jsonLength <= SHM_RING_BYTES) {
+      jsonBytes = this.#in.subarray(jsonAt, jsonAt + jsonLength);
+    } else {
+      jsonBytes = new Uint8Array(jsonLength);
+      this.#copyOut(jsonAt, jsonLength, jsonBytes);
+    }
+    const json = parseJsonPart(jsonBytes);
+    const binary = new Uint8Array(binaryLength);
+    if (binaryLength > 0) this.#copyOut(tail + STEP_HEADER_SIZE + jsonLength, binaryLength, binary);
+    r.exchange(this.#i + TAIL, (tail + total) | 0);
+    if (r.exchange(this.#i + WANTS_SPACE, 0) !== 0) this.#ring();
+    return { json, binary };
+  }
+
+  /** Queues bytes for the peer, in order; never blocks. */
+  write(bytes: Uint8Array): void {
+    if (this.#stopped || this.#closeAfterFlush || this.#region.unmapped) return;
+    if (this.#pending.length === 0) {
+      const n = this.#put(bytes);
+      if (n === bytes.length) return;
+      bytes = bytes.slice(n);
+    }
+    this.#pending.push(bytes);
+    if (!this.#flushing) this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    const r = this.#region;
+    try {
+      while (this.#pending.length > 0 && !this.#stopped && !r.unmapped) {
+        const first = this.#pending[0];
+        const n = this.#put(first);
+        if (n === first.length) this.#pending.shift();
+        else {
+          this.#pending[0] = first.subarray(n);
+          r.exchange(this.#o + WANTS_SPACE, 1);
+          if (this.#free() === 0) await this.#sleep();
+        }
+      }
+      if (this.#pending.length === 0 && this.#closeAfterFlush) this.#markClosed();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #markClosed(): void {
+    this.#region.exchange(this.#o + CLOSED, 1);
+    this.#ring();
+  }
+
+  /** No more writes: the peer's reads end (with `null`) after the queued bytes. */
+  closeWrite(): void {
+    if (this.#closeAfterFlush) return;
+    this.#closeAfterFlush = true;
+    if (!this.#flushing && this.#pending.length === 0) this.#markClosed();
+  }
+
+  /**
+   * The peer is gone: writes are dropped, and reads return what it wrote before
+   * it went, then `null`.
+   */
+  peerGone(): void {
+    this.#stopped = true;
+    this.#pending = [];
+    this.#wakeAll();
+  }
+
+  /** Closes the doorbell and unmaps the region. */
+  dispose(): void {
+    this.peerGone();
+    try {
+      this.#bell.close();
+    } catch {
+      // Already closed.
+    }
+    this.#region.dispose();
+  }
+
+  /** Copies available bytes into `p`; waits when there are none; `null` at the end. */
+  async read(p: Uint8Array): Promise<number | null> {
+    const r = this.#region;
+    for (;;) {
+      if (r.unmapped) return null;
+      const tail = r.load(this.#i + TAIL) >>> 0;
+      const available = (r.load(this.#i + HEAD) - tail) >>> 0;
+      if (available > 0) {
+        const n = Math.min(available, p.length);
+        this.#copyOut(tail, n, p);
+        r.exchange(this.#i + TAIL, (tail + n) | 0);
+        if (r.exchange(this.#i + WANTS_SPACE, 0) !== 0) this.#ring();
+        return n;
+      }
+      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return null;
+      await this.waitReadable();
+    }
+  }
+
+  /** Resolves once the incoming ring holds bytes, or the peer ended or went. */
+  async waitReadable(): Promise<void> {
+    const r = this.#region;
+    for (;;) {
+      if (r.unmapped) return;
+      const head = r.load(this.#i + HEAD);
+      if (head !== r.load(this.#i + TAIL)) return;
+      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
+      if (await this.#spin(head)) continue;
+      if (await this.#nap(head)) continue;
+      // Raise the flag, then look once more: a writer that published before the
+      // flag went up is seen here, one that published after it rings.
+      r.exchange(this.#i + READER_SLEEPS, DOORBELL);
+      if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0) {
+        r.exchange(this.#i + READER_SLEEPS, 0);
+        continue;
+      }
+      await this.#sleep();
+    }
+  }
+
+  /**
+   * Naps in a futex (blocking this thread, so the CPU goes to the peer at once
+   * when both share it) up to the current budget; the budget shrinks to nothing
+   * while naps end empty (an idle peer), so the event loop is held only while
+   * the peer answers quickly. First a few microtask turns, where the code that
+   * sends the next message runs.
+   */
+  async #nap(head: number): Promise<boolean> {
+    const r = this.#region;
+    let budget = this.#napUs;
+    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
+    if (budget === 0) return false;
+    for (let i = 0; i < 4; i++) {
+      await null;
+      if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
+    }
+    r.exchange(this.#i + READER_SLEEPS, FUTEX);
+    if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
+      r.exchange(this.#i + READER_SLEEPS, 0);
+      return true;
+    }
+    const start = performance.now();
+    const woke = r.nap(this.#i + HEAD, head, budget);
+    r.exchange(this.#i + READER_SLEEPS, 0);
+    if (woke) {
+      const took = (performance.now() - start) * 1000;
+      this.#napUs = Math.min(NAP_MAX_US, Math.max(this.#napUs, 4 * took, 50));
+      return true;
+    }
+    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
+    return false;
+  }
+
+  /**
+   * Spins up to the current budget for HEAD to move, yielding to microtasks
+   * between looks (the code that will send the next message runs there).
+   */
+  async #spin(head: number): Promise<boolean> {
+    const r = this.#region;
+    // Every 64th wait, look at placement again and, if spinning stopped paying,
+    // try a short spin once more (either may have changed).
+    let budget = this.#spinUs;
+    if ((++this.#sleeps & 63) === 0) {
+      this.#apart = r.updateAffinity(this.#side);
+      if (budget === 0) budget = 10;
+    }
+    if (budget === 0 || !this.#apart) return false;
+    const start = performance.now();
+    const until = start + budget / 1000;
+    let looks = 0;
+    do {
+      await null;
+      if (r.load(this.#i + HEAD) !== head || this.#stopped) {
+        const took = (performance.now() - start) * 1000;
+        this.#spinUs = Math.min(SPIN_MAX_US, Math.max(this.#spinUs, 2 * took, 10));
+        return true;
+      }
+    } while ((++looks & 15) !== 0 || performance.now() < until);
+    this.#spinUs = this.#spinUs < 5 ? 0 : this.#spinUs / 2;
+    return false;
+  }
+}
+
+/**
+ * A port over shared memory: whole packets straight from the ring when they are
+ * there, the byte stream through a `BufferedReader` otherwise (a packet in
+ * pieces, larger than the ring, or bytes the reader already holds).
+ */
+export function shmPort(
+  endpoint: ShmEndpoint,
+  limits: StepLimits,
+  closeWrite: () => void,
+  onEnd: () => void = () => {},
+): PacketPort {
+  const reader = new BufferedReader(endpoint, 256 * 1024);
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    onEnd();
+  };
+  return {
+    kind: "shm",
+    send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
+    async read() {
+      if (ended) return null;
+      try {
+        for (;;) {
+          if (reader.buffered === 0) {
+            const got = endpoint.tryReadPacket(limits);
+            if (got === "wait") {
+              await endpoint.waitReadable();
+              continue;
+            }
+            if (got !== "stream") return got;
+          }
+          const packet = await reader.readStepPacket(limits);
+          if (packet === null) end();
+          return packet;
+        }
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    closeWrite,
+    flush: () => endpoint.flushed(),
+  };
+}
