@@ -8,7 +8,7 @@
  * @module
  */
 import { errorMessage } from "../shared/errors.ts";
-import { killAfter, type PreparedPeer, preparePeer } from "../shared/peer.ts";
+import { killAfter, type PreparedPeer, preparePeer, PYTHON_RECV_EXACT } from "../shared/peer.ts";
 
 /** The corrected study program: prints one JSON line per case and run. */
 export const STUDY_PYTHON = `
@@ -42,15 +42,7 @@ def high_level(n):
     p.join(30)
     return cpu, wall
 
-def recv_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
+${PYTHON_RECV_EXACT}
 def low_child(port):
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

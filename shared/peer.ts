@@ -25,6 +25,20 @@ export interface EmbeddedProgram {
   cflags?: string[];
 }
 
+/**
+ * Python shared by the embedded peers (interpolate it into a program's source):
+ * `recv_exact(conn, n)` reads exactly `n` bytes from a socket, `None` at its end.
+ */
+export const PYTHON_RECV_EXACT = `def recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+`;
+
 /** Options for {@linkcode selfCommand}. */
 export interface SelfCommandOptions {
   /** The program's module (default: the main module); ignored by a compiled binary. */
