@@ -8,6 +8,7 @@
 import { type ReceiverHooks, type ReceiverOptions, startReceiver } from "./server.ts";
 import type { ReceiverResult } from "./server.ts";
 import { SampleLog } from "./sample_log.ts";
+import { watchStopSignals } from "../shared/cli.ts";
 
 /** Options for {@linkcode runServe}. */
 export interface ServeCommandOptions extends Omit<ReceiverOptions, "log"> {
@@ -38,20 +39,17 @@ export async function runServe(
   const receiver = await startReceiver({ ...options, log }, hooks);
   onReady(receiver.hostname, receiver.port);
   let stoppedBy = "";
+  // SIGINT/SIGTERM stop the server, which still prints and writes everything (a second one exits).
+  const signals = watchStopSignals();
   await new Promise<void>((resolve) => {
     const timers: ReturnType<typeof setTimeout>[] = [];
-    const onSigint = () => stop("SIGINT");
-    const onSigterm = () => stop("SIGTERM");
     function stop(why: string) {
       if (stoppedBy) return;
       stoppedBy = why;
-      Deno.removeSignalListener("SIGINT", onSigint);
-      Deno.removeSignalListener("SIGTERM", onSigterm);
       for (const timer of timers) clearTimeout(timer);
       resolve();
     }
-    Deno.addSignalListener("SIGINT", onSigint);
-    Deno.addSignalListener("SIGTERM", onSigterm);
+    signals.received.then(stop);
     if (options.durationS !== undefined) {
       timers.push(
         setTimeout(() => stop(`--duration ${options.durationS}`), options.durationS * 1000),
@@ -63,7 +61,7 @@ export async function runServe(
       );
     }
   });
-  const result = await receiver.stop();
+  const result = await receiver.stop().finally(() => signals.dispose());
   if (json) {
     const { summary, connections } = result;
     const text = JSON.stringify(

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type CommandOutput, writeStderr } from "../shared/cli.ts";
+import { claimStopSignals, type CommandOutput, writeStderr } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 import { renderTable } from "../shared/report.ts";
 import { startProgress } from "../shared/progress.ts";
@@ -75,6 +75,7 @@ export async function serveCommand(
   const address = parseHostPort(flags.listen, "--listen");
   const controller = new AbortController();
   const onSignal = () => controller.abort();
+  const release = claimStopSignals();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
@@ -100,6 +101,7 @@ export async function serveCommand(
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    release();
   }
 }
 

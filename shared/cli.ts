@@ -248,6 +248,11 @@ export interface CommandOutput {
  * Runs a command body and prints its output: one JSON document with `--json`
  * (with `error` set and `results` null when the body throws), else its text.
  * Returns the exit code; usage errors propagate so that `runMain` exits 2.
+ *
+ * A SIGINT or SIGTERM during a command that does not watch the signals itself
+ * ({@linkcode watchStopSignals}, {@linkcode claimStopSignals}) ends it the same
+ * way as a failure: the document with `error` (`interrupted by SIGINT`), child
+ * processes stopped, exit 130 or 143.
  */
 export async function runCommand(
   tool: string,
@@ -256,6 +261,22 @@ export async function runCommand(
   body: () => Promise<CommandOutput>,
 ): Promise<number> {
   const started = performance.now();
+  const interrupt = (signal: StopSignal) => {
+    // A command that watches the signals stops itself and prints what it has.
+    if (stopSignalOwners > 0) return;
+    if (options.json) {
+      const error = new Error(`interrupted by ${signal} before the command finished`);
+      const elapsed = performance.now() - started;
+      writeStdout(
+        JSON.stringify(jsonDocument(tool, command, options, null, elapsed, error)) + "\n",
+      );
+    }
+    writeStderr(`${tool}: interrupted by ${signal}\n`);
+    killAllChildren();
+    Deno.exit(exitCodeAfter(signal));
+  };
+  const listeners = STOP_SIGNALS.map((signal) => [signal, () => interrupt(signal)] as const);
+  for (const [signal, listener] of listeners) Deno.addSignalListener(signal, listener);
   try {
     const { results, text, ok, options: shown, exitCode } = await body();
     if (options.json) {
@@ -277,11 +298,33 @@ export async function runCommand(
     }
     writeStderr(`${red(`${tool}: error:`)} ${errorMessage(error)}\n`);
     return EXIT_FAILURE;
+  } finally {
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   }
 }
 
 /** The signals that stop a long-running command cleanly. */
 export type StopSignal = "SIGINT" | "SIGTERM";
+
+const STOP_SIGNALS: readonly StopSignal[] = ["SIGINT", "SIGTERM"];
+
+/** Watchers of the stop signals now: while there is one, `runCommand` leaves the signals to it. */
+let stopSignalOwners = 0;
+
+/**
+ * Tells {@linkcode runCommand} that this command handles SIGINT and SIGTERM
+ * itself (with its own `Deno.addSignalListener`), so a signal is not also
+ * taken as an interruption; call the returned function when it stops watching.
+ * ({@linkcode watchStopSignals} claims them already.)
+ */
+export function claimStopSignals(): () => void {
+  stopSignalOwners++;
+  let released = false;
+  return () => {
+    if (!released) stopSignalOwners--;
+    released = true;
+  };
+}
 
 /** Exit status for a command stopped by `signal` (130 or 143), else `code`. */
 export function exitCodeAfter(signal: StopSignal | null | undefined, code = EXIT_OK): number {
@@ -310,6 +353,7 @@ export interface StopSignals {
  * Install it before announcing an address: a script may signal as soon as it reads it.
  */
 export function watchStopSignals(): StopSignals {
+  const release = claimStopSignals();
   const controller = new AbortController();
   let first: StopSignal | null = null;
   let resolve!: (signal: StopSignal) => void;
@@ -332,6 +376,7 @@ export function watchStopSignals(): StopSignals {
     },
     abort: controller.signal,
     dispose() {
+      release();
       signals.forEach((signal, i) => {
         try {
           Deno.removeSignalListener(signal, handlers[i]);

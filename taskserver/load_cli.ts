@@ -8,6 +8,7 @@
 import type { Command } from "commander";
 import {
   addOutputOptions,
+  claimStopSignals,
   intOption,
   numberOption,
   runCommand,
@@ -112,7 +113,10 @@ async function loadCommand(target: string, flags: LoadFlags): Promise<number> {
   const options = loadOptionsFrom(target, flags);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
+  // SIGINT and SIGTERM stop the run; what was measured is printed (runCommand leaves them to us).
+  const release = claimStopSignals();
   Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
   const showProgress = !flags.json && !flags.quiet && Deno.stderr.isTerminal();
   let last = { at: 0, answered: 0 };
   let interrupted = false;
@@ -132,6 +136,8 @@ async function loadCommand(target: string, flags: LoadFlags): Promise<number> {
       });
     } finally {
       Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+      release();
       if (showProgress) writeStderr("\r\x1b[2K");
     }
     interrupted = report.measured.interrupted;

@@ -47,3 +47,38 @@ export function runTool(tool: string, args: string[], options: { stdin?: string 
     { env: { NO_COLOR: "1" }, stdin: options.stdin },
   );
 }
+
+/** A tool started by {@linkcode spawnTool}, still running. */
+export interface SpawnedTool {
+  child: Deno.ChildProcess;
+  /** Everything it writes on stdout, once it exits. */
+  stdout: Promise<string>;
+  /** Reads stderr until it contains `text` (or ends), and returns what was read so far. */
+  stderrUntil(text: string): Promise<string>;
+}
+
+/** Starts `<tool>/main.ts` from source (as {@linkcode runTool}) without waiting for it. */
+export function spawnTool(tool: string, args: string[]): SpawnedTool {
+  const main = new URL(`../${tool}/main.ts`, import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--allow-all", "--unstable-net", main, ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  return {
+    child,
+    stdout: new Response(child.stdout).text(),
+    async stderrUntil(text: string) {
+      while (!seen.includes(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      return seen;
+    },
+  };
+}

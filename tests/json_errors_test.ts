@@ -5,7 +5,7 @@
  * here, so a connect to it is refused; nothing is sent anywhere else.
  */
 import { assertEquals, assertOk } from "./_assert.ts";
-import { runTool } from "./_command.ts";
+import { runTool, spawnTool } from "./_command.ts";
 
 const CASES: { tool: string; args: string[]; code: number; error: RegExp }[] = [
   { tool: "scanner", args: ["127.0.0.1", "-p", "0"], code: 2, error: /port/i },
@@ -45,5 +45,39 @@ for (const { tool, args, code, error } of CASES) {
     assertEquals(doc.tool, tool);
     assertOk(typeof doc.error === "string" && error.test(doc.error), `error: ${doc.error}`);
     assertEquals(result.code, code, result.stderr);
+  });
+}
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  Deno.test(`--json interrupted: ${signal} during a command that does not watch it prints one document with error, exit ${code}`, async () => {
+    // A receiver that never greets: the client waits for it (at most 20 s) when the signal comes.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const run = spawnTool("interarrival", [
+      "client",
+      "-s",
+      "127.0.0.1",
+      "-P",
+      String(listener.addr.port),
+      "-n",
+      "10",
+      "--connect-timeout",
+      "20",
+      "--json",
+    ]);
+    const conn = await listener.accept();
+    try {
+      run.child.kill(signal);
+      const status = await run.child.status;
+      const stderr = await run.stderrUntil("\0");
+      const lines = (await run.stdout).trim().split("\n");
+      assertEquals([status.code, lines.length], [code, 1]);
+      const doc = JSON.parse(lines[0]);
+      assertEquals([doc.command, doc.results], ["client", null]);
+      assertOk(String(doc.error).includes(`interrupted by ${signal}`), doc.error);
+      assertOk(stderr.includes(`interarrival: interrupted by ${signal}`), stderr);
+    } finally {
+      conn.close();
+      listener.close();
+    }
   });
 }
