@@ -111,8 +111,9 @@ netnsTest(
       assertEquals(status.code, 130);
       const doc = JSON.parse(await stdout);
       const ports = doc.results.hosts[0].ports as { port: number; state: string }[];
-      // Ports 1-1999 answer at once: all scanned, port 22 open; not every port was.
-      assertOk(ports.length > 2000 && ports.length < 65535, `${ports.length} ports`);
+      // Ports 1-1999 answer at once: all scanned, port 22 open; not every port was (on a
+      // loaded machine the first filtered ones may not have timed out yet).
+      assertOk(ports.length >= 1999 && ports.length < 65535, `${ports.length} ports`);
       assertEquals(ports.filter((p) => p.state === "open").map((p) => p.port), [22]);
       assertOk((await stderr).includes("interrupted by SIGINT"));
       for (let i = 0; i < 50 && tree.some(alive); i++) {
