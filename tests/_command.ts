@@ -55,6 +55,8 @@ export interface SpawnedTool {
   stdout: Promise<string>;
   /** Reads stderr until it contains `text` (or ends), and returns what was read so far. */
   stderrUntil(text: string): Promise<string>;
+  /** Reads stderr to its end and returns all of it. */
+  stderrToEnd(): Promise<string>;
 }
 
 /** Starts `<tool>/main.ts` from source (as {@linkcode runTool}) without waiting for it. */
@@ -69,16 +71,19 @@ export function spawnTool(tool: string, args: string[]): SpawnedTool {
   }).spawn();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";
+  let ended = false;
+  const stderrUntil = async (text: string | null) => {
+    while (!ended && (text === null || !seen.includes(text))) {
+      const { value, done } = await reader.read();
+      if (done) ended = true;
+      else seen += value;
+    }
+    return seen;
+  };
   return {
     child,
     stdout: new Response(child.stdout).text(),
-    async stderrUntil(text: string) {
-      while (!seen.includes(text)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        seen += value;
-      }
-      return seen;
-    },
+    stderrUntil,
+    stderrToEnd: () => stderrUntil(null),
   };
 }

@@ -4,6 +4,7 @@
  */
 import { assertEquals, assertOk } from "./_assert.ts";
 import { netnsTest } from "./_netns.ts";
+import { spawnTool } from "./_command.ts";
 import {
   processTree,
   servedConnection,
@@ -74,48 +75,39 @@ netnsTest(
     await Deno.remove(file);
     const open = Deno.listen({ hostname: "127.0.0.1", port: 22 });
     try {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-all",
-          "--unstable-net",
-          new URL("../scanner/main.ts", import.meta.url).pathname,
-          "127.0.0.1",
-          "-p",
-          "1-65535",
-          "--timeout",
-          "1000",
-          "--mode",
-          "process",
-          "--workers",
-          "2",
-          // The connect engine with a small window keeps 63,536 filtered ports busy for
-          // minutes (the FFI engine would finish them within about one timeout).
-          "--engine",
-          "connect",
-          "--concurrency",
-          "64",
-          "--show",
-          "all",
-          "--json",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const stdout = new Response(child.stdout).text();
-      const stderr = new Response(child.stderr).text();
+      const run = spawnTool("scanner", [
+        "127.0.0.1",
+        "-p",
+        "1-65535",
+        "--timeout",
+        "1000",
+        "--mode",
+        "process",
+        "--workers",
+        "2",
+        // The connect engine with a small window keeps 63,536 filtered ports busy for
+        // minutes (the FFI engine would finish them within about one timeout).
+        "--engine",
+        "connect",
+        "--concurrency",
+        "64",
+        "--show",
+        "all",
+        "--json",
+      ]);
+      const child = run.child;
       await new Promise((resolve) => setTimeout(resolve, 6000));
       const tree = processTree(child.pid);
       child.kill("SIGINT");
       const status = await child.status;
       assertEquals(status.code, 130);
-      const doc = JSON.parse(await stdout);
+      const doc = JSON.parse(await run.stdout);
       const ports = doc.results.hosts[0].ports as { port: number; state: string }[];
       // Ports 1-1999 answer at once: all scanned, port 22 open; not every port was (on a
       // loaded machine the first filtered ones may not have timed out yet).
       assertOk(ports.length >= 1999 && ports.length < 65535, `${ports.length} ports`);
       assertEquals(ports.filter((p) => p.state === "open").map((p) => p.port), [22]);
-      assertOk((await stderr).includes("interrupted by SIGINT"));
+      assertOk((await run.stderrToEnd()).includes("interrupted by SIGINT"));
       for (let i = 0; i < 50 && tree.some(alive); i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { type Captured, runTool } from "./_command.ts";
+import { type Captured, runTool, spawnTool } from "./_command.ts";
 import { validateStudyReport } from "../shared/study.ts";
 
 function run(...args: string[]): Promise<Captured> {
@@ -107,44 +107,29 @@ Deno.test("ipcbench cli: bench --study --scale smoke is a valid StudyReport", as
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`ipcbench cli: bench stopped by ${signal} prints the cases measured so far`, async () => {
     // The first case is short; the second (a child over pipes) would run for a long time.
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-all",
-        new URL("../ipcbench/main.ts", import.meta.url).pathname,
-        "bench",
-        "--transports",
-        "async,pipes",
-        "--sizes",
-        "64",
-        "--pin",
-        "none",
-        "--runs",
-        "1",
-        "--round-trips",
-        "5000000",
-        "--warmup",
-        "10",
-        "--max-bytes",
-        "1000000",
-        "--no-anchors",
-        "--json",
-        "-v",
-      ],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = new Response(child.stdout).text();
+    const run = spawnTool("ipcbench", [
+      "bench",
+      "--transports",
+      "async,pipes",
+      "--sizes",
+      "64",
+      "--pin",
+      "none",
+      "--runs",
+      "1",
+      "--round-trips",
+      "5000000",
+      "--warmup",
+      "10",
+      "--max-bytes",
+      "1000000",
+      "--no-anchors",
+      "--json",
+      "-v",
+    ]);
+    const child = run.child;
     // `-v` names each case as it starts: the second name means the first is measured.
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    for (let i = 0; i < 600 && !seen.includes("measuring pipes"); i++) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
+    const seen = await run.stderrUntil("measuring pipes");
     assertOk(seen.includes("measuring pipes"), seen);
     // Signal once the pipes case's child runs (it is then measuring or starting to).
     let pids: number[] = [];
@@ -157,10 +142,9 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     pids = liveDescendants(child.pid);
     child.kill(signal);
     const status = await child.status;
-    reader.releaseLock();
-    await child.stderr.cancel().catch(() => {});
+    await run.stderrToEnd();
     assertEquals(status.code, code);
-    const doc = JSON.parse(await stdout);
+    const doc = JSON.parse(await run.stdout);
     assertEquals(doc.error ?? null, null);
     assertEquals(doc.results.interrupted, true);
     assertEquals(doc.results.cases.map((c: { transport: string }) => c.transport), ["async"]);

@@ -68,7 +68,7 @@ for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     try {
       run.child.kill(signal);
       const status = await run.child.status;
-      const stderr = await run.stderrUntil("\0");
+      const stderr = await run.stderrToEnd();
       const lines = (await run.stdout).trim().split("\n");
       assertEquals([status.code, lines.length], [code, 1]);
       const doc = JSON.parse(lines[0]);

@@ -4,8 +4,7 @@
  * server and client processes it started, and exits 130.
  */
 import { assertEquals, assertOk } from "./_assert.ts";
-
-const MAIN = new URL("../transfer/main.ts", import.meta.url).pathname;
+import { spawnTool } from "./_command.ts";
 
 /** Processes whose command line mentions `text` (the bench's directory). */
 function processesMentioning(text: string): number[] {
@@ -25,47 +24,25 @@ function processesMentioning(text: string): number[] {
 Deno.test("transfer bench --defaults: SIGINT prints the steps measured so far and exits 130", async () => {
   const dir = await Deno.makeTempDir({ prefix: "transfer_bench_signal_" });
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--unstable-net",
-        MAIN,
-        "bench",
-        "--defaults",
-        "--size",
-        "64MiB",
-        "--lockstep-size",
-        "2MB",
-        "--dir",
-        dir,
-        "--json",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = new Response(child.stdout).text();
+    const run = spawnTool("transfer", [
+      "bench",
+      "--defaults",
+      "--size",
+      "64MiB",
+      "--lockstep-size",
+      "2MB",
+      "--dir",
+      dir,
+      "--json",
+    ]);
     // Wait for the second step (md5sum) to be reported, then interrupt the next one.
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let stderr = "";
-    for (let i = 0; i < 600 && !stderr.includes("md5sum:"); i++) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += value;
-    }
+    let stderr = await run.stderrUntil("md5sum:");
     assertOk(stderr.includes("md5sum:"), stderr);
-    child.kill("SIGINT");
-    const drained = (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        stderr += value;
-      }
-    })();
-    const status = await child.status;
-    await drained;
+    run.child.kill("SIGINT");
+    const status = await run.child.status;
+    stderr = await run.stderrToEnd();
     assertEquals(status.code, 130, stderr);
-    const doc = JSON.parse(await stdout);
+    const doc = JSON.parse(await run.stdout);
     assertEquals([doc.tool, doc.command, doc.error], ["transfer", "bench", null]);
     assertEquals(doc.results.interrupted, true);
     const steps = doc.results.rows.map((row: { what: string }) => row.what);
