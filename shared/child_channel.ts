@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { encodeStepPacket, type StepPacket } from "./codec.ts";
+import { concatAll, encodeStepPacket, type StepPacket } from "./codec.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
 import { ShmRegion, shmUnavailable } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
@@ -169,16 +169,6 @@ class QueuedWriter {
     if (!this.#busy && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
-}
-
-function concatAll(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 async function writeAll(

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concatAll } from "../shared/codec.ts";
 import { errorMessage } from "../shared/errors.ts";
 import {
   expectedReply,
@@ -241,7 +242,7 @@ export class LoadConnection {
 
   /** Whether the answer gathered in `partial` is an error (or, with verify, not ours). */
   partialIsError(): boolean {
-    const whole = concat(this.partial);
+    const whole = this.partial.length === 1 ? this.partial[0] : concatAll(this.partial);
     if (this.gen.plan.verify) return decoder.decode(whole) !== this.expect[this.head];
     return startsWithError(whole, 0, whole.length);
   }
@@ -426,15 +427,4 @@ function startsWithError(bytes: Uint8Array, from: number, end: number): boolean 
 async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
   let done = 0;
   while (done < bytes.length) done += await conn.write(bytes.subarray(done));
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const out = new Uint8Array(pieces.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
