@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { selfCommand } from "../shared/peer.ts";
+import { selfCommand, timedRun } from "../shared/peer.ts";
 import { median } from "../shared/stats.ts";
 import type { ReportTable } from "../shared/report.ts";
 
@@ -51,17 +51,8 @@ interface Runner {
 }
 
 async function timed(runner: Runner): Promise<{ ms: number; ok: boolean }> {
-  const started = performance.now();
-  const output = await new Deno.Command(runner.command, {
-    args: runner.args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const ms = performance.now() - started;
-  const ok = output.code === 0 &&
-    (runner.check?.(new TextDecoder().decode(output.stdout)) ?? true);
-  return { ms, ok };
+  const run = await timedRun(runner.command, runner.args, { stdout: true });
+  return { ms: run.ms, ok: run.success && (runner.check?.(run.stdout) ?? true) };
 }
 
 /** Runs each runner `runs` times, interleaved; medians and whether every run was ok. */

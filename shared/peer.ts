@@ -39,6 +39,36 @@ export const PYTHON_RECV_EXACT = `def recv_exact(conn, n):
     return data
 `;
 
+/** What {@linkcode timedRun} measured. */
+export interface TimedRun {
+  /** Milliseconds from spawning the program to its exit. */
+  ms: number;
+  success: boolean;
+  /** Its standard output (empty unless `stdout: true`). */
+  stdout: string;
+}
+
+/**
+ * Runs a program to completion (stdin closed, stderr dropped) and times it from
+ * spawn to exit: one way for benches to time a whole process (a scan, a client).
+ */
+export async function timedRun(
+  command: string,
+  args: string[],
+  options: { stdout?: boolean } = {},
+): Promise<TimedRun> {
+  const started = performance.now();
+  const output = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: options.stdout ? "piped" : "null",
+    stderr: "null",
+  }).output();
+  const ms = performance.now() - started;
+  const stdout = options.stdout ? new TextDecoder().decode(output.stdout) : "";
+  return { ms, success: output.success, stdout };
+}
+
 /** Options for {@linkcode selfCommand}. */
 export interface SelfCommandOptions {
   /** The program's module (default: the main module); ignored by a compiled binary. */

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { selfCommand } from "../shared/peer.ts";
+import { selfCommand, timedRun } from "../shared/peer.ts";
 import type { StudyContext } from "../shared/study_harness.ts";
 import type { Mode } from "../shared/mode.ts";
 import {
@@ -118,14 +118,8 @@ export async function processClients(
   const started = performance.now();
   const results = await Promise.all(
     Array.from({ length: clients }, async () => {
-      const t = performance.now();
-      const out = await new Deno.Command(command.command, {
-        args: command.args,
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      return { ms: performance.now() - t, ok: out.success };
+      const run = await timedRun(command.command, command.args);
+      return { ms: run.ms, ok: run.success };
     }),
   );
   return {
