@@ -7,8 +7,8 @@
  * - `thread`: `workers` Web Workers, each with `concurrency` in flight.
  * - `process`: `workers` child processes, each with `concurrency` in flight.
  *
- * Tasks are registered with {@linkcode defineTask} in a module that the entry
- * imports, so that workers and children (which load the entry) know them too.
+ * Tasks are declared in the program's registry (shared/registry.ts), a module
+ * the entry loads, so that workers and children (which load the entry) know them too.
  * Inputs and results must be JSON-serialisable. Messages are batched: many
  * inputs go to a worker, and many results come back, in one message.
  *
@@ -46,7 +46,12 @@ export interface Task<I, O> {
 
 const tasks = new Map<string, TaskFn<unknown, unknown>>();
 
-/** Registers a task; call at import time in a module the entry imports. */
+/**
+ * Registers a task by name for the runtime's workers and children. Programs
+ * declare their tasks in a registry ({@linkcode defineRegistry} in
+ * shared/registry.ts calls this) and look them up with `taskOf`, so that a
+ * missing task is a type error; shared/ itself calls it for its own tasks.
+ */
 export function defineTask<I, O>(name: string, fn: TaskFn<I, O>): Task<I, O> {
   if (tasks.has(name) && tasks.get(name) !== fn) throw new Error(`task '${name}' is defined twice`);
   tasks.set(name, fn as TaskFn<unknown, unknown>);

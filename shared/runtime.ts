@@ -62,7 +62,11 @@ export type Service = (
 
 const services = new Map<string, Service>();
 
-/** Registers a service under a name; call at import time in the entry module. */
+/**
+ * Registers a service by name for workers and children. Programs declare their
+ * services in a registry (`defineRegistry` in shared/registry.ts calls this)
+ * and name them with `serviceOf`; shared/ itself calls it for its own services.
+ */
 export function defineService(name: string, service: Service): void {
   services.set(name, service);
 }

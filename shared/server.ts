@@ -58,7 +58,11 @@ export type ConnectionHandler<Init = unknown> = (
 
 const handlers = new Map<string, ConnectionHandler<unknown>>();
 
-/** Registers a connection handler under a name; call at import time in a module the entry imports. */
+/**
+ * Registers a connection handler by name for pooled workers and children.
+ * Programs declare their handlers in a registry (`defineRegistry` in
+ * shared/registry.ts calls this) and name them with `handlerOf`.
+ */
 export function defineConnectionHandler<Init>(
   name: string,
   handler: ConnectionHandler<Init>,

@@ -1,5 +1,6 @@
 import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
-import { defineTask, runAll, runTasks } from "../shared/runner.ts";
+import { runAll, runTasks } from "../shared/runner.ts";
+import { defineRegistry, taskOf } from "../shared/registry.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import { TaskError, WorkerCrashError } from "../shared/errors.ts";
 import { MODES } from "../shared/mode.ts";
@@ -143,10 +144,15 @@ Deno.test("conformance [process]: stopping the consumer early leaves no children
 
 Deno.test("runner: synchronous tasks are started only as results are consumed", async () => {
   let started = 0;
-  const counted = defineTask("test.counted", (n: number) => {
-    started++;
-    return n;
+  const registry = defineRegistry({
+    tasks: {
+      "test.counted": (n: number) => {
+        started++;
+        return n;
+      },
+    },
   });
+  const counted = taskOf(registry, "test.counted");
   const inputs = Array.from({ length: 10_000 }, (_, i) => i);
   const seen: number[] = [];
   for await (const outcome of runTasks(counted, inputs, { mode: "async", concurrency: 2 })) {
