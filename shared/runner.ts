@@ -48,7 +48,7 @@ const tasks = new Map<string, TaskFn<unknown, unknown>>();
 
 /**
  * Registers a task by name for the runtime's workers and children. Programs
- * declare their tasks in a registry ({@linkcode defineRegistry} in
+ * declare their tasks in a registry (`defineRegistry` in
  * shared/registry.ts calls this) and look them up with `taskOf`, so that a
  * missing task is a type error; shared/ itself calls it for its own tasks.
  */
