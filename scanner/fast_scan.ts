@@ -18,7 +18,7 @@ import { formatCsv, formatGrep, formatTable, parseShow } from "./output.ts";
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
 import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./targets.ts";
 import type { ScanTarget } from "./targets.ts";
-import type { PortState } from "./probe.ts";
+import type { PortState } from "./verdict.ts";
 import { type EngineName, resolveEngine } from "./engines.ts";
 import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
 
