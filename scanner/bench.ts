@@ -22,6 +22,7 @@ import { scan, type ScanResult } from "./scan.ts";
 import {
   type EngineRow,
   engineTable,
+  phasesTable,
   runEngineComparison,
   runSpeedTargets,
   type SpeedTarget,
@@ -310,6 +311,8 @@ export interface BenchOptions {
   compareNmap: boolean;
   /** Measure the issue's three speed targets (whole processes). */
   speedTargets: boolean;
+  /** Run the study's grid and the nmap timings beside it (default true; off: targets only). */
+  grid?: boolean;
   onProgress?: (message: string) => void;
 }
 
@@ -369,7 +372,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const lab = await buildLab();
   try {
     const { plan } = options;
-    for (const n of plan.ports) {
+    const grid = options.grid ?? true;
+    for (const n of grid ? plan.ports : []) {
       for (const row of plan.rows) {
         if (n > plan.maxPortsFor(row)) continue;
         const times: number[] = [];
@@ -386,12 +390,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const skippedRows = plan.rows.flatMap((row) =>
       plan.ports.filter((n) => n > plan.maxPortsFor(row)).map((n) => `${row.label} at ${n} ports`)
     );
-    if (skippedRows.length > 0) skipped.push(`Too slow for this scale: ${skippedRows.join(", ")}.`);
+    if (!grid) skipped.push("The study's grid was not run (--targets).");
+    else if (skippedRows.length > 0) {
+      skipped.push(`Too slow for this scale: ${skippedRows.join(", ")}.`);
+    }
     const fullOnly = FULL_GRID.filter((row) => !plan.rows.includes(row)).map((row) => row.label);
     if (fullOnly.length > 0) skipped.push(`Only at full scale: ${fullOnly.join(", ")}.`);
     const hasNmap = which("nmap");
     if (options.compareNmap && !hasNmap) skipped.push("nmap is not installed: no nmap comparison.");
-    if (options.compareNmap && hasNmap) {
+    if (options.compareNmap && hasNmap && grid) {
       for (const n of plan.ports.filter((p) => p >= 100)) {
         const choices = n > 1024
           ? ["--min-rate 50000"]
@@ -548,6 +555,7 @@ export function extraTables(result: BenchResult): ReportTable[] {
   }
   if (result.engines.length > 0) tables.push(engineTable(result.engines));
   if (result.targets.length > 0) tables.push(speedTargetTable(result.targets));
+  if (result.targets.some((t) => t.phases)) tables.push(phasesTable(result.targets));
   return tables;
 }
 

@@ -28,6 +28,7 @@ interface BenchFlags {
   runs?: number;
   lab: boolean;
   compare?: string;
+  targets: boolean;
   out?: string;
   json: boolean;
   verbose: boolean;
@@ -72,6 +73,9 @@ async function bench(flags: BenchFlags, args: string[]): Promise<number> {
   if (flags.compare !== undefined && flags.compare !== "nmap") {
     throw new UsageError(`Invalid --compare '${flags.compare}': only 'nmap' is supported`);
   }
+  if (flags.targets && flags.compare !== "nmap") {
+    throw new UsageError("--targets measures the speed targets against nmap: add --compare nmap");
+  }
   const log = (message: string) => {
     if (!flags.quiet) writeStderr(`bench: ${message}\n`);
   };
@@ -110,15 +114,19 @@ async function bench(flags: BenchFlags, args: string[]): Promise<number> {
     timeoutMs: 500,
     compareNmap: flags.compare === "nmap",
     speedTargets: flags.compare === "nmap",
+    grid: !flags.targets,
     onProgress: log,
   });
-  const tables = [publishedTable(), measuredTable(result, plan), ...extraTables(result)];
+  const tables = flags.targets
+    ? extraTables(result)
+    : [publishedTable(), measuredTable(result, plan), ...extraTables(result)];
   const options = {
     scale,
     runs: plan.runs,
     ports: plan.ports,
     rows: plan.rows.map((r) => r.label),
     compare: flags.compare ?? null,
+    targets_only: flags.targets,
   };
   if (flags.out) {
     const written = await writeReport(flags.out, {
@@ -170,6 +178,11 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
     )
     .option("--lab", "build the target in a private namespace (always on; needs root)", true)
     .option("--compare <tool>", "add timings of another scanner: nmap")
+    .option(
+      "--targets",
+      "with --compare nmap: only the speed targets and the engines table (no study grid)",
+      false,
+    )
     .option("--out <dir>", "write Markdown, CSV, JSON and SVG files to DIR");
   addOutputOptions(command).action(async (flags: BenchFlags, cmd: Command) => {
     setExit(await bench(flags, benchArgs(cmd)));
@@ -184,6 +197,7 @@ function benchArgs(cmd: Command): string[] {
   args.push("--scale", flags.scale);
   if (flags.runs !== undefined) args.push("--runs", String(flags.runs));
   if (flags.compare !== undefined) args.push("--compare", flags.compare);
+  if (flags.targets) args.push("--targets");
   if (flags.out !== undefined) args.push("--out", flags.out);
   if (flags.json) args.push("--json");
   if (flags.verbose) args.push("--verbose");
