@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { selfCommand, timedRun } from "../shared/peer.ts";
+import { selfCommand } from "../shared/peer.ts";
+import { PHASES_ENV } from "./fast_scan.ts";
 import { median } from "../shared/stats.ts";
 import type { ReportTable } from "../shared/report.ts";
 
@@ -30,6 +31,22 @@ export interface SpeedTarget {
   met: boolean;
   exact: boolean;
   runs: number;
+  /** Where our time went (medians, ms), from the fast path's phase line. */
+  phases?: Phases;
+}
+
+/**
+ * Where a whole scanner process's time goes (ms): `start` = process start to the
+ * runtime's time origin plus exit (the whole time minus the rest), `loaded` = the
+ * runtime's JavaScript start and our modules, `setup` = parsing, opening libc,
+ * the open-file limit, `scan` = the connect loop, `output` = results and printing.
+ */
+export interface Phases {
+  start: number;
+  loaded: number;
+  setup: number;
+  scan: number;
+  output: number;
 }
 
 /** Whole-process times of both engines and nmap on the same port range. */
@@ -48,28 +65,61 @@ interface Runner {
   command: string;
   args: string[];
   check?: (stdout: string) => boolean;
+  /** Ask our fast path where its time went (see {@linkcode Phases}). */
+  phases?: boolean;
 }
 
-async function timed(runner: Runner): Promise<{ ms: number; ok: boolean }> {
-  const run = await timedRun(runner.command, runner.args, { stdout: true });
-  return { ms: run.ms, ok: run.success && (runner.check?.(run.stdout) ?? true) };
+const PHASES_LINE = /scanner phases: loaded=([\d.]+) setup=([\d.]+) scan=([\d.]+) output=([\d.]+)/;
+
+async function timed(runner: Runner): Promise<{ ms: number; ok: boolean; phases?: Phases }> {
+  const started = performance.now();
+  const output = await new Deno.Command(runner.command, {
+    args: runner.args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: runner.phases ? "piped" : "null",
+    env: runner.phases ? { [PHASES_ENV]: "1" } : undefined,
+  }).output();
+  const ms = performance.now() - started;
+  const ok = output.code === 0 &&
+    (runner.check?.(new TextDecoder().decode(output.stdout)) ?? true);
+  const match = runner.phases ? PHASES_LINE.exec(new TextDecoder().decode(output.stderr)) : null;
+  if (!match) return { ms, ok };
+  const [loaded, setup, scan, out] = match.slice(1).map(Number);
+  const phases = { start: ms - loaded - setup - scan - out, loaded, setup, scan, output: out };
+  return { ms, ok, phases };
+}
+
+/** Per-field medians of phase samples (undefined without samples). */
+function medianPhases(samples: Phases[]): Phases | undefined {
+  if (samples.length === 0) return undefined;
+  const of = (key: keyof Phases) => median(samples.map((p) => p[key]));
+  return {
+    start: of("start"),
+    loaded: of("loaded"),
+    setup: of("setup"),
+    scan: of("scan"),
+    output: of("output"),
+  };
 }
 
 /** Runs each runner `runs` times, interleaved; medians and whether every run was ok. */
 async function interleaved(
   runners: Runner[],
   runs: number,
-): Promise<{ ms: number; ok: boolean }[]> {
+): Promise<{ ms: number; ok: boolean; phases?: Phases }[]> {
   const times = runners.map(() => [] as number[]);
+  const phases = runners.map(() => [] as Phases[]);
   const ok = runners.map(() => true);
   for (let r = 0; r < runs; r++) {
     for (let i = 0; i < runners.length; i++) {
       const t = await timed(runners[i]);
       times[i].push(t.ms);
+      if (t.phases) phases[i].push(t.phases);
       ok[i] &&= t.ok;
     }
   }
-  return times.map((list, i) => ({ ms: median(list), ok: ok[i] }));
+  return times.map((list, i) => ({ ms: median(list), ok: ok[i], phases: medianPhases(phases[i]) }));
 }
 
 /** This program (source or bundle) as a command, with `args`. */
@@ -122,6 +172,7 @@ export async function runSpeedTargets(
     await lab.setBlock(false);
     const ours = scannerCommand(["127.0.0.1", "-p-", "--grep", "--show", "open"]);
     ours.check = (out) => count(out, /\/open\//g) === lab.openCount;
+    ours.phases = true;
     if (options.hasNmap) {
       const [a, b] = await interleaved([ours, nmapRunner(["--min-rate", "50000", "-p-"])], runs);
       targets.push({
@@ -134,6 +185,7 @@ export async function runSpeedTargets(
         met: a.ms <= 0.6 * b.ms,
         exact: a.ok,
         runs,
+        phases: a.phases,
       });
     } else skipped.push("nmap is not installed: no 65535-port target.");
   } else skipped.push("Speed target 'all 65535 ports' runs only at quick and full scale.");
@@ -150,6 +202,7 @@ export async function runSpeedTargets(
     "filtered",
   ]);
   filtered.check = (out) => count(out, /\/filtered\//g) === to - from + 1;
+  filtered.phases = true;
   const [f] = await interleaved([filtered], runs);
   targets.push({
     name: `${to - from + 1} filtered ports, 500 ms timeout, whole process`,
@@ -161,6 +214,7 @@ export async function runSpeedTargets(
     met: f.ms <= 600,
     exact: f.ok,
     runs,
+    phases: f.phases,
   });
   await lab.setBlock(false);
 
@@ -173,11 +227,17 @@ export async function runSpeedTargets(
     const source = new URL("./main.ts", import.meta.url).href;
     const runners: { name: string; runner: Runner }[] = [];
     if (source.startsWith("file:")) {
-      runners.push({ name: "source", runner: { ...scannerCommand(onePort, source), check } });
+      runners.push({
+        name: "source",
+        runner: { ...scannerCommand(onePort, source), check, phases: true },
+      });
     }
     const bundle = bundlePath();
     if (bundle) {
-      runners.push({ name: "bundle", runner: { ...scannerCommand(onePort, bundle), check } });
+      runners.push({
+        name: "bundle",
+        runner: { ...scannerCommand(onePort, bundle), check, phases: true },
+      });
     } else skipped.push("No dist/scanner.js: run `deno task bundle` to time the bundle's start.");
     const results = await interleaved([base, ...runners.map((r) => r.runner)], Math.max(5, runs));
     runners.forEach((r, i) => {
@@ -192,6 +252,7 @@ export async function runSpeedTargets(
         met: ours.ms <= 1.3 * results[0].ms,
         exact: ours.ok,
         runs: Math.max(5, runs),
+        phases: ours.phases,
       });
     });
   } finally {
@@ -261,6 +322,29 @@ export function speedTargetTable(targets: SpeedTarget[]): ReportTable {
       t.met ? "yes" : "no",
       t.exact ? "yes" : "no",
     ]),
+  };
+}
+
+/** Where the time of each speed target went, as a table (targets with phases only). */
+export function phasesTable(targets: SpeedTarget[]): ReportTable {
+  const measured = targets.filter((t) => t.phases !== undefined);
+  return {
+    title: "Where the time goes (ms, medians of the same runs): start = process start and exit " +
+      "outside JavaScript, loaded = runtime start in JavaScript and our modules, setup = " +
+      "arguments, libc, limits, scan = the connect loop, output = results and printing",
+    columns: ["Case", "whole", "start", "loaded", "setup", "scan", "output"],
+    rows: measured.map((t) => {
+      const p = t.phases!;
+      return [
+        t.name,
+        round(t.oursMs, 1),
+        round(p.start, 1),
+        round(p.loaded, 1),
+        round(p.setup, 1),
+        round(p.scan, 1),
+        round(p.output, 1),
+      ];
+    }),
   };
 }
 

@@ -18,7 +18,7 @@ import { formatCsv, formatGrep, formatTable, parseShow } from "./output.ts";
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, scan } from "./scan.ts";
 import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./targets.ts";
 import type { ScanTarget } from "./targets.ts";
-import type { PortState } from "./probe.ts";
+import type { PortState } from "./verdict.ts";
 import { type EngineName, resolveEngine } from "./engines.ts";
 import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
 
@@ -86,11 +86,39 @@ export async function parsePlainScan(args: readonly string[]): Promise<PlainScan
   }
 }
 
+/** Environment variable: `1` prints where a fast-path scan's time went, on stderr. */
+export const PHASES_ENV = "SCANNER_PHASES";
+
+/**
+ * The phases line `scanner phases: loaded=12.3 setup=4.5 scan=1234.5 output=6.7`
+ * (ms; `loaded`: from the runtime's time origin to the entry's first statement,
+ * i.e. the runtime's own start in JavaScript plus loading our modules).
+ */
+export function phasesLine(marks: { entered: number; started: number; scanned: number }): string {
+  const now = performance.now();
+  const ms = (value: number) => value.toFixed(1);
+  return `scanner phases: loaded=${ms(marks.entered)} setup=${
+    ms(marks.started - marks.entered)
+  } scan=${ms(marks.scanned - marks.started)} output=${ms(now - marks.scanned)}\n`;
+}
+
+function wantsPhases(): boolean {
+  try {
+    return Deno.env.get(PHASES_ENV) === "1";
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Runs a plain scan and prints it (exit 0, or 130 after Ctrl-C with the partial
  * result), or returns `null` when the arguments need the full command line.
+ * `entered`: `performance.now()` when the entry started (for {@linkcode PHASES_ENV}).
  */
-export async function fastScan(args: readonly string[]): Promise<number | null> {
+export async function fastScan(
+  args: readonly string[],
+  entered = performance.now(),
+): Promise<number | null> {
   const plain = await parsePlainScan(args);
   if (plain === null) return null;
   const encoder = new TextEncoder();
@@ -106,6 +134,7 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onTerminate);
   try {
+    const started = performance.now();
     const result = await scan({
       targets: plain.targets,
       ports: plain.ports,
@@ -119,12 +148,16 @@ export async function fastScan(args: readonly string[]): Promise<number | null> 
       retries: plain.retries,
       signal: controller.signal,
     });
+    const scanned = performance.now();
     const text = plain.format === "grep"
       ? formatGrep(result, plain.show)
       : plain.format === "csv"
       ? formatCsv(result, plain.show)
       : formatTable(result, plain.show);
     await writeAll(Deno.stdout, encoder.encode(text));
+    if (wantsPhases()) {
+      await writeAll(Deno.stderr, encoder.encode(phasesLine({ entered, started, scanned })));
+    }
     if (!result.interrupted) return 0;
     await writeAll(
       Deno.stderr,

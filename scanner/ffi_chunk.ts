@@ -48,7 +48,7 @@ export async function ffiChunk(
   context: Pick<TaskContext, "signal">,
 ): Promise<FfiChunkOutput> {
   const engine = ffiEngine();
-  engine.capWindow(input.window);
+  engine.setWindow(input.window);
   engine.setRate(input.rate);
   const results = await engine.scan(input, {
     timeoutMs: input.timeoutMs,

@@ -30,7 +30,7 @@ import {
 } from "./verdict.ts";
 import { HostRtts, type RttBounds, type RttEstimate } from "./timing.ts";
 import { JobQueue, type Timer, TimerHeap } from "./ffi_queues.ts";
-import { MAX_FFI_WINDOW } from "./limits.ts";
+import { FEW_SOCKETS, MAX_FFI_WINDOW } from "./limits.ts";
 
 /** The verdict a refused connect gets (its socket can connect again). */
 const REFUSED = verdictForErrno(Errno.ECONNREFUSED);
@@ -113,6 +113,7 @@ export class FfiEngine {
   #epfd = -1;
   #window: number;
   #maxWindow: number;
+  #byLimit: number | undefined;
   #sockets = 0;
   #sinceShrink = 0;
   readonly #byFd: (PortJob | undefined)[] = [];
@@ -139,17 +140,13 @@ export class FfiEngine {
   /** `window`: most sockets open at once (default: from the open-file limit). */
   constructor(window?: number) {
     this.#lib = libc();
-    const limit = this.#lib.openFileLimit(MAX_FFI_WINDOW + 256);
-    const byLimit = limit === null
-      ? 1024
-      : Math.max(1, limit.soft - Math.min(Math.floor(limit.soft / 2), 64));
-    this.#maxWindow = Math.max(1, Math.min(window ?? byLimit, byLimit, MAX_FFI_WINDOW));
-    this.#window = this.#maxWindow;
     const size = 1024 * this.#lib.eventSize;
     this.#syncEvents = new Uint8Array(size);
     this.#syncView = new DataView(this.#syncEvents.buffer);
     this.#asyncEvents = new Uint8Array(size);
     this.#asyncView = new DataView(this.#asyncEvents.buffer);
+    this.#maxWindow = this.#window = 1;
+    this.setWindow(window ?? MAX_FFI_WINDOW);
   }
 
   /** The most sockets this engine keeps open. */
@@ -157,10 +154,27 @@ export class FfiEngine {
     return this.#maxWindow;
   }
 
-  /** Lowers the window (a share of the open-file limit for this isolate). */
-  capWindow(max: number): void {
-    this.#maxWindow = Math.max(1, Math.min(this.#maxWindow, max));
-    this.#window = Math.min(this.#window, this.#maxWindow);
+  /**
+   * Sets the most sockets this engine keeps open (a share of the open-file limit
+   * for this isolate), never above what the limit allows. A window of a few
+   * sockets never asks for the limit (a one-port scan skips binding getrlimit).
+   */
+  setWindow(max: number): void {
+    const wanted = Math.max(1, Math.min(max, MAX_FFI_WINDOW));
+    this.#maxWindow = wanted <= FEW_SOCKETS ? wanted : Math.min(wanted, this.#limitWindow());
+    this.#window = Math.min(Math.max(this.#window, 1), this.#maxWindow);
+    if (this.#sockets === 0) this.#window = this.#maxWindow;
+  }
+
+  /** The window the open-file limit allows (the soft limit raised to the hard one first). */
+  #limitWindow(): number {
+    this.#byLimit ??= (() => {
+      const limit = this.#lib.openFileLimit(MAX_FFI_WINDOW + 256);
+      return limit === null
+        ? 1024
+        : Math.max(1, limit.soft - Math.min(Math.floor(limit.soft / 2), 64));
+    })();
+    return this.#byLimit;
   }
 
   /** New connects per second across the engine (0: unlimited). */
@@ -170,11 +184,6 @@ export class FfiEngine {
 
   /** Probes every port of the batch; resolves with one outcome per probe, in order. */
   scan(probes: FfiBatch, options: FfiBatchOptions): Promise<FfiResults> {
-    if (this.#epfd < 0) {
-      const epfd = this.#lib.epollCreate();
-      if (epfd < 0) throw new Error(`epoll_create1 failed (os error ${-epfd})`);
-      this.#epfd = epfd;
-    }
     const count = probes.ports.length;
     return new Promise((resolve, reject) => {
       const batch: Batch = {
@@ -375,9 +384,19 @@ export class FfiEngine {
     if (job.started <= retries) this.#setTimer(job, now + attemptStep(timeout, retries), "retry");
     else this.#setTimer(job, job.deadline, "deadline");
     if (verdict) return this.#onVerdict(job, fd, verdict), true;
-    const added = lib.epollAdd(this.#epfd, fd, fd);
+    const added = lib.epollAdd(this.#epollFd(), fd, fd);
     if (added < 0) this.#error(batch, index, new Error(`epoll_ctl: os error ${-added}`));
     return true;
+  }
+
+  /** The engine's epoll instance, created when a first connect has to be waited for. */
+  #epollFd(): number {
+    if (this.#epfd < 0) {
+      const epfd = this.#lib.epollCreate();
+      if (epfd < 0) throw new Error(`epoll_create1 failed (os error ${-epfd})`);
+      this.#epfd = epfd;
+    }
+    return this.#epfd;
   }
 
   #newJob(batch: Batch, index: number): PortJob {
@@ -413,7 +432,7 @@ export class FfiEngine {
 
   /** Handles every ready event now; true when there were any. */
   #drain(): boolean {
-    if (this.#sockets === 0) return false;
+    if (this.#sockets === 0 || this.#epfd < 0) return false;
     let any = false;
     for (;;) {
       const n = this.#lib.epollPoll(this.#epfd, this.#syncEvents);
@@ -520,7 +539,7 @@ export class FfiEngine {
             wait = Math.max(wait, 10); // out of descriptors with nothing in flight: back off
           }
         }
-        const n = await this.#lib.epollWait(this.#epfd, this.#asyncEvents, wait);
+        const n = await this.#lib.epollWait(this.#epollFd(), this.#asyncEvents, wait);
         lastYield = performance.now();
         if (n > 0) this.#handleEvents(this.#asyncView, n);
       }

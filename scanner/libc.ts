@@ -41,12 +41,20 @@ const EPOLL_CTL_ADD = 1;
 const CONNECT_EVENTS = 0x004 | 0x008 | 0x010;
 const RLIMIT_NOFILE = 7;
 
-const SYMBOLS = {
+/**
+ * The symbols, bound in three groups on first use: each bound symbol costs start-up
+ * time (about 0.5 ms here), and a small scan of a host that answers at once needs
+ * neither epoll nor the open-file limit.
+ */
+const CORE = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+const EPOLL = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
@@ -56,12 +64,11 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+const LIMITS = {
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
-
-type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** Why the FFI engine cannot run here, or `null` when it can. */
 export function ffiUnavailableReason(): string | null {
@@ -130,8 +137,9 @@ export function ipv6Bytes(address: string): Uint8Array {
 
 /** The libc calls, bound once per isolate. */
 export class Libc {
-  readonly #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  readonly #s: Symbols;
+  readonly #s: Deno.DynamicLibrary<typeof CORE>["symbols"];
+  #epollSymbols: Deno.DynamicLibrary<typeof EPOLL>["symbols"] | null = null;
+  #limitSymbols: Deno.DynamicLibrary<typeof LIMITS>["symbols"] | null = null;
   readonly #errno: Deno.UnsafePointerView;
   readonly #int = new Uint8Array(4);
   readonly #intView = new DataView(this.#int.buffer);
@@ -145,11 +153,18 @@ export class Libc {
   readonly #eventView: DataView;
 
   constructor() {
-    this.#lib = Deno.dlopen("libc.so.6", SYMBOLS);
-    this.#s = this.#lib.symbols;
+    this.#s = Deno.dlopen("libc.so.6", CORE).symbols;
     this.#errno = new Deno.UnsafePointerView(this.#s.__errno_location()!);
     this.#event = new Uint8Array(this.eventSize);
     this.#eventView = new DataView(this.#event.buffer);
+  }
+
+  get #epoll() {
+    return this.#epollSymbols ??= Deno.dlopen("libc.so.6", EPOLL).symbols;
+  }
+
+  get #limits() {
+    return this.#limitSymbols ??= Deno.dlopen("libc.so.6", LIMITS).symbols;
   }
 
   /** errno of the last failed call on this thread. */
@@ -200,7 +215,7 @@ export class Libc {
 
   /** A new epoll instance, or `-errno`. */
   epollCreate(): number {
-    const fd = this.#s.epoll_create1(EPOLL_CLOEXEC);
+    const fd = this.#epoll.epoll_create1(EPOLL_CLOEXEC);
     return fd >= 0 ? fd : -this.errno();
   }
 
@@ -209,18 +224,18 @@ export class Libc {
     this.#eventView.setUint32(0, CONNECT_EVENTS, true);
     this.#eventView.setUint32(this.eventSize - 8, data, true);
     this.#eventView.setUint32(this.eventSize - 4, 0, true);
-    return this.#s.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, this.#event) === 0 ? 0 : -this.errno();
+    return this.#epoll.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, this.#event) === 0 ? 0 : -this.errno();
   }
 
   /** Ready events into `buffer` without waiting: their count, or `-errno`. */
   epollPoll(epfd: number, buffer: Uint8Array): number {
-    const n = this.#s.epoll_wait(epfd, buffer, buffer.length / this.eventSize, 0);
+    const n = this.#epoll.epoll_wait(epfd, buffer, buffer.length / this.eventSize, 0);
     return n >= 0 ? n : -this.errno();
   }
 
   /** Waits up to `timeoutMs` on a runtime thread (the isolate keeps running); count or -1. */
   epollWait(epfd: number, buffer: Uint8Array, timeoutMs: number): Promise<number> {
-    return this.#s.epoll_wait_async(epfd, buffer, buffer.length / this.eventSize, timeoutMs);
+    return this.#epoll.epoll_wait_async(epfd, buffer, buffer.length / this.eventSize, timeoutMs);
   }
 
   /** The `data` of event `i` in an epoll buffer. */
@@ -233,7 +248,9 @@ export class Libc {
    * towards `want` (never past the hard limit) first, as nmap does.
    */
   openFileLimit(want = 0): { soft: number; hard: number } | null {
-    if (this.#s.getrlimit(RLIMIT_NOFILE, new Uint8Array(this.#rlimit.buffer)) !== 0) return null;
+    if (this.#limits.getrlimit(RLIMIT_NOFILE, new Uint8Array(this.#rlimit.buffer)) !== 0) {
+      return null;
+    }
     const cap = (value: bigint) => (value > 1_000_000n ? 1_000_000 : Number(value));
     let soft = cap(this.#rlimit[0]);
     const hard = cap(this.#rlimit[1]);
@@ -241,7 +258,7 @@ export class Libc {
       const wanted = BigInt(Math.min(want, hard));
       const saved = this.#rlimit[0];
       this.#rlimit[0] = wanted;
-      if (this.#s.setrlimit(RLIMIT_NOFILE, new Uint8Array(this.#rlimit.buffer)) === 0) {
+      if (this.#limits.setrlimit(RLIMIT_NOFILE, new Uint8Array(this.#rlimit.buffer)) === 0) {
         soft = Number(wanted);
       } else this.#rlimit[0] = saved;
     }

@@ -38,9 +38,10 @@ if (import.meta.main) {
     ]);
     serveRegistry(registry);
   } else {
+    const entered = performance.now();
     const args = Deno.args[0] === "--" ? Deno.args.slice(1) : [...Deno.args];
     // A plain scan of literal addresses skips commander (see fast_scan.ts).
-    const code = await fastScan(args);
+    const code = await fastScan(args, entered);
     if (code !== null) Deno.exit(code);
     await runMain("scanner", () => main(args));
   }

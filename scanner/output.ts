@@ -5,7 +5,7 @@
  * @module
  */
 import { UsageError } from "../shared/errors.ts";
-import { PORT_STATES, type PortState } from "./probe.ts";
+import { PORT_STATES, type PortState } from "./verdict.ts";
 import type { HostResult, PortResult, ScanResult } from "./scan_result.ts";
 import type { UnresolvedTarget } from "./targets.ts";
 import { bannersOf, outcomesOf } from "./records.ts";

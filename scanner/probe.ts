@@ -25,24 +25,16 @@ import {
   connectedVerdict,
   deadlineAfterAttempt,
   errnoOf,
+  type PortState,
   type Verdict,
   verdictForErrno,
 } from "./verdict.ts";
 import { HostRtts } from "./timing.ts";
+import { MAX_CONNECTS_PER_ISOLATE } from "./limits.ts";
 
-/** Port states, as nmap names them. */
-export type PortState = "open" | "closed" | "filtered";
+export { PORT_STATES, type PortState } from "./verdict.ts";
 
-/** All port states, in the order tables list them. */
-export const PORT_STATES: readonly PortState[] = ["open", "closed", "filtered"];
-
-/**
- * Most connects one isolate keeps in flight, whatever `--concurrency` asks for.
- * Above ~128 `Deno.connect` calls in flight in one isolate, some stall for longer
- * than the timeout under sustained load: a 65535-port async scan at 256 in flight
- * reported 768-1210 closed ports as filtered here, at 128 none did.
- */
-export const MAX_CONNECTS_PER_ISOLATE = 128;
+export { MAX_CONNECTS_PER_ISOLATE };
 
 /** How long a probe keeps retrying while the process is out of descriptors or ports. */
 export const RESOURCE_RETRY_LIMIT_MS = 30_000;

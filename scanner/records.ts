@@ -8,7 +8,7 @@
  * @module
  */
 import { UsageError } from "../shared/errors.ts";
-import { PORT_STATES, type PortState } from "./probe.ts";
+import { PORT_STATES, type PortState } from "./verdict.ts";
 import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan_result.ts";
 import { parsePorts } from "./targets.ts";
 

@@ -7,11 +7,17 @@
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
-import { MAX_CONNECTS_PER_ISOLATE, type ProbeInput, probePort } from "./probe.ts";
+import type { ProbeInput } from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
-import { connectsPerIsolate, MAX_FFI_WINDOW, openFileLimit } from "./limits.ts";
+import {
+  connectsPerIsolate,
+  FEW_SOCKETS,
+  MAX_CONNECTS_PER_ISOLATE,
+  MAX_FFI_WINDOW,
+  openFileLimit,
+} from "./limits.ts";
 import type { EngineName } from "./engines.ts";
 import { outcomeCode } from "./verdict.ts";
 import {
@@ -170,7 +176,8 @@ async function runConnect(
     options.mode === "async" && probes.length <= Math.min(concurrency, MAX_CONNECTS_PER_ISOLATE)
   ) {
     // Probes that all fit in flight at once start at once: no pool to load (most of
-    // the start-up of a one-port scan), the same probe function the task runs.
+    // the start-up of a small scan), the same probe function the task runs.
+    const { probePort } = await import("./probe.ts");
     const signal = options.signal;
     const stopped = new Promise<never>((_, reject) => {
       if (signal?.aborted) reject(signal.reason);
@@ -216,12 +223,14 @@ async function runFfi(
   const { mode, targets } = options;
   const hosts = targets.map((t) => ({ address: t.address, family: t.family }));
   const isolates = mode === "thread" || mode === "process" ? workers : 1;
-  const cap = await capFor("ffi", isolates);
+  // A scan that needs a few sockets at most does not ask for the open-file limit.
+  const sockets = probes.length * (retries + 1);
+  const cap = sockets <= FEW_SOCKETS ? sockets : await capFor("ffi", isolates);
   const window = Math.max(1, Math.min(settings.concurrency, cap ?? MAX_FFI_WINDOW));
   if (mode === "sequential" || mode === "async") {
     const { FfiEngine, ffiEngine } = await import("./ffi_engine.ts");
     const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine();
-    engine.capWindow(window);
+    engine.setWindow(window);
     engine.setRate(rate);
     await engine.scan(
       { hosts, hostOf: probes.map((p) => p.host), ports: probes.map((p) => p.port) },

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Mode } from "../shared/mode.ts";
-import type { PortState } from "./probe.ts";
+import type { PortState } from "./verdict.ts";
 import type { EngineName } from "./engines.ts";
 import { OUTCOMES } from "./verdict.ts";
 

@@ -15,7 +15,11 @@
  *
  * @module
  */
-import type { PortState } from "./probe.ts";
+/** Port states, as nmap names them. */
+export type PortState = "open" | "closed" | "filtered";
+
+/** All port states, in the order tables list them. */
+export const PORT_STATES: readonly PortState[] = ["open", "closed", "filtered"];
 
 /** A final or per-attempt verdict. */
 export interface Verdict {

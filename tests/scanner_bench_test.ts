@@ -1,7 +1,7 @@
 /** The study report is built from measured numbers (synthetic here, no network). */
 import { assertEquals, assertOk } from "./_assert.ts";
 import { validateStudyReport } from "../shared/study.ts";
-import { type BenchResult, buildStudyReport, planFor } from "../scanner/bench.ts";
+import { type BenchResult, buildStudyReport, planFor } from "../scanner/study.ts";
 
 function synthetic(): BenchResult {
   const ms: Record<string, number[]> = {
