@@ -1,5 +1,6 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { formatEvent, startTaskServer } from "../taskserver/server.ts";
+import { startTaskServer } from "../taskserver/server.ts";
+import { formatEvent } from "../taskserver/serve_cli.ts";
 import { call, interactive, TaskClient } from "../taskserver/client.ts";
 import { inProcessClients } from "../taskserver/load_bench.ts";
 import type { TaskServerInit } from "../taskserver/protocol.ts";
