@@ -16,7 +16,15 @@ import {
   type LoadSnapshot,
   type ShareResult,
 } from "./load_engine.ts";
-import { type Framing, type LoadPlan, mixCycle, type MixEntry, sharePlan } from "./load_plan.ts";
+import {
+  type LoadPlan,
+  type LoadShape,
+  mixCycle,
+  type MixEntry,
+  parseMix,
+  sharePlan,
+  STUDY_PAYLOAD,
+} from "./load_plan.ts";
 import { serviceOf } from "../shared/registry.ts";
 import { registry } from "./registry.ts";
 import { buildReport, type LoadReport, type LoadSettings, mergeResults } from "./load_report.ts";
@@ -24,28 +32,41 @@ import { buildReport, type LoadReport, type LoadSettings, mergeResults } from ".
 const LOAD_SERVICE = serviceOf(registry, "taskserver.load");
 
 /** Options of {@linkcode runLoad} (the command line's flags, parsed). */
-export interface LoadOptions {
-  host: string;
-  port: number;
-  connections: number;
-  /** Requests per second in total (open loop), or null (closed loop). */
-  rate: number | null;
-  pipeline: number;
-  warmupMs: number;
-  durationMs: number | null;
-  requests: number | null;
-  requestsPerConnection: number | null;
-  timeoutMs: number;
-  framing: Framing;
+export interface LoadOptions extends LoadShape {
+  /** The request mix (see {@linkcode parseMix}). */
   mix: MixEntry[];
-  payload: string;
-  expression: string;
-  verify: boolean;
   /** Generator workers (0: in this isolate). */
   workers: number;
   workerMode: "thread" | "process";
   /** Module workers start from (default: the light worker entry, or the bundle). */
   entry?: string | URL;
+}
+
+/**
+ * Options for `port` on 127.0.0.1 with the command line's defaults except one
+ * connection, no duration and no request count (set what the run needs).
+ */
+export function loadOptions(port: number, overrides: Partial<LoadOptions> = {}): LoadOptions {
+  return {
+    host: "127.0.0.1",
+    port,
+    connections: 1,
+    rate: null,
+    pipeline: 1,
+    warmupMs: 0,
+    durationMs: null,
+    requests: null,
+    requestsPerConnection: null,
+    timeoutMs: 10_000,
+    framing: "line",
+    mix: parseMix("3"),
+    payload: STUDY_PAYLOAD,
+    expression: "{n}+1",
+    verify: false,
+    workers: 0,
+    workerMode: "thread",
+    ...overrides,
+  };
 }
 
 /** Progress of a run, for a TTY line. */

@@ -7,8 +7,8 @@
  * @module
  */
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
-import { type LoadOptions, runLoad } from "./load.ts";
-import { parseMix, STUDY_PAYLOAD } from "./load_plan.ts";
+import { type LoadOptions, loadOptions, runLoad } from "./load.ts";
+import { STUDY_PAYLOAD } from "./load_plan.ts";
 import type { LoadReport } from "./load_report.ts";
 
 /** The study's benchmark payload. */
@@ -31,26 +31,7 @@ export interface DelayRun {
 export const CLIENTS_PER_ISOLATE = 2500;
 
 function benchOptions(port: number, overrides: Partial<LoadOptions>): LoadOptions {
-  return {
-    host: "127.0.0.1",
-    port,
-    connections: 1,
-    rate: null,
-    pipeline: 1,
-    warmupMs: 0,
-    durationMs: null,
-    requests: null,
-    requestsPerConnection: null,
-    timeoutMs: 60_000,
-    framing: "line",
-    mix: parseMix("3"),
-    payload: BENCH_PAYLOAD,
-    expression: "{n}+1",
-    verify: true,
-    workers: 0,
-    workerMode: "thread",
-    ...overrides,
-  };
+  return loadOptions(port, { timeoutMs: 60_000, verify: true, ...overrides });
 }
 
 /**

@@ -23,14 +23,12 @@ export interface MixEntry {
   weight: number;
 }
 
-/** Everything a generator (one isolate's share of a run) needs; JSON-serialisable. */
-export interface LoadPlan {
+/** The settings a run's options and its generators' plans share. */
+export interface LoadShape {
   host: string;
   port: number;
   /** Connections in the whole run. */
   connections: number;
-  /** Global numbers of the connections this share opens. */
-  connectionIds: number[];
   /** Requests per second in the whole run (open loop), or null (closed loop). */
   rate: number | null;
   /** Requests in flight per connection (1: send the next once the answer is in). */
@@ -49,14 +47,20 @@ export interface LoadPlan {
   /** Milliseconds to wait for a connection or an answer before counting it failed. */
   timeoutMs: number;
   framing: Framing;
-  /** The rotation of choices (see {@linkcode mixCycle}). */
-  cycle: string[];
   /** Template for choices 1 and 3 (and any other but 2). */
   payload: string;
   /** Template for choice 2 (an expression). */
   expression: string;
   /** Compare every answer with our own server's answer (see ops.ts). */
   verify: boolean;
+}
+
+/** Everything a generator (one isolate's share of a run) needs; JSON-serialisable. */
+export interface LoadPlan extends LoadShape {
+  /** Global numbers of the connections this share opens. */
+  connectionIds: number[];
+  /** The rotation of choices (see {@linkcode mixCycle}). */
+  cycle: string[];
   /** Epoch milliseconds at which every share starts (so several isolates start together). */
   startAt: number;
 }

@@ -1,6 +1,6 @@
 /**
- * Starts the task server in any mode through `shared/server.ts`, and words its
- * `--verbose` log lines the way the study's server printed them.
+ * Starts the task server in any mode through `shared/server.ts` (the
+ * connection handler is `handler.ts`; what `serve` prints is `serve_cli.ts`).
  *
  * @module
  */
@@ -67,39 +67,4 @@ function lightEntry(): URL | undefined {
   return import.meta.url.endsWith(".ts")
     ? new URL("./worker_entry.ts", import.meta.url)
     : undefined;
-}
-
-/** Describes the design a mode runs, in the study's words. */
-export function describeDesign(mode: Mode, perClient: boolean, workers: number): string {
-  switch (mode) {
-    case "sequential":
-      return "Single-Process: only handles one client at a time";
-    case "async":
-      return "Async: every client on one event loop";
-    case "thread":
-      return perClient
-        ? "Multi-Threaded: a new Web Worker for each client"
-        : `Thread pool: ${workers} Web Workers sharing the port (reusePort)`;
-    default:
-      return perClient
-        ? "Multi-Process: a new child process for each client"
-        : `Process pool: ${workers} child processes sharing the port (reusePort)`;
-  }
-}
-
-function clock(at: number): string {
-  return new Date(at).toISOString().slice(11, 19);
-}
-
-/** One `--verbose` log line for an event, like the study's server log. */
-export function formatEvent(event: TaskEvent, where: string): string {
-  switch (event.type) {
-    case "connect":
-      return `[${clock(event.at)}] [${where}] Connection from ${event.remote}`;
-    case "request":
-      return `[${where}] Received request: ${event.request}\n[${where}] Sending response: ${event.reply}`;
-    default:
-      return `[${clock(event.at)}] [${where}] Client ${event.remote} disconnected ` +
-        `(${event.requests} request${event.requests === 1 ? "" : "s"}, ${event.reason})`;
-  }
 }

@@ -6,6 +6,8 @@
  * garbage-collection pause.
  */
 import { processRequest } from "../taskserver/ops.ts";
+import type { Mode } from "../shared/mode.ts";
+import { type Captured, runTool } from "./_command.ts";
 
 export interface TestServer {
   port: number;
@@ -118,4 +120,19 @@ export async function readUntil(
     text += chunk.value;
   }
   return text;
+}
+
+/** Every server design the conformance tests run: each mode, and worker per client. */
+export const SERVER_DESIGNS: readonly { mode: Mode; perClient?: boolean }[] = [
+  { mode: "sequential" },
+  { mode: "async" },
+  { mode: "thread" },
+  { mode: "process" },
+  { mode: "thread", perClient: true },
+  { mode: "process", perClient: true },
+];
+
+/** `taskserver load TARGET FLAGS...` (flags split at spaces, then `more` as given). */
+export function loadCommand(target: string, flags: string, ...more: string[]): Promise<Captured> {
+  return runTool("taskserver", ["load", target, ...flags.split(" ").filter((f) => f), ...more]);
 }

@@ -7,24 +7,15 @@
  * the server's event loop is not its own.
  */
 import { assertEquals, assertOk } from "./_assert.ts";
-import { runTool } from "./_command.ts";
-import { startTestServer } from "./_taskserver_load_server.ts";
+import { loadCommand, startTestServer } from "./_taskserver_load_server.ts";
 
 Deno.test("taskserver load: a 1 s freeze shows in the corrected p99.9, not in the uncorrected", async () => {
   const server = await startTestServer({ freeze: { afterMs: 4500, forMs: 1000 } });
   try {
-    const out = await runTool("taskserver", [
-      "load",
+    const out = await loadCommand(
       `127.0.0.1:${server.port}`,
-      "--rate",
-      "1000",
-      "--connections",
-      "4",
-      "--duration",
-      "10s",
-      "--no-co-correction",
-      "--json",
-    ]);
+      "--rate 1000 --connections 4 --duration 10s --no-co-correction --json",
+    );
     assertEquals(out.code, 0, out.stderr);
     const { summary, measured } = JSON.parse(out.stdout).results;
     assertEquals(summary.requests, 10_000);

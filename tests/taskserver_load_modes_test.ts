@@ -7,43 +7,25 @@
 import { assertEquals } from "./_assert.ts";
 import { startTaskServer } from "../taskserver/server.ts";
 import { havePython, launchPythonServer } from "../taskserver/bench.ts";
-import { type LoadOptions, runLoad } from "../taskserver/load.ts";
+import { type LoadOptions, loadOptions, runLoad } from "../taskserver/load.ts";
 import { parseMix } from "../taskserver/load_plan.ts";
-import type { Mode } from "../shared/mode.ts";
+import { SERVER_DESIGNS } from "./_taskserver_load_server.ts";
 
 function options(port: number, overrides: Partial<LoadOptions>): LoadOptions {
-  return {
-    host: "127.0.0.1",
-    port,
+  return loadOptions(port, {
     connections: 3,
-    rate: null,
     pipeline: 2,
-    warmupMs: 0,
-    durationMs: null,
     requests: 300,
-    requestsPerConnection: null,
     timeoutMs: 20_000,
-    framing: "line",
     mix: parseMix("1:30,2:30,3:40"),
     payload: "BenchmarkTestString{n}",
     expression: "{n}*3",
     verify: true,
-    workers: 0,
-    workerMode: "thread",
     ...overrides,
-  };
+  });
 }
 
-const cases: { mode: Mode; perClient?: boolean }[] = [
-  { mode: "sequential" },
-  { mode: "async" },
-  { mode: "thread" },
-  { mode: "process" },
-  { mode: "thread", perClient: true },
-  { mode: "process", perClient: true },
-];
-
-for (const { mode, perClient } of cases) {
+for (const { mode, perClient } of SERVER_DESIGNS) {
   const name = `${mode}${perClient ? " per client" : ""}`;
   Deno.test(`taskserver load against our ${name} server: exact counts, every answer ours`, async () => {
     const server = await startTaskServer({

@@ -18,11 +18,11 @@ import {
   sharePlan,
   splitEvenly,
 } from "../taskserver/load_plan.ts";
-import { type LoadOptions, loadPlan, runLoad } from "../taskserver/load.ts";
+import { type LoadOptions, loadOptions, loadPlan, runLoad } from "../taskserver/load.ts";
 import { mergeResults } from "../taskserver/load_report.ts";
 import { parseDuration } from "../taskserver/load_cli.ts";
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
-import { spawnTaskserver, startTestServer } from "./_taskserver_load_server.ts";
+import { loadCommand, spawnTaskserver, startTestServer } from "./_taskserver_load_server.ts";
 
 Deno.test("load plan: --mix parses, and its rotation holds the weights exactly", () => {
   assertEquals(parseMix("1:30,2:30,3:40"), [
@@ -107,26 +107,7 @@ Deno.test("load plan: one absolute schedule, shared exactly over connections and
 });
 
 function options(overrides: Partial<LoadOptions> = {}): LoadOptions {
-  return {
-    host: "127.0.0.1",
-    port: 1,
-    connections: 4,
-    rate: null,
-    pipeline: 1,
-    warmupMs: 0,
-    durationMs: null,
-    requests: null,
-    requestsPerConnection: null,
-    timeoutMs: 10_000,
-    framing: "line",
-    mix: parseMix("3"),
-    payload: "BenchmarkTestString123",
-    expression: "{n}+1",
-    verify: false,
-    workers: 0,
-    workerMode: "thread",
-    ...overrides,
-  };
+  return loadOptions(1, { connections: 4, ...overrides });
 }
 
 Deno.test("load: exact counts, closed and open loop, pipelined, verified", async () => {
@@ -219,13 +200,7 @@ Deno.test("load merge: two generators' histograms merge into exactly one generat
       const doc = (results: unknown) => JSON.stringify({ tool: "taskserver", results });
       await Deno.writeTextFile(`${dir}/a.json`, doc(a));
       await Deno.writeTextFile(`${dir}/b.json`, doc(b));
-      const out = await runTool("taskserver", [
-        "load",
-        "merge",
-        `${dir}/a.json`,
-        `${dir}/b.json`,
-        "--json",
-      ]);
+      const out = await loadCommand("merge", "--json", `${dir}/a.json`, `${dir}/b.json`);
       assertEquals(out.code, 0, out.stderr);
       const results = JSON.parse(out.stdout).results;
       assertEquals(results.measured.latency, combined.toJSON());
@@ -243,19 +218,11 @@ Deno.test("taskserver load: --json, --out, workers, a refused target, usage erro
   const server = await startTestServer();
   const dir = await Deno.makeTempDir({ prefix: "load-out-" });
   try {
-    const out = await runTool("taskserver", [
-      "load",
+    const out = await loadCommand(
       `127.0.0.1:${server.port}`,
-      "-c",
-      "4",
-      "-n",
-      "400",
-      "--workers",
-      "2",
-      "--json",
-      "--out",
+      "-c 4 -n 400 --workers 2 --json --out",
       dir,
-    ]);
+    );
     assertEquals(out.code, 0, out.stderr);
     const doc = JSON.parse(out.stdout);
     assertEquals(doc.error, null);
@@ -320,17 +287,7 @@ Deno.test("taskserver load: the text report, with and without --no-co-correction
   const server = await startTestServer();
   try {
     const target = `127.0.0.1:${server.port}`;
-    const both = await runTool("taskserver", [
-      "load",
-      target,
-      "-r",
-      "1000",
-      "-n",
-      "200",
-      "-c",
-      "2",
-      "--no-co-correction",
-    ]);
+    const both = await loadCommand(target, "-r 1000 -n 200 -c 2 --no-co-correction");
     assertEquals(both.code, 0, both.stderr);
     assertOk(both.stdout.startsWith(`taskserver load ${target}: open loop, 1000 req/s`));
     assertOk(both.stdout.includes("Requests: 200 sent, 200 answered, 0 errors"), both.stdout);
@@ -435,16 +392,7 @@ Deno.test("load: a server that never answers: every request failed by --timeout,
     );
     assertEquals(report.summary.errors, 6);
     assertEquals(report.measured.firstError, "no answer within 300 ms");
-    const out = await runTool("taskserver", [
-      "load",
-      `127.0.0.1:${server.port}`,
-      "-n",
-      "2",
-      "-c",
-      "1",
-      "--timeout",
-      "300",
-    ]);
+    const out = await loadCommand(`127.0.0.1:${server.port}`, "-n 2 -c 1 --timeout 300");
     assertEquals(out.code, 1);
     assertOk(out.stderr.includes("no answer within 300 ms"), out.stderr);
   } finally {

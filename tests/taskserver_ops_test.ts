@@ -21,6 +21,13 @@ function evalOrError(text: string): string {
   }
 }
 
+/** Each expression evaluates to its expected answer (or error). */
+function expectAnswers(cases: [string, string][]): void {
+  for (const [expression, expected] of cases) {
+    assertEquals(evalOrError(expression), expected, expression);
+  }
+}
+
 Deno.test("swapCase: ASCII, Unicode and characters without case, as Python's str.swapcase", () => {
   assertEquals(swapCase("Hello World 123"), "hELLO wORLD 123");
   assertEquals(swapCase("Ärger über ß"), "äRGER ÜBER SS");
@@ -60,9 +67,7 @@ Deno.test("evaluate: Python's results for arithmetic (ints exact, floats as str(
     ["pi", "3.141592653589793"],
     ["1_000 + 1", "1001"],
   ];
-  for (const [expression, expected] of cases) {
-    assertEquals(evalOrError(expression), expected, expression);
-  }
+  expectAnswers(cases);
   assertEquals(formatValue(-0.5), "-0.5");
 });
 
@@ -87,9 +92,7 @@ Deno.test("evaluate: hostile input answers an error at once", () => {
     ["", "Error: empty expression"],
     ["max()", "Error: max() takes 1 to 64 arguments (0 given)"],
   ];
-  for (const [expression, expected] of cases) {
-    assertEquals(evalOrError(expression), expected, expression);
-  }
+  expectAnswers(cases);
   assertEquals(
     evalOrError("1+".repeat(1_000_000) + "1"),
     "Error: expression longer than 1000 characters",

@@ -1,5 +1,6 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { formatEvent, startTaskServer } from "../taskserver/server.ts";
+import { startTaskServer } from "../taskserver/server.ts";
+import { formatEvent } from "../taskserver/serve_cli.ts";
 import { call, interactive, TaskClient } from "../taskserver/client.ts";
 import { inProcessClients } from "../taskserver/load_bench.ts";
 import type { TaskServerInit } from "../taskserver/protocol.ts";
@@ -7,6 +8,7 @@ import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
 import { liveChildPids } from "../shared/runtime.ts";
 import type { Mode } from "../shared/mode.ts";
+import { SERVER_DESIGNS } from "./_taskserver_load_server.ts";
 
 const HOST = "127.0.0.1";
 
@@ -49,16 +51,7 @@ async function rawExchange(port: number, bytes: Uint8Array, lines: number): Prom
 
 const target = (port: number) => ({ host: HOST, port, timeoutMs: 10_000 });
 
-const cases: { mode: Mode; perClient?: boolean }[] = [
-  { mode: "sequential" },
-  { mode: "async" },
-  { mode: "thread" },
-  { mode: "process" },
-  { mode: "thread", perClient: true },
-  { mode: "process", perClient: true },
-];
-
-for (const { mode, perClient } of cases) {
+for (const { mode, perClient } of SERVER_DESIGNS) {
   Deno.test(`taskserver [${mode}${perClient ? " per client" : ""}]: three operations, several clients`, async () => {
     await withServer({ mode, perClient }, async (port) => {
       const replies = await Promise.all([
