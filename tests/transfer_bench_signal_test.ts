@@ -25,22 +25,10 @@ function processesMentioning(text: string): number[] {
 Deno.test("transfer bench --defaults: SIGINT prints the steps measured so far and exits 130", async () => {
   const dir = await Deno.makeTempDir({ prefix: "transfer_bench_signal_" });
   try {
+    const bench = "bench --defaults --size 64MiB --lockstep-size 2MB --json --dir".split(" ");
+    const deno = ["run", "--allow-all", "--unstable-net", MAIN];
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--unstable-net",
-        MAIN,
-        "bench",
-        "--defaults",
-        "--size",
-        "64MiB",
-        "--lockstep-size",
-        "2MB",
-        "--dir",
-        dir,
-        "--json",
-      ],
+      args: [...deno, ...bench, dir],
       stdout: "piped",
       stderr: "piped",
     }).spawn();

@@ -1,26 +1,10 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { download, simpleRequest, upload } from "../transfer/client.ts";
 import { md5Hex } from "../transfer/protocol.ts";
-import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
-import { preparePeer } from "../shared/peer.ts";
-import { STEP_PEER } from "../transfer/peers.ts";
+import { PEER, python, withPythonServer } from "./fixtures/transfer_python_peer.ts";
 import { patternBytes, withServer, withTempDir } from "./fixtures/transfer_helpers.ts";
 
-function hasPython(): boolean {
-  try {
-    return new Deno.Command("python3", { args: ["-c", "pass"] }).outputSync().code === 0;
-  } catch {
-    return false;
-  }
-}
-const python = hasPython();
-// The peer's source is embedded in transfer/peers.ts (so bundles carry it); written out once here.
-const prepared = python ? await preparePeer(STEP_PEER) : null;
-const PEER = prepared?.argv[1] ?? "";
-globalThis.addEventListener("unload", () => {
-  if (prepared) Deno.removeSync(prepared.dir, { recursive: true });
-});
 const suffix = python ? "" : " (skipped: needs python3)";
 
 Deno.test({
@@ -28,15 +12,7 @@ Deno.test({
   ignore: !python,
   fn: async () => {
     await withTempDir(async (dir) => {
-      const child = new Deno.Command("python3", {
-        args: [PEER, "server", `${dir}/py-root`],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      try {
-        const reader = new BufferedReader(child.stdout);
-        const line = decodeText((await reader.readLine(200, { timeout: 10_000 })) as Uint8Array);
-        const port = Number(line.split(" ").pop());
+      await withPythonServer(dir, async (port) => {
         const bytes = patternBytes(150_000, 21);
         await Deno.writeFile(`${dir}/in.bin`, bytes);
         // Sequential (lockstep) is the only mode the course's server survives; short
@@ -55,10 +31,7 @@ Deno.test({
         assertEquals([got.reply.status, got.reply.note], [200, "ü"]);
         const deleted = await simpleRequest(options, "FILE", "DELETE", { key: "in.bin" });
         assertEquals([deleted.reply.operation, deleted.reply.status], ["GET", 200]);
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-      }
+      });
     });
   },
 });

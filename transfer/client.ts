@@ -261,6 +261,25 @@ export function resolvePlan(options: TransferOptions, capabilities: string[]): P
   };
 }
 
+/** The result of a finished transfer: what moved, by which plan, and both MD5s. */
+function finished(
+  started: number,
+  moved: Pick<TransferResult, "key" | "path" | "size" | "blockSize" | "blocks" | "blocksSent">,
+  plan: Plan,
+  token: string,
+  md5s: Pick<TransferResult, "localMd5" | "serverMd5">,
+): TransferResult {
+  return {
+    ...moved,
+    mode: plan.mode,
+    plan: plan.plan,
+    streams: plan.streams,
+    token,
+    ...md5s,
+    elapsedMs: performance.now() - started,
+  };
+}
+
 /** Uploads a file; resolves when the server's MD5 matches ours. */
 export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
@@ -277,10 +296,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const { mode, streams, window, blockSize: planned, plan: planKind } = resolvePlan(
-      options,
-      connection.capabilities,
-    );
+    const resolved = resolvePlan(options, connection.capabilities);
+    const { mode, streams, window, blockSize: planned } = resolved;
     let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
@@ -392,21 +409,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       serverMd5 = await sendBlocks(connection, { ...input, indices: missing, window });
     }
     if (serverMd5 !== localMd5) throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
-    return {
-      key,
-      path,
-      size,
-      blockSize,
-      blocks: total,
-      blocksSent: indices.length,
-      mode,
-      plan: planKind,
-      streams,
-      token,
-      localMd5,
-      serverMd5,
-      elapsedMs: performance.now() - started,
-    };
+    const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
+    return finished(started, moved, resolved, token, { localMd5, serverMd5 });
   } finally {
     await connection.bye(token);
   }
@@ -437,10 +441,8 @@ export async function download(path: string, options: TransferOptions): Promise<
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const { mode, streams, window, blockSize: requested, plan: planKind } = resolvePlan(
-      options,
-      connection.capabilities,
-    );
+    const resolved = resolvePlan(options, connection.capabilities);
+    const { mode, streams, window, blockSize: requested } = resolved;
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -539,21 +541,8 @@ export async function download(path: string, options: TransferOptions): Promise<
     }
     await Deno.rename(partial, path);
     await Deno.remove(mapPath).catch(() => {});
-    return {
-      key,
-      path,
-      size,
-      blockSize,
-      blocks: total,
-      blocksSent: indices.length,
-      mode,
-      plan: planKind,
-      streams,
-      token,
-      localMd5,
-      serverMd5,
-      elapsedMs: performance.now() - started,
-    };
+    const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
+    return finished(started, moved, resolved, token, { localMd5, serverMd5 });
   } finally {
     await connection.bye(token);
   }

@@ -85,6 +85,17 @@ const byteLength = (text: string) => new TextEncoder().encode(text).length;
 /** The `key` field: absent, present but unusable, or a usable key. */
 type KeyField = { kind: "missing" } | { kind: "bad" } | { kind: "ok"; value: string };
 
+/** Removes a file; false when it was not there (other errors propagate). */
+function removeIfThere(path: string): boolean {
+  try {
+    Deno.removeSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
 function isIndex(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value);
 }
@@ -281,13 +292,8 @@ function dataRequest(
       }
       return reply("GET", 200, "DATA", "OK", stored);
     }
-    try {
-      Deno.removeSync(paths.data);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        return reply("DELETE", 404, "DATA", `The "key" ${key} is not existing.`);
-      }
-      throw error;
+    if (!removeIfThere(paths.data)) {
+      return reply("DELETE", 404, "DATA", `The "key" ${key} is not existing.`);
     }
     return reply("DELETE", 200, "DATA", `The "key" ${key} is deleted.`, { key });
   }
@@ -564,19 +570,10 @@ function deleteFile(storage: Storage, paths: KeyPaths, key: string, reply: Reply
     }
     return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
   }
-  try {
-    Deno.removeSync(paths.file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
-    }
-    throw error;
+  if (!removeIfThere(paths.file)) {
+    return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
   }
-  try {
-    Deno.removeSync(paths.md5);
-  } catch {
-    // No stored hash.
-  }
+  removeIfThere(paths.md5);
   return reply("GET", 200, "FILE", `The "key" ${key} is deleted.`, { key });
 }
 
