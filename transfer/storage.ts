@@ -200,9 +200,11 @@ export async function md5File(path: string): Promise<string> {
 /**
  * Bytes written between background flushes: the disk works while blocks arrive,
  * instead of all at once when the upload completes (the page cache would otherwise
- * hold a whole gigabyte until the final sync).
+ * hold a whole gigabyte until the final sync). One flush runs at a time, so the
+ * disk stays busy; a small step keeps the final sync, which the reply waits for,
+ * short (at most this many bytes left to write).
  */
-export const FLUSH_EVERY_BYTES = 64 << 20;
+export const FLUSH_EVERY_BYTES = 16 << 20;
 
 /** Milliseconds an upload's plan is trusted to be the one on disk without a stat. */
 export const RECHECK_PLAN_MS = 20;
