@@ -319,7 +319,7 @@ export interface BenchOptions {
   directions: ("upload" | "download")[];
   iperf: boolean;
   entry?: string | URL;
-  onStatus?: (line: string) => void;
+  onProgress?: (line: string) => void;
   /** Aborted (SIGINT/SIGTERM): stop after the configuration running and return the rows so far. */
   signal?: AbortSignal;
 }
@@ -351,7 +351,7 @@ export interface BenchResult {
 /** Runs the free-form benchmark. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const started = performance.now();
-  const status = options.onStatus ?? (() => {});
+  const status = options.onProgress ?? (() => {});
   const rows: BenchRow[] = [];
   const skipped: string[] = [];
   const lab = await openLab(options.entry);

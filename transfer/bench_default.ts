@@ -34,7 +34,7 @@ export interface DefaultBenchOptions {
   lockstepSize: number;
   /** Directory for the files (on the disk to measure; default a new one in /tmp). */
   dir?: string;
-  onStatus?: (line: string) => void;
+  onProgress?: (line: string) => void;
   /** Aborted (SIGINT/SIGTERM): the step running is stopped and the rows so far returned. */
   signal?: AbortSignal;
 }
@@ -149,7 +149,7 @@ function rssMb(pid: number): number {
 /** Runs the defaults benchmark; see the module documentation. */
 export async function runDefaultBench(options: DefaultBenchOptions): Promise<DefaultBenchResult> {
   if (MAIN.protocol !== "file:") throw new Error("bench --defaults runs from source only");
-  const status = options.onStatus ?? (() => {});
+  const status = options.onProgress ?? (() => {});
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "transfer_defaults_" });
   const own = options.dir === undefined;
   const rows: DefaultBenchRow[] = [];
