@@ -20,7 +20,7 @@
  */
 import { readPressure } from "../shared/pressure.ts";
 import { BufferedReader } from "../shared/reader.ts";
-import { makeFile } from "./bench.ts";
+import { makeFile } from "./bench_lab.ts";
 import { md5Engine } from "./md5.ts";
 import { STEP_PEER } from "./peers.ts";
 import { preparePeer, which } from "../shared/peer.ts";

@@ -25,6 +25,7 @@ import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
 import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
 import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
+import { Flusher } from "./flusher.ts";
 import { followMinBytes, type HashFollower, startHashFollower } from "./hash_follow.ts";
 
 /** A name from the network made safe as one path component. */
@@ -73,10 +74,8 @@ export interface UploadState {
   follower: Promise<HashFollower | null> | null;
   /** Blocks from the start of the file known written (the hashed prefix). */
   nextHashIndex: number;
-  /** Bytes written since the last flush to disk was started. */
-  unsynced: number;
-  /** The flush in progress (`fdatasync` in the background while blocks arrive). */
-  syncing: Promise<void> | null;
+  /** Keeps the disk writing while blocks arrive (flusher.ts). */
+  flusher: Flusher;
   /** Blocks received ahead of the hashed prefix by this isolate (bounded). */
   early: Set<number>;
   completing: Promise<CompletionResult> | null;
@@ -196,15 +195,6 @@ export async function md5File(path: string): Promise<string> {
   }
   return hash.digest();
 }
-
-/**
- * Bytes written between background flushes: the disk works while blocks arrive,
- * instead of all at once when the upload completes (the page cache would otherwise
- * hold a whole gigabyte until the final sync). One flush runs at a time, so the
- * disk stays busy; a small step keeps the final sync, which the reply waits for,
- * short (at most this many bytes left to write).
- */
-export const FLUSH_EVERY_BYTES = 16 << 20;
 
 /** Milliseconds an upload's plan is trusted to be the one on disk without a stat. */
 export const RECHECK_PLAN_MS = 20;
@@ -435,8 +425,7 @@ export class Storage {
       hasher: fresh && !follow ? createMd5() : null,
       follower: follow ? startHashFollower(paths.part, this.entry) : null,
       nextHashIndex: fresh ? 0 : -1,
-      unsynced: 0,
-      syncing: null,
+      flusher: new Flusher(paths.part, part),
       early: new Set(),
       completing: null,
       refs: 1,
@@ -488,13 +477,7 @@ export class Storage {
       if (index < state.nextHashIndex) this.#stopHashing(state);
       else this.#advanceHash(state, index, data);
     }
-    state.unsynced += data.length;
-    if (state.unsynced >= FLUSH_EVERY_BYTES && state.syncing === null) {
-      state.unsynced = 0;
-      state.syncing = state.part.syncData().catch(() => {}).finally(() => {
-        state.syncing = null;
-      });
-    }
+    state.flusher.wrote(data.length);
     return fresh;
   }
 
@@ -585,12 +568,14 @@ export class Storage {
       if (!exists(paths.plan)) return { done: false, missing: state.total };
       this.refresh(state);
       if (state.count < state.total) return { done: false, missing: state.total - state.count };
+      // Stored durably before the name appears: a crash never leaves a file that lies.
+      // The last hash and the final sync overlap.
+      const synced = state.flusher.settle().then(() => state.part.sync());
+      synced.catch(() => {});
       const md5 = await this.#digest(state);
       state.hasher = null;
       state.follower = null;
-      // Stored durably before the name appears: a crash never leaves a file that lies.
-      await state.syncing;
-      await state.part.sync();
+      await synced;
       // The key rides along (names on disk are hashed): LIST reads it back.
       Deno.writeTextFileSync(`${paths.md5}.tmp`, `${md5}\n${JSON.stringify(state.plan.key)}\n`);
       Deno.renameSync(`${paths.md5}.tmp`, paths.md5);
@@ -691,6 +676,7 @@ export class Storage {
     this.#open.delete(paths.plan);
     state.closed = true;
     this.#stopHashing(state);
+    state.flusher.close();
     closeQuietly(state.part);
     closeQuietly(state.blocks);
   }
