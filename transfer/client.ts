@@ -10,6 +10,10 @@
  * - `thread` / `process`: the blocks are split into shares run by the task
  *   runner in Web Workers or child processes, each share on its own connection.
  *
+ * Over 500 lines because upload and download are each one procedure (plan,
+ * resume, hashing choice, shares, verification) best read whole; the connection
+ * is connection.ts and the block windows are blocks.ts.
+ *
  * @module
  */
 import { createMd5 } from "./md5.ts";

@@ -4,6 +4,10 @@
  * status codes, labels and messages; the extensions (STATUS with missing ranges,
  * client-chosen block sizes, per-block MD5, LOGIN capabilities) on top.
  *
+ * Over 500 lines because it mirrors the course server's dispatcher: the checks of
+ * every operation in the course's order, each with its exact status and message,
+ * read best side by side (docs/step-protocol.md §3 and §6).
+ *
  * @module
  */
 import { errorMessage } from "../shared/errors.ts";
