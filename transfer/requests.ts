@@ -30,6 +30,7 @@ import {
   verifyToken,
 } from "./protocol.ts";
 import { type KeyPaths, readAtSync, Storage, type UploadSession } from "./storage.ts";
+import { ifPresent } from "./storage_files.ts";
 import { type BlockMapScan, rangesToIndices } from "./block_map.ts";
 import type { Scratch } from "./receiver.ts";
 
@@ -91,13 +92,7 @@ type KeyField = { kind: "missing" } | { kind: "bad" } | { kind: "ok"; value: str
 
 /** Removes a file; false when it was not there (other errors propagate). */
 function removeIfThere(path: string): boolean {
-  try {
-    Deno.removeSync(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
+  return ifPresent(() => Deno.removeSync(path));
 }
 
 function isIndex(value: unknown): value is number {

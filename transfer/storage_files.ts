@@ -8,14 +8,20 @@
 import { createMd5 } from "./md5.ts";
 import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
 
-export function exists(path: string): boolean {
+/** Runs a file operation; false when the file was not there (other errors propagate). */
+export function ifPresent(operation: () => unknown): boolean {
   try {
-    Deno.statSync(path);
+    operation();
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
   }
+}
+
+/** True when `path` exists. */
+export function exists(path: string): boolean {
+  return ifPresent(() => Deno.statSync(path));
 }
 
 export function inodeOf(path: string): number | null {
