@@ -8,7 +8,7 @@ import { assertEquals } from "./_assert.ts";
 import { download, FAST_BLOCK_SIZE, upload } from "../transfer/client.ts";
 import { md5Hex, request, SERVER_CAPABILITIES } from "../transfer/protocol.ts";
 import { FOLLOW_MIN_BYTES } from "../transfer/hash_follow.ts";
-import { python, withPythonServer } from "./fixtures/transfer_python_peer.ts";
+import { testWithPythonServer } from "./fixtures/transfer_python_peer.ts";
 import {
   ENTRY,
   patternBytes,
@@ -17,30 +17,25 @@ import {
   withTempDir,
 } from "./fixtures/transfer_helpers.ts";
 
-Deno.test({
-  name: "transfer auto: against the Python STEP peer it stays lockstep and correct",
-  ignore: !python,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      await withPythonServer(dir, async (port) => {
-        const bytes = patternBytes(100_000, 5);
-        await Deno.writeFile(`${dir}/in.bin`, bytes);
-        const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
-        const up = await upload(`${dir}/in.bin`, options);
-        assertEquals([up.plan, up.mode, up.blockSize, up.blocks], [
-          "lockstep",
-          "sequential",
-          20480,
-          5,
-        ]);
-        assertEquals(up.serverMd5, md5Hex(bytes));
-        const down = await download(`${dir}/out.bin`, options);
-        assertEquals([down.plan, down.blockSize], ["lockstep", 20480]);
-        assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
-      });
-    });
+testWithPythonServer(
+  "transfer auto: against the Python STEP peer it stays lockstep and correct",
+  async (dir, port) => {
+    const bytes = patternBytes(100_000, 5);
+    await Deno.writeFile(`${dir}/in.bin`, bytes);
+    const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
+    const up = await upload(`${dir}/in.bin`, options);
+    assertEquals([up.plan, up.mode, up.blockSize, up.blocks], [
+      "lockstep",
+      "sequential",
+      20480,
+      5,
+    ]);
+    assertEquals(up.serverMd5, md5Hex(bytes));
+    const down = await download(`${dir}/out.bin`, options);
+    assertEquals([down.plan, down.blockSize], ["lockstep", 20480]);
+    assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
   },
-});
+);
 
 Deno.test("transfer auto: our server announces capabilities; the client takes the fast plan", async () => {
   await withTempDir(async (dir) => {

@@ -265,6 +265,27 @@ export function resolvePlan(options: TransferOptions, capabilities: string[]): P
   };
 }
 
+/** What the block movers need: the options, the plan, and what this transfer moves. */
+function shareInput(
+  options: TransferOptions,
+  plan: Plan,
+  moved: Pick<ShareInput, "token" | "path" | "size" | "blockSize" | "indices">,
+): ShareInput {
+  return {
+    ...moved,
+    host: options.host,
+    port: options.port,
+    timeoutMs: options.timeoutMs ?? 30_000,
+    key: options.key,
+    sendBlockSize: moved.blockSize !== DEFAULT_BLOCK_SIZE,
+    window: plan.window,
+    blockMd5: options.blockMd5 ?? false,
+    // Each of the `streams` workers gets its share of the rate.
+    rate: options.limitRate ? options.limitRate / plan.streams : 0,
+    tls: options.tls,
+  };
+}
+
 /** The result of a finished transfer: what moved, by which plan, and both MD5s. */
 function finished(
   started: number,
@@ -337,23 +358,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       options.onProgress?.(done, size);
     };
     progress(0);
-    const input: ShareInput = {
-      host: options.host,
-      port: options.port,
-      timeoutMs,
-      token,
-      key,
-      path,
-      size,
-      blockSize,
-      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
-      indices,
-      window,
-      blockMd5: options.blockMd5 ?? false,
-      // Each of the `streams` workers gets its share of the rate.
-      rate: options.limitRate ? options.limitRate / streams : 0,
-      tls: options.tls,
-    };
+    const input = shareInput(options, resolved, { token, path, size, blockSize, indices });
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
       // A large file is hashed in a worker while this thread sends it; a small one is
@@ -446,7 +451,7 @@ export async function download(path: string, options: TransferOptions): Promise<
     token = await connection.login(options.id);
     options.onToken?.(token);
     const resolved = resolvePlan(options, connection.capabilities);
-    const { mode, streams, window, blockSize: requested } = resolved;
+    const { mode, streams, blockSize: requested } = resolved;
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -483,23 +488,13 @@ export async function download(path: string, options: TransferOptions): Promise<
       options.onProgress?.(done, size);
     };
     progress(0);
-    const input: ShareInput = {
-      host: options.host,
-      port: options.port,
-      timeoutMs,
+    const input = shareInput(options, resolved, {
       token,
-      key,
       path: partial,
       size,
       blockSize,
-      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
       indices,
-      window,
-      blockMd5: options.blockMd5 ?? false,
-      // Each of the `streams` workers gets its share of the rate.
-      rate: options.limitRate ? options.limitRate / streams : 0,
-      tls: options.tls,
-    };
+    });
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
       // Blocks arrive in order here: a large file is hashed by a worker reading the
