@@ -251,7 +251,13 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     await Deno.remove(big).catch(() => {});
     await Deno.remove(small).catch(() => {});
     if (own) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    else await Deno.remove(`${dir}/root`, { recursive: true }).catch(() => {});
+    else {
+      // A given directory keeps only its files: both servers' storage goes (a key
+      // left in the Python peer's root would refuse the next run's upload).
+      for (const root of ["root", "python-root"]) {
+        await Deno.remove(`${dir}/${root}`, { recursive: true }).catch(() => {});
+      }
+    }
   }
   const ratio = (seconds: number | null) =>
     found.ceiling === null || seconds === null ? null : round(found.ceiling / seconds, 2);
