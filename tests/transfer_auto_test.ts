@@ -8,10 +8,7 @@ import { assertEquals } from "./_assert.ts";
 import { download, FAST_BLOCK_SIZE, upload } from "../transfer/client.ts";
 import { md5Hex, request, SERVER_CAPABILITIES } from "../transfer/protocol.ts";
 import { FOLLOW_MIN_BYTES } from "../transfer/hash_follow.ts";
-import { BufferedReader } from "../shared/reader.ts";
-import { preparePeer } from "../shared/peer.ts";
-import { STEP_PEER } from "../transfer/peers.ts";
-import { decodeText } from "../shared/codec.ts";
+import { testWithPythonServer } from "./fixtures/transfer_python_peer.ts";
 import {
   ENTRY,
   patternBytes,
@@ -20,56 +17,25 @@ import {
   withTempDir,
 } from "./fixtures/transfer_helpers.ts";
 
-function hasPython(): boolean {
-  try {
-    return new Deno.Command("python3", { args: ["-c", "pass"] }).outputSync().code === 0;
-  } catch {
-    return false;
-  }
-}
-const python = hasPython();
-// The peer's source is embedded in transfer/peers.ts (so bundles carry it); written out once here.
-const prepared = python ? await preparePeer(STEP_PEER) : null;
-const PEER = prepared?.argv[1] ?? "";
-globalThis.addEventListener("unload", () => {
-  if (prepared) Deno.removeSync(prepared.dir, { recursive: true });
-});
-
-Deno.test({
-  name: "transfer auto: against the Python STEP peer it stays lockstep and correct",
-  ignore: !python,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const child = new Deno.Command("python3", {
-        args: [PEER, "server", `${dir}/py-root`],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      try {
-        const reader = new BufferedReader(child.stdout);
-        const line = decodeText((await reader.readLine(200, { timeout: 10_000 })) as Uint8Array);
-        const port = Number(line.split(" ").pop());
-        const bytes = patternBytes(100_000, 5);
-        await Deno.writeFile(`${dir}/in.bin`, bytes);
-        const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
-        const up = await upload(`${dir}/in.bin`, options);
-        assertEquals([up.plan, up.mode, up.blockSize, up.blocks], [
-          "lockstep",
-          "sequential",
-          20480,
-          5,
-        ]);
-        assertEquals(up.serverMd5, md5Hex(bytes));
-        const down = await download(`${dir}/out.bin`, options);
-        assertEquals([down.plan, down.blockSize], ["lockstep", 20480]);
-        assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-      }
-    });
+testWithPythonServer(
+  "transfer auto: against the Python STEP peer it stays lockstep and correct",
+  async (dir, port) => {
+    const bytes = patternBytes(100_000, 5);
+    await Deno.writeFile(`${dir}/in.bin`, bytes);
+    const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
+    const up = await upload(`${dir}/in.bin`, options);
+    assertEquals([up.plan, up.mode, up.blockSize, up.blocks], [
+      "lockstep",
+      "sequential",
+      20480,
+      5,
+    ]);
+    assertEquals(up.serverMd5, md5Hex(bytes));
+    const down = await download(`${dir}/out.bin`, options);
+    assertEquals([down.plan, down.blockSize], ["lockstep", 20480]);
+    assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
   },
-});
+);
 
 Deno.test("transfer auto: our server announces capabilities; the client takes the fast plan", async () => {
   await withTempDir(async (dir) => {

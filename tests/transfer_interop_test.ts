@@ -1,67 +1,35 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { download, simpleRequest, upload } from "../transfer/client.ts";
 import { md5Hex } from "../transfer/protocol.ts";
-import { BufferedReader } from "../shared/reader.ts";
 import { decodeText } from "../shared/codec.ts";
-import { preparePeer } from "../shared/peer.ts";
-import { STEP_PEER } from "../transfer/peers.ts";
+import { PEER, python, testWithPythonServer } from "./fixtures/transfer_python_peer.ts";
 import { patternBytes, withServer, withTempDir } from "./fixtures/transfer_helpers.ts";
 
-function hasPython(): boolean {
-  try {
-    return new Deno.Command("python3", { args: ["-c", "pass"] }).outputSync().code === 0;
-  } catch {
-    return false;
-  }
-}
-const python = hasPython();
-// The peer's source is embedded in transfer/peers.ts (so bundles carry it); written out once here.
-const prepared = python ? await preparePeer(STEP_PEER) : null;
-const PEER = prepared?.argv[1] ?? "";
-globalThis.addEventListener("unload", () => {
-  if (prepared) Deno.removeSync(prepared.dir, { recursive: true });
-});
 const suffix = python ? "" : " (skipped: needs python3)";
 
-Deno.test({
-  name: `transfer interop: our client against the Python STEP peer (course quirks)${suffix}`,
-  ignore: !python,
-  fn: async () => {
-    await withTempDir(async (dir) => {
-      const child = new Deno.Command("python3", {
-        args: [PEER, "server", `${dir}/py-root`],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      try {
-        const reader = new BufferedReader(child.stdout);
-        const line = decodeText((await reader.readLine(200, { timeout: 10_000 })) as Uint8Array);
-        const port = Number(line.split(" ").pop());
-        const bytes = patternBytes(150_000, 21);
-        await Deno.writeFile(`${dir}/in.bin`, bytes);
-        // Sequential (lockstep) is the only mode the course's server survives; short
-        // per-request timeouts keep its silent paths from hanging us.
-        const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
-        const up = await upload(`${dir}/in.bin`, options);
-        assertEquals(up.serverMd5, md5Hex(bytes));
-        // --resume against a server without STATUS starts afresh, which the course allows.
-        const down = await download(`${dir}/out.bin`, options);
-        assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
-        assertEquals(down.localMd5, md5Hex(bytes));
-        // A non-ASCII key: the peer's JSON length is short; the client reads on until it parses.
-        const saved = await simpleRequest(options, "DATA", "SAVE", { key: "ключ", note: "ü" });
-        assertEquals([saved.reply.status, saved.reply.key], [200, "ключ"]);
-        const got = await simpleRequest(options, "DATA", "GET", { key: "ключ" });
-        assertEquals([got.reply.status, got.reply.note], [200, "ü"]);
-        const deleted = await simpleRequest(options, "FILE", "DELETE", { key: "in.bin" });
-        assertEquals([deleted.reply.operation, deleted.reply.status], ["GET", 200]);
-      } finally {
-        child.kill("SIGKILL");
-        await child.status;
-      }
-    });
+testWithPythonServer(
+  `transfer interop: our client against the Python STEP peer (course quirks)${suffix}`,
+  async (dir, port) => {
+    const bytes = patternBytes(150_000, 21);
+    await Deno.writeFile(`${dir}/in.bin`, bytes);
+    // Sequential (lockstep) is the only mode the course's server survives; short
+    // per-request timeouts keep its silent paths from hanging us.
+    const options = { host: "127.0.0.1", port, id: "student", key: "in.bin", timeoutMs: 5000 };
+    const up = await upload(`${dir}/in.bin`, options);
+    assertEquals(up.serverMd5, md5Hex(bytes));
+    // --resume against a server without STATUS starts afresh, which the course allows.
+    const down = await download(`${dir}/out.bin`, options);
+    assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
+    assertEquals(down.localMd5, md5Hex(bytes));
+    // A non-ASCII key: the peer's JSON length is short; the client reads on until it parses.
+    const saved = await simpleRequest(options, "DATA", "SAVE", { key: "ключ", note: "ü" });
+    assertEquals([saved.reply.status, saved.reply.key], [200, "ключ"]);
+    const got = await simpleRequest(options, "DATA", "GET", { key: "ключ" });
+    assertEquals([got.reply.status, got.reply.note], [200, "ü"]);
+    const deleted = await simpleRequest(options, "FILE", "DELETE", { key: "in.bin" });
+    assertEquals([deleted.reply.operation, deleted.reply.status], ["GET", 200]);
   },
-});
+);
 
 Deno.test({
   name: `transfer interop: the Python STEP client against our server${suffix}`,

@@ -1,3 +1,4 @@
+import { readStepReply } from "../transfer/reply_reader.ts";
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
 import {
   blockLength,
@@ -6,7 +7,6 @@ import {
   makeToken,
   md5Hex,
   parseSize,
-  readStepReply,
   response,
   totalBlocks,
   verifyToken,

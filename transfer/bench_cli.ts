@@ -18,7 +18,7 @@ import { parseModeList } from "../shared/mode.ts";
 import { DEFAULT_BLOCK_SIZE, parseSize } from "./protocol.ts";
 import type { BenchOptions } from "./bench.ts";
 
-type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onStatus"> & {
+type TransferBenchFlags = BenchFlags & Omit<BenchOptions, "entry" | "onProgress"> & {
   /** `--defaults`: issue 15's default-upload, download and lockstep targets. */
   defaults: boolean;
   size: number;
@@ -134,7 +134,7 @@ async function measureBench(
       size: flags.size,
       lockstepSize: flags.lockstepSize,
       dir: flags.dir,
-      onStatus: flags.quiet ? undefined : progress,
+      onProgress: flags.quiet ? undefined : progress,
       signal,
     });
     return { results: result, text: defaultBenchText(result) };
@@ -150,7 +150,7 @@ async function measureBench(
     runs: flags.runs,
     directions: flags.directions,
     iperf: flags.iperf,
-    onStatus: flags.quiet ? undefined : progress,
+    onProgress: flags.quiet ? undefined : progress,
     signal,
   });
   const table = benchTable(result);

@@ -20,7 +20,7 @@
  */
 import { readPressure } from "../shared/pressure.ts";
 import { BufferedReader } from "../shared/reader.ts";
-import { makeFile } from "./bench.ts";
+import { makeFile } from "./bench_lab.ts";
 import { md5Engine } from "./md5.ts";
 import { STEP_PEER } from "./peers.ts";
 import { preparePeer, which } from "../shared/peer.ts";
@@ -34,7 +34,7 @@ export interface DefaultBenchOptions {
   lockstepSize: number;
   /** Directory for the files (on the disk to measure; default a new one in /tmp). */
   dir?: string;
-  onStatus?: (line: string) => void;
+  onProgress?: (line: string) => void;
   /** Aborted (SIGINT/SIGTERM): the step running is stopped and the rows so far returned. */
   signal?: AbortSignal;
 }
@@ -149,7 +149,7 @@ function rssMb(pid: number): number {
 /** Runs the defaults benchmark; see the module documentation. */
 export async function runDefaultBench(options: DefaultBenchOptions): Promise<DefaultBenchResult> {
   if (MAIN.protocol !== "file:") throw new Error("bench --defaults runs from source only");
-  const status = options.onStatus ?? (() => {});
+  const status = options.onProgress ?? (() => {});
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "transfer_defaults_" });
   const own = options.dir === undefined;
   const rows: DefaultBenchRow[] = [];
@@ -251,7 +251,13 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     await Deno.remove(big).catch(() => {});
     await Deno.remove(small).catch(() => {});
     if (own) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    else await Deno.remove(`${dir}/root`, { recursive: true }).catch(() => {});
+    else {
+      // A given directory keeps only its files: both servers' storage goes (a key
+      // left in the Python peer's root would refuse the next run's upload).
+      for (const root of ["root", "python-root"]) {
+        await Deno.remove(`${dir}/${root}`, { recursive: true }).catch(() => {});
+      }
+    }
   }
   const ratio = (seconds: number | null) =>
     found.ceiling === null || seconds === null ? null : round(found.ceiling / seconds, 2);

@@ -7,7 +7,8 @@
  * @module
  */
 import { blockLength, md5Hex, type Reply, request, type StepJson } from "./protocol.ts";
-import { FLUSH_EVERY_BYTES, md5File, readAtSync } from "./storage.ts";
+import { md5File, readAtSync } from "./storage.ts";
+import { Flusher } from "./flusher.ts";
 import { RateLimiter } from "./rate.ts";
 import { StepConnection, StepStatusError } from "./connection.ts";
 
@@ -137,54 +138,52 @@ export async function receiveBlocks(
   const sent: number[] = [];
   let next = 0;
   let done = 0;
-  let unsynced = 0;
-  let syncing: Promise<void> | null = null;
-  while (done < input.indices.length) {
-    while (sent.length < input.window && next < input.indices.length) {
-      const index = input.indices[next++];
-      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      if (input.sendBlockSize) fields.block_size = input.blockSize;
-      if (input.blockMd5) fields.block_md5 = true;
-      await limiter?.take(blockLength(input.size, input.blockSize, index));
-      await connection.send(request("FILE", "DOWNLOAD", fields));
-      sent.push(index);
+  const flusher = new Flusher(input.path, file);
+  try {
+    while (done < input.indices.length) {
+      while (sent.length < input.window && next < input.indices.length) {
+        const index = input.indices[next++];
+        const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+        if (input.sendBlockSize) fields.block_size = input.blockSize;
+        if (input.blockMd5) fields.block_md5 = true;
+        await limiter?.take(blockLength(input.size, input.blockSize, index));
+        await connection.send(request("FILE", "DOWNLOAD", fields));
+        sent.push(index);
+      }
+      const index = sent.shift()!;
+      const reply = await connection.receive("a DOWNLOAD block");
+      if (reply.json.status !== 200) {
+        throw new StepStatusError(
+          "FILE DOWNLOAD",
+          Number(reply.json.status),
+          String(reply.json.status_msg ?? ""),
+        );
+      }
+      const expected = blockLength(input.size, input.blockSize, index);
+      if (reply.json.block_index !== index || reply.binary.length !== expected) {
+        throw new Error(
+          `DOWNLOAD reply for block ${index} carried block ${reply.json.block_index} ` +
+            `with ${reply.binary.length} bytes (expected ${expected})`,
+        );
+      }
+      if (
+        input.blockMd5 && typeof reply.json.block_md5 === "string" &&
+        reply.json.block_md5 !== md5Hex(reply.binary)
+      ) {
+        throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
+      }
+      file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
+      writeAll(file, reply.binary);
+      map.seekSync(index, Deno.SeekMode.Start);
+      writeAll(map, new Uint8Array([1]));
+      onBlock?.(index, reply.binary);
+      flusher.wrote(reply.binary.length);
+      done++;
     }
-    const index = sent.shift()!;
-    const reply = await connection.receive("a DOWNLOAD block");
-    if (reply.json.status !== 200) {
-      throw new StepStatusError(
-        "FILE DOWNLOAD",
-        Number(reply.json.status),
-        String(reply.json.status_msg ?? ""),
-      );
-    }
-    const expected = blockLength(input.size, input.blockSize, index);
-    if (reply.json.block_index !== index || reply.binary.length !== expected) {
-      throw new Error(
-        `DOWNLOAD reply for block ${index} carried block ${reply.json.block_index} ` +
-          `with ${reply.binary.length} bytes (expected ${expected})`,
-      );
-    }
-    if (
-      input.blockMd5 && typeof reply.json.block_md5 === "string" &&
-      reply.json.block_md5 !== md5Hex(reply.binary)
-    ) {
-      throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
-    }
-    file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
-    writeAll(file, reply.binary);
-    map.seekSync(index, Deno.SeekMode.Start);
-    writeAll(map, new Uint8Array([1]));
-    onBlock?.(index, reply.binary);
-    unsynced += reply.binary.length;
-    if (unsynced >= FLUSH_EVERY_BYTES && syncing === null) {
-      // The disk writes while blocks arrive, so the final sync has little left to do.
-      unsynced = 0;
-      syncing = file.syncData().catch(() => {}).finally(() => (syncing = null));
-    }
-    done++;
+    await flusher.settle();
+  } finally {
+    flusher.close();
   }
-  await syncing;
   await file.syncData();
 }
 

@@ -10,6 +10,10 @@
  * - `thread` / `process`: the blocks are split into shares run by the task
  *   runner in Web Workers or child processes, each share on its own connection.
  *
+ * Over 500 lines because upload and download are each one procedure (plan,
+ * resume, hashing choice, shares, verification) best read whole; the connection
+ * is connection.ts and the block windows are blocks.ts.
+ *
  * @module
  */
 import { createMd5 } from "./md5.ts";
@@ -261,6 +265,46 @@ export function resolvePlan(options: TransferOptions, capabilities: string[]): P
   };
 }
 
+/** What the block movers need: the options, the plan, and what this transfer moves. */
+function shareInput(
+  options: TransferOptions,
+  plan: Plan,
+  moved: Pick<ShareInput, "token" | "path" | "size" | "blockSize" | "indices">,
+): ShareInput {
+  return {
+    ...moved,
+    host: options.host,
+    port: options.port,
+    timeoutMs: options.timeoutMs ?? 30_000,
+    key: options.key,
+    sendBlockSize: moved.blockSize !== DEFAULT_BLOCK_SIZE,
+    window: plan.window,
+    blockMd5: options.blockMd5 ?? false,
+    // Each of the `streams` workers gets its share of the rate.
+    rate: options.limitRate ? options.limitRate / plan.streams : 0,
+    tls: options.tls,
+  };
+}
+
+/** The result of a finished transfer: what moved, by which plan, and both MD5s. */
+function finished(
+  started: number,
+  moved: Pick<TransferResult, "key" | "path" | "size" | "blockSize" | "blocks" | "blocksSent">,
+  plan: Plan,
+  token: string,
+  md5s: Pick<TransferResult, "localMd5" | "serverMd5">,
+): TransferResult {
+  return {
+    ...moved,
+    mode: plan.mode,
+    plan: plan.plan,
+    streams: plan.streams,
+    token,
+    ...md5s,
+    elapsedMs: performance.now() - started,
+  };
+}
+
 /** Uploads a file; resolves when the server's MD5 matches ours. */
 export async function upload(path: string, options: TransferOptions): Promise<TransferResult> {
   const started = performance.now();
@@ -277,10 +321,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const { mode, streams, window, blockSize: planned, plan: planKind } = resolvePlan(
-      options,
-      connection.capabilities,
-    );
+    const resolved = resolvePlan(options, connection.capabilities);
+    const { mode, streams, window, blockSize: planned } = resolved;
     let blockSize = planned;
     let indices: number[] | null = null;
     let serverMd5: string | undefined;
@@ -316,23 +358,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       options.onProgress?.(done, size);
     };
     progress(0);
-    const input: ShareInput = {
-      host: options.host,
-      port: options.port,
-      timeoutMs,
-      token,
-      key,
-      path,
-      size,
-      blockSize,
-      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
-      indices,
-      window,
-      blockMd5: options.blockMd5 ?? false,
-      // Each of the `streams` workers gets its share of the rate.
-      rate: options.limitRate ? options.limitRate / streams : 0,
-      tls: options.tls,
-    };
+    const input = shareInput(options, resolved, { token, path, size, blockSize, indices });
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
       // A large file is hashed in a worker while this thread sends it; a small one is
@@ -392,21 +418,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
       serverMd5 = await sendBlocks(connection, { ...input, indices: missing, window });
     }
     if (serverMd5 !== localMd5) throw new Md5MismatchError(localMd5, serverMd5, `'${key}'`);
-    return {
-      key,
-      path,
-      size,
-      blockSize,
-      blocks: total,
-      blocksSent: indices.length,
-      mode,
-      plan: planKind,
-      streams,
-      token,
-      localMd5,
-      serverMd5,
-      elapsedMs: performance.now() - started,
-    };
+    const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
+    return finished(started, moved, resolved, token, { localMd5, serverMd5 });
   } finally {
     await connection.bye(token);
   }
@@ -437,10 +450,8 @@ export async function download(path: string, options: TransferOptions): Promise<
   try {
     token = await connection.login(options.id);
     options.onToken?.(token);
-    const { mode, streams, window, blockSize: requested, plan: planKind } = resolvePlan(
-      options,
-      connection.capabilities,
-    );
+    const resolved = resolvePlan(options, connection.capabilities);
+    const { mode, streams, blockSize: requested } = resolved;
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;
     const plan = await connection.expect200(request("FILE", "GET", fields));
@@ -477,23 +488,13 @@ export async function download(path: string, options: TransferOptions): Promise<
       options.onProgress?.(done, size);
     };
     progress(0);
-    const input: ShareInput = {
-      host: options.host,
-      port: options.port,
-      timeoutMs,
+    const input = shareInput(options, resolved, {
       token,
-      key,
       path: partial,
       size,
       blockSize,
-      sendBlockSize: blockSize !== DEFAULT_BLOCK_SIZE,
       indices,
-      window,
-      blockMd5: options.blockMd5 ?? false,
-      // Each of the `streams` workers gets its share of the rate.
-      rate: options.limitRate ? options.limitRate / streams : 0,
-      tls: options.tls,
-    };
+    });
     let localMd5: string;
     if (mode === "sequential" || mode === "async") {
       // Blocks arrive in order here: a large file is hashed by a worker reading the
@@ -539,21 +540,8 @@ export async function download(path: string, options: TransferOptions): Promise<
     }
     await Deno.rename(partial, path);
     await Deno.remove(mapPath).catch(() => {});
-    return {
-      key,
-      path,
-      size,
-      blockSize,
-      blocks: total,
-      blocksSent: indices.length,
-      mode,
-      plan: planKind,
-      streams,
-      token,
-      localMd5,
-      serverMd5,
-      elapsedMs: performance.now() - started,
-    };
+    const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
+    return finished(started, moved, resolved, token, { localMd5, serverMd5 });
   } finally {
     await connection.bye(token);
   }

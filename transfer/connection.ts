@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readStepReply } from "./reply_reader.ts";
 import { connectError } from "../shared/errors.ts";
 import { BufferedReader } from "../shared/reader.ts";
 import { parseStepJson } from "../shared/codec.ts";
@@ -14,7 +15,6 @@ import {
   MAX_BLOCK_SIZE,
   MAX_REPLY_JSON,
   md5Hex,
-  readStepReply,
   type Reply,
   request,
   type StepJson,

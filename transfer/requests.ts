@@ -4,6 +4,10 @@
  * status codes, labels and messages; the extensions (STATUS with missing ranges,
  * client-chosen block sizes, per-block MD5, LOGIN capabilities) on top.
  *
+ * Over 500 lines because it mirrors the course server's dispatcher: the checks of
+ * every operation in the course's order, each with its exact status and message,
+ * read best side by side (docs/step-protocol.md §3 and §6).
+ *
  * @module
  */
 import { errorMessage } from "../shared/errors.ts";
@@ -26,6 +30,7 @@ import {
   verifyToken,
 } from "./protocol.ts";
 import { type KeyPaths, readAtSync, Storage, type UploadSession } from "./storage.ts";
+import { ifPresent } from "./storage_files.ts";
 import { type BlockMapScan, rangesToIndices } from "./block_map.ts";
 import type { Scratch } from "./receiver.ts";
 
@@ -84,6 +89,11 @@ const byteLength = (text: string) => new TextEncoder().encode(text).length;
 
 /** The `key` field: absent, present but unusable, or a usable key. */
 type KeyField = { kind: "missing" } | { kind: "bad" } | { kind: "ok"; value: string };
+
+/** Removes a file; false when it was not there (other errors propagate). */
+function removeIfThere(path: string): boolean {
+  return ifPresent(() => Deno.removeSync(path));
+}
 
 function isIndex(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value);
@@ -281,13 +291,8 @@ function dataRequest(
       }
       return reply("GET", 200, "DATA", "OK", stored);
     }
-    try {
-      Deno.removeSync(paths.data);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        return reply("DELETE", 404, "DATA", `The "key" ${key} is not existing.`);
-      }
-      throw error;
+    if (!removeIfThere(paths.data)) {
+      return reply("DELETE", 404, "DATA", `The "key" ${key} is not existing.`);
     }
     return reply("DELETE", 200, "DATA", `The "key" ${key} is deleted.`, { key });
   }
@@ -564,19 +569,10 @@ function deleteFile(storage: Storage, paths: KeyPaths, key: string, reply: Reply
     }
     return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
   }
-  try {
-    Deno.removeSync(paths.file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
-    }
-    throw error;
+  if (!removeIfThere(paths.file)) {
+    return reply("GET", 404, "FILE", `The "key" ${key} is not existing.`);
   }
-  try {
-    Deno.removeSync(paths.md5);
-  } catch {
-    // No stored hash.
-  }
+  removeIfThere(paths.md5);
   return reply("GET", 200, "FILE", `The "key" ${key} is deleted.`, { key });
 }
 

@@ -17,6 +17,11 @@
  * (the block map stays on disk and is scanned in pieces); plans in progress are
  * capped per user and in total; abandoned ones expire.
  *
+ * Over 500 lines because the `Storage` class is one state machine (plan, blocks,
+ * running hash, completion under a lock, expiry) whose steps share its private
+ * state; the connection side is upload_session.ts and the file helpers are
+ * storage_files.ts.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
@@ -24,7 +29,18 @@ import { createMd5, type Md5 } from "./md5.ts";
 import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
 import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
-import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
+import { Flusher } from "./flusher.ts";
+import {
+  closeQuietly,
+  exists,
+  inodeOf,
+  md5File,
+  readAtSync,
+  writeAllSync,
+} from "./storage_files.ts";
+
+export { md5File, readAtSync } from "./storage_files.ts";
+export { UploadSession } from "./upload_session.ts";
 import { followMinBytes, type HashFollower, startHashFollower } from "./hash_follow.ts";
 
 /** A name from the network made safe as one path component. */
@@ -73,10 +89,8 @@ export interface UploadState {
   follower: Promise<HashFollower | null> | null;
   /** Blocks from the start of the file known written (the hashed prefix). */
   nextHashIndex: number;
-  /** Bytes written since the last flush to disk was started. */
-  unsynced: number;
-  /** The flush in progress (`fdatasync` in the background while blocks arrive). */
-  syncing: Promise<void> | null;
+  /** Keeps the disk writing while blocks arrive (flusher.ts). */
+  flusher: Flusher;
   /** Blocks received ahead of the hashed prefix by this isolate (bounded). */
   early: Set<number>;
   completing: Promise<CompletionResult> | null;
@@ -128,81 +142,6 @@ export const DEFAULT_PLAN_LIMITS: PlanLimits = {
 
 /** Why a SAVE could not start a plan. */
 export type StartRefusal = "exists" | "user-cap" | "total-cap";
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-function inodeOf(path: string): number | null {
-  try {
-    return Deno.statSync(path).ino ?? null;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-}
-
-function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
-  let offset = 0;
-  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
-}
-
-function closeQuietly(file: Deno.FsFile): void {
-  try {
-    file.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-/** Reads up to `length` bytes at `position` (fewer only at the end of the file). */
-export function readAtSync(
-  file: Deno.FsFile,
-  position: number,
-  length: number,
-  into?: Uint8Array,
-): Uint8Array {
-  const out = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
-  file.seekSync(position, Deno.SeekMode.Start);
-  let filled = 0;
-  while (filled < length) {
-    const n = file.readSync(out.subarray(filled));
-    if (n === null || n === 0) break;
-    filled += n;
-  }
-  return filled === length ? out : out.subarray(0, filled);
-}
-
-/** MD5 of a whole file, read in 1 MiB pieces. */
-export async function md5File(path: string): Promise<string> {
-  if (backgroundMd5Available()) {
-    // On another thread (md5_background.ts): this one stays free for the sockets.
-    const digest = await md5FileInBackground(path, (await Deno.stat(path)).size);
-    if (digest !== null) return digest;
-  }
-  const hash = createMd5();
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(1 << 20);
-  for (;;) {
-    const n = await file.read(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-  }
-  return hash.digest();
-}
-
-/**
- * Bytes written between background flushes: the disk works while blocks arrive,
- * instead of all at once when the upload completes (the page cache would otherwise
- * hold a whole gigabyte until the final sync).
- */
-export const FLUSH_EVERY_BYTES = 64 << 20;
 
 /** Milliseconds an upload's plan is trusted to be the one on disk without a stat. */
 export const RECHECK_PLAN_MS = 20;
@@ -433,8 +372,7 @@ export class Storage {
       hasher: fresh && !follow ? createMd5() : null,
       follower: follow ? startHashFollower(paths.part, this.entry) : null,
       nextHashIndex: fresh ? 0 : -1,
-      unsynced: 0,
-      syncing: null,
+      flusher: new Flusher(paths.part, part),
       early: new Set(),
       completing: null,
       refs: 1,
@@ -486,13 +424,7 @@ export class Storage {
       if (index < state.nextHashIndex) this.#stopHashing(state);
       else this.#advanceHash(state, index, data);
     }
-    state.unsynced += data.length;
-    if (state.unsynced >= FLUSH_EVERY_BYTES && state.syncing === null) {
-      state.unsynced = 0;
-      state.syncing = state.part.syncData().catch(() => {}).finally(() => {
-        state.syncing = null;
-      });
-    }
+    state.flusher.wrote(data.length);
     return fresh;
   }
 
@@ -583,12 +515,14 @@ export class Storage {
       if (!exists(paths.plan)) return { done: false, missing: state.total };
       this.refresh(state);
       if (state.count < state.total) return { done: false, missing: state.total - state.count };
+      // Stored durably before the name appears: a crash never leaves a file that lies.
+      // The last hash and the final sync overlap.
+      const synced = state.flusher.settle().then(() => state.part.sync());
+      synced.catch(() => {});
       const md5 = await this.#digest(state);
       state.hasher = null;
       state.follower = null;
-      // Stored durably before the name appears: a crash never leaves a file that lies.
-      await state.syncing;
-      await state.part.sync();
+      await synced;
       // The key rides along (names on disk are hashed): LIST reads it back.
       Deno.writeTextFileSync(`${paths.md5}.tmp`, `${md5}\n${JSON.stringify(state.plan.key)}\n`);
       Deno.renameSync(`${paths.md5}.tmp`, paths.md5);
@@ -689,6 +623,7 @@ export class Storage {
     this.#open.delete(paths.plan);
     state.closed = true;
     this.#stopHashing(state);
+    state.flusher.close();
     closeQuietly(state.part);
     closeQuietly(state.blocks);
   }
@@ -742,80 +677,5 @@ export class Storage {
   /** Length the block at `index` must have. */
   static blockLength(state: UploadState, index: number): number {
     return blockLength(state.plan.size, state.plan.blockSize, index);
-  }
-}
-
-/**
- * The uploads one connection writes to: it keeps up to `maxHeld` open (so a
- * connection that SAVEs hundreds of plans holds a handful of files), and lets them
- * all go when it has not written for `idleMs` or when it ends, so a DELETE in
- * another worker frees the disk space promptly.
- */
-export class UploadSession {
-  readonly #held = new Map<string, UploadState>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastUse = 0;
-
-  constructor(
-    readonly storage: Storage,
-    readonly maxHeld = 4,
-    readonly idleMs = 2000,
-  ) {}
-
-  /** The upload state of a key, opened if needed, or null when no upload is in progress. */
-  upload(paths: KeyPaths): UploadState | null {
-    this.#lastUse = Date.now();
-    const held = this.#held.get(paths.plan);
-    if (held) {
-      if (this.storage.current(held)) {
-        // Most recently used last: the first entry is the one to evict.
-        this.#held.delete(paths.plan);
-        this.#held.set(paths.plan, held);
-        return held;
-      }
-      this.#held.delete(paths.plan);
-      this.storage.release(held);
-    }
-    const state = this.storage.acquire(paths);
-    if (state === null) return null;
-    this.#held.set(paths.plan, state);
-    while (this.#held.size > this.maxHeld) {
-      const [oldest, evicted] = this.#held.entries().next().value!;
-      this.#held.delete(oldest);
-      this.storage.release(evicted);
-    }
-    this.#arm();
-    return state;
-  }
-
-  #arm(): void {
-    if (this.#timer !== undefined) return;
-    const check = () => {
-      this.#timer = undefined;
-      if (this.#held.size === 0) return;
-      const idle = Date.now() - this.#lastUse;
-      if (idle >= this.idleMs) this.releaseAll();
-      else {
-        const timer = setTimeout(check, this.idleMs - idle);
-        Deno.unrefTimer(timer);
-        this.#timer = timer;
-      }
-    };
-    const timer = setTimeout(check, this.idleMs);
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
-  }
-
-  /** Number of uploads held open. */
-  get held(): number {
-    return this.#held.size;
-  }
-
-  /** Lets every held upload go (the connection ended or went idle). */
-  releaseAll(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    for (const state of this.#held.values()) this.storage.release(state);
-    this.#held.clear();
   }
 }

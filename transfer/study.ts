@@ -398,6 +398,7 @@ export const transferStudy: Study<TransferPlan, TransferRaw> = {
     "than one lockstep connection, and how does upload time grow with file size?",
   plans: TRANSFER_PLANS,
   published: TRANSFER_PUBLISHED,
-  measure: async (plan, context) => (await import("./bench.ts")).measureStudy(plan, context),
+  measure: async (plan, context) =>
+    (await import("./study_measure.ts")).measureStudy(plan, context),
   report: reportTransfer,
 };
