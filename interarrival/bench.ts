@@ -267,8 +267,22 @@ function accuracyRow(
   };
 }
 
-/** Throughput of this tool's client against this tool's server in `mode`. */
-export async function throughputOurs(
+/** What a throughput run's client reports about its sending. */
+interface Sending {
+  sent: number;
+  /** From the first send to the last, ms. */
+  spanMs: number;
+  errorP50: number;
+  errorP99: number;
+}
+
+/**
+ * Throughput at `workers` × `rate` messages/s for `seconds`, against this tool's
+ * server in `mode`: of this tool's client (`threads` Web Workers) or of the
+ * study-style Python client (a thread per worker).
+ */
+export async function throughputRun(
+  client: "interarrival" | "python (study style)",
   mode: Mode,
   workers: number,
   rate: number,
@@ -277,11 +291,23 @@ export async function throughputOurs(
   hooks: BenchHooks,
 ): Promise<ThroughputRow> {
   const intervals = Math.max(1, Math.round(rate * seconds));
-  const { sent: client, received: stopped } = await measureReception(
+  const { sent: sending, received: stopped } = await measureReception(
     { mode, workers: 2, entry: hooks.entry },
     workers,
-    (port) =>
-      runClient({
+    async (port): Promise<Sending> => {
+      if (client !== "interarrival") {
+        const run = await runPythonClient(port, workers, intervals, "d", 1 / rate, 1, hooks.signal);
+        const errors = run.workers.flatMap((w) => cumulativeErrors(w.gaps, w.sends));
+        const first = Math.min(...run.workers.map((w) => w.sends[0]));
+        const last = Math.max(...run.workers.map((w) => w.sends[w.sends.length - 1]));
+        return {
+          sent: run.workers.reduce((sum, w) => sum + w.sends.length, 0),
+          spanMs: last - first,
+          errorP50: roundMs(percentile(errors, 50)),
+          errorP99: roundMs(percentile(errors, 99)),
+        };
+      }
+      const run = await runClient({
         host: "127.0.0.1",
         port,
         workers,
@@ -291,58 +317,30 @@ export async function throughputOurs(
         threads,
         entry: hooks.entry,
         signal: hooks.signal,
-      }),
+      });
+      return {
+        sent: run.overall.messages,
+        spanMs: Math.max(...run.senders.map((s) => s.lastSendMs)),
+        errorP50: run.overall.error.p50,
+        errorP99: run.overall.error.p99,
+      };
+    },
   );
   const perConnection = stopped.connections.map((c) => c.messages);
-  const span = Math.max(...client.senders.map((s) => s.lastSendMs));
-  const sent = client.overall.messages;
   return {
-    client: "interarrival",
+    client,
     serverMode: mode,
     workers,
     ratePerWorker: rate,
     seconds,
-    sent,
+    sent: sending.sent,
     received: stopped.summary.messages,
-    lost: sent - stopped.summary.messages,
+    lost: sending.sent - stopped.summary.messages,
     miscounted: perConnection.filter((n) => n !== intervals + 1).length +
       Math.max(0, workers - perConnection.length),
-    achievedRate: Math.round(sent / (span / 1000)),
-    errorP50: client.overall.error.p50,
-    errorP99: client.overall.error.p99,
-  };
-}
-
-/** Throughput of the study-style Python client against this tool's async server. */
-export async function throughputPython(
-  workers: number,
-  rate: number,
-  seconds: number,
-  hooks: BenchHooks,
-): Promise<ThroughputRow> {
-  const intervals = Math.max(1, Math.round(rate * seconds));
-  const { sent: output, received: stopped } = await measureReception(
-    { mode: "async", entry: hooks.entry },
-    workers,
-    (port) => runPythonClient(port, workers, intervals, "d", 1 / rate, 1, hooks.signal),
-  );
-  const errors = output.workers.flatMap((w) => cumulativeErrors(w.gaps, w.sends));
-  const sent = output.workers.reduce((sum, w) => sum + w.sends.length, 0);
-  const first = Math.min(...output.workers.map((w) => w.sends[0]));
-  const last = Math.max(...output.workers.map((w) => w.sends[w.sends.length - 1]));
-  return {
-    client: "python (study style)",
-    serverMode: "async",
-    workers,
-    ratePerWorker: rate,
-    seconds,
-    sent,
-    received: stopped.summary.messages,
-    lost: sent - stopped.summary.messages,
-    miscounted: stopped.connections.filter((c) => c.messages !== intervals + 1).length,
-    achievedRate: Math.round(sent / ((last - first) / 1000)),
-    errorP50: roundMs(percentile(errors, 50)),
-    errorP99: roundMs(percentile(errors, 99)),
+    achievedRate: Math.round(sending.sent / (sending.spanMs / 1000)),
+    errorP50: sending.errorP50,
+    errorP99: sending.errorP99,
   };
 }
 
@@ -429,7 +427,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       `throughput: ${workers} workers × ${rate}/s × ${seconds} s, ${mode} server`,
       async () => {
         result.throughput.push(
-          await throughputOurs(mode, workers, rate, seconds, threads, options),
+          await throughputRun("interarrival", mode, workers, rate, seconds, threads, options),
         );
       },
     ]);
@@ -454,7 +452,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
   if (python) {
     steps.push([`throughput: study-style Python client, ${workers} threads`, async () => {
-      result.throughput.push(await throughputPython(workers, rate, seconds, options));
+      result.throughput.push(
+        await throughputRun("python (study style)", "async", workers, rate, seconds, 1, options),
+      );
     }]);
     steps.push(["study-style Python server: counting receptions", async () => {
       result.pythonServer = await pythonServerCount(4, Math.min(500, options.events), 1, options);

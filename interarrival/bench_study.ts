@@ -18,9 +18,8 @@ import {
   type BenchHooks,
   cpuPressure,
   pythonAvailable,
-  throughputOurs,
-  throughputPython,
   type ThroughputRow,
+  throughputRun,
 } from "./bench.ts";
 import { type KsRow, ksRun, udpRate } from "./bench_precision.ts";
 import { scaledParam, type Scenario, SCENARIOS, type StudyPlan } from "./study_plans.ts";
@@ -94,11 +93,29 @@ export async function measureStudy(
   for (const mode of ["async", "thread"] as Mode[]) {
     log(`throughput: ${plan.workers} × ${plan.rate}/s × ${plan.seconds} s, ${mode} server`);
     throughput.push(
-      await throughputOurs(mode, plan.workers, plan.rate, plan.seconds, plan.threads, run),
+      await throughputRun(
+        "interarrival",
+        mode,
+        plan.workers,
+        plan.rate,
+        plan.seconds,
+        plan.threads,
+        run,
+      ),
     );
   }
   if (python) {
-    throughput.push(await throughputPython(plan.workers, plan.rate, plan.seconds, run));
+    throughput.push(
+      await throughputRun(
+        "python (study style)",
+        "async",
+        plan.workers,
+        plan.rate,
+        plan.seconds,
+        1,
+        run,
+      ),
+    );
   }
   log(`precision: UDP ${plan.udpRate}/s × ${plan.udpSeconds} s; KS at a 1 ms mean`);
   const udp = [await udpRate(plan.udpRate, plan.udpSeconds, 64, run)];

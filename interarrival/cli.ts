@@ -227,7 +227,11 @@ function addClientCommand(program: Command, exit: { code: number }): void {
       "Web Workers to spread the flows over (default: one each)",
       intOption(1, 10_000),
     )
-    .option("--connect-timeout <s>", "connect and greeting timeout", numberOption(0), 10);
+    .option("--connect-timeout <s>", "connect and greeting timeout", numberOption(0), 10)
+    .addOption(
+      new Option("--engine <e>", "auto: libc through FFI where it runs | deno: Deno's socket API")
+        .choices(["auto", "deno"]).default("auto"),
+    );
   addOutputOptions(command).action(async (opts) => {
     const settings = await clientSettings(opts);
     const seed = opts.seed ?? randomSeed();
@@ -244,6 +248,8 @@ function addClientCommand(program: Command, exit: { code: number }): void {
         verbose: opts.verbose,
         threads: opts.threads,
         connectTimeoutMs: opts.connectTimeout * 1000,
+        tcpEngine: opts.engine,
+        udpEngine: opts.engine,
       }).catch(unwrapTask);
       if (opts.verbose && !opts.json) writeStderr(senderLines(result).join("\n") + "\n");
       const { senders, ...rest } = result;

@@ -82,6 +82,8 @@ export interface ClientResult {
     worker: number;
     greeting: string;
     protocol: "tcp" | "udp";
+    /** Which send path ran: `ffi` (libc) or `deno` (Deno's socket API). */
+    engine: "ffi" | "deno";
     /** ms from the run's start to the flow's first deadline (its start delay, and start-up). */
     startMs: number;
   })[];
@@ -189,6 +191,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
       worker: s.worker,
       greeting: s.greeting,
       protocol: s.protocol,
+      engine: s.engine,
       startMs: roundMs(s.firstDeadlineAt - (performance.timeOrigin + started)),
       ...timingOf([s]),
     })),

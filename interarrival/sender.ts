@@ -352,7 +352,7 @@ export async function runSenderGroup(
   }
   // A flow alone, or flows whose sends are synchronous (FFI), may block the thread
   // while they wait; flows on Deno's async writes share a waiter that lets them complete.
-  let waiter: ReturnType<typeof waiterFor> | null = null;
+  let waiter: ReturnType<typeof waiterFor> | null = null, blocking = false;
   try {
     while (failure === null) {
       signal?.throwIfAborted();
@@ -368,7 +368,12 @@ export async function runSenderGroup(
         await Promise.race([...opening, ...busy]);
         continue;
       }
-      waiter ??= waiterFor(inputs.length === 1 || links.every((l) => l.engine === "ffi"));
+      // (A flow joining late on Deno's writes turns a blocking waiter into a shared one.)
+      const mayBlock = inputs.length === 1 || links.every((l) => l.engine === "ffi");
+      if (waiter === null || blocking !== mayBlock) {
+        waiter?.close();
+        [waiter, blocking] = [waiterFor(mayBlock), mayBlock];
+      }
       await waiter.until(next);
       for (const flow of flows) {
         if (flow.done || flow.busy) continue;

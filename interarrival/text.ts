@@ -148,7 +148,10 @@ export function clientText(result: ClientResult): string {
       result.durationMs !== null && result.intervals >= 100_000_000
         ? `${result.durationMs / 1000} s`
         : `${result.intervals} intervals`
-    }, sizes ${result.sizes}, seed ${result.seed}`,
+    }, sizes ${result.sizes}, seed ${result.seed}, sent through ${
+      [...new Set(result.perWorker.map((w) => w.engine === "ffi" ? "libc (FFI)" : "Deno's API"))]
+        .join(" and ")
+    }`,
     "times in ms; error = send time − deadline",
     clientTable(result),
   ];

@@ -9,8 +9,10 @@ import { type ClientOptions, runClient } from "../interarrival/client.ts";
 import { parseDistribution } from "../interarrival/distributions.ts";
 import "../interarrival/main.ts";
 
-/** The worker and child entry of the tool. */
-export const entry = new URL("../interarrival/main.ts", import.meta.url);
+/** The tool's light worker and child entry (see interarrival/worker_entry.ts). */
+export const entry = new URL("../interarrival/worker_entry.ts", import.meta.url);
+/** The tool's command line. */
+export const main = new URL("../interarrival/main.ts", import.meta.url);
 
 /** A receiver on 127.0.0.1, a free port, async mode unless `options` say otherwise. */
 export function loopbackReceiver(options: Partial<ReceiverOptions> = {}, hooks?: ReceiverHooks) {

@@ -6,7 +6,7 @@ import { parseDistribution } from "../interarrival/distributions.ts";
 import { SEQUENCE_LOW_OFFSET } from "../interarrival/protocol.ts";
 import "../interarrival/main.ts";
 
-const entry = new URL("../interarrival/main.ts", import.meta.url);
+const entry = new URL("../interarrival/worker_entry.ts", import.meta.url);
 
 async function nft(script: string): Promise<string> {
   const output = await new Deno.Command("nft", {

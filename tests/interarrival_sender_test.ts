@@ -4,7 +4,7 @@ import { runClient } from "../interarrival/client.ts";
 import { parseDistribution } from "../interarrival/distributions.ts";
 import "../interarrival/main.ts";
 
-const entry = new URL("../interarrival/main.ts", import.meta.url);
+const entry = new URL("../interarrival/worker_entry.ts", import.meta.url);
 
 // Both TCP send paths (libc send() through FFI, Deno.connect writes), with a flow
 // alone in its Web Worker and with three flows driven by one scheduler: the

@@ -10,7 +10,7 @@ import { checkReport, runCheck } from "../interarrival/check.ts";
 import { clientTo } from "./_interarrival.ts";
 import "../interarrival/main.ts";
 
-const entry = new URL("../interarrival/main.ts", import.meta.url);
+const entry = new URL("../interarrival/worker_entry.ts", import.meta.url);
 const encoder = new TextEncoder();
 
 async function connect(port: number): Promise<{ conn: Deno.TcpConn; reader: BufferedReader }> {

@@ -8,7 +8,8 @@ import type { StudyRaw } from "../interarrival/study_report.ts";
 import type { AccuracyRow, ThroughputRow } from "../interarrival/bench.ts";
 import "../interarrival/main.ts";
 
-const entry = new URL("../interarrival/main.ts", import.meta.url);
+const entry = new URL("../interarrival/worker_entry.ts", import.meta.url);
+const main = new URL("../interarrival/main.ts", import.meta.url);
 
 function accuracy(client: string, meanMs: number, errorP99: number): AccuracyRow {
   return {
@@ -201,7 +202,7 @@ Deno.test("interarrival bench: SIGINT prints what was measured as one JSON docum
   const flags = "--no-python --modes async --events 100 --workers 4 --threads 1 --rate 100 " +
     "--seconds 60 --udp-rate 0 --json";
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", "--unstable-net", entry.pathname, "bench"]
+    args: ["run", "--quiet", "--allow-all", "--unstable-net", main.pathname, "bench"]
       .concat(flags.split(" ")),
     env: { NO_COLOR: "1" },
     stdin: "null",

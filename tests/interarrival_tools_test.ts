@@ -1,6 +1,6 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { runTool } from "./_command.ts";
-import { announcedPort, entry, loopbackReceiver } from "./_interarrival.ts";
+import { announcedPort, loopbackReceiver, main as mainUrl } from "./_interarrival.ts";
 
 Deno.test("interarrival client --flows: each script line is a flow with its own destination, protocol and start", async () => {
   const udp = await loopbackReceiver({ protocol: "udp" });
@@ -119,7 +119,7 @@ function rssKiB(pid: number): number {
 }
 
 Deno.test("interarrival serve: memory stays bounded however many messages arrive (issue 13, item 8)", async () => {
-  const main = entry.pathname;
+  const main = mainUrl.pathname;
   const samples = await Deno.makeTempFile({ suffix: ".csv" });
   const child = new Deno.Command(Deno.execPath(), {
     args: [
