@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { openLibc } from "../shared/child_channel_shm.ts";
 
 const SYMBOLS = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
@@ -53,20 +54,9 @@ export function ffiUnavailable(): string | null {
     if (Deno.build.os !== "linux") why = "needs Linux";
     else if (!SYSCALLS[Deno.build.arch]) why = `no syscall numbers for ${Deno.build.arch}`;
     else {
-      let granted = false;
-      try {
-        granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-      } catch {
-        granted = false;
-      }
-      if (!granted) why = "needs --allow-ffi";
-      else {
-        try {
-          lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-        } catch (error) {
-          why = `libc could not be loaded (${error})`;
-        }
-      }
+      const opened = openLibc(SYMBOLS);
+      if (typeof opened === "string") why = opened;
+      else lib = opened;
     }
   }
   return lib ? null : why;

@@ -78,23 +78,33 @@ export function shmUnavailable(): string | null {
     else if (SYS_FUTEX[Deno.build.arch] === undefined) {
       unavailable = `shared memory: no futex number for ${Deno.build.arch}`;
     } else {
-      let granted = false;
-      try {
-        granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-      } catch {
-        granted = false;
-      }
-      if (!granted) unavailable = "shared memory needs --allow-ffi";
-      else {
-        try {
-          libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-        } catch (error) {
-          unavailable = `libc could not be loaded (${error})`;
-        }
-      }
+      const opened = openLibc(SYMBOLS);
+      if (typeof opened !== "string") libc = opened;
+      else unavailable = opened.startsWith("needs") ? `shared memory ${opened}` : opened;
     }
   }
   return libc ? null : unavailable;
+}
+
+/**
+ * libc's `symbols` through `Deno.dlopen` (Linux), or why not: `needs
+ * --allow-ffi`, or `libc could not be loaded (…)`.
+ */
+export function openLibc<const S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] | string {
+  let granted = false;
+  try {
+    granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    granted = false;
+  }
+  if (!granted) return "needs --allow-ffi";
+  try {
+    return Deno.dlopen("libc.so.6", symbols).symbols;
+  } catch (error) {
+    return `libc could not be loaded (${error})`;
+  }
 }
 
 function cString(text: string): Uint8Array<ArrayBuffer> {
