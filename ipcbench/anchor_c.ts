@@ -159,7 +159,30 @@ static double run_pshm(pid_t *pid) {
   return wall;
 }
 
+/* The measuring side over a message transport: n timed round trips after the
+   warm-up, each value checked. */
+static double ping_messages(void (*send)(char *), void (*receive)(char *)) {
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    send(msg);
+    receive(msg);
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  return now_us() - start;
+}
+
 /* Processes: a connected pair of descriptors each way. */
+static int ping_out, ping_in;
+static void send_fd(char *msg) { wr(ping_out, msg); }
+static void receive_fd(char *msg) { rd(ping_in, msg); }
 static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) {
   *pid = fork();
   if (*pid == 0) {
@@ -175,21 +198,9 @@ static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) 
       wr(child_out, buf);
     }
   }
-  pin(cpu_a);
-  char *msg = calloc(1, size);
-  uint32_t value = 1;
-  double start = 0;
-  for (int i = -warm; i < n; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    *(uint32_t *)msg = value;
-    wr(out, msg);
-    rd(in, msg);
-    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
-    value += 2;
-    if (i >= 0) samples[i] = now_us() - t0;
-  }
-  return now_us() - start;
+  ping_out = out;
+  ping_in = in;
+  return ping_messages(send_fd, receive_fd);
 }
 
 /* Processes over two POSIX message queues (timed receives, as the Deno side). */
@@ -199,6 +210,9 @@ static ssize_t mq_recv(mqd_t q, char *buf) {
   ts.tv_sec += 10;
   return mq_timedreceive(q, buf, size, NULL, &ts);
 }
+static mqd_t ping_qa, ping_qb;
+static void send_mq(char *msg) { if (mq_send(ping_qa, msg, size, 0)) die("mq_send"); }
+static void receive_mq(char *msg) { if (mq_recv(ping_qb, msg) != size) die("mq_receive"); }
 static double run_mq(pid_t *pid) {
   char a[64], b[64];
   snprintf(a, sizeof a, "/ipcbench-c-%d-a", getpid());
@@ -219,21 +233,9 @@ static double run_mq(pid_t *pid) {
       if (mq_send(qb, buf, size, 0)) _exit(1);
     }
   }
-  pin(cpu_a);
-  char *msg = calloc(1, size);
-  uint32_t value = 1;
-  double start = 0;
-  for (int i = -warm; i < n; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    *(uint32_t *)msg = value;
-    if (mq_send(qa, msg, size, 0)) die("mq_send");
-    if (mq_recv(qb, msg) != size) die("mq_receive");
-    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
-    value += 2;
-    if (i >= 0) samples[i] = now_us() - t0;
-  }
-  return now_us() - start;
+  ping_qa = qa;
+  ping_qb = qb;
+  return ping_messages(send_mq, receive_mq);
 }
 
 int main(int argc, char **argv) {

@@ -187,26 +187,11 @@ export async function openPeerLink(
     }
     conn.setNoDelay(true);
     await writeFull(conn, encodeHello(size));
-    let failure: Error | null = null;
-    return {
-      touch: false,
-      where,
-      async roundTrip(message) {
-        if (failure) throw failure;
-        await writeFull(conn, message);
-        if (!(await readFull(conn, message))) throw new Error(`${where} closed the connection`);
-        return message;
-      },
-      abort(error) {
-        failure ??= error;
-        closeQuietly(conn);
-      },
-      finish(): Promise<EchoReport | null> {
-        closeQuietly(conn);
-        return Promise.resolve(null);
-      },
-      kill: () => closeQuietly(conn),
-    };
+    return remoteLink(where, conn, async (message) => {
+      await writeFull(conn, message);
+      if (!(await readFull(conn, message))) throw new Error(`${where} closed the connection`);
+      return message;
+    });
   }
   const socket = Deno.listenDatagram({
     hostname: peer.hostname.includes(":") ? "::" : "0.0.0.0",
@@ -215,29 +200,39 @@ export async function openPeerLink(
   });
   const target: Deno.NetAddr = { transport: "udp", hostname: peer.hostname, port: peer.port };
   const buf = new Uint8Array(size + 1);
+  return remoteLink(where, socket, async (message) => {
+    await socket.send(message, target);
+    const [data] = await socket.receive(buf);
+    if (data.length !== message.length) {
+      throw new Error(`a ${data.length}-byte datagram where ${message.length} were sent`);
+    }
+    message.set(data);
+    return message;
+  });
+}
+
+/** A link to a remote echo over `closer` (a connection or a socket); the first failure sticks. */
+function remoteLink(
+  where: string,
+  closer: { close(): void },
+  roundTrip: (message: Uint8Array) => Promise<Uint8Array>,
+): Link {
   let failure: Error | null = null;
   return {
     touch: false,
     where,
-    async roundTrip(message) {
-      if (failure) throw failure;
-      await socket.send(message, target);
-      const [data] = await socket.receive(buf);
-      if (data.length !== message.length) {
-        throw new Error(`a ${data.length}-byte datagram where ${message.length} were sent`);
-      }
-      message.set(data);
-      return message;
+    roundTrip(message) {
+      return failure ? Promise.reject(failure) : roundTrip(message);
     },
     abort(error) {
       failure ??= error;
-      closeQuietly(socket);
+      closeQuietly(closer);
     },
-    finish() {
-      closeQuietly(socket);
+    finish(): Promise<EchoReport | null> {
+      closeQuietly(closer);
       return Promise.resolve(null);
     },
-    kill: () => closeQuietly(socket),
+    kill: () => closeQuietly(closer),
   };
 }
 

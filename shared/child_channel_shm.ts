@@ -67,32 +67,43 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let libc: Libc | null | undefined;
-let unavailable = "";
+const loadLibc = libcLoader(
+  SYMBOLS,
+  SYS_FUTEX[Deno.build.arch] === undefined
+    ? `shared memory: no futex number for ${Deno.build.arch}`
+    : null,
+);
+let libc: Libc | null = null;
 
 /** Why shared memory cannot be used here, or `null` when it can. */
 export function shmUnavailable(): string | null {
-  if (libc === undefined) {
-    libc = null;
-    if (Deno.build.os !== "linux") unavailable = "shared memory needs Linux";
-    else if (SYS_FUTEX[Deno.build.arch] === undefined) {
-      unavailable = `shared memory: no futex number for ${Deno.build.arch}`;
-    } else {
-      const opened = openLibc(SYMBOLS);
-      if (typeof opened !== "string") libc = opened;
-      else unavailable = opened.startsWith("needs") ? `shared memory ${opened}` : opened;
-    }
+  const loaded = loadLibc();
+  if (typeof loaded !== "string") {
+    libc = loaded;
+    return null;
   }
-  return libc ? null : unavailable;
+  return loaded.startsWith("needs") ? `shared memory ${loaded}` : loaded;
 }
 
 /**
- * libc's `symbols` through `Deno.dlopen` (Linux), or why not: `needs
- * --allow-ffi`, or `libc could not be loaded (…)`.
+ * Loads libc's `symbols` through `Deno.dlopen` once, on first call: the
+ * symbols, or why not (`needs Linux`, `archWhy` when the architecture lacks
+ * what the caller needs, `needs --allow-ffi`, `libc could not be loaded (…)`).
  */
-export function openLibc<const S extends Deno.ForeignLibraryInterface>(
+export function libcLoader<const S extends Deno.ForeignLibraryInterface>(
   symbols: S,
+  archWhy: string | null,
+): () => Deno.DynamicLibrary<S>["symbols"] | string {
+  let loaded: Deno.DynamicLibrary<S>["symbols"] | string | undefined;
+  return () => loaded ??= openLibc(symbols, archWhy);
+}
+
+function openLibc<const S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+  archWhy: string | null,
 ): Deno.DynamicLibrary<S>["symbols"] | string {
+  if (Deno.build.os !== "linux") return "needs Linux";
+  if (archWhy !== null) return archWhy;
   let granted = false;
   try {
     granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
