@@ -73,98 +73,11 @@ static int cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Threads over shared memory: futex waits or spinning. */
-static _Atomic uint32_t req, rep;
-static char *shared;
-static int spin;
-static void fwait(_Atomic uint32_t *addr, uint32_t val) {
-  if (spin) { while (atomic_load(addr) == val) {} return; }
-  while (atomic_load(addr) == val) syscall(SYS_futex, addr, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-static void fwake(_Atomic uint32_t *addr) {
-  if (!spin) syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-static void *echo_thread(void *arg) {
-  (void)arg;
-  pin(cpu_b);
-  char *local = malloc(size);
-  uint32_t seq = 0;
-  for (;;) {
-    fwait(&req, seq);
-    seq = atomic_load(&req);
-    if (seq == 0xffffffff) return NULL;
-    memcpy(local, shared, size);
-    (*(uint32_t *)local)++;
-    memcpy(shared, local, size);
-    atomic_store(&rep, seq);
-    fwake(&rep);
-  }
-}
-static double run_threads(void) {
-  shared = calloc(1, size);
-  pthread_t t;
-  pthread_create(&t, NULL, echo_thread, NULL);
-  pin(cpu_a);
-  char *msg = calloc(1, size);
-  uint32_t seq = 0, value = 1;
-  double start = 0;
-  for (int i = -warm; i < n; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    *(uint32_t *)msg = value;
-    memcpy(shared, msg, size);
-    atomic_store(&req, ++seq);
-    fwake(&req);
-    fwait(&rep, seq - 1);
-    memcpy(msg, shared, size);
-    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
-    value += 2;
-    if (i >= 0) samples[i] = now_us() - t0;
-  }
-  double wall = now_us() - start;
-  atomic_store(&req, 0xffffffff);
-  fwake(&req);
-  pthread_join(t, NULL);
-  return wall;
-}
-
-/* Processes: a connected pair of descriptors each way. */
-static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) {
-  *pid = fork();
-  if (*pid == 0) {
-    pin(cpu_b);
-    char *buf = malloc(size);
-    for (;;) {
-      for (int off = 0; off < size;) {
-        ssize_t k = read(child_in, buf + off, size - off);
-        if (k <= 0) _exit(0);
-        off += k;
-      }
-      (*(uint32_t *)buf)++;
-      wr(child_out, buf);
-    }
-  }
-  pin(cpu_a);
-  char *msg = calloc(1, size);
-  uint32_t value = 1;
-  double start = 0;
-  for (int i = -warm; i < n; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    *(uint32_t *)msg = value;
-    wr(out, msg);
-    rd(in, msg);
-    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
-    value += 2;
-    if (i >= 0) samples[i] = now_us() - t0;
-  }
-  return now_us() - start;
-}
-
-/* Processes over shared memory, woken by a futex or eventfds, or spinning. */
+/* Shared memory between two threads or two processes: a request and a reply
+   word and the message; waits by futex, eventfd or spinning. */
 struct shm { _Atomic uint32_t req; char pad1[60]; _Atomic uint32_t rep; char pad2[60]; char data[]; };
 static int pmode; /* 0 futex, 1 eventfd, 2 spin */
-static int efd_req, efd_rep;
+static int efd_req = -1, efd_rep = -1;
 static void pwait(_Atomic uint32_t *addr, uint32_t val, int efd) {
   while (atomic_load(addr) == val) {
     if (pmode == 0) syscall(SYS_futex, addr, FUTEX_WAIT, val, NULL, NULL, 0);
@@ -179,26 +92,24 @@ static void pwake(_Atomic uint32_t *addr, int efd) {
   if (pmode == 0) syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
   else if (pmode == 1) { uint64_t one = 1; if (write(efd, &one, 8) != 8) die("eventfd"); }
 }
-static double run_pshm(pid_t *pid) {
-  struct shm *m = mmap(NULL, sizeof(struct shm) + size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) die("mmap");
-  if (pmode == 1) { efd_req = eventfd(0, 0); efd_rep = eventfd(0, 0); }
-  *pid = fork();
-  if (*pid == 0) {
-    pin(cpu_b);
-    char *local = malloc(size);
-    uint32_t seq = 0;
-    for (;;) {
-      pwait(&m->req, seq, efd_req);
-      seq = atomic_load(&m->req);
-      if (seq == 0xffffffff) _exit(0);
-      memcpy(local, m->data, size);
-      (*(uint32_t *)local)++;
-      memcpy(m->data, local, size);
-      atomic_store(&m->rep, seq);
-      pwake(&m->rep, efd_rep);
-    }
+/* The echo side: answers each request until the stop value. */
+static void echo_shm(struct shm *m) {
+  pin(cpu_b);
+  char *local = malloc(size);
+  uint32_t seq = 0;
+  for (;;) {
+    pwait(&m->req, seq, efd_req);
+    seq = atomic_load(&m->req);
+    if (seq == 0xffffffff) return;
+    memcpy(local, m->data, size);
+    (*(uint32_t *)local)++;
+    memcpy(m->data, local, size);
+    atomic_store(&m->rep, seq);
+    pwake(&m->rep, efd_rep);
   }
+}
+/* The measuring side: n timed round trips after the warm-up, then the stop value. */
+static double ping_shm(struct shm *m) {
   pin(cpu_a);
   char *msg = calloc(1, size);
   uint32_t seq = 0, value = 1;
@@ -219,9 +130,77 @@ static double run_pshm(pid_t *pid) {
   double wall = now_us() - start;
   atomic_store(&m->req, 0xffffffff);
   pwake(&m->req, efd_req);
+  return wall;
+}
+static void *echo_thread(void *arg) {
+  echo_shm(arg);
+  return NULL;
+}
+static double run_threads(void) {
+  struct shm *m = calloc(1, sizeof(struct shm) + size);
+  pthread_t t;
+  pthread_create(&t, NULL, echo_thread, m);
+  double wall = ping_shm(m);
+  pthread_join(t, NULL);
+  return wall;
+}
+static double run_pshm(pid_t *pid) {
+  struct shm *m = mmap(NULL, sizeof(struct shm) + size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) die("mmap");
+  if (pmode == 1) { efd_req = eventfd(0, 0); efd_rep = eventfd(0, 0); }
+  *pid = fork();
+  if (*pid == 0) {
+    echo_shm(m);
+    _exit(0);
+  }
+  double wall = ping_shm(m);
   waitpid(*pid, NULL, 0);
   *pid = 0;
   return wall;
+}
+
+/* The measuring side over a message transport: n timed round trips after the
+   warm-up, each value checked. */
+static double ping_messages(void (*send)(char *), void (*receive)(char *)) {
+  pin(cpu_a);
+  char *msg = calloc(1, size);
+  uint32_t value = 1;
+  double start = 0;
+  for (int i = -warm; i < n; i++) {
+    if (i == 0) start = now_us();
+    double t0 = now_us();
+    *(uint32_t *)msg = value;
+    send(msg);
+    receive(msg);
+    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
+    value += 2;
+    if (i >= 0) samples[i] = now_us() - t0;
+  }
+  return now_us() - start;
+}
+
+/* Processes: a connected pair of descriptors each way. */
+static int ping_out, ping_in;
+static void send_fd(char *msg) { wr(ping_out, msg); }
+static void receive_fd(char *msg) { rd(ping_in, msg); }
+static double run_fds(int out, int in, int child_in, int child_out, pid_t *pid) {
+  *pid = fork();
+  if (*pid == 0) {
+    pin(cpu_b);
+    char *buf = malloc(size);
+    for (;;) {
+      for (int off = 0; off < size;) {
+        ssize_t k = read(child_in, buf + off, size - off);
+        if (k <= 0) _exit(0);
+        off += k;
+      }
+      (*(uint32_t *)buf)++;
+      wr(child_out, buf);
+    }
+  }
+  ping_out = out;
+  ping_in = in;
+  return ping_messages(send_fd, receive_fd);
 }
 
 /* Processes over two POSIX message queues (timed receives, as the Deno side). */
@@ -231,6 +210,9 @@ static ssize_t mq_recv(mqd_t q, char *buf) {
   ts.tv_sec += 10;
   return mq_timedreceive(q, buf, size, NULL, &ts);
 }
+static mqd_t ping_qa, ping_qb;
+static void send_mq(char *msg) { if (mq_send(ping_qa, msg, size, 0)) die("mq_send"); }
+static void receive_mq(char *msg) { if (mq_recv(ping_qb, msg) != size) die("mq_receive"); }
 static double run_mq(pid_t *pid) {
   char a[64], b[64];
   snprintf(a, sizeof a, "/ipcbench-c-%d-a", getpid());
@@ -251,21 +233,9 @@ static double run_mq(pid_t *pid) {
       if (mq_send(qb, buf, size, 0)) _exit(1);
     }
   }
-  pin(cpu_a);
-  char *msg = calloc(1, size);
-  uint32_t value = 1;
-  double start = 0;
-  for (int i = -warm; i < n; i++) {
-    if (i == 0) start = now_us();
-    double t0 = now_us();
-    *(uint32_t *)msg = value;
-    if (mq_send(qa, msg, size, 0)) die("mq_send");
-    if (mq_recv(qb, msg) != size) die("mq_receive");
-    if (*(uint32_t *)msg != value + 1) { fprintf(stderr, "bad value\\n"); exit(1); }
-    value += 2;
-    if (i >= 0) samples[i] = now_us() - t0;
-  }
-  return now_us() - start;
+  ping_qa = qa;
+  ping_qb = qb;
+  return ping_messages(send_mq, receive_mq);
 }
 
 int main(int argc, char **argv) {
@@ -278,7 +248,7 @@ int main(int argc, char **argv) {
   double wall;
   pid_t pid = 0;
   if (!strcmp(mode, "futex") || !strcmp(mode, "spin")) {
-    spin = !strcmp(mode, "spin");
+    pmode = !strcmp(mode, "spin") ? 2 : 0;
     wall = run_threads();
   } else if (!strcmp(mode, "pipe")) {
     int a[2], b[2];

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { libcLoader } from "../shared/child_channel_shm.ts";
 
 const SYMBOLS = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },
@@ -43,33 +44,18 @@ const SYSCALLS: Partial<Record<string, { futex: bigint; pidfdOpen: bigint; pidfd
     aarch64: { futex: 98n, pidfdOpen: 434n, pidfdGetfd: 438n },
   };
 
-let lib: Libc | null | undefined;
-let why = "";
+const loadLibc = libcLoader(
+  SYMBOLS,
+  SYSCALLS[Deno.build.arch] ? null : `no syscall numbers for ${Deno.build.arch}`,
+);
+let lib: Libc | null = null;
 
 /** Why the FFI transports cannot run here, or `null`. */
 export function ffiUnavailable(): string | null {
-  if (lib === undefined) {
-    lib = null;
-    if (Deno.build.os !== "linux") why = "needs Linux";
-    else if (!SYSCALLS[Deno.build.arch]) why = `no syscall numbers for ${Deno.build.arch}`;
-    else {
-      let granted = false;
-      try {
-        granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-      } catch {
-        granted = false;
-      }
-      if (!granted) why = "needs --allow-ffi";
-      else {
-        try {
-          lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-        } catch (error) {
-          why = `libc could not be loaded (${error})`;
-        }
-      }
-    }
-  }
-  return lib ? null : why;
+  const loaded = loadLibc();
+  if (typeof loaded === "string") return loaded;
+  lib = loaded;
+  return null;
 }
 
 function libc(): Libc {

@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { ProtocolError, TimeoutError, UsageError } from "../shared/errors.ts";
+import { ProtocolError, UsageError } from "../shared/errors.ts";
 import { bumpCounter, MAX_SIZE, MIN_SIZE } from "./message.ts";
-import { type EchoReport, type Link, readFull, writeFull } from "./transports.ts";
+import { type EchoReport, type Link, readFull, withTimeout, writeFull } from "./transports.ts";
 
 /** The hello's first four bytes. */
 export const HELLO_MAGIC = "IPCB";
@@ -51,16 +51,6 @@ export function parseHostPort(text: string, flag: string): { hostname: string; p
     throw new UsageError(`Invalid ${flag} '${text}': expected HOST:PORT, e.g. 10.0.0.2:7077`);
   }
   return { hostname: match[1] ?? match[2], port };
-}
-
-function timed<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Options for {@linkcode serve}. */
@@ -130,10 +120,10 @@ export async function serve(options: ServeOptions): Promise<ServeReport> {
     try {
       (conn as Deno.TcpConn).setNoDelay(true);
       const hello = new Uint8Array(HELLO_BYTES);
-      if (!(await timed(readFull(conn, hello), options.idleMs, "a hello"))) return;
+      if (!(await withTimeout(readFull(conn, hello), options.idleMs, "a hello"))) return;
       const size = decodeHello(hello);
       const buf = new Uint8Array(size);
-      while (await timed(readFull(conn, buf), options.idleMs, "a message")) {
+      while (await withTimeout(readFull(conn, buf), options.idleMs, "a message")) {
         bumpCounter(buf, size);
         await writeFull(conn, buf);
         report.messages++;
@@ -187,7 +177,7 @@ export async function openPeerLink(
   if (transport === "tcp") {
     let conn: Deno.TcpConn;
     try {
-      conn = await timed(Deno.connect(peer), timeoutMs, `a connection to ${where}`);
+      conn = await withTimeout(Deno.connect(peer), timeoutMs, `a connection to ${where}`);
     } catch (error) {
       throw new Error(
         `Cannot connect to ${peer.hostname}:${peer.port}: ${
@@ -197,40 +187,11 @@ export async function openPeerLink(
     }
     conn.setNoDelay(true);
     await writeFull(conn, encodeHello(size));
-    let failure: Error | null = null;
-    return {
-      touch: false,
-      where,
-      async roundTrip(message) {
-        if (failure) throw failure;
-        await writeFull(conn, message);
-        if (!(await readFull(conn, message))) throw new Error(`${where} closed the connection`);
-        return message;
-      },
-      abort(error) {
-        failure ??= error;
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      },
-      finish(): Promise<EchoReport | null> {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-        return Promise.resolve(null);
-      },
-      kill() {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      },
-    };
+    return remoteLink(where, conn, async (message) => {
+      await writeFull(conn, message);
+      if (!(await readFull(conn, message))) throw new Error(`${where} closed the connection`);
+      return message;
+    });
   }
   const socket = Deno.listenDatagram({
     hostname: peer.hostname.includes(":") ? "::" : "0.0.0.0",
@@ -239,34 +200,46 @@ export async function openPeerLink(
   });
   const target: Deno.NetAddr = { transport: "udp", hostname: peer.hostname, port: peer.port };
   const buf = new Uint8Array(size + 1);
+  return remoteLink(where, socket, async (message) => {
+    await socket.send(message, target);
+    const [data] = await socket.receive(buf);
+    if (data.length !== message.length) {
+      throw new Error(`a ${data.length}-byte datagram where ${message.length} were sent`);
+    }
+    message.set(data);
+    return message;
+  });
+}
+
+/** A link to a remote echo over `closer` (a connection or a socket); the first failure sticks. */
+function remoteLink(
+  where: string,
+  closer: { close(): void },
+  roundTrip: (message: Uint8Array) => Promise<Uint8Array>,
+): Link {
   let failure: Error | null = null;
   return {
     touch: false,
     where,
-    async roundTrip(message) {
-      if (failure) throw failure;
-      await socket.send(message, target);
-      const [data] = await socket.receive(buf);
-      if (data.length !== message.length) {
-        throw new Error(`a ${data.length}-byte datagram where ${message.length} were sent`);
-      }
-      message.set(data);
-      return message;
+    roundTrip(message) {
+      return failure ? Promise.reject(failure) : roundTrip(message);
     },
     abort(error) {
       failure ??= error;
-      socket.close();
+      closeQuietly(closer);
     },
-    finish() {
-      socket.close();
+    finish(): Promise<EchoReport | null> {
+      closeQuietly(closer);
       return Promise.resolve(null);
     },
-    kill() {
-      try {
-        socket.close();
-      } catch {
-        // Already closed.
-      }
-    },
+    kill: () => closeQuietly(closer),
   };
+}
+
+function closeQuietly(closer: { close(): void }): void {
+  try {
+    closer.close();
+  } catch {
+    // Already closed.
+  }
 }

@@ -15,12 +15,12 @@
 import { type Service, spawn, type Spawned } from "../shared/runtime.ts";
 import { serviceOf } from "../shared/registry.ts";
 import { HdrHistogram, type PercentileSummary } from "../shared/hdr_histogram.ts";
-import { TimeoutError, UsageError } from "../shared/errors.ts";
+import { UsageError } from "../shared/errors.ts";
 import { median } from "../shared/stats.ts";
 import { newMessage, readCounter, stampCounter } from "./message.ts";
 import { hdrSummaryUs, type MedianCI, medianConfidence } from "./measure.ts";
 import { type Pin, pinCpus, pinMainThread, readPressure } from "./system.ts";
-import { CHANNEL_OF, readFull, type Transport, writeFull } from "./transports.ts";
+import { CHANNEL_OF, readFull, type Transport, withTimeout, writeFull } from "./transports.ts";
 
 /** Transports `stream` runs. */
 export const STREAM_TRANSPORTS = ["pipes", "channel-unix", "channel-shm", "tcp", "unix"] as const;
@@ -134,16 +134,6 @@ export interface StreamResult {
   /** Round trips of the answered messages while the stream flowed, microseconds. */
   underLoadUs: PercentileSummary | null;
   pressureAtStart: number | null;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 async function runOnce(

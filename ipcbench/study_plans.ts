@@ -33,6 +33,14 @@ export function publishedTable(): ReportTable {
   };
 }
 
+const SOCKET_STREAMS: StreamOptions["transports"] = [
+  "pipes",
+  "channel-unix",
+  "channel-shm",
+  "tcp",
+  "unix",
+];
+
 /** The scale presets of `bench --study`. */
 export interface StudyScalePlan {
   studyRoundTrips: number;
@@ -45,9 +53,48 @@ export interface StudyScalePlan {
 
 /** What each scale runs (smoke ≤ 20 s, quick ≤ 45 s, full = the study's sizes and more). */
 export const STUDY_PLANS: Readonly<Record<StudyScale, StudyScalePlan>> = {
-  smoke: scalePlan("smoke"),
-  quick: scalePlan("quick"),
-  full: scalePlan("full"),
+  smoke: scalePlan({
+    roundTrips: 5000,
+    matrix: { sizes: [64], roundTrips: 1000, warmup: 100, runs: 1, pins: ["none"] },
+    stream: {
+      transports: ["pipes", "channel-unix", "channel-shm"],
+      sizes: [4096],
+      messages: 2000,
+      runs: 1,
+      pins: ["none"],
+    },
+    maxBytes: 16 << 20,
+  }),
+  quick: scalePlan({
+    roundTrips: 10000,
+    matrix: { sizes: [64, 65536], roundTrips: 1500, warmup: 200, runs: 3, pins: ["same", "split"] },
+    stream: {
+      transports: SOCKET_STREAMS,
+      sizes: [64, 65536],
+      messages: 10000,
+      runs: 3,
+      pins: ["same", "split"],
+    },
+    maxBytes: 32 << 20,
+  }),
+  full: scalePlan({
+    roundTrips: 10000,
+    matrix: {
+      sizes: [...DEFAULT_SIZES],
+      roundTrips: 10000,
+      warmup: 1000,
+      runs: 5,
+      pins: ["same", "split", "none"],
+    },
+    stream: {
+      transports: SOCKET_STREAMS,
+      sizes: [64, 4096, 65536, 1048576],
+      messages: 50000,
+      runs: 5,
+      pins: ["same", "split"],
+    },
+    maxBytes: 256 << 20,
+  }),
 };
 
 /** The plan of one scale. */
@@ -55,83 +102,26 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
   return STUDY_PLANS[scale];
 }
 
-function scalePlan(scale: StudyScale): StudyScalePlan {
-  if (scale === "smoke") {
-    return {
-      studyRoundTrips: 5000,
-      repeats: 3,
-      pythonRoundTrips: 5000,
-      stream: {
-        transports: ["pipes", "channel-unix", "channel-shm"],
-        sizes: [4096],
-        messages: 2000,
-        maxBytes: 16 << 20,
-        runs: 1,
-        pins: ["none"],
-        pingEvery: 100,
-        window: 64,
-      },
-      matrix: {
-        transports: [...TRANSPORT_NAMES],
-        sizes: [64],
-        roundTrips: 1000,
-        warmup: 100,
-        runs: 1,
-        pins: ["none"],
-        maxBytes: 16 << 20,
-        anchors: true,
-      },
-    };
-  }
-  if (scale === "quick") {
-    return {
-      studyRoundTrips: 10000,
-      repeats: 3,
-      pythonRoundTrips: 10000,
-      stream: {
-        transports: ["pipes", "channel-unix", "channel-shm", "tcp", "unix"],
-        sizes: [64, 65536],
-        messages: 10000,
-        maxBytes: 32 << 20,
-        runs: 3,
-        pins: ["same", "split"],
-        pingEvery: 100,
-        window: 64,
-      },
-      matrix: {
-        transports: [...TRANSPORT_NAMES],
-        sizes: [64, 65536],
-        roundTrips: 1500,
-        warmup: 200,
-        runs: 3,
-        pins: ["same", "split"],
-        maxBytes: 32 << 20,
-        anchors: true,
-      },
-    };
-  }
+/** What differs between scales; the rest is the same at every scale. */
+interface ScaleChoices {
+  /** Round trips of the study's cases and of its Python program. */
+  roundTrips: number;
+  matrix: Pick<StudyScalePlan["matrix"], "sizes" | "roundTrips" | "warmup" | "runs" | "pins">;
+  stream: Pick<StudyScalePlan["stream"], "transports" | "sizes" | "messages" | "runs" | "pins">;
+  /** Bytes one direction may carry per run, in the matrix and the streams. */
+  maxBytes: number;
+}
+
+function scalePlan(choices: ScaleChoices): StudyScalePlan {
   return {
-    studyRoundTrips: 10000,
+    studyRoundTrips: choices.roundTrips,
     repeats: 3,
-    pythonRoundTrips: 10000,
-    stream: {
-      transports: ["pipes", "channel-unix", "channel-shm", "tcp", "unix"],
-      sizes: [64, 4096, 65536, 1048576],
-      messages: 50000,
-      maxBytes: 256 << 20,
-      runs: 5,
-      pins: ["same", "split"],
-      pingEvery: 100,
-      window: 64,
-    },
+    pythonRoundTrips: choices.roundTrips,
+    stream: { ...choices.stream, maxBytes: choices.maxBytes, pingEvery: 100, window: 64 },
     matrix: {
       transports: [...TRANSPORT_NAMES],
-      sizes: [...DEFAULT_SIZES],
-      roundTrips: 10000,
-      warmup: 1000,
-      runs: 5,
-      pins: ["same", "split", "none"],
-      maxBytes: 256 << 20,
+      ...choices.matrix,
+      maxBytes: choices.maxBytes,
       anchors: true,
     },
   };

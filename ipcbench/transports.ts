@@ -270,15 +270,7 @@ export const echoService: Service = async (channel, rawInit, info) => {
       : await Deno.connect({ transport: "unix", path: init.path! });
     if (t === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
     channel.send({ ready: true });
-    const buf = new Uint8Array(init.size);
-    try {
-      while (await readFull(conn, buf)) {
-        meter.handle(buf);
-        await writeFull(conn, buf);
-      }
-    } finally {
-      conn.close();
-    }
+    await echoBytes(conn, conn, meter, () => conn.close());
   } else if (t === "udp") {
     const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     // The first datagram tells the measuring side where the echo listens.
@@ -305,16 +297,10 @@ export const echoService: Service = async (channel, rawInit, info) => {
     channel.send({ ready: true });
     const input = await Deno.open(`${init.path}/to-echo`, { read: true });
     const output = await Deno.open(`${init.path}/from-echo`, { write: true });
-    const buf = new Uint8Array(init.size);
-    try {
-      while (await readFull(input, buf)) {
-        meter.handle(buf);
-        await writeFull(output, buf);
-      }
-    } finally {
+    await echoBytes(input, output, meter, () => {
       input.close();
       output.close();
-    }
+    });
   } else if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {
     channel.send({ ready: true });
     await echoSab(init, meter);
@@ -328,6 +314,24 @@ export const echoService: Service = async (channel, rawInit, info) => {
   }
   return meter.report();
 };
+
+/** Echoes fixed-size messages from `input` to `output` until `input` ends, then closes. */
+async function echoBytes(
+  input: { read(p: Uint8Array): Promise<number | null> },
+  output: { write(p: Uint8Array): Promise<number> },
+  meter: EchoMeter,
+  close: () => void,
+): Promise<void> {
+  const buf = new Uint8Array(meter.init.size);
+  try {
+    while (await readFull(input, buf)) {
+      meter.handle(buf);
+      await writeFull(output, buf);
+    }
+  } finally {
+    close();
+  }
+}
 
 /** The measuring side's end of a transport. */
 export interface Link {

@@ -67,34 +67,55 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let libc: Libc | null | undefined;
-let unavailable = "";
+const loadLibc = libcLoader(
+  SYMBOLS,
+  SYS_FUTEX[Deno.build.arch] === undefined
+    ? `shared memory: no futex number for ${Deno.build.arch}`
+    : null,
+);
+let libc: Libc | null = null;
 
 /** Why shared memory cannot be used here, or `null` when it can. */
 export function shmUnavailable(): string | null {
-  if (libc === undefined) {
-    libc = null;
-    if (Deno.build.os !== "linux") unavailable = "shared memory needs Linux";
-    else if (SYS_FUTEX[Deno.build.arch] === undefined) {
-      unavailable = `shared memory: no futex number for ${Deno.build.arch}`;
-    } else {
-      let granted = false;
-      try {
-        granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-      } catch {
-        granted = false;
-      }
-      if (!granted) unavailable = "shared memory needs --allow-ffi";
-      else {
-        try {
-          libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-        } catch (error) {
-          unavailable = `libc could not be loaded (${error})`;
-        }
-      }
-    }
+  const loaded = loadLibc();
+  if (typeof loaded !== "string") {
+    libc = loaded;
+    return null;
   }
-  return libc ? null : unavailable;
+  return loaded.startsWith("needs") ? `shared memory ${loaded}` : loaded;
+}
+
+/**
+ * Loads libc's `symbols` through `Deno.dlopen` once, on first call: the
+ * symbols, or why not (`needs Linux`, `archWhy` when the architecture lacks
+ * what the caller needs, `needs --allow-ffi`, `libc could not be loaded (…)`).
+ */
+export function libcLoader<const S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+  archWhy: string | null,
+): () => Deno.DynamicLibrary<S>["symbols"] | string {
+  let loaded: Deno.DynamicLibrary<S>["symbols"] | string | undefined;
+  return () => loaded ??= openLibc(symbols, archWhy);
+}
+
+function openLibc<const S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+  archWhy: string | null,
+): Deno.DynamicLibrary<S>["symbols"] | string {
+  if (Deno.build.os !== "linux") return "needs Linux";
+  if (archWhy !== null) return archWhy;
+  let granted = false;
+  try {
+    granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    granted = false;
+  }
+  if (!granted) return "needs --allow-ffi";
+  try {
+    return Deno.dlopen("libc.so.6", symbols).symbols;
+  } catch (error) {
+    return `libc could not be loaded (${error})`;
+  }
 }
 
 function cString(text: string): Uint8Array<ArrayBuffer> {

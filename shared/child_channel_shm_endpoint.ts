@@ -160,14 +160,20 @@ export class ShmEndpoint implements ByteSource {
 
   /** Waits for the doorbell (or, as a safety net, 50 ms). */
   #sleep(): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, SLEEP_MS);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#waiters.push(done);
-    });
+    // One safety-net timer serves every sleep while sleeps keep coming (a timer
+    // per sleep costs as much as the doorbell itself); it stops once idle.
+    this.#safetyNet ??= setInterval(() => {
+      if (this.#waiters.length > 0) this.#wakeAll();
+      else this.#stopSafetyNet();
+    }, SLEEP_MS);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #safetyNet: ReturnType<typeof setInterval> | undefined;
+
+  #stopSafetyNet(): void {
+    if (this.#safetyNet !== undefined) clearInterval(this.#safetyNet);
+    this.#safetyNet = undefined;
   }
 
   /** Bytes this side may still write before the peer reads. */
@@ -329,6 +335,7 @@ export class ShmEndpoint implements ByteSource {
   /** Closes the doorbell and unmaps the region. */
   dispose(): void {
     this.peerGone();
+    this.#stopSafetyNet();
     try {
       this.#bell.close();
     } catch {

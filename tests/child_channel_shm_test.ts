@@ -36,72 +36,61 @@ async function pair(): Promise<
 
 const skip = shmUnavailable() !== null;
 
-Deno.test({
-  name: "shm endpoint: packets of every size arrive in order, whole or in pieces",
-  ignore: skip,
-  async fn() {
-    const { a, b, close } = await pair();
-    try {
-      // 5 MiB of small packets wrap the 1 MiB ring several times; the 3 MiB one
-      // cannot fit at once and goes through the byte stream both ways.
-      const sizes = Array.from({ length: 3000 }, (_, i) => (i * 977) % 3500);
-      sizes.splice(1500, 0, 3 << 20);
-      const reader = (async () => {
-        const seen: number[] = [];
-        for (;;) {
-          const packet = await b.read();
-          if (packet === null) return seen;
-          const n = packet.json.n as number;
-          assertEquals(packet.json.s, "ü€" + n);
-          assertEquals(packet.binary.length, sizes[n]);
-          assertOk(packet.binary.every((v, i) => v === ((i + n) & 255)), `packet ${n} differs`);
-          seen.push(n);
-        }
-      })();
-      for (let n = 0; n < sizes.length; n++) {
-        const bytes = new Uint8Array(sizes[n]).map((_, i) => (i + n) & 255);
-        a.send({ n, s: "ü€" + n }, bytes);
-        if (n % 100 === 0) await a.flush();
+/** A test over a fresh pair of endpoints, closed afterwards. */
+function shmTest(name: string, body: (ends: Awaited<ReturnType<typeof pair>>) => Promise<void>) {
+  Deno.test({
+    name: `shm endpoint: ${name}`,
+    ignore: skip,
+    async fn() {
+      const ends = await pair();
+      try {
+        await body(ends);
+      } finally {
+        await ends.close();
       }
-      a.closeWrite();
-      await a.flush();
-      assertEquals(await reader, sizes.map((_, n) => n));
-    } finally {
-      await close();
+    },
+  });
+}
+
+shmTest("packets of every size arrive in order, whole or in pieces", async ({ a, b }) => {
+  // 5 MiB of small packets wrap the 1 MiB ring several times; the 3 MiB one
+  // cannot fit at once and goes through the byte stream both ways.
+  const sizes = Array.from({ length: 3000 }, (_, i) => (i * 977) % 3500);
+  sizes.splice(1500, 0, 3 << 20);
+  const reader = (async () => {
+    const seen: number[] = [];
+    for (;;) {
+      const packet = await b.read();
+      if (packet === null) return seen;
+      const n = packet.json.n as number;
+      assertEquals(packet.json.s, "ü€" + n);
+      assertEquals(packet.binary.length, sizes[n]);
+      assertOk(packet.binary.every((v, i) => v === ((i + n) & 255)), `packet ${n} differs`);
+      seen.push(n);
     }
-  },
+  })();
+  for (let n = 0; n < sizes.length; n++) {
+    const bytes = new Uint8Array(sizes[n]).map((_, i) => (i + n) & 255);
+    a.send({ n, s: "ü€" + n }, bytes);
+    if (n % 100 === 0) await a.flush();
+  }
+  a.closeWrite();
+  await a.flush();
+  assertEquals(await reader, sizes.map((_, n) => n));
 });
 
-Deno.test({
-  name: "shm endpoint: a part over the limit fails the read, as the stream reader does",
-  ignore: skip,
-  async fn() {
-    const { a, b, close } = await pair();
-    try {
-      a.send({ t: "m" }, new Uint8Array(10));
-      a.send({ t: "m" }, new Uint8Array((8 << 20) + 1));
-      assertEquals((await b.read())?.binary.length, 10);
-      await assertRejects(() => b.read(), FrameTooLargeError);
-      assertEquals(await b.read(), null);
-    } finally {
-      await close();
-    }
-  },
+shmTest("a part over the limit fails the read, as the stream reader does", async ({ a, b }) => {
+  a.send({ t: "m" }, new Uint8Array(10));
+  a.send({ t: "m" }, new Uint8Array((8 << 20) + 1));
+  assertEquals((await b.read())?.binary.length, 10);
+  await assertRejects(() => b.read(), FrameTooLargeError);
+  assertEquals(await b.read(), null);
 });
 
-Deno.test({
-  name: "shm endpoint: a JSON part that is not an object fails as parseStepJson says",
-  ignore: skip,
-  async fn() {
-    const { parent, b, close } = await pair();
-    try {
-      parent.write(encodeStepParts(new TextEncoder().encode('{"ok":"é"}'), new Uint8Array(0)));
-      parent.write(encodeStepParts(new TextEncoder().encode("[1]"), new Uint8Array(0)));
-      assertEquals((await b.read())?.json, { ok: "é" });
-      const error = await assertRejects(() => b.read(), ProtocolError);
-      assertEquals(error.message, "JSON part must be an object, got an array");
-    } finally {
-      await close();
-    }
-  },
+shmTest("a JSON part that is not an object fails as parseStepJson says", async ({ parent, b }) => {
+  parent.write(encodeStepParts(new TextEncoder().encode('{"ok":"é"}'), new Uint8Array(0)));
+  parent.write(encodeStepParts(new TextEncoder().encode("[1]"), new Uint8Array(0)));
+  assertEquals((await b.read())?.json, { ok: "é" });
+  const error = await assertRejects(() => b.read(), ProtocolError);
+  assertEquals(error.message, "JSON part must be an object, got an array");
 });

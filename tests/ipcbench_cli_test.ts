@@ -1,6 +1,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool, spawnTool } from "./_command.ts";
 import { validateStudyReport } from "../shared/study.ts";
+import { caseShapes } from "./_ipcbench.ts";
 
 function run(...args: string[]): Promise<Captured> {
   return runTool("ipcbench", args);
@@ -55,11 +56,8 @@ Deno.test("ipcbench cli: bench --json prints one document with every case checke
       dir,
     );
     assertEquals(result.code, 0, result.stderr);
-    const doc = JSON.parse(result.stdout);
-    assertEquals(doc.tool, "ipcbench");
-    assertEquals(doc.error, null);
-    const cases = doc.results.cases as { transport: string; size: number; runs: unknown[] }[];
-    assertEquals(cases.map((c) => [c.transport, c.size, c.runs.length]), [
+    assertEquals(JSON.parse(result.stdout).tool, "ipcbench");
+    assertEquals(caseShapes(result.stdout), [
       ["async", 4, 2],
       ["async", 65536, 2],
       ["tcp", 4, 2],
@@ -107,26 +105,9 @@ Deno.test("ipcbench cli: bench --study --scale smoke is a valid StudyReport", as
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
   Deno.test(`ipcbench cli: bench stopped by ${signal} prints the cases measured so far`, async () => {
     // The first case is short; the second (a child over pipes) would run for a long time.
-    const run = spawnTool("ipcbench", [
-      "bench",
-      "--transports",
-      "async,pipes",
-      "--sizes",
-      "64",
-      "--pin",
-      "none",
-      "--runs",
-      "1",
-      "--round-trips",
-      "5000000",
-      "--warmup",
-      "10",
-      "--max-bytes",
-      "1000000",
-      "--no-anchors",
-      "--json",
-      "-v",
-    ]);
+    const bench = "bench --transports async,pipes --sizes 64 --pin none --runs 1 " +
+      "--round-trips 5000000 --warmup 10 --max-bytes 1000000 --no-anchors --json -v";
+    const run = spawnTool("ipcbench", bench.split(" "));
     const child = run.child;
     // `-v` names each case as it starts: the second name means the first is measured.
     const seen = await run.stderrUntil("measuring pipes");

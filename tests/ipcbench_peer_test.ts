@@ -1,6 +1,7 @@
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
 import { decodeHello, encodeHello, parseHostPort, serve } from "../ipcbench/peer.ts";
 import { measureCase } from "../ipcbench/measure.ts";
+import { caseShapes } from "./_ipcbench.ts";
 import { netnsUnavailableReason } from "./_netns.ts";
 import { ProtocolError, UsageError } from "../shared/errors.ts";
 
@@ -142,10 +143,9 @@ Deno.test({
         stderr: "piped",
       }).output();
       assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
-      const doc = JSON.parse(new TextDecoder().decode(output.stdout));
-      assertEquals(doc.error, null);
-      const cases = doc.results.cases as { transport: string; size: number; runs: unknown[] }[];
-      assertEquals(cases.map((c) => [c.transport, c.size, c.runs.length]), [
+      const stdout = new TextDecoder().decode(output.stdout);
+      const doc = JSON.parse(stdout);
+      assertEquals(caseShapes(stdout), [
         ["tcp", 64, 2],
         ["tcp", 4096, 2],
         ["udp", 64, 2],
