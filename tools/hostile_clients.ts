@@ -224,7 +224,61 @@ export async function readUntilClosed(conn: Deno.Conn, timeoutMs = 10_000): Prom
   }
 }
 
-const RESET_HELPER = new URL("../tests/fixtures/reset_clients.py", import.meta.url).pathname;
+/**
+ * Reset clients in python3 (raw socket options): \`PORT COUNT [RATE_PER_S]\`.
+ * Without a rate, completes COUNT handshakes, then resets them all at once (the
+ * ones not yet accepted are reset in the listen queue); with one, spreads
+ * connect-then-reset pairs at RATE_PER_S. Prints how many were reset. Bounded: 60 s.
+ */
+const RESET_CLIENTS_PY = `
+import socket, struct, sys, time
+
+port, count = int(sys.argv[1]), int(sys.argv[2])
+rate = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+linger = struct.pack("ii", 1, 0)
+done = 0
+started = time.monotonic()
+deadline = started + 60
+
+
+def connect():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+if rate > 0:
+    for i in range(count):
+        if time.monotonic() > deadline:
+            break
+        wait = started + i / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        s = connect()
+        if s is not None:
+            s.close()
+            done += 1
+else:
+    # All handshakes first, then all resets: the ones the server has not yet
+    # accepted are reset while they wait in its listen queue.
+    sockets = []
+    for i in range(count):
+        if time.monotonic() > deadline:
+            break
+        s = connect()
+        if s is not None:
+            sockets.append(s)
+    for s in sockets:
+        s.close()
+    done = len(sockets)
+print(done)
+`;
 
 /**
  * Opens `count` connections to `port` and resets each right after its handshake
@@ -238,7 +292,7 @@ export async function resetConnections(
   signal?: AbortSignal,
 ): Promise<number> {
   const child = new Deno.Command("python3", {
-    args: [RESET_HELPER, String(port), String(count), String(ratePerS)],
+    args: ["-c", RESET_CLIENTS_PY, String(port), String(count), String(ratePerS)],
     stdout: "piped",
     stderr: "inherit",
     signal,
