@@ -48,7 +48,10 @@ for (const engine of ["auto", "deno"] as const) {
         [1, perFlow, perFlow - 1],
         [2, perFlow, perFlow - 1],
       ]);
-      assertOk(summary.flows.every((f) => f.delay !== null && f.delay.min >= 0));
+      assertOk(
+        summary.flows.every((f) => f.delay !== null && f.delay.min >= 0),
+        JSON.stringify(summary.flows.map((f) => f.delay)),
+      );
       // The sizes the server measured are the sizes drawn, and follow the distribution.
       const sizes = datagrams.map((d) => d.bytes);
       const model = cdf(sizeSpec(sizeDist));
