@@ -175,6 +175,8 @@ export interface BenchOptions {
   speedTargets: boolean;
   /** Run the study's grid and the nmap timings beside it (default true; off: targets only). */
   grid?: boolean;
+  /** Stops the run (Ctrl-C): what was measured so far is returned, `interrupted` set. */
+  signal?: AbortSignal;
   onProgress?: (message: string) => void;
 }
 
@@ -231,6 +233,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         if (n > plan.maxPortsFor(row)) continue;
         const times: number[] = [];
         let exact = true;
+        if (options.signal?.aborted) break;
         for (let r = 0; r < plan.runs; r++) {
           options.onProgress?.(`${row.label}, ${n} ports, run ${r + 1}/${plan.runs}`);
           const one = await timeScan(row, n, options);
@@ -259,6 +262,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ? ["", "--min-rate 5000"]
           : ["--min-rate 5000"];
         for (const flags of choices) {
+          if (options.signal?.aborted) break;
           options.onProgress?.(`nmap -sT ${flags} on ${n} ports`);
           const t = await timeProcess("nmap", [
             "-sT",
@@ -288,6 +292,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ffi,
           openCount: (n) => expectedFor(n).open.length,
           onProgress: options.onProgress,
+          signal: options.signal,
         }),
       );
     }
@@ -303,6 +308,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           hasNmap,
           full: plan.ports.includes(65535),
           onProgress: options.onProgress,
+          signal: options.signal,
         },
       );
       targets.push(...measured.targets);
@@ -311,7 +317,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   } finally {
     lab.close();
   }
-  return { cells, nmap, targets, engines, skipped };
+  const interrupted = options.signal?.aborted ?? false;
+  if (interrupted) skipped.push("Interrupted: only what was measured before the stop signal.");
+  return { cells, nmap, targets, engines, skipped, ...(interrupted ? { interrupted } : {}) };
 }
 
 /**

@@ -168,6 +168,8 @@ export interface Cell {
 
 /** Everything a bench run measured. */
 export interface BenchResult {
+  /** Stopped by SIGINT/SIGTERM before the end (absent: it ran to the end). */
+  interrupted?: boolean;
   cells: Cell[];
   nmap: { ports: number; flags: string; ms: number; exact: boolean }[];
   targets: SpeedTarget[];
