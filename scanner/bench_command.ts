@@ -90,7 +90,10 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
       checkFlags(flags);
       const { LAB_ENV, labUnavailableReason } = await loadBench();
       if (Deno.env.get(LAB_ENV) === "1") return null;
-      return (await labUnavailableReason()) === null ? await runInLab(args) : null;
+      if ((await labUnavailableReason()) !== null) return null;
+      // The bench in the namespace printed everything (its JSON document included):
+      // exit with its status, adding nothing.
+      Deno.exit(await runInLab(args));
     },
     study: async (context) =>
       (await loadBench()).runStudy(context.scale, {

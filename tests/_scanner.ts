@@ -50,3 +50,29 @@ export async function nft(script: string): Promise<void> {
   await Deno.remove(file);
   assertEquals(result.code, 0, result.stderr);
 }
+
+/**
+ * Reads a child's stream until `seen` is in the text, sends it `signal`, then
+ * reads to the end; returns all the text.
+ */
+export async function signalAfter(
+  child: Deno.ChildProcess,
+  stream: ReadableStream<Uint8Array>,
+  seen: string,
+  signal: Deno.Signal = "SIGINT",
+): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let sent = false;
+  for (;;) {
+    if (!sent && text.includes(seen)) {
+      child.kill(signal);
+      sent = true;
+    }
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}

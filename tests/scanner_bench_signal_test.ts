@@ -5,7 +5,7 @@
  */
 import { assertEquals, assertOk } from "./_assert.ts";
 import { netnsUnavailableReason } from "./_netns.ts";
-import { scannerArgs } from "./_scanner.ts";
+import { scannerArgs, signalAfter } from "./_scanner.ts";
 
 const reason = netnsUnavailableReason();
 
@@ -21,19 +21,11 @@ Deno.test({
     }).spawn();
     const stdout = new Response(child.stdout).text();
     // Once the second engines row starts, the first is measured.
-    const reader = child.stderr.getReader();
-    let log = "";
-    while (!log.includes("engines side by side with nmap: 1024 ports")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      log += new TextDecoder().decode(value);
-    }
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      log += new TextDecoder().decode(value);
-    }
+    const log = await signalAfter(
+      child,
+      child.stderr,
+      "engines side by side with nmap: 1024 ports",
+    );
     const status = await child.status;
     const text = await stdout;
     assertEquals(status.code, 130, log);

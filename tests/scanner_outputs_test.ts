@@ -6,7 +6,7 @@
 import { assertEquals, assertOk } from "./_assert.ts";
 import { netnsTest } from "./_netns.ts";
 import { parseGrepable, parseJsonl } from "../scanner/records.ts";
-import { dropSyns, nft, runScanner, scannerArgs } from "./_scanner.ts";
+import { dropSyns, nft, runScanner, scannerArgs, signalAfter } from "./_scanner.ts";
 
 const scanner = runScanner;
 const dropBlock = () => dropSyns("1000-1999", "out");
@@ -80,20 +80,9 @@ netnsTest(
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      const reader = child.stdout.getReader();
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
+      // SIGINT once a first finding is out.
+      const text = await signalAfter(child, child.stdout, '"type":"port"');
       assertOk(text.includes('"type":"port"'), text);
-      child.kill("SIGINT");
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
       const status = await child.status;
       await child.stderr.cancel();
       assertEquals(status.code, 130);
