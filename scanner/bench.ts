@@ -26,17 +26,19 @@ import {
   type SpeedTarget,
 } from "./bench_targets.ts";
 import { ffiUnavailableReason } from "./libc.ts";
+import { runStudy as runHarnessStudy, type Study } from "../shared/study_harness.ts";
 import {
   type BenchResult,
-  buildStudyReport,
   type Cell,
   FULL_GRID,
   type GridRow,
   LAB_FILTERED,
   LAB_FILTERED_BLOCK,
   LAB_OPEN,
-  planFor,
   type ScalePlan,
+  STUDY_INFO,
+  studyFindings,
+  type StudyRaw,
 } from "./study.ts";
 
 /** Environment marker: this process runs inside the bench's private namespace. */
@@ -322,36 +324,43 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   return { cells, nmap, targets, engines, skipped, ...(interrupted ? { interrupted } : {}) };
 }
 
+/** The study's measurement (the harness's `measure`): the bench inside the lab, or why not. */
+export async function measureStudy(
+  plan: ScalePlan,
+  context: { progress: (line: string) => void; entry?: string | URL },
+): Promise<StudyRaw> {
+  const timeoutMs = 500;
+  const reason = await labUnavailableReason();
+  if (reason !== null || Deno.env.get(LAB_ENV) !== "1") {
+    return { result: null, unavailable: [reason ?? "not inside the lab namespace"], timeoutMs };
+  }
+  const result = await runBench({
+    plan,
+    timeoutMs,
+    entry: context.entry,
+    compareNmap: true,
+    speedTargets: true,
+    onProgress: context.progress,
+  });
+  return { result, unavailable: [], timeoutMs };
+}
+
+/** The port-scanning study in the shape of shared/study_harness.ts. */
+export const scannerStudy: Study<ScalePlan, StudyRaw> = {
+  ...STUDY_INFO,
+  plans: STUDY_INFO.plans,
+  measure: (plan, context) => measureStudy(plan, context),
+  report: studyFindings,
+};
+
 /**
  * Runs the study at a scale and returns its report. Must run inside the lab
  * namespace (see {@linkcode labCommand}); elsewhere it returns a report that
  * says why nothing was measured.
  */
-export async function runStudy(
+export function runStudy(
   scale: StudyScale,
-  options: { entry?: string | URL; onProgress?: (message: string) => void } = {},
+  options: { onProgress?: (message: string) => void } = {},
 ): Promise<StudyReport> {
-  const started = performance.now();
-  const plan = planFor(scale);
-  const timeoutMs = 500;
-  const reason = await labUnavailableReason();
-  if (reason !== null || Deno.env.get(LAB_ENV) !== "1") {
-    return buildStudyReport(
-      scale,
-      plan,
-      null,
-      [reason ?? "not inside the lab namespace"],
-      performance.now() - started,
-      timeoutMs,
-    );
-  }
-  const result = await runBench({
-    plan,
-    timeoutMs,
-    entry: options.entry,
-    compareNmap: true,
-    speedTargets: true,
-    onProgress: options.onProgress,
-  });
-  return buildStudyReport(scale, plan, result, [], performance.now() - started, timeoutMs);
+  return runHarnessStudy(scannerStudy, scale, { progress: options.onProgress });
 }
