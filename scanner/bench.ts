@@ -26,17 +26,19 @@ import {
   type SpeedTarget,
 } from "./bench_targets.ts";
 import { ffiUnavailableReason } from "./libc.ts";
+import { runStudy as runHarnessStudy, type Study } from "../shared/study_harness.ts";
 import {
   type BenchResult,
-  buildStudyReport,
   type Cell,
   FULL_GRID,
   type GridRow,
   LAB_FILTERED,
   LAB_FILTERED_BLOCK,
   LAB_OPEN,
-  planFor,
   type ScalePlan,
+  STUDY_INFO,
+  studyFindings,
+  type StudyRaw,
 } from "./study.ts";
 
 /** Environment marker: this process runs inside the bench's private namespace. */
@@ -175,6 +177,8 @@ export interface BenchOptions {
   speedTargets: boolean;
   /** Run the study's grid and the nmap timings beside it (default true; off: targets only). */
   grid?: boolean;
+  /** Stops the run (Ctrl-C): what was measured so far is returned, `interrupted` set. */
+  signal?: AbortSignal;
   onProgress?: (message: string) => void;
 }
 
@@ -231,6 +235,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         if (n > plan.maxPortsFor(row)) continue;
         const times: number[] = [];
         let exact = true;
+        if (options.signal?.aborted) break;
         for (let r = 0; r < plan.runs; r++) {
           options.onProgress?.(`${row.label}, ${n} ports, run ${r + 1}/${plan.runs}`);
           const one = await timeScan(row, n, options);
@@ -259,6 +264,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ? ["", "--min-rate 5000"]
           : ["--min-rate 5000"];
         for (const flags of choices) {
+          if (options.signal?.aborted) break;
           options.onProgress?.(`nmap -sT ${flags} on ${n} ports`);
           const t = await timeProcess("nmap", [
             "-sT",
@@ -288,6 +294,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           ffi,
           openCount: (n) => expectedFor(n).open.length,
           onProgress: options.onProgress,
+          signal: options.signal,
         }),
       );
     }
@@ -303,6 +310,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           hasNmap,
           full: plan.ports.includes(65535),
           onProgress: options.onProgress,
+          signal: options.signal,
         },
       );
       targets.push(...measured.targets);
@@ -311,39 +319,48 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   } finally {
     lab.close();
   }
-  return { cells, nmap, targets, engines, skipped };
+  const interrupted = options.signal?.aborted ?? false;
+  if (interrupted) skipped.push("Interrupted: only what was measured before the stop signal.");
+  return { cells, nmap, targets, engines, skipped, ...(interrupted ? { interrupted } : {}) };
 }
+
+/** The study's measurement (the harness's `measure`): the bench inside the lab, or why not. */
+export async function measureStudy(
+  plan: ScalePlan,
+  context: { progress: (line: string) => void; entry?: string | URL },
+): Promise<StudyRaw> {
+  const timeoutMs = 500;
+  const reason = await labUnavailableReason();
+  if (reason !== null || Deno.env.get(LAB_ENV) !== "1") {
+    return { result: null, unavailable: [reason ?? "not inside the lab namespace"], timeoutMs };
+  }
+  const result = await runBench({
+    plan,
+    timeoutMs,
+    entry: context.entry,
+    compareNmap: true,
+    speedTargets: true,
+    onProgress: context.progress,
+  });
+  return { result, unavailable: [], timeoutMs };
+}
+
+/** The port-scanning study in the shape of shared/study_harness.ts. */
+export const scannerStudy: Study<ScalePlan, StudyRaw> = {
+  ...STUDY_INFO,
+  plans: STUDY_INFO.plans,
+  measure: (plan, context) => measureStudy(plan, context),
+  report: studyFindings,
+};
 
 /**
  * Runs the study at a scale and returns its report. Must run inside the lab
  * namespace (see {@linkcode labCommand}); elsewhere it returns a report that
  * says why nothing was measured.
  */
-export async function runStudy(
+export function runStudy(
   scale: StudyScale,
-  options: { entry?: string | URL; onProgress?: (message: string) => void } = {},
+  options: { onProgress?: (message: string) => void } = {},
 ): Promise<StudyReport> {
-  const started = performance.now();
-  const plan = planFor(scale);
-  const timeoutMs = 500;
-  const reason = await labUnavailableReason();
-  if (reason !== null || Deno.env.get(LAB_ENV) !== "1") {
-    return buildStudyReport(
-      scale,
-      plan,
-      null,
-      [reason ?? "not inside the lab namespace"],
-      performance.now() - started,
-      timeoutMs,
-    );
-  }
-  const result = await runBench({
-    plan,
-    timeoutMs,
-    entry: options.entry,
-    compareNmap: true,
-    speedTargets: true,
-    onProgress: options.onProgress,
-  });
-  return buildStudyReport(scale, plan, result, [], performance.now() - started, timeoutMs);
+  return runHarnessStudy(scannerStudy, scale, { progress: options.onProgress });
 }

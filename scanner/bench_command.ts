@@ -8,7 +8,7 @@
  */
 import type { Command } from "commander";
 import { addBenchCommand as addSharedBench, type BenchFlags } from "../shared/bench_command.ts";
-import { intOption } from "../shared/cli.ts";
+import { exitCodeAfter, intOption, watchStopSignals, writeStderr } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 // The bench's modules (tables, plots, the lab) load on first use, so a plain scan
 // does not pay for them at start-up.
@@ -22,7 +22,10 @@ interface ScannerBenchFlags extends BenchFlags {
   targets: boolean;
 }
 
-/** Re-runs this bench inside a fresh private namespace; returns its exit code. */
+/**
+ * Re-runs this bench inside a fresh private namespace; returns its exit code.
+ * SIGINT/SIGTERM go on to it (it prints what it measured and exits 130/143).
+ */
 async function runInLab(args: string[]): Promise<number> {
   const { labCommand } = await loadBench();
   const command = labCommand(["bench", ...args]);
@@ -33,7 +36,23 @@ async function runInLab(args: string[]): Promise<number> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  return (await child.status).code;
+  const forward = (signal: "SIGINT" | "SIGTERM") => () => {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  const onInt = forward("SIGINT");
+  const onTerm = forward("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    return (await child.status).code;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
 }
 
 function checkFlags(flags: ScannerBenchFlags): void {
@@ -71,7 +90,10 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
       checkFlags(flags);
       const { LAB_ENV, labUnavailableReason } = await loadBench();
       if (Deno.env.get(LAB_ENV) === "1") return null;
-      return (await labUnavailableReason()) === null ? await runInLab(args) : null;
+      if ((await labUnavailableReason()) !== null) return null;
+      // The bench in the namespace printed everything (its JSON document included):
+      // exit with its status, adding nothing.
+      Deno.exit(await runInLab(args));
     },
     study: async (context) =>
       (await loadBench()).runStudy(context.scale, {
@@ -83,14 +105,25 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
       if (reason !== null) throw new Error(`bench needs the lab namespace: ${reason}`);
       const plan = study.planFor(context.scale);
       if (flags.runs !== undefined) plan.runs = flags.runs;
-      const result = await bench.runBench({
-        plan,
-        timeoutMs: 500,
-        compareNmap: flags.compare === "nmap",
-        speedTargets: flags.compare === "nmap",
-        grid: !flags.targets,
-        onProgress: context.progress,
-      });
+      // SIGINT/SIGTERM: stop, print what was measured, exit 130/143.
+      const stop = watchStopSignals();
+      let result;
+      try {
+        result = await bench.runBench({
+          plan,
+          timeoutMs: 500,
+          compareNmap: flags.compare === "nmap",
+          speedTargets: flags.compare === "nmap",
+          grid: !flags.targets,
+          onProgress: context.progress,
+          signal: stop.abort,
+        });
+      } finally {
+        stop.dispose();
+      }
+      if (stop.signal) {
+        writeStderr(`scanner: bench interrupted by ${stop.signal}: the results are partial\n`);
+      }
       const tables = flags.targets
         ? study.extraTables(result)
         : [study.publishedTable(), study.measuredTable(result, plan), ...study.extraTables(result)];
@@ -105,6 +138,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
       const { renderTable } = await import("../shared/report.ts");
       return {
         results: result,
+        exitCode: stop.signal ? exitCodeAfter(stop.signal) : undefined,
         options,
         text: tables.map(renderTable).join("\n\n") + "\n",
         report: {

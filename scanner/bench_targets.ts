@@ -103,15 +103,24 @@ function medianPhases(samples: Phases[]): Phases | undefined {
   };
 }
 
-/** Runs each runner `runs` times, interleaved; medians and whether every run was ok. */
+/**
+ * Runs each runner `runs` times, interleaved; medians and whether every run was
+ * ok. Stopped by `signal`: the complete rounds so far, or `null` before the first.
+ */
 async function interleaved(
   runners: Runner[],
   runs: number,
-): Promise<{ ms: number; ok: boolean; phases?: Phases }[]> {
+  signal?: AbortSignal,
+): Promise<{ ms: number; ok: boolean; phases?: Phases }[] | null> {
   const times = runners.map(() => [] as number[]);
   const phases = runners.map(() => [] as Phases[]);
   const ok = runners.map(() => true);
   for (let r = 0; r < runs; r++) {
+    // Stopped (Ctrl-C): keep the rounds already complete.
+    if (signal?.aborted) {
+      if (r === 0) return null;
+      break;
+    }
     for (let i = 0; i < runners.length; i++) {
       const t = await timed(runners[i]);
       times[i].push(t.ms);
@@ -162,6 +171,7 @@ export async function runSpeedTargets(
     hasNmap: boolean;
     full: boolean;
     onProgress?: (message: string) => void;
+    signal?: AbortSignal;
   },
 ): Promise<{ targets: SpeedTarget[]; skipped: string[] }> {
   const targets: SpeedTarget[] = [];
@@ -174,7 +184,13 @@ export async function runSpeedTargets(
     ours.check = (out) => count(out, /\/open\//g) === lab.openCount;
     ours.phases = true;
     if (options.hasNmap) {
-      const [a, b] = await interleaved([ours, nmapRunner(["--min-rate", "50000", "-p-"])], runs);
+      const pair = await interleaved(
+        [ours, nmapRunner(["--min-rate", "50000", "-p-"])],
+        runs,
+        options.signal,
+      );
+      if (!pair) return { targets, skipped };
+      const [a, b] = pair;
       targets.push({
         name: "all 65535 ports, whole process, default options",
         oursMs: a.ms,
@@ -203,7 +219,9 @@ export async function runSpeedTargets(
   ]);
   filtered.check = (out) => count(out, /\/filtered\//g) === to - from + 1;
   filtered.phases = true;
-  const [f] = await interleaved([filtered], runs);
+  const single = await interleaved([filtered], runs, options.signal);
+  if (!single) return { targets, skipped };
+  const [f] = single;
   targets.push({
     name: `${to - from + 1} filtered ports, 500 ms timeout, whole process`,
     oursMs: f.ms,
@@ -239,7 +257,12 @@ export async function runSpeedTargets(
         runner: { ...scannerCommand(onePort, bundle), check, phases: true },
       });
     } else skipped.push("No dist/scanner.js: run `deno task bundle` to time the bundle's start.");
-    const results = await interleaved([base, ...runners.map((r) => r.runner)], Math.max(5, runs));
+    const results = await interleaved(
+      [base, ...runners.map((r) => r.runner)],
+      Math.max(5, runs),
+      options.signal,
+    );
+    if (!results) return { targets, skipped };
     runners.forEach((r, i) => {
       const ours = results[i + 1];
       targets.push({
@@ -270,6 +293,7 @@ export async function runEngineComparison(
     ffi: boolean;
     openCount: (n: number) => number;
     onProgress?: (message: string) => void;
+    signal?: AbortSignal;
   },
 ): Promise<EngineRow[]> {
   const rows: EngineRow[] = [];
@@ -291,7 +315,8 @@ export async function runEngineComparison(
         ]),
       );
     }
-    const results = await interleaved(runners, options.runs);
+    const results = await interleaved(runners, options.runs, options.signal);
+    if (!results) break;
     let i = 1;
     rows.push({
       ports: n,

@@ -14,6 +14,10 @@
  * - A connect that lands on its own source address and port is `closed`
  *   (`self-connect`), compared through `getsockname`.
  *
+ * Over 500 lines on purpose: the engine is one state machine (issue, drain,
+ * expire, wait) over one set of descriptor tables, timers and queues; its small
+ * pieces already live apart (`libc.ts`, `ffi_queues.ts`, `verdict.ts`, `timing.ts`).
+ *
  * @module
  */
 import { connectError } from "../shared/errors.ts";

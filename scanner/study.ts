@@ -10,6 +10,7 @@
 import type { Mode } from "../shared/mode.ts";
 import type { LinePlot, ReportTable } from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
+import type { StudyFindings } from "../shared/study_harness.ts";
 import {
   type EngineRow,
   engineTable,
@@ -168,6 +169,8 @@ export interface Cell {
 
 /** Everything a bench run measured. */
 export interface BenchResult {
+  /** Stopped by SIGINT/SIGTERM before the end (absent: it ran to the end). */
+  interrupted?: boolean;
   cells: Cell[];
   nmap: { ports: number; flags: string; ms: number; exact: boolean }[];
   targets: SpeedTarget[];
@@ -356,6 +359,50 @@ export function findings(result: BenchResult, plan: ScalePlan): string[] {
   return out;
 }
 
+/** What the study's measurement returns: a bench run, or why there was none. */
+export interface StudyRaw {
+  /** The bench run (null: nothing measured). */
+  result: BenchResult | null;
+  /** Why nothing (or less) was measured. */
+  unavailable: string[];
+  timeoutMs: number;
+}
+
+/** The study's description, plans per scale and published table (measure: see `bench.ts`). */
+export const STUDY_INFO = {
+  name: "scanner",
+  seed: SEED,
+  title: "Port scanning: sequential, threads, processes",
+  question: "How do sequential processing, multithreading and multiprocessing compare for a TCP " +
+    "connect port scan of 1 to 65535 ports with a 0.5 s timeout, and how do 10, 100 and 200 " +
+    "workers change it?",
+  plans: { smoke: planFor("smoke"), quick: planFor("quick"), full: planFor("full") },
+  published: publishedTable(),
+} as const;
+
+/** Pure: the study's tables, plots and sentences from its raw numbers (the harness's `report`). */
+export function studyFindings(raw: StudyRaw, plan: ScalePlan): StudyFindings {
+  const empty: BenchResult = { cells: [], nmap: [], targets: [], engines: [], skipped: [] };
+  const bench = raw.result ?? empty;
+  return {
+    measured: measuredTable(bench, plan),
+    extra: extraTables(bench),
+    plots: bench.cells.length > 0 ? [benchPlot(bench), publishedPlot()] : [publishedPlot()],
+    findings: raw.result && raw.result.cells.length > 0
+      ? findings(raw.result, plan)
+      : [`Nothing was measured on this machine: ${raw.unavailable.join(" ")}`],
+    skipped: [...raw.unavailable, ...bench.skipped],
+    options: {
+      ports: plan.ports,
+      rows: plan.rows.map((row) => row.label),
+      runs: plan.runs,
+      timeout_ms: raw.timeoutMs,
+      per_worker_concurrency: 1,
+      lab: { open: LAB_OPEN, filtered: LAB_FILTERED, filtered_block: LAB_FILTERED_BLOCK },
+    },
+  };
+}
+
 /** Builds the study report from a bench run (or from the reason it could not run). */
 export function buildStudyReport(
   scale: StudyScale,
@@ -365,32 +412,20 @@ export function buildStudyReport(
   elapsedMs: number,
   timeoutMs: number,
 ): StudyReport {
-  const empty: BenchResult = { cells: [], nmap: [], targets: [], engines: [], skipped: [] };
-  const bench = result ?? empty;
+  const found = studyFindings({ result, unavailable: skipped, timeoutMs }, plan);
   return {
-    study: "scanner",
-    seed: SEED,
-    title: "Port scanning: sequential, threads, processes",
-    question:
-      "How do sequential processing, multithreading and multiprocessing compare for a TCP connect " +
-      "port scan of 1 to 65535 ports with a 0.5 s timeout, and how do 10, 100 and 200 workers change it?",
+    study: STUDY_INFO.name,
+    seed: STUDY_INFO.seed,
+    title: STUDY_INFO.title,
+    question: STUDY_INFO.question,
     scale,
-    published: publishedTable(),
-    measured: measuredTable(bench, plan),
-    extra: extraTables(bench),
-    plots: bench.cells.length > 0 ? [benchPlot(bench), publishedPlot()] : [publishedPlot()],
-    findings: result && result.cells.length > 0
-      ? findings(result, plan)
-      : [`Nothing was measured on this machine: ${skipped.join(" ")}`],
-    skipped: [...skipped, ...bench.skipped],
-    options: {
-      ports: plan.ports,
-      rows: plan.rows.map((row) => row.label),
-      runs: plan.runs,
-      timeout_ms: timeoutMs,
-      per_worker_concurrency: 1,
-      lab: { open: LAB_OPEN, filtered: LAB_FILTERED, filtered_block: LAB_FILTERED_BLOCK },
-    },
+    published: STUDY_INFO.published,
+    measured: found.measured,
+    extra: found.extra ?? [],
+    plots: found.plots ?? [],
+    findings: found.findings,
+    skipped: found.skipped ?? [],
+    options: found.options ?? {},
     elapsedMs,
   };
 }

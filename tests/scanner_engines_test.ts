@@ -8,31 +8,17 @@ import { assertEquals } from "./_assert.ts";
 import { capture } from "./_command.ts";
 import { netnsTest } from "./_netns.ts";
 import { MODES } from "../shared/mode.ts";
-import { scan, type ScanResult } from "../scanner/scan.ts";
+import type { ScanResult } from "../scanner/scan.ts";
 import type { EngineName } from "../scanner/engines.ts";
 import { parsePorts } from "../scanner/targets.ts";
+import { dropSyns, scanLocalhost, scannerArgs } from "./_scanner.ts";
 
 // Imported too, so the test's own type check covers the workers' graph: deno test
 // checks a worker's modules when it starts, and on a loaded machine a cold check
 // outlasted the runtime's 30 s worker start limit.
 import "../scanner/worker_entry.ts";
 
-const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const ENGINES: EngineName[] = ["ffi", "connect"];
-const LOCALHOST = [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 as const }];
-
-async function dropSyns(ports: string): Promise<void> {
-  const file = await Deno.makeTempFile();
-  await Deno.writeTextFile(
-    file,
-    "add table inet engines\nadd chain inet engines input { type filter hook input priority 0; }\n" +
-      `add rule inet engines input tcp dport { ${ports} } tcp flags & (syn | ack) == syn drop\n`,
-  );
-  const result = await capture("nft", ["-f", file]);
-  await Deno.remove(file);
-  assertEquals(result.code, 0, result.stderr);
-}
 
 /** Every port as `port:state:reason`. */
 function lines(result: ScanResult): string[] {
@@ -55,21 +41,18 @@ netnsTest(
   async () => {
     const open = [22, 80, 1500, 2001];
     const filtered = [100, 1999, 2000];
-    await dropSyns(filtered.join(", "));
+    await dropSyns(filtered.join(", "), "engines");
     const listeners = open.map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     try {
       const ports = parsePorts("1-2100");
       for (const engine of ENGINES) {
         for (const mode of MODES) {
-          const result = await scan({
-            targets: LOCALHOST,
-            ports,
+          const result = await scanLocalhost(ports, {
             mode,
             engine,
             workers: 2,
             timeoutMs: 300,
             randomize: mode === "async",
-            entry,
           });
           assertEquals(
             [result.engine, result.interrupted, result.hosts[0].counts],
@@ -103,15 +86,12 @@ netnsTest(
     );
     for (const engine of ENGINES) {
       for (const mode of MODES) {
-        const result = await scan({
-          targets: LOCALHOST,
-          ports,
+        const result = await scanLocalhost(ports, {
           mode,
           engine,
           workers: 2,
           concurrency: 16,
           timeoutMs: 500,
-          entry,
         });
         assertEquals(lines(result), want, `${engine}/${mode}`);
       }
@@ -132,24 +112,22 @@ netnsTest(
           const result = await capture("prlimit", [
             "--nofile=40:40",
             Deno.execPath(),
-            "run",
-            "--allow-all",
-            "--quiet",
-            main,
-            "127.0.0.1",
-            "-p",
-            mode === "sequential" ? "2400-3001" : "2000-3001",
-            "--engine",
-            engine,
-            "--mode",
-            mode,
-            "--workers",
-            "2",
-            "--timeout",
-            "300",
-            "--show",
-            "open,filtered",
-            "--json",
+            ...scannerArgs([
+              "127.0.0.1",
+              "-p",
+              mode === "sequential" ? "2400-3001" : "2000-3001",
+              "--engine",
+              engine,
+              "--mode",
+              mode,
+              "--workers",
+              "2",
+              "--timeout",
+              "300",
+              "--show",
+              "open,filtered",
+              "--json",
+            ]),
           ]);
           assertEquals(result.code, 0, `${engine}/${mode}: ${result.stderr}`);
           const doc = JSON.parse(result.stdout);

@@ -7,18 +7,17 @@ import { assertEquals, assertOk } from "./_assert.ts";
 import { capture, type Captured } from "./_command.ts";
 import { netnsTest } from "./_netns.ts";
 import { MODES } from "../shared/mode.ts";
-import { scan, type ScanResult } from "../scanner/scan.ts";
+import type { ScanResult } from "../scanner/scan.ts";
 import type { PortState } from "../scanner/probe.ts";
 import { parsePorts } from "../scanner/targets.ts";
 import { loadServices } from "../scanner/services.ts";
+import { dropSyns, runScanner, scanLocalhost, scannerArgs } from "./_scanner.ts";
 
 // Imported too, so the test's own type check covers the workers' graph: deno test
 // checks a worker's modules when it starts, and on a loaded machine a cold check
 // outlasted the runtime's 30 s worker start limit.
 import "../scanner/worker_entry.ts";
 
-const entry = new URL("../scanner/worker_entry.ts", import.meta.url);
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
 const OPEN = [22, 80, 443, 1500];
 const FILTERED = [3000, 3001, 3002, 3003];
 const PORT_SPEC = "1-1100,1500,3000-3003,3100-3110";
@@ -28,19 +27,8 @@ function run(command: string, args: string[]): Promise<Captured> {
 }
 
 /** Drops SYNs to the filtered ports (inside the namespace only). */
-async function addDropRule(ports: number[]): Promise<void> {
-  const script = [
-    "add table inet scanner_test",
-    "add chain inet scanner_test input { type filter hook input priority 0; }",
-    `add rule inet scanner_test input tcp dport { ${
-      ports.join(", ")
-    } } tcp flags & (syn | ack) == syn drop`,
-  ].join("\n");
-  const file = await Deno.makeTempFile();
-  await Deno.writeTextFile(file, script + "\n");
-  const result = await run("nft", ["-f", file]);
-  await Deno.remove(file);
-  assertEquals(result.code, 0, result.stderr);
+function addDropRule(ports: number[]): Promise<void> {
+  return dropSyns(ports.join(", "));
 }
 
 function listenAll(ports: number[]): Deno.Listener[] {
@@ -76,15 +64,12 @@ netnsTest(
       for (const mode of MODES) {
         // Sequential waits out each filtered port: scan fewer ports there.
         const list = mode === "sequential" ? ports.filter((p) => p >= 1000) : ports;
-        const result = await scan({
-          targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
-          ports: list,
+        const result = await scanLocalhost(list, {
           mode,
           workers: 3,
           concurrency: 64,
           timeoutMs: 300,
           randomize: mode === "async",
-          entry,
         });
         if (mode === "sequential") {
           assertEquals(portsIn(result, "open"), [1500]);
@@ -122,25 +107,15 @@ netnsTest(
   "scanner: exact at --concurrency 2000 in one isolate (the gate keeps 128 connects in flight)",
   async () => {
     const filtered = Array.from({ length: 600 }, (_, i) => 5000 + i);
-    const file = await Deno.makeTempFile();
-    await Deno.writeTextFile(
-      file,
-      "add table inet t\nadd chain inet t input { type filter hook input priority 0; }\n" +
-        "add rule inet t input tcp dport 5000-5599 tcp flags & (syn | ack) == syn drop\n",
-    );
-    assertEquals((await run("nft", ["-f", file])).code, 0);
-    await Deno.remove(file);
+    await dropSyns("5000-5599", "t");
     const open = [4000, 4500, 5900];
     const listeners = listenAll(open);
     try {
       const ports = parsePorts("4000-6000");
-      const result = await scan({
-        targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
-        ports,
+      const result = await scanLocalhost(ports, {
         mode: "async",
         concurrency: 2000,
         timeoutMs: 400,
-        entry,
       });
       assertEquals(portsIn(result, "open"), open);
       assertEquals(portsIn(result, "filtered"), filtered);
@@ -159,13 +134,10 @@ netnsTest(
     // with itself), and concurrent connects compete for that one local port.
     await Deno.writeTextFile("/proc/sys/net/ipv4/ip_local_port_range", "40000 40000");
     const ports = parsePorts("39990-40010");
-    const result = await scan({
-      targets: [{ target: "127.0.0.1", address: "127.0.0.1", family: 4 }],
-      ports,
+    const result = await scanLocalhost(ports, {
       mode: "async",
       concurrency: 16,
       timeoutMs: 500,
-      entry,
     });
     assertEquals(result.hosts[0].counts, { open: 0, closed: 21, filtered: 0 });
     const self = result.hosts[0].ports.find((p) => p.port === 40000)!;
@@ -184,24 +156,22 @@ netnsTest(
         const result = await run("prlimit", [
           "--nofile=48:48",
           Deno.execPath(),
-          "run",
-          "--allow-all",
-          "--quiet",
-          main,
-          "127.0.0.1",
-          "-p",
-          "6000-7001",
-          "--mode",
-          mode,
-          "--workers",
-          "2",
-          "--concurrency",
-          "1000",
-          "--timeout",
-          "300",
-          "--show",
-          "open,filtered",
-          "--json",
+          ...scannerArgs([
+            "127.0.0.1",
+            "-p",
+            "6000-7001",
+            "--mode",
+            mode,
+            "--workers",
+            "2",
+            "--concurrency",
+            "1000",
+            "--timeout",
+            "300",
+            "--show",
+            "open,filtered",
+            "--json",
+          ]),
         ]);
         assertEquals(result.code, 0, `${mode}: ${result.stderr}`);
         const doc = JSON.parse(result.stdout);
@@ -224,11 +194,7 @@ netnsTest(
   async () => {
     const listeners = listenAll([8080]);
     try {
-      const result = await run(Deno.execPath(), [
-        "run",
-        "--allow-all",
-        "--quiet",
-        main,
+      const result = await runScanner([
         "127.0.0.1,::1",
         "-p",
         "8079-8081",

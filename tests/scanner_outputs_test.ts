@@ -4,35 +4,18 @@
  * exits 130; `--resume` finishes the scan to the same result as one full scan.
  */
 import { assertEquals, assertOk } from "./_assert.ts";
-import { capture } from "./_command.ts";
 import { netnsTest } from "./_netns.ts";
 import { parseGrepable, parseJsonl } from "../scanner/records.ts";
+import { dropSyns, nft, runScanner, scannerArgs, signalAfter } from "./_scanner.ts";
 
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
-
-function scanner(args: string[]) {
-  return capture(Deno.execPath(), ["run", "--allow-all", "--quiet", main, ...args], {
-    env: { NO_COLOR: "1" },
-  });
-}
-
-async function nft(script: string): Promise<void> {
-  const file = await Deno.makeTempFile();
-  await Deno.writeTextFile(file, script);
-  const result = await capture("nft", ["-f", file]);
-  await Deno.remove(file);
-  assertEquals(result.code, 0, result.stderr);
-}
-
-const DROP =
-  "add table inet out\nadd chain inet out input { type filter hook input priority 0; }\n" +
-  "add rule inet out input tcp dport { 1000-1999 } tcp flags & (syn | ack) == syn drop\n";
+const scanner = runScanner;
+const dropBlock = () => dropSyns("1000-1999", "out");
 
 netnsTest(
   import.meta.url,
   "scanner outputs: --jsonl and -oG read back to the --json result, -oA writes all three",
   async () => {
-    await nft(DROP);
+    await dropBlock();
     const listeners = [22, 80, 2500].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     const dir = await Deno.makeTempDir();
     try {
@@ -77,17 +60,13 @@ netnsTest(
   import.meta.url,
   "scanner outputs: Ctrl-C prints and writes partial results, exits 130; --resume completes them",
   async () => {
-    await nft(DROP);
+    await dropBlock();
     const listeners = [22, 80, 2500].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     const dir = await Deno.makeTempDir();
     try {
       // The dropped ports keep the scan busy for 20 s; SIGINT comes once findings flow.
       const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-all",
-          "--quiet",
-          main,
+        args: scannerArgs([
           "127.0.0.1",
           "-p",
           "1-2600",
@@ -96,25 +75,14 @@ netnsTest(
           "--jsonl",
           "-oJ",
           `${dir}/partial.json`,
-        ],
+        ]),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      const reader = child.stdout.getReader();
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
+      // SIGINT once a first finding is out.
+      const text = await signalAfter(child, child.stdout, '"type":"port"');
       assertOk(text.includes('"type":"port"'), text);
-      child.kill("SIGINT");
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += new TextDecoder().decode(value);
-      }
       const status = await child.status;
       await child.stderr.cancel();
       assertEquals(status.code, 130);

@@ -4,7 +4,6 @@
  * --top-ports, --exclude.
  */
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
-import { capture } from "./_command.ts";
 import { netnsTest } from "./_netns.ts";
 import {
   excludeSet,
@@ -18,8 +17,7 @@ import {
 import { parseTargetList } from "../scanner/targets.ts";
 import { compressPorts } from "../scanner/records.ts";
 import { mergeFiles } from "../scanner/merge_command.ts";
-
-const main = new URL("../scanner/main.ts", import.meta.url).pathname;
+import { dropSyns, runScanner } from "./_scanner.ts";
 
 Deno.test("scanner shards: disjoint, complete, the same for the same seed", () => {
   const ports = [1, 2, 3, 80, 443, 8080, 9000];
@@ -69,19 +67,11 @@ netnsTest(
   import.meta.url,
   "scanner shards: 4 shards in a namespace merge to one full scan",
   async () => {
-    const file = await Deno.makeTempFile();
-    await Deno.writeTextFile(
-      file,
-      "add table inet shard\nadd chain inet shard input { type filter hook input priority 0; }\n" +
-        "add rule inet shard input tcp dport { 700, 1900-1902 } tcp flags & (syn | ack) == syn drop\n",
-    );
-    assertEquals((await capture("nft", ["-f", file])).code, 0);
-    await Deno.remove(file);
+    await dropSyns("700, 1900-1902", "shard");
     const listeners = [22, 80, 1500].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     const dir = await Deno.makeTempDir();
     try {
-      const run = (args: string[]) =>
-        capture(Deno.execPath(), ["run", "--allow-all", "--quiet", main, ...args]);
+      const run = runScanner;
       const common = [
         "127.0.0.1,::1",
         "-p",
