@@ -119,12 +119,9 @@ export async function processClients(
   const results = await Promise.all(
     Array.from({ length: clients }, async () => {
       const t = performance.now();
-      const out = await new Deno.Command(command.command, {
-        args: command.args,
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).output();
+      const quiet = { stdin: "null", stdout: "null", stderr: "null" } as const;
+      const out = await new Deno.Command(command.command, { args: command.args, ...quiet })
+        .output();
       return { ms: performance.now() - t, ok: out.success };
     }),
   );

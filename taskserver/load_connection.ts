@@ -431,10 +431,6 @@ async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
 function concat(pieces: Uint8Array[]): Uint8Array {
   if (pieces.length === 1) return pieces[0];
   const out = new Uint8Array(pieces.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
+  pieces.reduce((at, p) => (out.set(p, at), at + p.length), 0);
   return out;
 }
