@@ -45,18 +45,19 @@ export const SYNC_EVERY_BYTES = 64 << 20;
 
 const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const SYNC_FILE_RANGE_WRITE = 2;
+/** `#fd` once closed (never reopened). */
+const CLOSED = -2;
 
 /** See the module documentation. */
 export class Flusher {
   readonly #file: Deno.FsFile;
   readonly #path: string;
   readonly #every: number;
-  /** Opened at the first request (small files never need one): -1 until then or without FFI. */
+  /** Opened at the first request (small files never need one): -1 until then, CLOSED after. */
   #fd = -1;
   #unflushed = 0;
   #running: Promise<void> | null = null;
   #closed = false;
-  #fdClosed = false;
 
   /** A flusher for `file`, open at `path`. */
   constructor(path: string, file: Deno.FsFile) {
@@ -72,7 +73,7 @@ export class Flusher {
 
   /** The descriptor for `sync_file_range`, opened on first use; -1 without FFI. */
   #descriptor(): number {
-    if (this.#fd < 0 && !this.#fdClosed && libc) {
+    if (this.#fd === -1 && libc) {
       this.#fd = libc.symbols.open(new TextEncoder().encode(this.#path + "\0"), O_WRONLY_CLOEXEC);
     }
     return this.#fd;
@@ -105,8 +106,7 @@ export class Flusher {
   }
 
   #closeFd(): void {
-    if (this.#fdClosed) return;
-    this.#fdClosed = true;
-    if (this.#fd >= 0 && libc) libc.symbols.close(this.#fd);
+    if (this.#fd >= 0) libc?.symbols.close(this.#fd);
+    this.#fd = CLOSED;
   }
 }
