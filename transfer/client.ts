@@ -265,6 +265,22 @@ export function resolvePlan(options: TransferOptions, capabilities: string[]): P
   };
 }
 
+/** Connects, logs in and resolves the plan; the caller says BYE (`connection.bye(token)`). */
+async function openSession(
+  options: TransferOptions,
+  timeoutMs: number,
+): Promise<{ connection: StepConnection; token: string; resolved: Plan }> {
+  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
+  try {
+    const token = await connection.login(options.id);
+    options.onToken?.(token);
+    return { connection, token, resolved: resolvePlan(options, connection.capabilities) };
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}
+
 /** What the block movers need: the options, the plan, and what this transfer moves. */
 function shareInput(
   options: TransferOptions,
@@ -316,12 +332,8 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
     ? md5InWorker(path, size, options.entry)
     : null;
   early?.catch(() => {});
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
-  let token = "";
+  const { connection, token, resolved } = await openSession(options, timeoutMs);
   try {
-    token = await connection.login(options.id);
-    options.onToken?.(token);
-    const resolved = resolvePlan(options, connection.capabilities);
     const { mode, streams, window, blockSize: planned } = resolved;
     let blockSize = planned;
     let indices: number[] | null = null;
@@ -445,12 +457,8 @@ export async function download(path: string, options: TransferOptions): Promise<
   const started = performance.now();
   const timeoutMs = options.timeoutMs ?? 30_000;
   const key = options.key;
-  const connection = await StepConnection.open(options.host, options.port, timeoutMs, options.tls);
-  let token = "";
+  const { connection, token, resolved } = await openSession(options, timeoutMs);
   try {
-    token = await connection.login(options.id);
-    options.onToken?.(token);
-    const resolved = resolvePlan(options, connection.capabilities);
     const { mode, streams, blockSize: requested } = resolved;
     const fields: StepJson = { token, key };
     if (requested !== DEFAULT_BLOCK_SIZE) fields.block_size = requested;

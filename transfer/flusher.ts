@@ -45,28 +45,38 @@ export const SYNC_EVERY_BYTES = 64 << 20;
 
 const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 const SYNC_FILE_RANGE_WRITE = 2;
+/** `#fd` once closed (never reopened). */
+const CLOSED = -2;
 
 /** See the module documentation. */
 export class Flusher {
   readonly #file: Deno.FsFile;
-  readonly #fd: number;
+  readonly #path: string;
   readonly #every: number;
+  /** Opened at the first request (small files never need one): -1 until then, CLOSED after. */
+  #fd = -1;
   #unflushed = 0;
   #running: Promise<void> | null = null;
   #closed = false;
-  #fdClosed = false;
 
   /** A flusher for `file`, open at `path`. */
   constructor(path: string, file: Deno.FsFile) {
     this.#file = file;
-    const lib = loadLibc();
-    this.#fd = lib ? lib.symbols.open(new TextEncoder().encode(path + "\0"), O_WRONLY_CLOEXEC) : -1;
-    this.#every = this.#fd >= 0 ? WRITEBACK_EVERY_BYTES : SYNC_EVERY_BYTES;
+    this.#path = path;
+    this.#every = loadLibc() ? WRITEBACK_EVERY_BYTES : SYNC_EVERY_BYTES;
   }
 
   /** Which way the disk is kept busy here. */
   get engine(): "sync_file_range" | "syncData" {
-    return this.#fd >= 0 ? "sync_file_range" : "syncData";
+    return loadLibc() ? "sync_file_range" : "syncData";
+  }
+
+  /** The descriptor for `sync_file_range`, opened on first use; -1 without FFI. */
+  #descriptor(): number {
+    if (this.#fd === -1 && libc) {
+      this.#fd = libc.symbols.open(new TextEncoder().encode(this.#path + "\0"), O_WRONLY_CLOEXEC);
+    }
+    return this.#fd;
   }
 
   /** `bytes` more were written. */
@@ -74,8 +84,9 @@ export class Flusher {
     this.#unflushed += bytes;
     if (this.#unflushed < this.#every || this.#running !== null || this.#closed) return;
     this.#unflushed = 0;
-    const request = this.#fd >= 0
-      ? libc!.symbols.sync_file_range(this.#fd, 0n, 0n, SYNC_FILE_RANGE_WRITE).then(() => {})
+    const fd = this.#descriptor();
+    const request = fd >= 0
+      ? libc!.symbols.sync_file_range(fd, 0n, 0n, SYNC_FILE_RANGE_WRITE).then(() => {})
       : this.#file.syncData();
     this.#running = request.catch(() => {}).finally(() => {
       this.#running = null;
@@ -95,8 +106,7 @@ export class Flusher {
   }
 
   #closeFd(): void {
-    if (this.#fd < 0 || this.#fdClosed || !libc) return;
-    this.#fdClosed = true;
-    libc.symbols.close(this.#fd);
+    if (this.#fd >= 0) libc?.symbols.close(this.#fd);
+    this.#fd = CLOSED;
   }
 }
