@@ -199,7 +199,9 @@ Deno.test("interarrival bench --study --scale smoke: measured, a valid StudyRepo
 });
 
 Deno.test("interarrival bench: SIGINT prints what was measured as one JSON document, exits 130", async () => {
-  const flags = "--no-python --modes async --events 100 --workers 4 --threads 1 --rate 100 " +
+  // 20 flows × 1,000/s in one Web Worker: deadlines every ms, a schedule that never
+  // waits on a timer (the stop must still reach it).
+  const flags = "--no-python --modes async --events 100 --workers 20 --threads 1 --rate 1000 " +
     "--seconds 60 --udp-rate 0 --json";
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--allow-all", "--unstable-net", main.pathname, "bench"]
@@ -212,15 +214,20 @@ Deno.test("interarrival bench: SIGINT prints what was measured as one JSON docum
   const stdout = new Response(child.stdout).text();
   // Progress goes to stderr: signal once the 60 s throughput run has begun, and read
   // stderr to its end (the bench still writes there while it stops).
-  let progress = "";
+  let progress = "", signalled = NaN;
   for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
     if (!progress.includes("throughput:") && (progress + chunk).includes("throughput:")) {
-      setTimeout(() => child.kill("SIGINT"), 500);
+      setTimeout(() => {
+        signalled = performance.now();
+        child.kill("SIGINT");
+      }, 1500);
     }
     progress += chunk;
   }
   assertOk(progress.includes("throughput:"), progress);
   const status = await child.status;
+  // Stopped well before the 60 s run would have ended (generous bound for a loaded machine).
+  assertOk(performance.now() - signalled < 30_000, `${performance.now() - signalled} ms`);
   assertEquals(status.code, 130);
   const doc = JSON.parse(await stdout);
   assertEquals([doc.tool, doc.command], ["interarrival", "bench"]);
