@@ -17,13 +17,13 @@
  *
  * @module
  */
-import { concatAll, encodeStepPacket, type StepPacket } from "./codec.ts";
+import { concatAll, encodeStepPacket } from "./codec.ts";
+import type { ChannelKind, PacketPort } from "./child_channel_port.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
 import { ShmRegion, shmUnavailable } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 
-/** A kind of parent–child channel. */
-export type ChannelKind = "pipes" | "unix" | "shm";
+export type { ChannelKind, PacketPort } from "./child_channel_port.ts";
 
 /** Every kind, in the order `auto` prefers them. */
 export const CHANNEL_KINDS: readonly ChannelKind[] = ["shm", "unix", "pipes"];
@@ -106,19 +106,6 @@ export function resolveChannel(choice: ChannelChoice): { kind: ChannelKind; note
     reasons.push(why);
   }
   return { kind: "pipes", note: reasons.join("; ") };
-}
-
-/** One end of a parent–child channel. */
-export interface PacketPort {
-  readonly kind: ChannelKind;
-  /** Queues one packet; never blocks. */
-  send(envelope: Record<string, unknown>, bytes?: Uint8Array): void;
-  /** The next packet; `null` once the other side closed or died. */
-  read(): Promise<StepPacket | null>;
-  /** No more packets from this side (the other side's `read` then returns `null`). */
-  closeWrite(): void;
-  /** Resolves once every queued packet has been handed to the kernel or the ring. */
-  flush(): Promise<void>;
 }
 
 /** Writes queued chunks one after another, merging those queued meanwhile. */

@@ -16,7 +16,7 @@
  */
 import { SHM_RING_BYTES, SHM_WORDS, type ShmRegion } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
-import type { PacketPort } from "./child_channel.ts";
+import type { PacketPort } from "./child_channel_port.ts";
 import {
   decodeStepHeader,
   encodeStepPacket,

@@ -5,7 +5,7 @@ import { ShmRegion, shmUnavailable } from "../shared/child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "../shared/child_channel_shm_endpoint.ts";
 import { FrameTooLargeError, ProtocolError } from "../shared/errors.ts";
 import { encodeStepParts } from "../shared/codec.ts";
-import type { PacketPort } from "../shared/child_channel.ts";
+import type { PacketPort } from "../shared/child_channel_port.ts";
 
 const LIMITS = { maxJson: 1 << 20, maxBinary: 8 << 20 };
 
