@@ -4,6 +4,14 @@ import { processTreeStatLines, readProcText } from "../shared/proc.ts";
 Deno.test("proc: reads another process's /proc files, directly or through cat", async () => {
   const sleeper = new Deno.Command("sleep", { args: ["30"], stdout: "null" }).spawn();
   try {
+    // The child is `sleep` once it has exec'd (right after the spawn it may still be a copy of deno).
+    for (
+      let i = 0;
+      i < 100 && !readProcText(`/proc/${sleeper.pid}/status`)?.includes("\tsleep");
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     // With --allow-all (this test) the read is direct.
     assertOk(readProcText(`/proc/${sleeper.pid}/status`)?.includes("Name:\tsleep"));
     assertEquals(processTreeStatLines(sleeper.pid)?.[0].startsWith(`${sleeper.pid} (sleep)`), true);
