@@ -21,11 +21,8 @@ case "$1" in
   scanner | transfer | taskserver | interarrival | ipcbench)
     tool=$1
     shift
-    perms="--allow-env --allow-net --allow-read --allow-write --allow-run"
-    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname --allow-ffi"
-    [ "$tool" = transfer ] && perms="$perms --allow-ffi"
-    [ "$tool" = interarrival ] && perms="$perms --allow-ffi"
-    [ "$tool" = ipcbench ] && perms="$perms --allow-ffi"
+    perms="--allow-env --allow-net --allow-read --allow-write --allow-run --allow-ffi"
+    [ "$tool" = scanner ] && perms="$perms --allow-sys=hostname"
     if [ -f "$here/$tool/main.ts" ]; then
       # `deno run` directly: ~10 ms less per start than `deno task`, and the
       # source (cached) starts faster than the bundle, which loads Node's

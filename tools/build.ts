@@ -27,7 +27,8 @@ export const PERMISSIONS: Record<string, string[]> = {
   scanner: [...COMMON_PERMISSIONS, "--allow-sys=hostname", "--allow-ffi"],
   // --allow-ffi: MD5 through libcrypto (node:crypto when not permitted).
   transfer: [...COMMON_PERMISSIONS, "--allow-ffi"],
-  taskserver: COMMON_PERMISSIONS,
+  // --allow-ffi: process mode talks to its children over the shared-memory channel.
+  taskserver: [...COMMON_PERMISSIONS, "--allow-ffi"],
   // --allow-ffi: UDP and TCP sends and receives through libc.
   interarrival: [...COMMON_PERMISSIONS, "--allow-ffi"],
   // --allow-ffi: the shared-memory child channel and the FFI transports.
