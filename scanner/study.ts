@@ -10,7 +10,7 @@
 import type { Mode } from "../shared/mode.ts";
 import type { LinePlot, ReportTable } from "../shared/report.ts";
 import type { StudyReport, StudyScale } from "../shared/study.ts";
-import type { StudyFindings } from "../shared/study_harness.ts";
+import { assembleStudyReport, type Study, type StudyFindings } from "../shared/study_harness.ts";
 import {
   type EngineRow,
   engineTable,
@@ -412,20 +412,11 @@ export function buildStudyReport(
   elapsedMs: number,
   timeoutMs: number,
 ): StudyReport {
-  const found = studyFindings({ result, unavailable: skipped, timeoutMs }, plan);
-  return {
-    study: STUDY_INFO.name,
-    seed: STUDY_INFO.seed,
-    title: STUDY_INFO.title,
-    question: STUDY_INFO.question,
-    scale,
-    published: STUDY_INFO.published,
-    measured: found.measured,
-    extra: found.extra ?? [],
-    plots: found.plots ?? [],
-    findings: found.findings,
-    skipped: found.skipped ?? [],
-    options: found.options ?? {},
-    elapsedMs,
+  const study: Study<ScalePlan, StudyRaw> = {
+    ...STUDY_INFO,
+    plans: { ...STUDY_INFO.plans, [scale]: plan },
+    measure: () => Promise.reject(new Error("buildStudyReport only reports")),
+    report: studyFindings,
   };
+  return assembleStudyReport(study, scale, { result, unavailable: skipped, timeoutMs }, elapsedMs);
 }
