@@ -57,11 +57,6 @@ export class HostRtts {
   }
 }
 
-/** Default `--min-rtt-timeout` (nmap's). */
-export const DEFAULT_MIN_RTT_MS = 100;
-/** Default `--max-rtt-timeout` (nmap's). */
-export const DEFAULT_MAX_RTT_MS = 10_000;
-
 /** What a `-T` preset sets (explicit options win). */
 export interface TimingPreset {
   name: string;
@@ -74,6 +69,11 @@ export interface TimingPreset {
   /** Probes in flight (undefined: the engine's default). */
   concurrency?: number;
 }
+
+/** Default `--min-rtt-timeout` (nmap's). */
+export const DEFAULT_MIN_RTT_MS = 100;
+/** Default `--max-rtt-timeout` (nmap's). */
+export const DEFAULT_MAX_RTT_MS = 10_000;
 
 /**
  * `-T0`…`-T5`, after nmap's templates: T0-T2 probe one port at a time with

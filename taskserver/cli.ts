@@ -8,11 +8,11 @@ import type { Command } from "commander";
 import { DEFAULT_PORT } from "./fast_call.ts";
 import {
   addOutputOptions,
-  commandRunner,
   createProgram,
   EXIT_OK,
   intOption,
   type OutputFlags,
+  runCommand,
   writeStdout,
 } from "../shared/cli.ts";
 import { addServeCommand, operationArg } from "./serve_cli.ts";
@@ -24,7 +24,6 @@ const TOOL = "taskserver";
 /** The study's port. */
 
 /** Runs a command body and prints its output (see `runCommand` in shared/cli.ts). */
-const run = commandRunner(TOOL);
 
 function addTargetOptions(command: Command): Command {
   return command
@@ -64,7 +63,7 @@ export async function main(args: string[]): Promise<number> {
     ) => {
       const op = operationArg(opText);
       const payload = words.join(" ");
-      code = await run("call", { ...flags }, async () => {
+      code = await runCommand(TOOL, "call", { ...flags }, async () => {
         const started = performance.now();
         const replies = await call(
           { host: flags.host, port: flags.port, timeoutMs: flags.timeout },
@@ -96,7 +95,7 @@ export async function main(args: string[]): Promise<number> {
         "the study's interactive menu (1 Change case, 2 Evaluate, 3 Reverse, 4 Exit); works from a pipe",
       ),
   ).action(async (flags: { host: string; port: number; timeout: number }) => {
-    code = await run("client", {}, async () => {
+    code = await runCommand(TOOL, "client", {}, async () => {
       const answered = await interactive(
         { host: flags.host, port: flags.port, timeoutMs: flags.timeout },
         stdinConsole(writeStdout),

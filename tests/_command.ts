@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { assertEquals, assertOk } from "./_assert.ts";
 
 /** What a finished program left. */
 export interface Captured {
@@ -86,4 +87,21 @@ export function spawnTool(tool: string, args: string[]): SpawnedTool {
     stderrUntil,
     stderrToEnd: () => stderrUntil(null),
   };
+}
+
+/**
+ * Runs `tool` with each case's arguments (all at once) and asserts each exits 2
+ * (a usage error) with its expected text on stderr and nothing on stdout.
+ */
+export async function assertUsageErrors(
+  tool: string,
+  cases: readonly (readonly [string[], string])[],
+): Promise<void> {
+  const results = await Promise.all(cases.map(([args]) => runTool(tool, args)));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i];
+    const what = `${tool} ${args.join(" ")}: ${result.stderr}`;
+    assertEquals([result.code, result.stdout], [2, ""], what);
+    assertOk(result.stderr.includes(message), what);
+  });
 }

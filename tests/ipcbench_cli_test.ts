@@ -1,5 +1,5 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { type Captured, runTool, spawnTool } from "./_command.ts";
+import { assertUsageErrors, type Captured, runTool, spawnTool } from "./_command.ts";
 import { validateStudyReport } from "../shared/study.ts";
 import { caseShapes } from "./_ipcbench.ts";
 
@@ -18,12 +18,7 @@ Deno.test("ipcbench cli: invalid sizes, counts and names exit 2 naming the value
     [["bench", "--study", "--scale", "huge"], 'Invalid --scale "huge"'],
     [["study", "--repeats", "-1"], "'-1' is not an integer from 1"],
   ];
-  for (const [args, message] of cases) {
-    const result = await run(...args);
-    assertEquals(result.code, 2, args.join(" "));
-    assertOk(result.stderr.includes(message), `${args.join(" ")}: ${result.stderr}`);
-    assertEquals(result.stdout, "");
-  }
+  await assertUsageErrors("ipcbench", cases);
 });
 
 Deno.test("ipcbench cli: --help shows the defaults", async () => {

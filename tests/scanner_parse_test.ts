@@ -1,6 +1,6 @@
 /** Parsing, rendering and usage errors of `scanner` (no network). */
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
-import { type Captured, runTool } from "./_command.ts";
+import { assertUsageErrors } from "./_command.ts";
 import { UsageError } from "../shared/errors.ts";
 import {
   excludePorts,
@@ -170,10 +170,6 @@ Deno.test("scanner output: table, csv, grep and json shapes", () => {
   assertThrows(() => parseShow("opne"), UsageError, "'opne'");
 });
 
-function scanner(...args: string[]): Promise<Captured> {
-  return runTool("scanner", args);
-}
-
 Deno.test("scanner usage errors exit 2 and name the bad value", async () => {
   // None of these reaches the network: each fails while parsing.
   const cases: [string[], string][] = [
@@ -193,11 +189,7 @@ Deno.test("scanner usage errors exit 2 and name the bad value", async () => {
     [["127.0.0.1", "--show", "opne"], "'opne'"],
     [["127.0.0.1", "-p", "22", "--exclude-ports", "22"], "No ports left"],
   ];
-  const results = await Promise.all(cases.map(([args]) => scanner(...args)));
-  results.forEach((result, i) => {
-    assertEquals(result.code, 2, `${cases[i][0].join(" ")}: ${result.stderr}`);
-    assertOk(result.stderr.includes(cases[i][1]), `${cases[i][0].join(" ")}: ${result.stderr}`);
-  });
+  await assertUsageErrors("scanner", cases);
 });
 
 Deno.test("scanner: connects per isolate stay under the open-file limit with a reserve", () => {

@@ -3,7 +3,7 @@ import { type RunningServer, serve, type ServeOptions } from "../shared/server.t
 import { BufferedReader } from "../shared/reader.ts";
 import { decodeText, encodeLine } from "../shared/codec.ts";
 import { liveChildPids } from "../shared/runtime.ts";
-import type { Mode } from "../shared/mode.ts";
+import { type Mode, MODES } from "../shared/mode.ts";
 import "./fixtures/conformance_entry.ts";
 
 const entry = new URL("./fixtures/conformance_entry.ts", import.meta.url);
@@ -41,13 +41,10 @@ function serveEcho(
   });
 }
 
+/** Every mode, then a worker and a child per connection. */
 const cases: { mode: Mode; perConnection?: boolean }[] = [
-  { mode: "sequential" },
-  { mode: "async" },
-  { mode: "thread" },
-  { mode: "process" },
-  { mode: "thread", perConnection: true },
-  { mode: "process", perConnection: true },
+  ...MODES.map((mode) => ({ mode })),
+  ...(["thread", "process"] as const).map((mode) => ({ mode, perConnection: true })),
 ];
 
 for (const { mode, perConnection } of cases) {

@@ -60,11 +60,6 @@ export interface ServerSettings {
   entry?: string;
 }
 
-/** Most missing ranges a STATUS reply lists (the client asks again after sending them). */
-export const MAX_STATUS_RANGES = 10_000;
-/** Most missing blocks listed one by one (`missing_blocks`, for v1.0-fork clients). */
-export const MAX_STATUS_LIST = 1000;
-
 /** What one request needs: the storage, the settings, the connection's uploads and buffer. */
 export interface RequestContext {
   storage: Storage;
@@ -84,6 +79,11 @@ export interface Outcome {
   /** Log line, or absent for the routine blocks of an upload or download. */
   log?: string;
 }
+
+/** Most missing ranges a STATUS reply lists (the client asks again after sending them). */
+export const MAX_STATUS_RANGES = 10_000;
+/** Most missing blocks listed one by one (`missing_blocks`, for v1.0-fork clients). */
+export const MAX_STATUS_LIST = 1000;
 
 const byteLength = (text: string) => new TextEncoder().encode(text).length;
 
