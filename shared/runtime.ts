@@ -123,6 +123,11 @@ type Envelope =
   | { t: "fail"; error: ErrorInfo }
   | { t: "end" };
 
+/** Hands a message packet (its envelope's data and its binary part, if any) to the channel's reader. */
+function deliver(channel: QueueChannel, envelope: { data: unknown }, binary: Uint8Array): void {
+  channel.push({ data: envelope.data, bytes: binary.length > 0 ? binary : undefined });
+}
+
 /**
  * Serves the parent when this isolate is a worker or a child. Returns `true` if
  * it took that role (the caller must then not run its command line), `false` in
@@ -212,12 +217,8 @@ function hostChild(): void {
       const packet = await port.read();
       if (packet === null) break;
       const envelope = packet.json as Envelope;
-      if (envelope.t === "m") {
-        channel.push({
-          data: envelope.data,
-          bytes: packet.binary.length > 0 ? packet.binary : undefined,
-        });
-      } else if (envelope.t === "end") channel.close();
+      if (envelope.t === "m") deliver(channel, envelope, packet.binary);
+      else if (envelope.t === "end") channel.close();
       else if (envelope.t === "start" && started === null) {
         // Leave only once the last packets (the result) are out of this process.
         started = runService(envelope, channel, "process", post)
@@ -492,12 +493,8 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
         const packet = await port.read();
         if (packet === null) break;
         const envelope = packet.json as Envelope;
-        if (envelope.t === "m") {
-          channel.push({
-            data: envelope.data,
-            bytes: packet.binary.length > 0 ? packet.binary : undefined,
-          });
-        } else if (envelope.t === "ready") ready();
+        if (envelope.t === "m") deliver(channel, envelope, packet.binary);
+        else if (envelope.t === "ready") ready();
         else if (envelope.t === "done") result = { ok: true, value: envelope.value };
         else if (envelope.t === "fail") {
           result = { ok: false, error: fromErrorInfo(envelope.error) };

@@ -8,17 +8,18 @@ function run(...args: string[]): Promise<Captured> {
 }
 
 Deno.test("ipcbench cli: invalid sizes, counts and names exit 2 naming the value", async () => {
-  const cases: [string[], string][] = [
-    [["bench", "--sizes", "3"], "Invalid --sizes '3'"],
-    [["bench", "--sizes", "64,1g"], "Invalid --sizes '1g'"],
-    [["bench", "--round-trips", "0"], "'0' is not an integer from 1"],
-    [["bench", "--runs", "two"], "'two' is not an integer"],
-    [["bench", "--transports", "tcp,pigeon"], "Invalid --transports 'pigeon'"],
-    [["bench", "--pin", "left"], "Invalid --pin 'left'"],
-    [["bench", "--study", "--scale", "huge"], 'Invalid --scale "huge"'],
-    [["study", "--repeats", "-1"], "'-1' is not an integer from 1"],
+  // Each command line (split at spaces) and what its error must say.
+  const cases: [string, string][] = [
+    ["bench --sizes 3", "Invalid --sizes '3'"],
+    ["bench --sizes 64,1g", "Invalid --sizes '1g'"],
+    ["bench --round-trips 0", "'0' is not an integer from 1"],
+    ["bench --runs two", "'two' is not an integer"],
+    ["bench --transports tcp,pigeon", "Invalid --transports 'pigeon'"],
+    ["bench --pin left", "Invalid --pin 'left'"],
+    ["bench --study --scale huge", 'Invalid --scale "huge"'],
+    ["study --repeats -1", "'-1' is not an integer from 1"],
   ];
-  await assertUsageErrors("ipcbench", cases);
+  await assertUsageErrors("ipcbench", cases.map(([line, message]) => [line.split(" "), message]));
 });
 
 Deno.test("ipcbench cli: --help shows the defaults", async () => {

@@ -19,6 +19,8 @@ import { dropSyns, scanLocalhost, scannerArgs } from "./_scanner.ts";
 import "../scanner/worker_entry.ts";
 
 const ENGINES: EngineName[] = ["ffi", "connect"];
+/** Every engine in every mode: the conformance grid. */
+const ENGINES_BY_MODES = ENGINES.flatMap((engine) => MODES.map((mode) => [engine, mode] as const));
 
 /** Every port as `port:state:reason`. */
 function lines(result: ScanResult): string[] {
@@ -45,26 +47,22 @@ netnsTest(
     const listeners = open.map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     try {
       const ports = parsePorts("1-2100");
-      for (const engine of ENGINES) {
-        for (const mode of MODES) {
-          const result = await scanLocalhost(ports, {
-            mode,
-            engine,
-            workers: 2,
-            timeoutMs: 300,
-            randomize: mode === "async",
-          });
-          assertEquals(
-            [result.engine, result.interrupted, result.hosts[0].counts],
-            [engine, false, {
-              open: open.length,
-              closed: ports.length - 7,
-              filtered: filtered.length,
-            }],
-            `${engine}/${mode}`,
-          );
-          assertEquals(lines(result), expected(ports, open, filtered), `${engine}/${mode}`);
-        }
+      for (const [engine, mode] of ENGINES_BY_MODES) {
+        const randomize = mode === "async";
+        const result = await scanLocalhost(ports, {
+          mode,
+          engine,
+          workers: 2,
+          timeoutMs: 300,
+          randomize,
+        });
+        const counts = { open: open.length, closed: ports.length - 7, filtered: filtered.length };
+        assertEquals(
+          [result.engine, result.interrupted, result.hosts[0].counts],
+          [engine, false, counts],
+          `${engine}/${mode}`,
+        );
+        assertEquals(lines(result), expected(ports, open, filtered), `${engine}/${mode}`);
       }
     } finally {
       for (const listener of listeners) listener.close();
@@ -84,17 +82,9 @@ netnsTest(
     const want = ports.map((port) =>
       port === 40000 ? "40000:closed:self-connect" : `${port}:closed:conn-refused`
     );
-    for (const engine of ENGINES) {
-      for (const mode of MODES) {
-        const result = await scanLocalhost(ports, {
-          mode,
-          engine,
-          workers: 2,
-          concurrency: 16,
-          timeoutMs: 500,
-        });
-        assertEquals(lines(result), want, `${engine}/${mode}`);
-      }
+    for (const [engine, mode] of ENGINES_BY_MODES) {
+      const options = { mode, engine, workers: 2, concurrency: 16, timeoutMs: 500 };
+      assertEquals(lines(await scanLocalhost(ports, options)), want, `${engine}/${mode}`);
     }
   },
   { timeout: 240_000 },
@@ -107,50 +97,48 @@ netnsTest(
     await dropSyns("3000, 3001");
     const listeners = [2500, 2999].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     try {
-      for (const engine of ENGINES) {
-        for (const mode of MODES) {
-          const result = await capture("prlimit", [
-            "--nofile=40:40",
-            Deno.execPath(),
-            ...scannerArgs([
-              "127.0.0.1",
-              "-p",
-              mode === "sequential" ? "2400-3001" : "2000-3001",
-              "--engine",
-              engine,
-              "--mode",
-              mode,
-              "--workers",
-              "2",
-              "--timeout",
-              "300",
-              "--show",
-              "open,filtered",
-              "--json",
-            ]),
-          ]);
-          assertEquals(result.code, 0, `${engine}/${mode}: ${result.stderr}`);
-          const doc = JSON.parse(result.stdout);
-          const host = doc.results.hosts[0];
-          assertEquals(doc.results.engine, engine);
-          assertEquals(
-            host.counts,
-            { open: 2, closed: (mode === "sequential" ? 602 : 1002) - 4, filtered: 2 },
-            `${engine}/${mode}`,
-          );
-          assertEquals(
-            host.ports.map((p: { port: number; state: string; reason: string }) =>
-              `${p.port}:${p.state}:${p.reason}`
-            ),
-            [
-              "2500:open:syn-ack",
-              "2999:open:syn-ack",
-              "3000:filtered:no-response",
-              "3001:filtered:no-response",
-            ],
-            `${engine}/${mode}`,
-          );
-        }
+      for (const [engine, mode] of ENGINES_BY_MODES) {
+        const result = await capture("prlimit", [
+          "--nofile=40:40",
+          Deno.execPath(),
+          ...scannerArgs([
+            "127.0.0.1",
+            "-p",
+            mode === "sequential" ? "2400-3001" : "2000-3001",
+            "--engine",
+            engine,
+            "--mode",
+            mode,
+            "--workers",
+            "2",
+            "--timeout",
+            "300",
+            "--show",
+            "open,filtered",
+            "--json",
+          ]),
+        ]);
+        assertEquals(result.code, 0, `${engine}/${mode}: ${result.stderr}`);
+        const doc = JSON.parse(result.stdout);
+        const host = doc.results.hosts[0];
+        assertEquals(doc.results.engine, engine);
+        assertEquals(
+          host.counts,
+          { open: 2, closed: (mode === "sequential" ? 602 : 1002) - 4, filtered: 2 },
+          `${engine}/${mode}`,
+        );
+        assertEquals(
+          host.ports.map((p: { port: number; state: string; reason: string }) =>
+            `${p.port}:${p.state}:${p.reason}`
+          ),
+          [
+            "2500:open:syn-ack",
+            "2999:open:syn-ack",
+            "3000:filtered:no-response",
+            "3001:filtered:no-response",
+          ],
+          `${engine}/${mode}`,
+        );
       }
     } finally {
       for (const listener of listeners) listener.close();
