@@ -199,9 +199,10 @@ export async function* runTasks<I, O>(
   const name = typeof task === "string" ? task : task.name;
   const concurrency = Math.max(1, options.concurrency ?? 1);
   if (options.mode === "sequential" || options.mode === "async") {
-    yield* runLocal<I, O>(name, inputs, options.mode === "sequential" ? 1 : concurrency, options);
+    const limit = options.mode === "sequential" ? 1 : concurrency;
+    yield* runLocal<I, O>({ name, inputs, limit, options });
   } else {
-    yield* runPool<I, O>(name, inputs, concurrency, options);
+    yield* runPool<I, O>({ name, inputs, limit: concurrency, options });
   }
 }
 
@@ -216,11 +217,16 @@ export async function runAll<I, O>(
   return out.sort((a, b) => a.index - b.index);
 }
 
+/** One run of a task: its name, its inputs, how many in flight (per isolate), and the options. */
+interface TaskRun<I> {
+  name: string;
+  inputs: Iterable<I> | AsyncIterable<I>;
+  limit: number;
+  options: RunOptions;
+}
+
 async function* runLocal<I, O>(
-  name: string,
-  inputs: Iterable<I> | AsyncIterable<I>,
-  limit: number,
-  options: RunOptions,
+  { name, inputs, limit, options }: TaskRun<I>,
 ): AsyncGenerator<TaskOutcome<I, O>> {
   const fn = tasks.get(name) as TaskFn<I, O> | undefined;
   if (!fn) throw new Error(`no task named '${name}' is registered in this program`);
@@ -317,10 +323,7 @@ async function* runLocal<I, O>(
 }
 
 async function* runPool<I, O>(
-  name: string,
-  inputs: Iterable<I> | AsyncIterable<I>,
-  concurrency: number,
-  options: RunOptions,
+  { name, inputs, limit: concurrency, options }: TaskRun<I>,
 ): AsyncGenerator<TaskOutcome<I, O>> {
   const kind = options.mode as "thread" | "process";
   const count = Math.max(1, options.workers ?? 2);
