@@ -2,7 +2,12 @@ import { assertEquals, assertOk } from "./_assert.ts";
 import { type Captured, runTool } from "./_command.ts";
 import { md5Hex } from "../transfer/protocol.ts";
 import { download, upload } from "../transfer/client.ts";
-import { patternBytes, withServer, withTempDir } from "./fixtures/transfer_helpers.ts";
+import {
+  patternBytes,
+  withFileAndServer,
+  withServer,
+  withTempDir,
+} from "./fixtures/transfer_helpers.ts";
 
 function transfer(args: string[]): Promise<Captured> {
   return runTool("transfer", args);
@@ -99,23 +104,19 @@ Deno.test("transfer cli: the study's command line uploads, --json prints one doc
 });
 
 Deno.test("transfer: --resume continues a download from the partial file", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = patternBytes(200_000, 32);
-    await Deno.writeFile(`${dir}/in.bin`, bytes);
-    await withServer(`${dir}/root`, async (server) => {
-      const options = { host: "127.0.0.1", port: server.port, id: "r", key: "k" };
-      await upload(`${dir}/in.bin`, options);
-      // An interrupted download: the first 6 of 10 blocks are in the partial file.
-      const partial = new Uint8Array(bytes.length);
-      partial.set(bytes.subarray(0, 6 * 20480));
-      await Deno.writeFile(`${dir}/out.bin.part`, partial);
-      await Deno.writeFile(
-        `${dir}/out.bin.part.blocks`,
-        new Uint8Array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0]),
-      );
-      const result = await download(`${dir}/out.bin`, { ...options, resume: true, mode: "async" });
-      assertEquals([result.blocksSent, result.localMd5], [4, md5Hex(bytes)]);
-      assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
-    });
+  await withFileAndServer(200_000, 32, async ({ dir, bytes, server }) => {
+    const options = { host: "127.0.0.1", port: server.port, id: "r", key: "k" };
+    await upload(`${dir}/in.bin`, options);
+    // An interrupted download: the first 6 of 10 blocks are in the partial file.
+    const partial = new Uint8Array(bytes.length);
+    partial.set(bytes.subarray(0, 6 * 20480));
+    await Deno.writeFile(`${dir}/out.bin.part`, partial);
+    await Deno.writeFile(
+      `${dir}/out.bin.part.blocks`,
+      new Uint8Array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0]),
+    );
+    const result = await download(`${dir}/out.bin`, { ...options, resume: true, mode: "async" });
+    assertEquals([result.blocksSent, result.localMd5], [4, md5Hex(bytes)]);
+    assertEquals(await Deno.readFile(`${dir}/out.bin`), bytes);
   });
 });

@@ -7,6 +7,7 @@ import {
   ENTRY,
   listFiles,
   patternBytes,
+  withFileAndServer,
   withServer,
   withTempDir,
 } from "./fixtures/transfer_helpers.ts";
@@ -82,27 +83,23 @@ for (const { mode, perConnection } of serverCases) {
 }
 
 Deno.test("transfer: a chosen block size and per-block MD5 (extensions)", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = patternBytes(1_000_001, 9);
-    await Deno.writeFile(`${dir}/in.bin`, bytes);
-    await withServer(`${dir}/root`, async (server) => {
-      const options = {
-        host: "127.0.0.1",
-        port: server.port,
-        id: "carol",
-        key: "big-blocks",
-        mode: "async" as const,
-        blockSize: 65536,
-        blockMd5: true,
-      };
-      const up = await upload(`${dir}/in.bin`, options);
-      assertEquals([up.blockSize, up.blocks, up.serverMd5], [65536, 16, md5Hex(bytes)]);
-      const down = await download(`${dir}/out.bin`, options);
-      assertEquals([down.blockSize, down.localMd5], [65536, md5Hex(bytes)]);
-      // A second upload of the same key is refused with the course's 402.
-      const error = await assertRejects(() => upload(`${dir}/in.bin`, options), StepStatusError);
-      assertEquals(error.status, 402);
-    });
+  await withFileAndServer(1_000_001, 9, async ({ dir, bytes, server }) => {
+    const options = {
+      host: "127.0.0.1",
+      port: server.port,
+      id: "carol",
+      key: "big-blocks",
+      mode: "async" as const,
+      blockSize: 65536,
+      blockMd5: true,
+    };
+    const up = await upload(`${dir}/in.bin`, options);
+    assertEquals([up.blockSize, up.blocks, up.serverMd5], [65536, 16, md5Hex(bytes)]);
+    const down = await download(`${dir}/out.bin`, options);
+    assertEquals([down.blockSize, down.localMd5], [65536, md5Hex(bytes)]);
+    // A second upload of the same key is refused with the course's 402.
+    const error = await assertRejects(() => upload(`${dir}/in.bin`, options), StepStatusError);
+    assertEquals(error.status, 402);
   });
 });
 
@@ -120,20 +117,16 @@ Deno.test("transfer: an empty file uploads and downloads", async () => {
 });
 
 Deno.test("transfer: a download whose MD5 does not match leaves no file under the name", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = patternBytes(50_000, 4);
-    await Deno.writeFile(`${dir}/in.bin`, bytes);
-    await withServer(`${dir}/root`, async (server) => {
-      const options = { host: "127.0.0.1", port: server.port, id: "erin", key: "k" };
-      await upload(`${dir}/in.bin`, options);
-      // Damage the stored file behind the server's back: its recorded MD5 no longer matches.
-      const [stored] = listFiles(`${dir}/root/file`).filter((f) => !f.endsWith(".md5"));
-      const path = `${dir}/root/file/${stored}`;
-      const damaged = await Deno.readFile(path);
-      damaged[100] ^= 0xff;
-      await Deno.writeFile(path, damaged);
-      await assertRejects(() => download(`${dir}/out.bin`, options), Md5MismatchError);
-      assertOk(listFiles(dir).every((f) => !f.startsWith("out")), listFiles(dir).join(","));
-    });
+  await withFileAndServer(50_000, 4, async ({ dir, server }) => {
+    const options = { host: "127.0.0.1", port: server.port, id: "erin", key: "k" };
+    await upload(`${dir}/in.bin`, options);
+    // Damage the stored file behind the server's back: its recorded MD5 no longer matches.
+    const [stored] = listFiles(`${dir}/root/file`).filter((f) => !f.endsWith(".md5"));
+    const path = `${dir}/root/file/${stored}`;
+    const damaged = await Deno.readFile(path);
+    damaged[100] ^= 0xff;
+    await Deno.writeFile(path, damaged);
+    await assertRejects(() => download(`${dir}/out.bin`, options), Md5MismatchError);
+    assertOk(listFiles(dir).every((f) => !f.startsWith("out")), listFiles(dir).join(","));
   });
 });
