@@ -12,6 +12,10 @@
  * stdin and stdout); the child's stderr is its log. A child whose channel or stdin
  * closes (its parent died) exits, so none is left behind.
  *
+ * Over 500 lines on purpose: the parent's and the child's side of the envelope
+ * protocol (ready, start, messages, done or fail, end) are kept in one module so
+ * that they change together.
+ *
  * @module
  */
 import {

@@ -11,9 +11,16 @@
  *   worker or child for each connection (the studies' design), relaying the bytes,
  *   since a `Deno.Conn` cannot be handed to another isolate.
  *
- * A connection handler is registered by name with {@linkcode defineConnectionHandler}
- * in a module the entry imports. It reports what it measured with `emit`; events
- * from every worker and child reach `onEvent` in this isolate, so nothing is lost.
+ * A connection handler is declared in the program's registry (shared/registry.ts,
+ * which calls {@linkcode defineConnectionHandler}). It reports what it measured
+ * with `emit`; events from every worker and child reach `onEvent` in this
+ * isolate, so nothing is lost.
+ *
+ * Over 500 lines on purpose: the accept loop, the pool's and the per-connection
+ * worker services and the relay share the handler table, the limits (backlog,
+ * connections, refusals) and the stop protocol, and the services must be
+ * registered by the module that `serve` lives in; split, they would import each
+ * other.
  *
  * @module
  */
