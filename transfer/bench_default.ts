@@ -23,7 +23,7 @@ import { BufferedReader } from "../shared/reader.ts";
 import { makeFile } from "./bench_lab.ts";
 import { md5Engine } from "./md5.ts";
 import { STEP_PEER } from "./peers.ts";
-import { preparePeer, which } from "../shared/peer.ts";
+import { preparePeer, selfCommand, which } from "../shared/peer.ts";
 import { readProcText } from "../shared/proc.ts";
 
 /** Options of {@linkcode runDefaultBench}. */
@@ -109,21 +109,13 @@ async function timed(
   return { seconds, stdout: new TextDecoder().decode(output.stdout) };
 }
 
-/** The Deno command line that runs `transfer` from source, as `deno task transfer` does. */
-function transferArgs(args: string[]): string[] {
-  return [
-    "run",
-    "--quiet",
-    "--allow-env",
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-ffi",
-    "--unstable-net",
-    MAIN.pathname,
-    ...args,
-  ];
+/**
+ * The command that runs this `transfer` (source, bundle or binary) with `args`,
+ * with this process's permissions: the bench times whole client processes.
+ */
+function transfer(args: string[]): [command: string, args: string[]] {
+  const self = selfCommand(args, { entry: MAIN });
+  return [self.command, self.args];
 }
 
 async function startLine(
@@ -148,7 +140,6 @@ function rssMb(pid: number): number {
 
 /** Runs the defaults benchmark; see the module documentation. */
 export async function runDefaultBench(options: DefaultBenchOptions): Promise<DefaultBenchResult> {
-  if (MAIN.protocol !== "file:") throw new Error("bench --defaults runs from source only");
   const status = options.onProgress ?? (() => {});
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "transfer_defaults_" });
   const own = options.dir === undefined;
@@ -186,14 +177,15 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     const md5sum = row("md5sum", options.size, (await timed("md5sum", [big], signal)).seconds);
     found.ceiling = Math.max(dd, md5sum);
 
-    server = new Deno.Command(Deno.execPath(), {
-      args: transferArgs([
-        "serve",
-        "--host=127.0.0.1",
-        "--port=0",
-        `--root=${dir}/root`,
-        "--quiet",
-      ]),
+    const [serveCommand, serveArgs] = transfer([
+      "serve",
+      "--host=127.0.0.1",
+      "--port=0",
+      `--root=${dir}/root`,
+      "--quiet",
+    ]);
+    server = new Deno.Command(serveCommand, {
+      args: serveArgs,
       stdout: "piped",
       stderr: "null",
       stdin: "null",
@@ -204,8 +196,7 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     const client = ["--server=127.0.0.1", `--port=${port}`, "--id=bench", "--json"];
     found.peak = rssMb(pid);
     const up = await timed(
-      Deno.execPath(),
-      transferArgs(["upload", big, "--key=big", ...client]),
+      ...transfer(["upload", big, "--key=big", ...client]),
       signal,
       () => (found.peak = Math.max(found.peak ?? 0, rssMb(pid))),
     );
@@ -214,8 +205,7 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     if (upResult.localMd5 !== upResult.serverMd5) throw new Error("upload MD5 mismatch");
     notes.push(`default upload plan: ${upResult.plan}, block ${upResult.blockSize} B`);
     const down = await timed(
-      Deno.execPath(),
-      transferArgs(["download", "big", `--output=${dir}/down.bin`, ...client]),
+      ...transfer(["download", "big", `--output=${dir}/down.bin`, ...client]),
       signal,
     );
     found.download = row("default download (whole client process)", options.size, down.seconds);
@@ -225,8 +215,7 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
       "lockstep 20480 B, our client and server",
       options.lockstepSize,
       (await timed(
-        Deno.execPath(),
-        transferArgs(["upload", small, "--key=small", "--mode=sequential", ...client]),
+        ...transfer(["upload", small, "--key=small", "--mode=sequential", ...client]),
         signal,
       )).seconds,
     );
