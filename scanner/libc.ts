@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ipv6Groups } from "./targets.ts";
 
 /** Linux errno values the engine tells apart (the same on x86_64 and aarch64). */
 export const Errno = {
@@ -120,13 +121,7 @@ export function ipv6Bytes(address: string): Uint8Array {
     tail = dotted[1].split(".").map(Number);
     text = text.slice(0, -dotted[1].length) + "0:0";
   }
-  const [head, rest] = text.includes("::") ? text.split("::") : [text, null];
-  const headGroups = head === "" ? [] : head.split(":");
-  const restGroups = rest === null || rest === "" ? [] : rest.split(":");
-  const groups = rest === null
-    ? headGroups
-    : [...headGroups, ...Array(8 - headGroups.length - restGroups.length).fill("0"), ...restGroups];
-  groups.forEach((group, i) => {
+  ipv6Groups(text).forEach((group, i) => {
     const value = parseInt(group, 16);
     out[2 * i] = value >> 8;
     out[2 * i + 1] = value & 0xff;

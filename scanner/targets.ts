@@ -97,6 +97,19 @@ export function formatIPv4(value: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
+/**
+ * The hex groups of an IPv6 address written with colons only (no dotted tail),
+ * `::` expanded to the zero groups it stands for: 8 groups when the text is valid.
+ */
+export function ipv6Groups(text: string): string[] {
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, null];
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === null || tail === "" ? [] : tail.split(":");
+  return tail === null
+    ? headGroups
+    : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+}
+
 /** Parses an IPv6 address into a 128-bit bigint, or `null` if it is not one. */
 export function parseIPv6(text: string): bigint | null {
   if (!text.includes(":") || !/^[0-9a-fA-F:.]+$/.test(text)) return null;
@@ -107,12 +120,7 @@ export function parseIPv6(text: string): bigint | null {
   } catch {
     return null;
   }
-  const [head, tail] = canonical.includes("::") ? canonical.split("::") : [canonical, null];
-  const headGroups = head === "" ? [] : head.split(":");
-  const tailGroups = tail === null || tail === "" ? [] : tail.split(":");
-  const groups = tail === null
-    ? headGroups
-    : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+  const groups = ipv6Groups(canonical);
   if (groups.length !== 8) return null;
   return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
 }
