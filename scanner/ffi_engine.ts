@@ -106,6 +106,12 @@ interface PortJob {
   done: boolean;
   /** Waiting in the retry queue. */
   queued: boolean;
+  /** When the queued retry was due (its timer's time, or the end of the last attempt). */
+  due: number;
+  /** When it joined the retry queue. */
+  queuedAt: number;
+  /** It had to wait for a descriptor or local port (then its deadline starts when it starts). */
+  waited: boolean;
 }
 
 /** The most time between two turns of the event loop while connects are being issued. */
@@ -134,6 +140,8 @@ export class FfiEngine {
   #nextStart = 0;
   /** Since when nothing could start for lack of descriptors or ports (-1: not now). */
   #exhaustedSince = -1;
+  /** Last time probes were left waiting because the window was full. */
+  #windowFullAt = -1;
   /** A refused socket per family (IPv4, IPv6) kept for the next connect, or -1. */
   readonly #spare = [-1, -1];
   readonly #syncEvents: Uint8Array;
@@ -278,7 +286,7 @@ export class FfiEngine {
     if (job.started <= job.batch.options.retries) {
       // Every started attempt has ended: the next one need not wait its turn.
       job.timer = ++this.#seq;
-      this.#queueRetry(job);
+      this.#queueRetry(job, performance.now());
     } else this.#finish(job, verdict.code);
   }
 
@@ -338,6 +346,7 @@ export class FfiEngine {
     if (isExhaustedErrno(errno)) {
       job ??= this.#newJob(batch, index);
       job.queued = true;
+      job.waited = true;
       this.#retry.unshift(job);
       this.#window = Math.max(1, Math.min(this.#window, this.#sockets) - 1);
       this.#sinceShrink = 0;
@@ -384,8 +393,14 @@ export class FfiEngine {
     const retries = batch.options.retries;
     const timeout = rtt.timeout(batch.bounds);
     const k = job.started++;
-    job.deadline = deadlineAfterAttempt(job.deadline, now, k, timeout, retries);
-    if (job.started <= retries) this.#setTimer(job, now + attemptStep(timeout, retries), "retry");
+    // A retry that started late only because the event loop was busy keeps its
+    // schedule (the port's deadline is not pushed back by a late turn); one that
+    // waited for a descriptor gets its share of the timeout from its start.
+    const waited = job.waited || job.queuedAt <= this.#windowFullAt;
+    const base = k > 0 && !waited ? Math.min(now, job.due) : now;
+    job.waited = false;
+    job.deadline = deadlineAfterAttempt(job.deadline, base, k, timeout, retries);
+    if (job.started <= retries) this.#setTimer(job, base + attemptStep(timeout, retries), "retry");
     else this.#setTimer(job, job.deadline, "deadline");
     if (verdict) return this.#onVerdict(job, fd, verdict), true;
     const added = lib.epollAdd(this.#epollFd(), fd, fd);
@@ -415,6 +430,9 @@ export class FfiEngine {
       exhaustedSince: -1,
       done: false,
       queued: false,
+      due: 0,
+      queuedAt: 0,
+      waited: false,
     };
     batch.live.add(job);
     return job;
@@ -456,7 +474,7 @@ export class FfiEngine {
       const job = timer.job;
       if (job.done || timer.seq !== job.timer) continue;
       if (timer.kind === "retry") {
-        this.#queueRetry(job);
+        this.#queueRetry(job, timer.at);
         // Its attempts keep their deadline while the retry waits for a socket.
         this.#setTimer(job, job.deadline, "deadline");
       } else if (job.queued) {
@@ -468,11 +486,23 @@ export class FfiEngine {
     }
   }
 
-  /** Starts attempts while the window allows; true when any started. */
-  #issue(now: number): boolean {
+  /**
+   * Starts attempts while the window allows, for at most {@linkcode YIELD_EVERY_MS}
+   * (connects that the kernel decides at once never fill the window: without the
+   * bound one call would issue a whole range while timers and answers wait); true
+   * when any started. Each start is timed on its own (deadlines, round trips).
+   */
+  #issue(): boolean {
     let any = false;
     const paced = this.#rate > 0;
-    while (this.#sockets < this.#window) {
+    const until = performance.now() + YIELD_EVERY_MS;
+    for (;;) {
+      const now = performance.now();
+      if (now >= until) break;
+      if (this.#sockets >= this.#window) {
+        if (this.#waiting()) this.#windowFullAt = now;
+        break;
+      }
       if (paced && now < this.#nextStart) break;
       let started: boolean;
       const job = this.#retry.shift();
@@ -500,9 +530,11 @@ export class FfiEngine {
     return any;
   }
 
-  #queueRetry(job: PortJob): void {
+  #queueRetry(job: PortJob, due: number): void {
     if (job.queued) return;
     job.queued = true;
+    job.due = due;
+    job.queuedAt = performance.now();
     this.#retry.push(job);
   }
 
@@ -525,10 +557,9 @@ export class FfiEngine {
       let lastYield = performance.now();
       // Every undecided probe has a socket open or waits in a queue.
       while (this.#sockets > 0 || this.#waiting()) {
-        const now = performance.now();
-        const issued = this.#issue(now);
+        const issued = this.#issue();
         const answered = this.#drain();
-        this.#expire(now);
+        this.#expire(performance.now());
         const after = performance.now();
         if ((issued || answered) && after - lastYield < YIELD_EVERY_MS) continue;
         // Wait for an answer, the next timer or the next paced start; let the isolate run.
