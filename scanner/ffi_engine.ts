@@ -114,8 +114,17 @@ interface PortJob {
   waited: boolean;
 }
 
-/** The most time between two turns of the event loop while connects are being issued. */
-const YIELD_EVERY_MS = 8;
+/**
+ * The most time one call issues connects before answers and timers are looked at
+ * again (so deadlines are judged on time while a long range is being issued).
+ */
+const ISSUE_SLICE_MS = 4;
+/**
+ * The most time between two turns of the event loop while there is work to do
+ * (signals, progress, a worker's messages). Each turn is an asynchronous FFI call,
+ * which costs a thread hand-off (1-3 ms on a loaded machine), so not every slice.
+ */
+const YIELD_EVERY_MS = 40;
 
 /** One engine per isolate: batches share its window and its epoll instance. */
 export class FfiEngine {
@@ -487,7 +496,7 @@ export class FfiEngine {
   }
 
   /**
-   * Starts attempts while the window allows, for at most {@linkcode YIELD_EVERY_MS}
+   * Starts attempts while the window allows, for at most {@linkcode ISSUE_SLICE_MS}
    * (connects that the kernel decides at once never fill the window: without the
    * bound one call would issue a whole range while timers and answers wait); true
    * when any started. Each start is timed on its own (deadlines, round trips).
@@ -495,7 +504,7 @@ export class FfiEngine {
   #issue(): boolean {
     let any = false;
     const paced = this.#rate > 0;
-    const until = performance.now() + YIELD_EVERY_MS;
+    const until = performance.now() + ISSUE_SLICE_MS;
     for (;;) {
       const now = performance.now();
       if (now >= until) break;
