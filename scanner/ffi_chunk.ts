@@ -47,8 +47,7 @@ export async function ffiChunk(
   input: FfiChunkInput,
   context: Pick<TaskContext, "signal">,
 ): Promise<FfiChunkOutput> {
-  const engine = ffiEngine();
-  engine.setWindow(input.window);
+  const engine = ffiEngine(input.window);
   engine.setRate(input.rate);
   const results = await engine.scan(input, {
     timeoutMs: input.timeoutMs,

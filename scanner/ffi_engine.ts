@@ -22,7 +22,6 @@
  */
 import { connectError } from "../shared/errors.ts";
 import { Errno, type Libc, libc, type SockAddr, sockAddr } from "./libc.ts";
-import { RESOURCE_RETRY_LIMIT_MS } from "./probe.ts";
 import {
   attemptStep,
   connectedVerdict,
@@ -34,7 +33,7 @@ import {
 } from "./verdict.ts";
 import { HostRtts, type RttBounds, type RttEstimate } from "./timing.ts";
 import { JobQueue, type Timer, TimerHeap } from "./ffi_queues.ts";
-import { FEW_SOCKETS, MAX_FFI_WINDOW } from "./limits.ts";
+import { FEW_SOCKETS, MAX_FFI_WINDOW, RESOURCE_RETRY_LIMIT_MS } from "./limits.ts";
 
 /** The verdict a refused connect gets (its socket can connect again). */
 const REFUSED = verdictForErrno(Errno.ECONNREFUSED);
@@ -599,8 +598,12 @@ export class FfiEngine {
 
 let engine: FfiEngine | null = null;
 
-/** The isolate's engine (one epoll instance and one window per isolate). */
-export function ffiEngine(): FfiEngine {
-  engine ??= new FfiEngine();
+/**
+ * The isolate's engine (one epoll instance and one window per isolate), its
+ * window set to `window` (a small first window never asks for the open-file limit).
+ */
+export function ffiEngine(window?: number): FfiEngine {
+  if (engine === null) engine = new FfiEngine(window);
+  else if (window !== undefined) engine.setWindow(window);
   return engine;
 }

@@ -51,11 +51,12 @@ const CORE = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 const EPOLL = {
+  // Only a connect that epoll waited for has its error read this way.
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
@@ -135,7 +136,8 @@ export class Libc {
   readonly #s: Deno.DynamicLibrary<typeof CORE>["symbols"];
   #epollSymbols: Deno.DynamicLibrary<typeof EPOLL>["symbols"] | null = null;
   #limitSymbols: Deno.DynamicLibrary<typeof LIMITS>["symbols"] | null = null;
-  readonly #errno: Deno.UnsafePointerView;
+  /** errno itself: this thread's `errno` memory (read without a call). */
+  readonly #errno: Int32Array;
   readonly #int = new Uint8Array(4);
   readonly #intView = new DataView(this.#int.buffer);
   readonly #len = new Uint8Array(4);
@@ -149,7 +151,9 @@ export class Libc {
 
   constructor() {
     this.#s = Deno.dlopen("libc.so.6", CORE).symbols;
-    this.#errno = new Deno.UnsafePointerView(this.#s.__errno_location()!);
+    this.#errno = new Int32Array(
+      Deno.UnsafePointerView.getArrayBuffer(this.#s.__errno_location()!, 4),
+    );
     this.#event = new Uint8Array(this.eventSize);
     this.#eventView = new DataView(this.#event.buffer);
   }
@@ -164,7 +168,7 @@ export class Libc {
 
   /** errno of the last failed call on this thread. */
   errno(): number {
-    return this.#errno.getInt32(0);
+    return this.#errno[0];
   }
 
   /** A non-blocking TCP socket, or `-errno`. */
@@ -185,7 +189,7 @@ export class Libc {
   /** The pending error of a socket (`SO_ERROR`, which also clears it). */
   socketError(fd: number): number {
     this.#lenView.setUint32(0, 4, true);
-    if (this.#s.getsockopt(fd, SOL_SOCKET, SO_ERROR, this.#int, this.#len) !== 0) {
+    if (this.#epoll.getsockopt(fd, SOL_SOCKET, SO_ERROR, this.#int, this.#len) !== 0) {
       return this.errno();
     }
     return this.#intView.getInt32(0, true);

@@ -47,5 +47,8 @@ export const MAX_FFI_WINDOW = 16384;
  */
 export const MAX_CONNECTS_PER_ISOLATE = 128;
 
+/** How long a probe keeps retrying while the process is out of descriptors or ports. */
+export const RESOURCE_RETRY_LIMIT_MS = 30_000;
+
 /** Windows up to this many sockets do not need the open-file limit (any process has them). */
 export const FEW_SOCKETS = 8;

@@ -19,13 +19,14 @@ import { fastScan } from "./fast_scan.ts";
 
 /** Parses the command line and runs the tool; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const { runCli } = await import("./cli.ts");
+  const { runCli } = await (import(String("./cli.ts")) as Promise<typeof import("./cli.ts")>);
   return await runCli(args);
 }
 
 /** `runMain` of shared/cli.ts, loaded on first use (see the module comment). */
 async function runMain(tool: string, run: () => Promise<number | void>): Promise<never> {
-  const cli = await import("../shared/cli.ts");
+  const cli =
+    await (import(String("../shared/cli.ts")) as Promise<typeof import("../shared/cli.ts")>);
   return await cli.runMain(tool, run);
 }
 
@@ -33,8 +34,8 @@ if (import.meta.main) {
   if (inChildRole()) {
     // A worker or child of this program: serve the parent with the registry's tasks.
     const [{ serveRegistry }, { registry }] = await Promise.all([
-      import("../shared/registry.ts"),
-      import("./registry.ts"),
+      import(String("../shared/registry.ts")) as Promise<typeof import("../shared/registry.ts")>,
+      import(String("./registry.ts")) as Promise<typeof import("./registry.ts")>,
     ]);
     serveRegistry(registry);
   } else {

@@ -30,14 +30,11 @@ import {
   verdictForErrno,
 } from "./verdict.ts";
 import { HostRtts } from "./timing.ts";
-import { MAX_CONNECTS_PER_ISOLATE } from "./limits.ts";
+import { MAX_CONNECTS_PER_ISOLATE, RESOURCE_RETRY_LIMIT_MS } from "./limits.ts";
 
 export { PORT_STATES, type PortState } from "./verdict.ts";
 
-export { MAX_CONNECTS_PER_ISOLATE };
-
-/** How long a probe keeps retrying while the process is out of descriptors or ports. */
-export const RESOURCE_RETRY_LIMIT_MS = 30_000;
+export { MAX_CONNECTS_PER_ISOLATE, RESOURCE_RETRY_LIMIT_MS };
 
 /** Input of one probe. */
 export interface ProbeInput {

@@ -128,7 +128,7 @@ interface Settings {
 async function capFor(engine: EngineName, isolates: number): Promise<number | undefined> {
   if (engine === "ffi") {
     // Raise the soft limit towards the hard one first (children inherit it), as nmap does.
-    const { libc } = await import("./libc.ts");
+    const { libc } = await (import(String("./libc.ts")) as Promise<typeof import("./libc.ts")>);
     const limit = libc().openFileLimit(MAX_FFI_WINDOW * isolates + 256);
     return limit === null ? undefined : connectsPerIsolate(limit.soft, isolates);
   }
@@ -139,9 +139,9 @@ async function capFor(engine: EngineName, isolates: number): Promise<number | un
 /** The shared runner and the scanner's registry, loaded when a scan runs tasks. */
 async function tasks() {
   const [{ runTasks }, { taskOf }, { registry }] = await Promise.all([
-    import("../shared/runner.ts"),
-    import("../shared/registry.ts"),
-    import("./registry.ts"),
+    import(String("../shared/runner.ts")) as Promise<typeof import("../shared/runner.ts")>,
+    import(String("../shared/registry.ts")) as Promise<typeof import("../shared/registry.ts")>,
+    import(String("./registry.ts")) as Promise<typeof import("./registry.ts")>,
   ]);
   return { runTasks, taskOf, registry };
 }
@@ -177,7 +177,8 @@ async function runConnect(
   ) {
     // Probes that all fit in flight at once start at once: no pool to load (most of
     // the start-up of a small scan), the same probe function the task runs.
-    const { probePort } = await import("./probe.ts");
+    const { probePort } =
+      await (import(String("./probe.ts")) as Promise<typeof import("./probe.ts")>);
     const signal = options.signal;
     const stopped = new Promise<never>((_, reject) => {
       if (signal?.aborted) reject(signal.reason);
@@ -228,9 +229,9 @@ async function runFfi(
   const cap = sockets <= FEW_SOCKETS ? sockets : await capFor("ffi", isolates);
   const window = Math.max(1, Math.min(settings.concurrency, cap ?? MAX_FFI_WINDOW));
   if (mode === "sequential" || mode === "async") {
-    const { FfiEngine, ffiEngine } = await import("./ffi_engine.ts");
-    const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine();
-    engine.setWindow(window);
+    const { FfiEngine, ffiEngine } =
+      await (import(String("./ffi_engine.ts")) as Promise<typeof import("./ffi_engine.ts")>);
+    const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine(window);
     engine.setRate(rate);
     await engine.scan(
       { hosts, hostOf: probes.map((p) => p.host), ports: probes.map((p) => p.port) },
@@ -247,7 +248,7 @@ async function runFfi(
   }
   const [{ runTasks, taskOf, registry }, { decodeCodes }] = await Promise.all([
     tasks(),
-    import("./ffi_chunk.ts"),
+    import(String("./ffi_chunk.ts")) as Promise<typeof import("./ffi_chunk.ts")>,
   ]);
   function* chunks(): Generator<FfiChunkInput & { first: number }> {
     for (let first = 0; first < probes.length; first += FFI_CHUNK) {
@@ -311,9 +312,10 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   const probes = options.probes ?? defaultProbes(options);
   const total = probes.length;
   const codes = new Uint8Array(total);
-  const services = options.services ?? loadServices();
+  let services = options.services;
+  const names = () => (services ??= loadServices());
   const portOf = (index: number): PortResult =>
-    portResult(probes[index].port, codes[index], services);
+    portResult(probes[index].port, codes[index], names());
   let done = 0;
   const step = Math.max(1, Math.floor(total / 100));
   let finished = false;
@@ -329,15 +331,19 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   };
   let interrupted = false;
   try {
-    if (engine === "ffi") await runFfi(options, probes, settings, record);
-    else await runConnect(options, probes, settings, record);
+    const running = engine === "ffi"
+      ? runFfi(options, probes, settings, record)
+      : runConnect(options, probes, settings, record);
+    // The service names load while the engine's module and libc load (not before them).
+    names();
+    await running;
   } catch (error) {
     if (!options.signal?.aborted) throw error;
     interrupted = true;
   }
   finished = true;
 
-  const hosts = hostResults(targets, probes, codes, services, interrupted);
+  const hosts = hostResults(targets, probes, codes, names(), interrupted);
   return {
     hosts,
     portsPerHost: options.ports.length,

@@ -246,7 +246,8 @@ export type Resolver = (name: string) => Promise<{ address: string; family: numb
 export const systemResolver: Resolver = async (name) => {
   // Loaded on first use: Node's DNS module costs start-up time that scans of
   // literal addresses never need.
-  const { lookup } = await import("node:dns/promises");
+  const { lookup } =
+    await (import(String("node:dns/promises")) as Promise<typeof import("node:dns/promises")>);
   return await lookup(name, { all: true, verbatim: true });
 };
 

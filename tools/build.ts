@@ -58,10 +58,10 @@ const TARGETS: Record<string, { entry: string; permissions: string[] }> = {
 const root = new URL("../", import.meta.url);
 const dist = new URL("dist/", root);
 
-async function run(args: string[]): Promise<void> {
+async function run(args: string[], cwd: string | URL = root): Promise<void> {
   const { code } = await new Deno.Command(Deno.execPath(), {
     args,
-    cwd: root,
+    cwd,
     stdout: "inherit",
     stderr: "inherit",
   }).output();
@@ -82,6 +82,37 @@ const EAGER_REQUIRE =
  */
 function deferChunkImports(code: string): string {
   return code.replace(/import\((["'])(\.\/[\w./-]+\.mjs)\1\)/g, "import(String($1$2$1))");
+}
+
+/**
+ * A source module may defer an import the same way for a start from source
+ * (`import(String("./cli.ts")) as Promise<typeof import("./cli.ts")>`: `deno run`
+ * then reads ahead only the modules a command loads). The bundler and the
+ * compiler follow literal imports only, so they read a copy of the sources in
+ * which those imports are literal again.
+ */
+const DEFERRED_IMPORT = /import\(String\((["'])([^"']+)\1\)\)/g;
+const NOT_SOURCES = new Set([".git", "dist", "lab-report", "bench-out", "node_modules"]);
+
+/** A temporary copy of the project with deferred imports made literal; remove it after use. */
+async function literalSources(): Promise<string> {
+  const copy = await Deno.makeTempDir({ prefix: "netconc-build-" });
+  const walk = async (from: URL, to: string) => {
+    for await (const entry of Deno.readDir(from)) {
+      if (NOT_SOURCES.has(entry.name)) continue;
+      const source = new URL(entry.name + (entry.isDirectory ? "/" : ""), from);
+      const target = `${to}/${entry.name}`;
+      if (entry.isDirectory) {
+        await Deno.mkdir(target);
+        await walk(source, target);
+      } else if (entry.isFile && /\.(ts|js|mjs)$/.test(entry.name)) {
+        const code = await Deno.readTextFile(source);
+        await Deno.writeTextFile(target, code.replace(DEFERRED_IMPORT, "import($1$2$1)"));
+      } else if (entry.isFile) await Deno.copyFile(source, target);
+    }
+  };
+  await walk(root, copy);
+  return copy;
 }
 
 /**
@@ -109,6 +140,7 @@ async function bundle(tool: string): Promise<string> {
   const out = new URL(`${tool}.js`, dist).pathname;
   const chunks = new URL(`${tool}.chunks/`, dist).pathname;
   const staging = await Deno.makeTempDir({ dir: dist.pathname, prefix: `.${tool}-` });
+  const sources = await literalSources();
   try {
     await run([
       "bundle",
@@ -119,7 +151,7 @@ async function bundle(tool: string): Promise<string> {
       "--outdir",
       staging,
       TARGETS[tool].entry,
-    ]);
+    ], sources);
     const entryName = TARGETS[tool].entry.split("/").pop()!.replace(/\.ts$/, ".js");
     const body = await Deno.readTextFile(`${staging}/${entryName}`);
     await Deno.remove(`${staging}/${entryName}`);
@@ -149,6 +181,7 @@ async function bundle(tool: string): Promise<string> {
     return out;
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
+    await Deno.remove(sources, { recursive: true }).catch(() => {});
   }
 }
 
@@ -160,16 +193,21 @@ async function compile(tool: string, target?: string): Promise<string> {
   const name = target ? `${tool}-${target}${target.includes("windows") ? ".exe" : ""}` : tool;
   const out = new URL(name, dist).pathname;
   // The entry module is also the worker and child entry, so no `--include` is needed.
-  await run([
-    "compile",
-    "--quiet",
-    "--unstable-net",
-    ...TARGETS[tool].permissions,
-    ...(target ? ["--target", target] : []),
-    "-o",
-    out,
-    TARGETS[tool].entry,
-  ]);
+  const sources = await literalSources();
+  try {
+    await run([
+      "compile",
+      "--quiet",
+      "--unstable-net",
+      ...TARGETS[tool].permissions,
+      ...(target ? ["--target", target] : []),
+      "-o",
+      out,
+      TARGETS[tool].entry,
+    ], sources);
+  } finally {
+    await Deno.remove(sources, { recursive: true }).catch(() => {});
+  }
   return out;
 }
 
