@@ -9,6 +9,7 @@
 import { blockLength, md5Hex, type Reply, request, type StepJson } from "./protocol.ts";
 import { md5File, readAtSync } from "./storage.ts";
 import { Flusher } from "./flusher.ts";
+import type { DirectWriter } from "./direct_writer.ts";
 import { RateLimiter } from "./rate.ts";
 import { StepConnection, StepStatusError } from "./connection.ts";
 
@@ -126,12 +127,18 @@ export async function sendBlocks(
 
 const encoder = new TextEncoder();
 
-/** Receives blocks on one connection with up to `window` in flight, writing them into `path`. */
+/**
+ * Receives blocks on one connection with up to `window` in flight, writing them
+ * into `path`: through `direct` when given (direct_writer.ts: past the page
+ * cache, hashed in order from memory; a block's map byte is set once it is in
+ * the file), else with buffered writes.
+ */
 export async function receiveBlocks(
   connection: StepConnection,
   input: ShareInput,
   onBlock?: (index: number, data: Uint8Array) => void,
   limiter: RateLimiter | null = input.rate > 0 ? new RateLimiter(input.rate) : null,
+  direct: DirectWriter | null = null,
 ): Promise<void> {
   using file = await Deno.open(input.path, { read: true, write: true });
   using map = await Deno.open(`${input.path}.blocks`, { read: true, write: true });
@@ -172,14 +179,23 @@ export async function receiveBlocks(
       ) {
         throw new Error(`block ${index} arrived damaged (block_md5 mismatch)`);
       }
-      file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
-      writeAll(file, reply.binary);
-      map.seekSync(index, Deno.SeekMode.Start);
-      writeAll(map, new Uint8Array([1]));
+      const markReceived = () => {
+        map.seekSync(index, Deno.SeekMode.Start);
+        writeAll(map, new Uint8Array([1]));
+      };
+      if (direct) {
+        await direct.room();
+        direct.write(index * input.blockSize, reply.binary, direct.hashing, markReceived);
+      } else {
+        file.seekSync(index * input.blockSize, Deno.SeekMode.Start);
+        writeAll(file, reply.binary);
+        markReceived();
+        flusher.wrote(reply.binary.length);
+      }
       onBlock?.(index, reply.binary);
-      flusher.wrote(reply.binary.length);
       done++;
     }
+    await direct?.drain();
     await flusher.settle();
   } finally {
     flusher.close();
