@@ -87,6 +87,8 @@ export class BackgroundFollower {
   #error: unknown = null;
   #stopped = false;
   #closed = false;
+  /** Set by `finish`: the last bytes are hashed however few they are. */
+  #finishing = false;
 
   private constructor(lib: Libraries, fd: number) {
     this.#lib = lib;
@@ -121,6 +123,9 @@ export class BackgroundFollower {
   async #run(): Promise<void> {
     const { libc, crypto } = this.#lib;
     while (this.#hashed < this.#target && !this.#stopped && this.#error === null) {
+      // Behind a writer of small blocks (the lockstep's 20 KiB), wait for a whole
+      // step: a call per block cost the event loop two wake-ups per block.
+      if (this.#target - this.#hashed < STEP && !this.#finishing) break;
       const want = Math.min(CHUNK, this.#target - this.#hashed);
       const n = Number(
         await libc.symbols.pread(this.#fd, this.#buffer, BigInt(want), BigInt(this.#hashed)),
@@ -134,6 +139,7 @@ export class BackgroundFollower {
   /** The MD5 of the first `size` bytes (the whole file); the follower is done afterwards. */
   async finish(size: number): Promise<string> {
     if (this.#closed) throw new Error("the hash follower was stopped");
+    this.#finishing = true;
     this.advance(size);
     this.#target = size;
     while (this.#hashed < size && this.#error === null) {
