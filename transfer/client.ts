@@ -38,6 +38,7 @@ import {
 } from "./hash_follow.ts";
 import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
 import { receiveBlocks, sendBlocks, type ShareInput, splitShares } from "./blocks.ts";
+import { DIRECT_MIN_BYTES, DirectWriter } from "./direct_writer.ts";
 import {
   type ConnectOptions,
   Md5MismatchError,
@@ -110,6 +111,11 @@ export interface TransferResult {
   localMd5: string;
   serverMd5: string;
   elapsedMs: number;
+  /**
+   * Downloads: how the file was written, `direct` (direct_writer.ts: past the page
+   * cache, hashed from memory) or `buffered`.
+   */
+  writer?: "direct" | "buffered";
 }
 
 /** Files at least this large are hashed in a worker during a one-connection upload. */
@@ -504,33 +510,50 @@ export async function download(path: string, options: TransferOptions): Promise<
       indices,
     });
     let localMd5: string;
+    let writer: TransferResult["writer"] = "buffered";
     if (mode === "sequential" || mode === "async") {
       // Blocks arrive in order here: a large file is hashed by a worker reading the
       // file just behind the writes, a small one in line.
       const whole = indices.length === total;
+      // A large whole file is written past the page cache and hashed from memory
+      // (direct_writer.ts) where that works here.
+      const direct = whole && size >= DIRECT_MIN_BYTES
+        ? DirectWriter.open(partial, blockSize)
+        : null;
+      if (direct) writer = "direct";
       // The worker starts while the first blocks arrive; if it cannot start, the file
       // is hashed at the end instead.
-      const follower: Promise<HashFollower | null> | null = whole && size >= followMinBytes()
-        ? startHashFollower(partial, options.entry)
-        : null;
-      const hasher = whole && follower === null ? createMd5() : null;
+      const follower: Promise<HashFollower | null> | null =
+        whole && direct === null && size >= followMinBytes()
+          ? startHashFollower(partial, options.entry)
+          : null;
+      const hasher = whole && follower === null && direct === null ? createMd5() : null;
       try {
-        await receiveBlocks(connection, input, (index, data) => {
-          hasher?.update(data);
-          if (follower) {
-            const upTo = Math.min(size, (index + 1) * blockSize);
-            follower.then((f) => f?.advance(upTo));
-          }
-          progress(data.length);
-        });
+        await receiveBlocks(
+          connection,
+          input,
+          (index, data) => {
+            hasher?.update(data);
+            if (follower) {
+              const upTo = Math.min(size, (index + 1) * blockSize);
+              follower.then((f) => f?.advance(upTo));
+            }
+            progress(data.length);
+          },
+          undefined,
+          direct,
+        );
         const ready = follower ? await follower : null;
-        localMd5 = ready
+        localMd5 = direct?.hashing
+          ? await direct.digest()
+          : ready
           ? await ready.finish(size).catch(() => md5File(partial))
           : hasher
           ? hasher.digest()
           : await md5File(partial);
       } finally {
         follower?.then((f) => f?.stop());
+        direct?.close();
       }
     } else {
       const shares = splitShares(indices, streams * 4).map((share) => ({
@@ -549,7 +572,7 @@ export async function download(path: string, options: TransferOptions): Promise<
     await Deno.rename(partial, path);
     await Deno.remove(mapPath).catch(() => {});
     const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
-    return finished(started, moved, resolved, token, { localMd5, serverMd5 });
+    return { ...finished(started, moved, resolved, token, { localMd5, serverMd5 }), writer };
   } finally {
     await connection.bye(token);
   }

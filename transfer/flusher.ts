@@ -14,18 +14,23 @@
  */
 
 const LIBC_SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   sync_file_range: {
     parameters: ["i32", "i64", "i64", "u32"],
     result: "i32",
     nonblocking: true,
   },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize", nonblocking: true },
 } as const;
 
-let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null | undefined;
+/** libc's file calls used by this module and direct_writer.ts. */
+export type FileLibc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;
 
-function loadLibc(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | null {
+let libc: FileLibc | null | undefined;
+
+/** libc through FFI (Linux, FFI granted), or null: callers then take their portable path. */
+export function loadLibc(): FileLibc | null {
   if (libc !== undefined) return libc;
   libc = null;
   try {
@@ -74,7 +79,11 @@ export class Flusher {
   /** The descriptor for `sync_file_range`, opened on first use; -1 without FFI. */
   #descriptor(): number {
     if (this.#fd === -1 && libc) {
-      this.#fd = libc.symbols.open(new TextEncoder().encode(this.#path + "\0"), O_WRONLY_CLOEXEC);
+      this.#fd = libc.symbols.open(
+        new TextEncoder().encode(this.#path + "\0"),
+        O_WRONLY_CLOEXEC,
+        0,
+      );
     }
     return this.#fd;
   }

@@ -56,6 +56,15 @@ export function backgroundMd5Available(): boolean {
   return load() !== null;
 }
 
+/** `MD5_Final` of `ctx` as lowercase hex. */
+function finalHex(lib: Libraries, ctx: Uint8Array): string {
+  const out = new Uint8Array(16);
+  lib.crypto.symbols.MD5_Final(out, ctx);
+  let hex = "";
+  for (const byte of out) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
 /** Bytes read and hashed per call: large enough that a call's cost is noise. */
 const CHUNK = 4 << 20;
 /** The least a follower hashes per call while the writer is still going. */
@@ -78,6 +87,8 @@ export class BackgroundFollower {
   #error: unknown = null;
   #stopped = false;
   #closed = false;
+  /** Set by `finish`: the last bytes are hashed however few they are. */
+  #finishing = false;
 
   private constructor(lib: Libraries, fd: number) {
     this.#lib = lib;
@@ -112,6 +123,9 @@ export class BackgroundFollower {
   async #run(): Promise<void> {
     const { libc, crypto } = this.#lib;
     while (this.#hashed < this.#target && !this.#stopped && this.#error === null) {
+      // Behind a writer of small blocks (the lockstep's 20 KiB), wait for a whole
+      // step: a call per block cost the event loop two wake-ups per block.
+      if (this.#target - this.#hashed < STEP && !this.#finishing) break;
       const want = Math.min(CHUNK, this.#target - this.#hashed);
       const n = Number(
         await libc.symbols.pread(this.#fd, this.#buffer, BigInt(want), BigInt(this.#hashed)),
@@ -125,6 +139,7 @@ export class BackgroundFollower {
   /** The MD5 of the first `size` bytes (the whole file); the follower is done afterwards. */
   async finish(size: number): Promise<string> {
     if (this.#closed) throw new Error("the hash follower was stopped");
+    this.#finishing = true;
     this.advance(size);
     this.#target = size;
     while (this.#hashed < size && this.#error === null) {
@@ -135,12 +150,9 @@ export class BackgroundFollower {
       this.stop();
       throw this.#error;
     }
-    const out = new Uint8Array(16);
-    this.#lib.crypto.symbols.MD5_Final(out, this.#ctx);
+    const hex = finalHex(this.#lib, this.#ctx);
     this.#stopped = true;
     this.#close();
-    let hex = "";
-    for (const byte of out) hex += byte.toString(16).padStart(2, "0");
     return hex;
   }
 
@@ -165,4 +177,36 @@ export async function md5FileInBackground(path: string, size: number): Promise<s
   const follower = BackgroundFollower.open(path);
   if (follower === null) return null;
   return await follower.finish(size);
+}
+
+/**
+ * An MD5 fed from memory on the blocking pool: `update` hashes a buffer on
+ * another thread (the caller keeps the buffer unchanged until it resolves, and
+ * awaits one update before the next). Used where the bytes are already in hand
+ * (direct_writer.ts), so nothing is read back from the file.
+ */
+export class BufferMd5 {
+  readonly #lib: Libraries;
+  readonly #ctx = new Uint8Array(128);
+
+  private constructor(lib: Libraries) {
+    this.#lib = lib;
+    lib.crypto.symbols.MD5_Init(this.#ctx);
+  }
+
+  /** A hash on the blocking pool, or null when background hashing is unavailable here. */
+  static create(): BufferMd5 | null {
+    const lib = load();
+    return lib === null ? null : new BufferMd5(lib);
+  }
+
+  /** Hashes `bytes` on another thread. */
+  async update(bytes: Uint8Array): Promise<void> {
+    await this.#lib.crypto.symbols.MD5_Update(this.#ctx, bytes, BigInt(bytes.length));
+  }
+
+  /** Lowercase hex digest; the hash cannot be used afterwards. */
+  digest(): string {
+    return finalHex(this.#lib, this.#ctx);
+  }
 }

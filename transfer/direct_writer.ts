@@ -1,0 +1,228 @@
+/**
+ * Writes a large file that arrives block by block with `O_DIRECT`, and hashes
+ * the blocks that arrive in order from the same memory, both on Deno's blocking
+ * pool (libc `pwrite` and libcrypto `MD5_Update` through FFI symbols marked
+ * `nonblocking`). The client's download uses it.
+ *
+ * Why: a buffered write copies every byte into the page cache, and on this VM
+ * that copy into pages the guest has not used before was the downloading
+ * client's largest cost (perf: 50 % of its samples in
+ * `copy_folio_from_iter_atomic`, 2.7–3.1 s of system time per GiB). 1 GiB with
+ * `dd bs=1M conv=fdatasync` took 1.5–1.8 s of system time, with
+ * `oflag=direct` 0.2 s, and finished sooner (1.6 against 2.1–2.4 s, same run).
+ * The default 1 GiB download went from 4.6–5.4 s to 2.8 s (A/B, same run).
+ * The follower of hash_follow.ts then has nothing to read back from the cache,
+ * so the bytes are hashed from the buffer they were written from instead.
+ * (The server's upload path was tried with it too and was slower: 4.0–4.9 s
+ * against 3.2–3.9 s buffered, and the download that follows then reads the file
+ * from the disk; the server stays buffered.)
+ *
+ * A block is copied into one of a few aligned buffers (the ring) and the call
+ * returns: the receiving thread goes on reading the socket while the disk and
+ * the hash work on other threads. `room()` waits for a free buffer (the
+ * back-pressure), `drain()` for every write. Lengths that are not a multiple of
+ * 4096 (the last block) go through an ordinary descriptor. The caller still
+ * syncs the file once at the end (the device's cache), as `dd conv=fdatasync`.
+ *
+ * Used only where it gives the same bytes and digest as the buffered path
+ * (storage.ts falls back to that): Linux x86_64 or aarch64, FFI granted,
+ * libcrypto loaded, a file system that accepts `O_DIRECT`, block sizes that are
+ * multiples of 4096 up to {@linkcode MAX_DIRECT_BLOCK}, and at most
+ * {@linkcode MAX_LIVE_WRITERS} at once per process (each holds its ring).
+ *
+ * @module
+ */
+import { BufferMd5 } from "./md5_background.ts";
+import { type FileLibc, loadLibc } from "./flusher.ts";
+
+/** `O_DIRECT` differs between architectures; 0 where it is not known. */
+function directFlag(): number {
+  if (Deno.build.arch === "x86_64") return 0o40000;
+  if (Deno.build.arch === "aarch64") return 0o200000;
+  return 0;
+}
+
+/** Alignment of buffers, offsets and lengths for `O_DIRECT` (a page). */
+export const DIRECT_ALIGN = 4096;
+/** Largest block written directly (the ring holds at least two). */
+export const MAX_DIRECT_BLOCK = 16 << 20;
+/** Files smaller than this are written through the page cache (not worth a ring). */
+export const DIRECT_MIN_BYTES = 8 << 20;
+/** Writers alive at once in one process. */
+export const MAX_LIVE_WRITERS = 4;
+/** Bytes of one ring (2 to 8 buffers of one block each). */
+const RING_BYTES = 16 << 20;
+
+const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
+
+let live = 0;
+
+/** A buffer of `size` bytes whose address is a multiple of {@linkcode DIRECT_ALIGN}. */
+function alignedBuffer(size: number): Uint8Array {
+  const raw = new Uint8Array(size + DIRECT_ALIGN);
+  const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(raw)));
+  const skip = Number(
+    (BigInt(DIRECT_ALIGN) - (address % BigInt(DIRECT_ALIGN))) %
+      BigInt(DIRECT_ALIGN),
+  );
+  return raw.subarray(skip, skip + size);
+}
+
+/** See the module documentation. */
+export class DirectWriter {
+  readonly #lib: FileLibc;
+  readonly #path: Uint8Array;
+  readonly #direct: number;
+  #buffered = -1;
+  readonly #blockSize: number;
+  readonly #free: Uint8Array[] = [];
+  readonly #waiting: (() => void)[] = [];
+  readonly #pending = new Set<Promise<void>>();
+  #md5: BufferMd5 | null;
+  #hashed: Promise<void> = Promise.resolve();
+  #error: unknown = null;
+  #closed = false;
+  #released = false;
+
+  private constructor(
+    lib: FileLibc,
+    path: Uint8Array,
+    fd: number,
+    blockSize: number,
+    md5: BufferMd5,
+  ) {
+    this.#lib = lib;
+    this.#path = path;
+    this.#direct = fd;
+    this.#blockSize = blockSize;
+    this.#md5 = md5;
+    const slots = Math.max(2, Math.min(8, Math.floor(RING_BYTES / blockSize)));
+    for (let i = 0; i < slots; i++) this.#free.push(alignedBuffer(blockSize));
+    live++;
+  }
+
+  /**
+   * A writer for the existing file `path` written in blocks of `blockSize`, or
+   * null where direct writing does not apply (see the module documentation).
+   */
+  static open(path: string, blockSize: number): DirectWriter | null {
+    if (blockSize % DIRECT_ALIGN !== 0 || blockSize > MAX_DIRECT_BLOCK) return null;
+    // `TRANSFER_DIRECT=off` keeps every write buffered (to compare the two).
+    if (Deno.env.get("TRANSFER_DIRECT") === "off") return null;
+    if (live >= MAX_LIVE_WRITERS) return null;
+    const lib = directFlag() === 0 ? null : loadLibc();
+    if (lib === null) return null;
+    const md5 = BufferMd5.create();
+    if (md5 === null) return null;
+    const name = new TextEncoder().encode(path + "\0");
+    // Fails (EINVAL) on a file system without O_DIRECT, such as tmpfs.
+    const fd = lib.symbols.open(name, O_WRONLY_CLOEXEC | directFlag(), 0);
+    if (fd < 0) return null;
+    return new DirectWriter(lib, name, fd, blockSize, md5);
+  }
+
+  /** True while every block written so far was hashed in order (the digest is ready). */
+  get hashing(): boolean {
+    return this.#md5 !== null;
+  }
+
+  /** Blocks stopped arriving in order: the caller hashes the file at the end. */
+  stopHashing(): void {
+    this.#md5 = null;
+  }
+
+  /** Resolves when a buffer of the ring is free (call before {@linkcode write}). */
+  async room(): Promise<void> {
+    while (this.#free.length === 0 && !this.#closed) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+  }
+
+  /**
+   * Copies `data` (at most one block) and starts writing it at `offset` (a
+   * multiple of the block size), hashing it next when `hash` is true. `written`
+   * runs once it is in the file. Returns at once: `data` may be reused.
+   */
+  write(offset: number, data: Uint8Array, hash: boolean, written: () => void): void {
+    if (this.#closed) throw new Error("the upload's file was closed");
+    if (data.length > this.#blockSize) throw new Error("a block larger than the plan's");
+    // With no free buffer (several connections on one upload), one more for this block.
+    const buffer = this.#free.pop() ?? alignedBuffer(this.#blockSize);
+    const view = buffer.subarray(0, data.length);
+    view.set(data);
+    const hashing = hash ? this.#md5 : null;
+    if (!hash) this.#md5 = null;
+    const hashed = hashing === null ? null : this.#hashed.then(() => hashing.update(view));
+    if (hashed) this.#hashed = hashed;
+    const job: Promise<void> = Promise.all([this.#writeAll(view, offset), hashed])
+      .then(() => {
+        if (!this.#closed) written();
+      })
+      .catch((error) => {
+        this.#error ??= error;
+      })
+      .finally(() => {
+        this.#pending.delete(job);
+        this.#free.push(buffer);
+        this.#waiting.shift()?.();
+        if (this.#closed && this.#pending.size === 0) this.#release();
+      });
+    this.#pending.add(job);
+  }
+
+  async #writeAll(view: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    while (done < view.length) {
+      const rest = view.subarray(done);
+      // O_DIRECT needs whole pages; the last block's tail goes through the page cache.
+      const fd = rest.length % DIRECT_ALIGN === 0 && done % DIRECT_ALIGN === 0
+        ? this.#direct
+        : this.#bufferedFd();
+      const n = Number(
+        await this.#lib.symbols.pwrite(fd, rest, BigInt(rest.length), BigInt(offset + done)),
+      );
+      if (n <= 0) throw new Error(`writing the upload's file failed at byte ${offset + done}`);
+      done += n;
+    }
+  }
+
+  #bufferedFd(): number {
+    if (this.#buffered < 0) {
+      this.#buffered = this.#lib.symbols.open(this.#path, O_WRONLY_CLOEXEC, 0);
+      if (this.#buffered < 0) throw new Error("cannot reopen the upload's file");
+    }
+    return this.#buffered;
+  }
+
+  /** Waits for every write started; throws the first error of any. */
+  async drain(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
+    if (this.#error !== null) throw this.#error;
+  }
+
+  /** The MD5 of every block written (all in order); call after {@linkcode drain}. */
+  async digest(): Promise<string> {
+    const md5 = this.#md5;
+    if (md5 === null) throw new Error("the blocks did not arrive in order");
+    await this.drain();
+    this.#md5 = null;
+    return md5.digest();
+  }
+
+  /** Stops: the descriptors close once the writes in flight end (their `written` is skipped). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const wake of this.#waiting.splice(0)) wake();
+    if (this.#pending.size === 0) this.#release();
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#lib.symbols.close(this.#direct);
+    if (this.#buffered >= 0) this.#lib.symbols.close(this.#buffered);
+    this.#free.length = 0;
+    live--;
+  }
+}
