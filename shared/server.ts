@@ -169,7 +169,7 @@ export const REFUSAL_REPORT_MS = 10_000;
  * `onRefused` or, by default, to a stderr line at most every
  * {@linkcode REFUSAL_REPORT_MS} (the first one at once).
  */
-class RefusalTally {
+export class RefusalTally {
   total = 0;
   #unreported = 0;
   #lastReport = -Infinity;

@@ -4,9 +4,19 @@
  *
  * @module
  */
-import { type RunningServer, serve } from "../shared/server.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_MAX_CONNECTIONS,
+  RefusalTally,
+  type RunningServer,
+  serve,
+} from "../shared/server.ts";
 import type { Mode } from "../shared/mode.ts";
 import { handlerOf } from "../shared/registry.ts";
+import { describeWhere } from "../shared/runtime.ts";
+import { UsageError } from "../shared/errors.ts";
+import { type Engine, type EngineChoice, ffiEngineUnavailable } from "./ffi_libc.ts";
+import { FfiTaskServer } from "./ffi_server.ts";
 import { DEFAULT_INIT, type TaskEvent, type TaskServerInit } from "./protocol.ts";
 import { registry } from "./registry.ts";
 
@@ -28,6 +38,25 @@ export interface TaskServerOptions {
   maxConnections?: number;
   onEvent?: (event: TaskEvent, where: string) => void;
   signal?: AbortSignal;
+  /**
+   * `ffi`: libc sockets and epoll (`ffi_server.ts`); `deno`: `Deno.Conn`s
+   * through `shared/server.ts`; `auto` (default): `ffi` where it can run
+   * (async mode, Linux, IPv4, `--allow-ffi`, no `--verbose` log), else `deno`.
+   * Both answer alike.
+   */
+  engine?: EngineChoice;
+}
+
+/** A running task server, and the engine it runs on. */
+export interface TaskServer extends RunningServer {
+  engine: Engine;
+}
+
+/** Why the FFI engine cannot serve these options, or null when it can. */
+export function ffiServerUnavailable(options: TaskServerOptions): string | null {
+  if (options.mode !== "async") return `the FFI engine serves async mode (not ${options.mode})`;
+  if (options.init?.verbose) return "the FFI engine writes no --verbose log";
+  return ffiEngineUnavailable(options.host);
 }
 
 /** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
@@ -37,9 +66,15 @@ export { DEFAULT_BACKLOG } from "../shared/server.ts";
 export const BUSY_REPLY = "Error: server busy: too many connections, try again later\n";
 
 /** Starts the server; resolves once it accepts connections. */
-export async function startTaskServer(options: TaskServerOptions): Promise<RunningServer> {
+export async function startTaskServer(options: TaskServerOptions): Promise<TaskServer> {
   const init: TaskServerInit = { ...DEFAULT_INIT, ...options.init };
-  return await serve<TaskServerInit>({
+  const choice = options.engine ?? "auto";
+  if (choice !== "deno") {
+    const why = ffiServerUnavailable(options);
+    if (why === null) return startFfi(options, init);
+    if (choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
+  }
+  const server = await serve<TaskServerInit>({
     handler: handlerOf(registry, "taskserver.tasks"),
     mode: options.mode,
     hostname: options.host,
@@ -57,6 +92,34 @@ export async function startTaskServer(options: TaskServerOptions): Promise<Runni
       ? (event, source) => options.onEvent!(event as TaskEvent, source.where)
       : undefined,
   });
+  return { ...server, engine: "deno" };
+}
+
+function startFfi(options: TaskServerOptions, init: TaskServerInit): TaskServer {
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const tally = new RefusalTally(describeWhere("main", 0, Deno.pid), maxConnections);
+  const server = FfiTaskServer.start({
+    hostname: options.host,
+    port: options.port,
+    init,
+    backlog: options.backlog ?? DEFAULT_BACKLOG,
+    maxConnections,
+    refusal: BUSY_REPLY,
+    graceMs: Math.max(1000, init.delayMs + 500),
+    onRefuse: () => tally.add(1),
+  });
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= server.close().then(() => tally.flush()));
+  options.signal?.addEventListener("abort", () => void close(), { once: true });
+  return {
+    hostname: options.host,
+    port: server.port,
+    mode: options.mode,
+    close,
+    finished: server.finished.then(() => closing ?? undefined),
+    refusedConnections: () => tally.total,
+    engine: "ffi",
+  };
 }
 
 /**
