@@ -272,9 +272,12 @@ export class FfiLibc {
     this.#ctl(epfd, EPOLL_CTL_DEL, fd, 0);
   }
 
-  /** Ready events into `buffer` without waiting: their count, or `-errno`. */
-  epollPoll(epfd: number, buffer: Uint8Array): number {
-    const n = this.#s.epoll_wait(epfd, buffer, buffer.length / this.eventSize, 0);
+  /**
+   * Ready events into `buffer`, waiting up to `timeoutMs` with this thread (the
+   * isolate waits too): their count, or `-errno`.
+   */
+  epollPoll(epfd: number, buffer: Uint8Array, timeoutMs = 0): number {
+    const n = this.#s.epoll_wait(epfd, buffer, buffer.length / this.eventSize, timeoutMs);
     return n >= 0 ? n : -this.errno();
   }
 
@@ -290,6 +293,55 @@ export class FfiLibc {
 
   readyFd(view: DataView, i: number): number {
     return view.getUint32(i * this.eventSize + this.eventSize - 8, true);
+  }
+}
+
+/** Longest the isolate waits in `epoll_wait` itself while busy (timers wait that long). */
+const BUSY_WAIT_MS = 1;
+/** Empty busy waits in a row after which the pump waits on a runtime thread. */
+const IDLE_ROUNDS = 3;
+/** Longest stretch of busy waits before the event loop gets a turn. */
+const YIELD_MS = 8;
+
+/**
+ * Waits for an epoll instance's events the cheap way for the moment. While
+ * sockets are busy, `epoll_wait` runs on this thread with a 1 ms timeout (about
+ * 2 µs a call); a wait on a runtime thread (`nonblocking` FFI) costs about 100
+ * µs of hand-over, which per event was most of a busy server's CPU. Once idle
+ * (three empty waits), or every 8 ms, it waits on a runtime thread so that the
+ * event loop runs timers, signals and other work meanwhile; callers run their
+ * own due timers after every wait.
+ */
+export class EpollPump {
+  readonly events: Uint8Array;
+  readonly view: DataView;
+  #idle = IDLE_ROUNDS;
+  #lastYield = performance.now();
+
+  constructor(private readonly lib: FfiLibc, private readonly epfd: number, capacity = 1024) {
+    this.events = new Uint8Array(capacity * lib.eventSize);
+    this.view = new DataView(this.events.buffer);
+  }
+
+  /**
+   * Events ready now or soon (their count, maybe 0). `idleTimeoutMs`: longest
+   * wait once idle; `busyTimeoutMs`: longest wait of this thread while busy
+   * (callers with a timer due sooner pass less).
+   */
+  async wait(idleTimeoutMs: number, busyTimeoutMs = BUSY_WAIT_MS): Promise<number> {
+    const now = performance.now();
+    if (this.#idle < IDLE_ROUNDS && now - this.#lastYield < YIELD_MS) {
+      const n = this.lib.epollPoll(this.epfd, this.events, Math.max(0, busyTimeoutMs));
+      if (n > 0) this.#idle = 0;
+      else this.#idle++;
+      return Math.max(0, n);
+    }
+    this.#lastYield = now;
+    const timeout = this.#idle >= IDLE_ROUNDS ? idleTimeoutMs : 0;
+    const n = await this.lib.epollWait(this.epfd, this.events, timeout);
+    this.#lastYield = performance.now();
+    if (n > 0) this.#idle = 0;
+    return Math.max(0, n);
   }
 }
 

@@ -38,6 +38,7 @@ import {
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
+  EpollPump,
   type FfiLibc,
   ffiLibc,
   sockaddrIn,
@@ -83,14 +84,14 @@ interface Conn {
   /** Chunks read so far; a pause check is stale once another chunk came. */
   chunks: number;
   pauseArmed: boolean;
+  /** In the epoll set: added only once the connection has to wait for its socket. */
+  watched: boolean;
 }
 
 const EVENTS = 1024;
 const RECV_BYTES = 64 * 1024;
 /** Connections taken from a listener per event (the rest wait for the next round). */
 const ACCEPT_BATCH = 256;
-/** Rounds of `epoll_wait` without waiting before the loop lets timers run. */
-const SYNC_ROUNDS = 4;
 const IDLE_SWEEP_MS = 250;
 const encoder = new TextEncoder();
 
@@ -125,6 +126,12 @@ class FifoTimer<T> {
 
   #run(): void {
     this.#timer = undefined;
+    this.runDue();
+    if (this.#head < this.#at.length) this.#arm();
+  }
+
+  /** Fires the entries due now (the loop calls this between waits, its timer meanwhile). */
+  runDue(): void {
     const now = performance.now();
     while (this.#head < this.#at.length && this.#at[this.#head] <= now) {
       const item = this.#items[this.#head]!;
@@ -136,7 +143,11 @@ class FifoTimer<T> {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
     }
-    if (this.#head < this.#at.length) this.#arm();
+  }
+
+  /** Milliseconds until the next entry is due (Infinity: none). */
+  nextIn(now: number): number {
+    return this.#head < this.#at.length ? this.#at[this.#head] - now : Infinity;
   }
 
   clear(): void {
@@ -161,8 +172,7 @@ export class FfiTaskServer {
   #listeners: number[];
   readonly #conns = new Map<number, Conn>();
   readonly #recv = new Uint8Array(RECV_BYTES);
-  readonly #events: Uint8Array;
-  readonly #eventView: DataView;
+  readonly #pump: EpollPump;
   readonly #answers: FifoTimer<Conn>;
   readonly #pauses: FifoTimer<{ conn: Conn; chunks: number }>;
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
@@ -178,14 +188,13 @@ export class FfiTaskServer {
     this.#init = options.init;
     this.#listeners = listeners;
     this.port = port;
-    this.#events = new Uint8Array(EVENTS * lib.eventSize);
-    this.#eventView = new DataView(this.#events.buffer);
     this.#epfd = lib.epollCreate();
     this.#wakeFd = lib.eventFd();
     if (this.#epfd < 0 || this.#wakeFd < 0) {
       for (const fd of listeners) lib.close(fd);
       throw socketError(-Math.min(this.#epfd, this.#wakeFd));
     }
+    this.#pump = new EpollPump(lib, this.#epfd, EVENTS);
     lib.epollAdd(this.#epfd, this.#wakeFd, EPOLLIN);
     for (const fd of listeners) lib.epollAdd(this.#epfd, fd, EPOLLIN);
     this.#answers = new FifoTimer((conn) => this.#answerDue(conn));
@@ -260,12 +269,14 @@ export class FfiTaskServer {
     const lib = this.#lib;
     try {
       while (!this.#aborted) {
-        let n = await lib.epollWait(this.#epfd, this.#events, 1000);
-        for (let round = 0; n > 0 && !this.#aborted; round++) {
-          this.#dispatch(n);
-          // A busy burst: more events at once, without a trip through the event loop.
-          n = round < SYNC_ROUNDS ? lib.epollPoll(this.#epfd, this.#events) : 0;
-        }
+        const now = performance.now();
+        const soonest = Math.min(this.#answers.nextIn(now), this.#pauses.nextIn(now));
+        const n = await this.#pump.wait(1000, Math.min(1, Math.ceil(soonest)));
+        if (this.#aborted) break;
+        this.#dispatch(n);
+        // While the pump waits in this thread, the timer queues' own timers cannot fire.
+        this.#answers.runDue();
+        this.#pauses.runDue();
       }
     } finally {
       lib.close(this.#epfd);
@@ -275,7 +286,7 @@ export class FfiTaskServer {
 
   #dispatch(n: number): void {
     const lib = this.#lib;
-    const view = this.#eventView;
+    const view = this.#pump.view;
     for (let i = 0; i < n; i++) {
       const fd = lib.readyFd(view, i);
       const mask = lib.eventMask(view, i);
@@ -338,13 +349,9 @@ export class FfiTaskServer {
         closed: false,
         chunks: 0,
         pauseArmed: false,
+        watched: false,
       };
       this.#conns.set(fd, conn);
-      const added = lib.epollAdd(this.#epfd, fd, EPOLLIN | EPOLLOUT | EPOLLET);
-      if (added < 0) {
-        this.#closeConn(conn);
-        continue;
-      }
       this.#step(conn);
     }
   }
@@ -353,7 +360,7 @@ export class FfiTaskServer {
   #step(conn: Conn): void {
     const init = this.#init;
     while (!conn.closed) {
-      if (conn.out !== null) return; // waits for room (EPOLLOUT)
+      if (conn.out !== null) return this.#watch(conn); // waits for room (EPOLLOUT)
       if (conn.next < conn.lines.length) {
         if (init.delayMs > 0) {
           if (!conn.due) {
@@ -381,9 +388,23 @@ export class FfiTaskServer {
           conn.pauseArmed = true;
           this.#pauses.push(performance.now() + init.pauseMs, { conn, chunks: conn.chunks });
         }
-        return;
+        return this.#watch(conn);
       }
       this.#read(conn);
+    }
+  }
+
+  /**
+   * Adds the connection to the epoll set once it has to wait for its socket
+   * (edge-triggered, so the add itself reports what is ready already). A
+   * request that came with the connection is answered without it: in a burst
+   * the add moves out of the accept phase.
+   */
+  #watch(conn: Conn): void {
+    if (conn.watched || conn.closed) return;
+    conn.watched = true;
+    if (this.#lib.epollAdd(this.#epfd, conn.fd, EPOLLIN | EPOLLOUT | EPOLLET) < 0) {
+      this.#closeConn(conn);
     }
   }
 
