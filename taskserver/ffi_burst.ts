@@ -136,20 +136,20 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
   const open = (index: number) => {
     began[index] = performance.now();
     const fd = lib.tcpSocket();
-    if (fd < 0) return connectFailed(index, socketError(-fd).message);
+    if (fd < 0) return connectFailed(index, errorMessage(socketError(-fd)));
     fds[index] = fd;
     byFd.set(fd, index);
     phase[index] = CONNECTING;
     const started = lib.connect(fd, address);
     if (started < 0 && -started !== EINPROGRESS) {
-      return connectFailed(index, socketError(-started).message);
+      return connectFailed(index, errorMessage(socketError(-started)));
     }
     // On loopback the handshake is usually over when connect returns: send at once
     // (a socket still connecting refuses with EAGAIN, and epoll reports when it is done).
     if (!gen.stopped) connected(index, started === 0);
     // Edge-triggered: connected (OUT) once, then the answer (IN); no epoll_ctl per step.
     const added = fds[index] < 0 ? 0 : lib.epollAdd(epfd, fd, EPOLLIN | EPOLLOUT | EPOLLET);
-    if (added < 0) connectFailed(index, socketError(-added).message);
+    if (added < 0) connectFailed(index, errorMessage(socketError(-added)));
   };
   /**
    * Sends the request if the connection is up; false (nothing done) if it is
@@ -162,7 +162,7 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
     if (n < 0 && !sure) {
       if (n === -EAGAIN) return false;
       // Refused or reset while connecting: nothing was sent.
-      connectFailed(index, socketError(-n).message);
+      connectFailed(index, errorMessage(socketError(-n)));
       return true;
     }
     const now = performance.now();
@@ -237,7 +237,7 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
         if (!(mask & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
         const error = lib.socketError(fds[index]);
         if (error !== 0) {
-          connectFailed(index, socketError(error).message);
+          connectFailed(index, errorMessage(socketError(error)));
           continue;
         }
         if (gen.stopped) {
