@@ -214,10 +214,12 @@ export async function delayTable(
           ? await inProcessClients(server.port, n, study, timeoutMs, options.signal)
           : await processClients(server.port, n, study, options.entry);
         if (stopped()) break;
+        run.server = spec.kind === "python" ? "python" : server.engine;
         options.onProgress?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: total ${
             run.totalS.toFixed(3)
-          } s, average ${run.averageS.toFixed(3)} s, errors ${run.errors}`,
+          } s, average ${run.averageS.toFixed(3)} s, errors ${run.errors}` +
+            ` (engines: server ${run.server ?? "?"}, generator ${run.generator ?? "processes"})`,
         );
         cells.push({
           server: spec.label,

@@ -159,7 +159,7 @@ export function addServeCommand(program: Command, setExit: (code: number) => voi
       )
       .option(
         "--engine <engine>",
-        "auto (ffi where it can run: async mode, Linux, IPv4, --allow-ffi, no --verbose), " +
+        "auto (ffi where it can run: async or a pool, Linux, IPv4, --allow-ffi, no --verbose), " +
           "ffi (libc sockets and epoll) or deno (Deno.Conn)",
         "auto",
       ),

@@ -12,7 +12,7 @@ import {
   serve,
 } from "../shared/server.ts";
 import type { Mode } from "../shared/mode.ts";
-import { handlerOf } from "../shared/registry.ts";
+import { handlerOf, serviceOf } from "../shared/registry.ts";
 import { describeWhere } from "../shared/runtime.ts";
 import { UsageError } from "../shared/errors.ts";
 import { type Engine, type EngineChoice, ffiEngineUnavailable } from "./ffi_libc.ts";
@@ -39,9 +39,10 @@ export interface TaskServerOptions {
   onEvent?: (event: TaskEvent, where: string) => void;
   signal?: AbortSignal;
   /**
-   * `ffi`: libc sockets and epoll (`ffi_server.ts`); `deno`: `Deno.Conn`s
-   * through `shared/server.ts`; `auto` (default): `ffi` where it can run
-   * (async mode, Linux, IPv4, `--allow-ffi`, no `--verbose` log), else `deno`.
+   * `ffi`: libc sockets and epoll (`ffi_server.ts`; pools: `ffi_pool.ts` in
+   * every worker); `deno`: `Deno.Conn`s through `shared/server.ts`; `auto`
+   * (default): `ffi` where it can run (async mode or a pool, Linux, IPv4,
+   * `--allow-ffi`, no `--verbose` log), else `deno`.
    * Both answer alike.
    */
   engine?: EngineChoice;
@@ -54,7 +55,8 @@ export interface TaskServer extends RunningServer {
 
 /** Why the FFI engine cannot serve these options, or null when it can. */
 export function ffiServerUnavailable(options: TaskServerOptions): string | null {
-  if (options.mode !== "async") return `the FFI engine serves async mode (not ${options.mode})`;
+  if (options.mode === "sequential") return "the FFI engine serves async mode and pools";
+  if (options.perClient) return "the FFI engine serves async mode and pools (not --per-client)";
   if (options.init?.verbose) return "the FFI engine writes no --verbose log";
   return ffiEngineUnavailable(options.host);
 }
@@ -71,9 +73,11 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
   const choice = options.engine ?? "auto";
   if (choice !== "deno") {
     const why = ffiServerUnavailable(options);
-    if (why === null) return startFfi(options, init);
-    if (choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
+    if (why === null && options.mode === "async") return startFfi(options, init);
+    if (why !== null && choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
   }
+  // Pools on the FFI engine: every pooled worker runs `ffi_pool.ts` instead of the accept loop.
+  const engine = choice !== "deno" && ffiServerUnavailable(options) === null ? "ffi" : "deno";
   const server = await serve<TaskServerInit>({
     handler: handlerOf(registry, "taskserver.tasks"),
     mode: options.mode,
@@ -87,12 +91,13 @@ export async function startTaskServer(options: TaskServerOptions): Promise<TaskS
     maxConnections: options.maxConnections,
     refusal: BUSY_REPLY,
     graceMs: Math.max(1000, init.delayMs + 500),
+    poolService: engine === "ffi" ? serviceOf(registry, "taskserver.ffi_pool") : undefined,
     signal: options.signal,
     onEvent: options.onEvent
       ? (event, source) => options.onEvent!(event as TaskEvent, source.where)
       : undefined,
   });
-  return { ...server, engine: "deno" };
+  return { ...server, engine };
 }
 
 function startFfi(options: TaskServerOptions, init: TaskServerInit): TaskServer {

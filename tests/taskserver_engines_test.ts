@@ -237,11 +237,11 @@ Deno.test("taskserver engines: --engine ffi where it cannot run is a usage error
         port: 0,
         mode: "thread",
         workers: 1,
-        perClient: false,
+        perClient: true,
         engine: "ffi",
       }),
     UsageError,
-    "--engine ffi: the FFI engine serves async mode (not thread)",
+    "--engine ffi: the FFI engine serves async mode and pools (not --per-client)",
   );
   await assertRejects(
     () =>
