@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { UsageError } from "../shared/errors.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -73,9 +74,10 @@ export type EngineChoice = "auto" | "ffi" | "deno";
 /** The engine that ran. */
 export type Engine = "ffi" | "deno";
 
-/** Parses `--engine`; null for anything else. */
-export function parseEngine(text: string): EngineChoice | null {
-  return text === "auto" || text === "ffi" || text === "deno" ? text : null;
+/** Parses `--engine` (`auto`, `ffi` or `deno`); a usage error otherwise. */
+export function engineArg(text: string): EngineChoice {
+  if (text === "auto" || text === "ffi" || text === "deno") return text;
+  throw new UsageError(`Invalid --engine '${text}': expected auto, ffi or deno`);
 }
 
 /** Why the FFI engines cannot run here (or for `hostname`), or null when they can. */

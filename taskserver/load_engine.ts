@@ -24,6 +24,7 @@ import type { Service } from "../shared/runtime.ts";
 import type { LoadPlan } from "./load_plan.ts";
 import { LoadConnection } from "./load_connection.ts";
 import type { Engine } from "./ffi_libc.ts";
+import { UsageError } from "../shared/errors.ts";
 import { ffiBurstUnavailable, runFfiBurst } from "./ffi_burst.ts";
 
 /** One second of the timeline (second 0 starts when measuring starts). */
@@ -304,7 +305,7 @@ export function generatorEngine(plan: LoadPlan): Engine {
   if (choice === "deno") return "deno";
   const why = ffiBurstUnavailable(plan);
   if (why === null) return "ffi";
-  if (choice === "ffi") throw new Error(`--engine ffi: ${why}`);
+  if (choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
   return "deno";
 }
 

@@ -23,7 +23,7 @@ import { DEFAULT_PORT } from "./fast_call.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT, type TaskEvent } from "./protocol.ts";
 import { startTaskServer } from "./server.ts";
-import { type EngineChoice, parseEngine } from "./ffi_libc.ts";
+import { engineArg } from "./ffi_libc.ts";
 
 const TOOL = "taskserver";
 
@@ -52,13 +52,6 @@ interface ServeFlags extends OutputFlags {
   maxLine: number;
   defaultOp?: string;
   engine: string;
-}
-
-/** An `--engine` argument; a usage error otherwise. */
-export function engineArg(value: string): EngineChoice {
-  const engine = parseEngine(value);
-  if (!engine) throw new UsageError(`Invalid engine '${value}': expected auto, ffi or deno`);
-  return engine;
 }
 
 async function serveCommand(flags: ServeFlags): Promise<number> {
