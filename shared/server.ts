@@ -126,6 +126,15 @@ export interface ServeOptions<Init = unknown> {
   /** What a connection refused by `maxConnections` is sent before it is closed. */
   refusal?: string;
   /**
+   * `thread`/`process` pools: a service (registered by the entry) that each
+   * pooled worker runs instead of the `Deno.Conn` accept loop, for a tool with
+   * its own socket engine. It gets the same init (`hostname`, `port`, `init`,
+   * `graceMs`, `listeners`, `maxConnections`, `refusal`) and speaks the same
+   * messages: `{ listening: true }` once it listens, `{ refused: n }`, and it
+   * stops when its channel ends.
+   */
+  poolService?: string;
+  /**
    * Told how many connections were just refused by `maxConnections` (several
    * refusals in a short time arrive as one call). Default: a line on stderr at
    * most every {@linkcode REFUSAL_REPORT_MS}, so that an operator sees clients
@@ -169,7 +178,7 @@ export const REFUSAL_REPORT_MS = 10_000;
  * `onRefused` or, by default, to a stderr line at most every
  * {@linkcode REFUSAL_REPORT_MS} (the first one at once).
  */
-class RefusalTally {
+export class RefusalTally {
   total = 0;
   #unreported = 0;
   #lastReport = -Infinity;
@@ -792,7 +801,7 @@ async function servePool<Init>(
 
   const startWorker = async (id: number): Promise<Spawned> => {
     const worker = await spawn(kind, {
-      service: "netconc.server.pool",
+      service: options.poolService ?? "netconc.server.pool",
       id,
       entry: options.entry,
       init: {

@@ -15,6 +15,7 @@
 import { selfCommand, timedRun } from "../shared/peer.ts";
 import type { StudyContext } from "../shared/study_harness.ts";
 import type { Mode } from "../shared/mode.ts";
+import type { EngineChoice } from "./ffi_libc.ts";
 import {
   BENCH_PAYLOAD,
   BENCH_REPLY,
@@ -135,6 +136,7 @@ export function serverSpecs(
   modes: readonly Mode[],
   perClient: boolean,
   workers: number,
+  engine?: EngineChoice,
 ): ServerSpec[] {
   const specs: ServerSpec[] = [];
   for (const mode of modes) {
@@ -147,7 +149,7 @@ export function serverSpecs(
       specs.push({ label: `${mode} pool`, kind: "taskserver", mode, workers });
     }
   }
-  return specs;
+  return engine === undefined ? specs : specs.map((spec) => ({ ...spec, engine }));
 }
 
 /** Options of the free-form `bench` (without `--study`). */
@@ -163,6 +165,8 @@ export interface BenchOptions {
   python: boolean;
   /** Generator workers for the throughput runs (0: the bench's own isolate). */
   generatorWorkers?: number;
+  /** Engine of our servers and of the delay table's clients (default auto). */
+  engine?: EngineChoice;
   entry?: string;
   /** One progress line per run. */
   onProgress?: (line: string) => void;
@@ -179,6 +183,8 @@ export interface DelayTableOptions {
   sequentialMaxMs?: number;
   /** Stops the measurements; a run cut short is left out. */
   signal?: AbortSignal;
+  /** Engine of the in-process clients (default auto). */
+  engine?: EngineChoice;
 }
 
 /** Measures the delay table for the given servers and client counts. */
@@ -211,13 +217,15 @@ export async function delayTable(
         // Sequential answers one client per delay; the others answer within one delay.
         const timeoutMs = (sequentialLike ? n * delayMs : delayMs) + 60_000;
         const run = options.inProcess
-          ? await inProcessClients(server.port, n, study, timeoutMs, options.signal)
+          ? await inProcessClients(server.port, n, study, timeoutMs, options.signal, options.engine)
           : await processClients(server.port, n, study, options.entry);
         if (stopped()) break;
+        run.server = spec.kind === "python" ? "python" : server.engine;
         options.onProgress?.(
           `${spec.label.padEnd(20)} ${String(n).padStart(6)} clients: total ${
             run.totalS.toFixed(3)
-          } s, average ${run.averageS.toFixed(3)} s, errors ${run.errors}`,
+          } s, average ${run.averageS.toFixed(3)} s, errors ${run.errors}` +
+            ` (engines: server ${run.server ?? "?"}, generator ${run.generator ?? "processes"})`,
         );
         cells.push({
           server: spec.label,
@@ -234,7 +242,7 @@ export async function delayTable(
 
 /** Runs the free-form benchmark's measurements (tables: `study_report.ts` benchReport). */
 export async function measureBench(options: BenchOptions): Promise<BenchRaw> {
-  const specs = serverSpecs(options.modes, options.perClient, options.workers);
+  const specs = serverSpecs(options.modes, options.perClient, options.workers, options.engine);
   const pythonOk = options.python && (await havePython());
   const delay = options.clients.length > 0
     ? await delayTable(specs, options.clients, options.delayMs, options)

@@ -18,6 +18,7 @@ import { UsageError } from "../shared/errors.ts";
 import { parseModeList } from "../shared/mode.ts";
 import { runStudy } from "../shared/study_harness.ts";
 import { taskserverStudy } from "./study.ts";
+import { engineArg } from "./ffi_libc.ts";
 
 type TaskserverBenchFlags = BenchFlags & {
   modes: string;
@@ -30,6 +31,7 @@ type TaskserverBenchFlags = BenchFlags & {
   duration: number;
   python: boolean;
   generatorWorkers: number;
+  engine: string;
 };
 
 /** A comma-separated list of counts from 1 to 100,000 (`''`: none). */
@@ -84,6 +86,12 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
           "load-generator workers for the throughput runs (0: this process)",
           intOption(0, 16),
           0,
+        )
+        .option(
+          "--engine <engine>",
+          "servers' and one-request clients' engine: auto (ffi where it can run), ffi " +
+            "(libc sockets and epoll) or deno (Deno.Conn)",
+          "auto",
         ),
     study: (context) =>
       runStudy(taskserverStudy(), context.scale, {
@@ -102,6 +110,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
         durationMs: flags.duration,
         python: flags.python !== false,
         generatorWorkers: flags.generatorWorkers,
+        engine: engineArg(flags.engine),
       };
       const { measureBench } = await import("./bench.ts");
       const { benchReport, pythonRatios } = await import("./study_report.ts");

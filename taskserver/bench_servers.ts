@@ -9,6 +9,7 @@
 import { type Peer, preparePeer, selfCommand, startPeer } from "../shared/peer.ts";
 import type { Mode } from "../shared/mode.ts";
 import { errorMessage } from "../shared/errors.ts";
+import type { Engine, EngineChoice } from "./ffi_libc.ts";
 
 /** A server design under test. */
 export interface ServerSpec {
@@ -22,6 +23,8 @@ export interface ServerSpec {
   python?: "thread" | "fork";
   /** python: `study` (recv(1024), bare request, as the study) or `line`. */
   framing?: "study" | "line";
+  /** taskserver: its engine (`serve --engine`; default auto). */
+  engine?: EngineChoice;
 }
 
 export { PYTHON_MAX_CLIENTS } from "./study_plans.ts";
@@ -31,6 +34,8 @@ export interface LaunchedServer {
   port: number;
   /** The server's process (its CPU time, children included, is read from /proc). */
   pid: number;
+  /** taskserver: the engine it runs on (`ffi` or `deno`). */
+  engine?: Engine;
   stop(): Promise<void>;
 }
 
@@ -59,12 +64,14 @@ export async function launchTaskServer(
     `--delay=${delayMs}`,
     "--idle-timeout=120000",
     ...(spec.perClient ? ["--per-client"] : []),
+    `--engine=${spec.engine ?? "auto"}`,
   ], { entry });
   let peer: Peer | undefined;
   try {
     peer = await startPeer(command.command, { ...PEER_OPTIONS, args: command.args });
     peer.drain();
-    return { port: JSON.parse(peer.firstLine).results.port, pid: peer.child.pid, stop: peer.stop };
+    const { port, engine } = JSON.parse(peer.firstLine).results;
+    return { port, pid: peer.child.pid, stop: peer.stop, engine };
   } catch (error) {
     await peer?.stop();
     throw new Error(`could not start taskserver (${spec.label}): ${errorMessage(error)}`);

@@ -126,6 +126,7 @@ export function loadPlan(options: LoadOptions, startAt: number): LoadPlan {
     payload: options.payload,
     expression: options.expression,
     verify: options.verify,
+    engine: options.engine,
     startAt,
   };
 }

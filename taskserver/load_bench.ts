@@ -7,7 +7,9 @@
  * @module
  */
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
-import { type LoadOptions, loadOptions, runLoad } from "./load.ts";
+import { type LoadOptions, loadOptions, loadPlan, runLoad } from "./load.ts";
+import { generatorEngine } from "./load_engine.ts";
+import type { EngineChoice } from "./ffi_libc.ts";
 import { STUDY_PAYLOAD } from "./load_plan.ts";
 import type { LoadReport } from "./load_report.ts";
 
@@ -25,6 +27,10 @@ export interface DelayRun {
   averageS: number;
   /** Clients that got no or a wrong answer. */
   errors: number;
+  /** The generator's engine (`ffi`: libc sockets, `deno`: Deno.connect). */
+  generator?: string;
+  /** The server's engine, when the bench started it. */
+  server?: string;
 }
 
 /** Clients per generator isolate in the delay table (more in one isolate measure the client). */
@@ -36,8 +42,9 @@ function benchOptions(port: number, overrides: Partial<LoadOptions>): LoadOption
 
 /**
  * N clients at once, each one request over its own connection (checked against
- * {@linkcode BENCH_REPLY}). Above {@linkcode CLIENTS_PER_ISOLATE} they spread
- * over generator workers that start together.
+ * {@linkcode BENCH_REPLY}). On the FFI engine all of them run in this isolate;
+ * on `Deno.connect`, above {@linkcode CLIENTS_PER_ISOLATE} they spread over
+ * generator workers that start together.
  */
 export async function inProcessClients(
   port: number,
@@ -45,19 +52,19 @@ export async function inProcessClients(
   studyFraming: boolean,
   timeoutMs: number,
   signal?: AbortSignal,
+  engine: EngineChoice = "auto",
 ): Promise<DelayRun> {
-  const report = await runLoad(
-    benchOptions(port, {
-      connections: clients,
-      requestsPerConnection: 1,
-      timeoutMs,
-      framing: studyFraming ? "raw" : "line",
-      workers: clients <= CLIENTS_PER_ISOLATE
-        ? 0
-        : Math.min(4, Math.ceil(clients / CLIENTS_PER_ISOLATE)),
-    }),
-    { signal },
-  );
+  const options = benchOptions(port, {
+    connections: clients,
+    requestsPerConnection: 1,
+    timeoutMs,
+    framing: studyFraming ? "raw" : "line",
+    engine,
+  });
+  if (clients > CLIENTS_PER_ISOLATE && generatorEngine(loadPlan(options, 0)) === "deno") {
+    options.workers = Math.min(4, Math.ceil(clients / CLIENTS_PER_ISOLATE));
+  }
+  const report = await runLoad(options, { signal });
   const m = report.measured;
   const connectUs = HdrHistogram.fromJSON(m.connect);
   const latencyUs = HdrHistogram.fromJSON(m.latency);
@@ -67,6 +74,7 @@ export async function inProcessClients(
     averageS: (connectUs.mean * connectUs.count + latencyUs.mean * latencyUs.count) / 1e6 /
       clients,
     errors: clients - m.answered + m.errorReplies,
+    generator: m.engine,
   };
 }
 

@@ -16,6 +16,7 @@ import {
 } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 import { type LoadOptions, runLoad } from "./load.ts";
+import { engineArg } from "./ffi_libc.ts";
 import { parseMix, parseTarget, STUDY_PAYLOAD } from "./load_plan.ts";
 import {
   buildReport,
@@ -44,6 +45,7 @@ interface LoadFlags {
   verify: boolean;
   workers: number;
   workerMode: string;
+  engine: string;
   coCorrection: boolean;
   out?: string;
   json?: boolean;
@@ -97,6 +99,7 @@ export function loadOptionsFrom(target: string, flags: LoadFlags): LoadOptions {
     verify: flags.verify,
     workers: flags.workers,
     workerMode: flags.workerMode,
+    engine: engineArg(flags.engine),
   };
 }
 
@@ -238,6 +241,12 @@ export function addLoadCommand(program: Command, setCode: (code: number) => void
       .option("--verify", "count an answer differing from our own server's as an error", false)
       .option("--workers <n>", "generator workers (0: in this process)", intOption(0, 64), 0)
       .option("--worker-mode <mode>", "thread or process", "thread")
+      .option(
+        "--engine <engine>",
+        "auto (ffi for one-request clients where it can run), ffi (libc sockets and epoll) " +
+          "or deno (Deno.connect)",
+        "auto",
+      )
       .option("--no-co-correction", "also show latency from the actual send (uncorrected)")
       .option("--out <dir>", "write CSV, Markdown, JSON and SVG (latency over time, spectrum)"),
   );

@@ -23,6 +23,9 @@ import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts"
 import type { Service } from "../shared/runtime.ts";
 import type { LoadPlan } from "./load_plan.ts";
 import { LoadConnection } from "./load_connection.ts";
+import type { Engine } from "./ffi_libc.ts";
+import { UsageError } from "../shared/errors.ts";
+import { ffiBurstUnavailable, runFfiBurst } from "./ffi_burst.ts";
 
 /** One second of the timeline (second 0 starts when measuring starts). */
 export interface TimelineSecond {
@@ -37,6 +40,11 @@ export interface TimelineSecond {
 export interface ShareResult {
   /** Generators merged into this result (1 for one isolate). */
   generators: number;
+  /**
+   * The engine that opened the connections (`ffi`, `deno`, or both after a
+   * merge); absent in files written before it was recorded (those ran on `deno`).
+   */
+  engine?: string;
   connections: number;
   /** Epoch milliseconds when measuring started (after the warmup). */
   startedAt: number;
@@ -123,10 +131,16 @@ export class LoadGenerator {
   #conns: LoadConnection[];
   #prepared: Promise<void> | undefined;
 
+  /** The engine this share runs on (see {@linkcode LoadPlan.engine}). */
+  readonly engine: Engine;
+
   constructor(plan: LoadPlan) {
     this.plan = plan;
     this.tickets = plan.rate === null && plan.requests !== null ? plan.requests : Infinity;
-    this.#conns = plan.connectionIds.map((id) => new LoadConnection(this, id));
+    this.engine = generatorEngine(plan);
+    this.#conns = this.engine === "ffi"
+      ? []
+      : plan.connectionIds.map((id) => new LoadConnection(this, id));
   }
 
   /**
@@ -170,6 +184,10 @@ export class LoadGenerator {
       : this.measureStart + this.plan.durationMs;
     const wait = this.t0 - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (this.engine === "ffi") {
+      if (!this.stopped) await runFfiBurst(this);
+      return this.result();
+    }
     const finished = new Promise<void>((resolve) => (this.#finish = resolve));
     const conns = this.#conns;
     this.#open = conns.length;
@@ -256,6 +274,7 @@ export class LoadGenerator {
     const end = this.lastEventAt > 0 ? this.lastEventAt : performance.now();
     return {
       generators: 1,
+      engine: this.engine,
       connections: this.plan.connectionIds.length,
       startedAt: performance.timeOrigin + this.measureStart,
       endedAt: performance.timeOrigin + Math.max(end, this.measureStart),
@@ -274,6 +293,20 @@ export class LoadGenerator {
       timeline,
     };
   }
+}
+
+/**
+ * The engine a share runs on: `ffi` (`ffi_burst.ts`) for one-request clients
+ * where it can run, unless the plan says `deno`; `ffi` asked for where it
+ * cannot run is an error.
+ */
+export function generatorEngine(plan: LoadPlan): Engine {
+  const choice = plan.engine ?? "auto";
+  if (choice === "deno") return "deno";
+  const why = ffiBurstUnavailable(plan);
+  if (why === null) return "ffi";
+  if (choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
+  return "deno";
 }
 
 /** Message a generator worker sends while it runs. */

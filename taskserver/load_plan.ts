@@ -9,6 +9,7 @@
  */
 import { UsageError } from "../shared/errors.ts";
 import { processRequest } from "./ops.ts";
+import type { EngineChoice } from "./ffi_libc.ts";
 
 /** The study's benchmark payload (its client sent it bare; ours send `3|` before it). */
 export const STUDY_PAYLOAD = "BenchmarkTestString123";
@@ -53,6 +54,11 @@ export interface LoadShape {
   expression: string;
   /** Compare every answer with our own server's answer (see ops.ts). */
   verify: boolean;
+  /**
+   * `ffi`: libc sockets (`ffi_burst.ts`, one-request clients only); `deno`:
+   * `Deno.connect`; `auto` (default): `ffi` where it can run.
+   */
+  engine?: EngineChoice;
 }
 
 /** Everything a generator (one isolate's share of a run) needs; JSON-serialisable. */

@@ -86,6 +86,8 @@ export function mergeResults(results: ShareResult[]): ShareResult {
   const sum = (pick: (r: ShareResult) => number) => results.reduce((s, r) => s + pick(r), 0);
   return {
     generators: sum((r) => r.generators),
+    // Files written before the engine was recorded ran on Deno.connect.
+    engine: [...new Set(results.map((r) => r.engine ?? "deno"))].sort().join("+"),
     connections: sum((r) => r.connections),
     startedAt: Math.min(...results.map((r) => r.startedAt)),
     endedAt: Math.max(...results.map((r) => r.endedAt)),
@@ -195,6 +197,7 @@ export function latencyTable(report: LoadReport, showUncorrected: boolean): Repo
 export function loadText(report: LoadReport, showUncorrected: boolean, maxTimeline = 30): string {
   const { summary: s, measured: m, settings } = report;
   const lines = [`taskserver load ${describeSettings(settings)}`];
+  if (m.engine === "ffi") lines.push("  engine: ffi (libc sockets and epoll)");
   if (m.interrupted) lines.push("Interrupted: figures cover the run until Ctrl-C.");
   lines.push(
     `Requests: ${s.requests} sent, ${s.answered} answered, ${s.errors} errors ` +

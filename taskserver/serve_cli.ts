@@ -23,6 +23,7 @@ import { DEFAULT_PORT } from "./fast_call.ts";
 import { type Operation, parseOperation } from "./ops.ts";
 import { DEFAULT_INIT, type TaskEvent } from "./protocol.ts";
 import { startTaskServer } from "./server.ts";
+import { engineArg } from "./ffi_libc.ts";
 
 const TOOL = "taskserver";
 
@@ -50,6 +51,7 @@ interface ServeFlags extends OutputFlags {
   pause: number;
   maxLine: number;
   defaultOp?: string;
+  engine: string;
 }
 
 async function serveCommand(flags: ServeFlags): Promise<number> {
@@ -58,6 +60,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
     throw new UsageError(`--per-client needs --mode thread or process (not ${mode})`);
   }
   const defaultOp = flags.defaultOp === undefined ? null : operationArg(flags.defaultOp);
+  const engine = engineArg(flags.engine);
   const log = !flags.quiet;
   // Listen for signals before announcing the address: a script may stop the
   // server as soon as it reads it.
@@ -71,6 +74,7 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
     perClient: flags.perClient,
     backlog: flags.backlog,
     maxConnections: flags.maxConnections,
+    engine,
     init: {
       delayMs: flags.delay,
       idleTimeoutMs: flags.idleTimeout,
@@ -83,13 +87,15 @@ async function serveCommand(flags: ServeFlags): Promise<number> {
       ? (event, where) => writeStderr(formatEvent(event, where) + "\n")
       : undefined,
   });
-  const design = describeDesign(mode, flags.perClient, flags.workers);
+  const design = describeDesign(mode, flags.perClient, flags.workers) +
+    (server.engine === "ffi" ? " (FFI engine: libc sockets and epoll)" : "");
   const listening = {
     host: server.hostname,
     port: server.port,
     mode,
     perClient: flags.perClient,
     design,
+    engine: server.engine,
   };
   if (flags.json) {
     writeStdout(JSON.stringify(jsonDocument(TOOL, "serve", { ...flags }, listening, 0)) + "\n");
@@ -143,6 +149,12 @@ export function addServeCommand(program: Command, setExit: (code: number) => voi
       .option(
         "--default-op <op>",
         "operation for requests without '|' (the study's benchmark: reverse)",
+      )
+      .option(
+        "--engine <engine>",
+        "auto (ffi where it can run: async or a pool, Linux, IPv4, --allow-ffi, no --verbose), " +
+          "ffi (libc sockets and epoll) or deno (Deno.Conn)",
+        "auto",
       ),
   )).action(async (flags: ServeFlags) => void setExit(await serveCommand(flags)));
 }

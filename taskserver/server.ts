@@ -4,9 +4,19 @@
  *
  * @module
  */
-import { type RunningServer, serve } from "../shared/server.ts";
+import {
+  DEFAULT_BACKLOG,
+  DEFAULT_MAX_CONNECTIONS,
+  RefusalTally,
+  type RunningServer,
+  serve,
+} from "../shared/server.ts";
 import type { Mode } from "../shared/mode.ts";
-import { handlerOf } from "../shared/registry.ts";
+import { handlerOf, serviceOf } from "../shared/registry.ts";
+import { describeWhere } from "../shared/runtime.ts";
+import { UsageError } from "../shared/errors.ts";
+import { type Engine, type EngineChoice, ffiEngineUnavailable } from "./ffi_libc.ts";
+import { FfiTaskServer } from "./ffi_server.ts";
 import { DEFAULT_INIT, type TaskEvent, type TaskServerInit } from "./protocol.ts";
 import { registry } from "./registry.ts";
 
@@ -28,6 +38,27 @@ export interface TaskServerOptions {
   maxConnections?: number;
   onEvent?: (event: TaskEvent, where: string) => void;
   signal?: AbortSignal;
+  /**
+   * `ffi`: libc sockets and epoll (`ffi_server.ts`; pools: `ffi_pool.ts` in
+   * every worker); `deno`: `Deno.Conn`s through `shared/server.ts`; `auto`
+   * (default): `ffi` where it can run (async mode or a pool, Linux, IPv4,
+   * `--allow-ffi`, no `--verbose` log), else `deno`.
+   * Both answer alike.
+   */
+  engine?: EngineChoice;
+}
+
+/** A running task server, and the engine it runs on. */
+export interface TaskServer extends RunningServer {
+  engine: Engine;
+}
+
+/** Why the FFI engine cannot serve these options, or null when it can. */
+export function ffiServerUnavailable(options: TaskServerOptions): string | null {
+  if (options.mode === "sequential") return "the FFI engine serves async mode and pools";
+  if (options.perClient) return "the FFI engine serves async mode and pools (not --per-client)";
+  if (options.init?.verbose) return "the FFI engine writes no --verbose log";
+  return ffiEngineUnavailable(options.host);
 }
 
 /** Default listen-queue capacity: a burst of this many connections gets no SYN retry. */
@@ -37,9 +68,17 @@ export { DEFAULT_BACKLOG } from "../shared/server.ts";
 export const BUSY_REPLY = "Error: server busy: too many connections, try again later\n";
 
 /** Starts the server; resolves once it accepts connections. */
-export async function startTaskServer(options: TaskServerOptions): Promise<RunningServer> {
+export async function startTaskServer(options: TaskServerOptions): Promise<TaskServer> {
   const init: TaskServerInit = { ...DEFAULT_INIT, ...options.init };
-  return await serve<TaskServerInit>({
+  const choice = options.engine ?? "auto";
+  if (choice !== "deno") {
+    const why = ffiServerUnavailable(options);
+    if (why === null && options.mode === "async") return startFfi(options, init);
+    if (why !== null && choice === "ffi") throw new UsageError(`--engine ffi: ${why}`);
+  }
+  // Pools on the FFI engine: every pooled worker runs `ffi_pool.ts` instead of the accept loop.
+  const engine = choice !== "deno" && ffiServerUnavailable(options) === null ? "ffi" : "deno";
+  const server = await serve<TaskServerInit>({
     handler: handlerOf(registry, "taskserver.tasks"),
     mode: options.mode,
     hostname: options.host,
@@ -52,11 +91,40 @@ export async function startTaskServer(options: TaskServerOptions): Promise<Runni
     maxConnections: options.maxConnections,
     refusal: BUSY_REPLY,
     graceMs: Math.max(1000, init.delayMs + 500),
+    poolService: engine === "ffi" ? serviceOf(registry, "taskserver.ffi_pool") : undefined,
     signal: options.signal,
     onEvent: options.onEvent
       ? (event, source) => options.onEvent!(event as TaskEvent, source.where)
       : undefined,
   });
+  return { ...server, engine };
+}
+
+function startFfi(options: TaskServerOptions, init: TaskServerInit): TaskServer {
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const tally = new RefusalTally(describeWhere("main", 0, Deno.pid), maxConnections);
+  const server = FfiTaskServer.start({
+    hostname: options.host,
+    port: options.port,
+    init,
+    backlog: options.backlog ?? DEFAULT_BACKLOG,
+    maxConnections,
+    refusal: BUSY_REPLY,
+    graceMs: Math.max(1000, init.delayMs + 500),
+    onRefuse: () => tally.add(1),
+  });
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= server.close().then(() => tally.flush()));
+  options.signal?.addEventListener("abort", () => void close(), { once: true });
+  return {
+    hostname: options.host,
+    port: server.port,
+    mode: options.mode,
+    close,
+    finished: server.finished.then(() => closing ?? undefined),
+    refusedConnections: () => tally.total,
+    engine: "ffi",
+  };
 }
 
 /**

@@ -383,8 +383,10 @@ export function benchReport(
   ];
   const ratios = pythonRatios(raw.throughput);
   const stopped = raw.interrupted ? ["Interrupted: what was measured before the stop."] : [];
+  const engines = delayEngines(raw.delay);
   const lines = [
     tables.map(renderTable).join("\n\n"),
+    ...engines,
     ...ratios.map((r) => r.text),
     ...stopped,
   ];
@@ -393,11 +395,29 @@ export function benchReport(
     report: {
       name: "taskserver-bench",
       title: "taskserver bench",
-      notes: [...stopped, ...raw.skipped, ...ratios.map((r) => r.text)],
+      notes: [...stopped, ...raw.skipped, ...engines, ...ratios.map((r) => r.text)],
       tables,
       plots,
       json,
     },
     ratios,
   };
+}
+
+/**
+ * One line naming the engines behind the delay table (`ffi`: libc sockets and
+ * epoll; `deno`: Deno.Conn), for each server: its own and the generator's.
+ */
+export function delayEngines(cells: readonly DelayCell[]): string[] {
+  const seen = new Map<string, string>();
+  for (const { server, run } of cells) {
+    if (run.server === undefined && run.generator === undefined) continue;
+    const parts = [
+      run.server === undefined ? null : `server ${run.server}`,
+      run.generator === undefined ? null : `generator ${run.generator}`,
+    ].filter((p) => p !== null);
+    const text = `${server} (${parts.join(", ")})`;
+    if (!seen.has(text)) seen.set(text, text);
+  }
+  return seen.size === 0 ? [] : [`Engines of the delay table: ${[...seen.values()].join("; ")}`];
 }
