@@ -12,7 +12,7 @@
  */
 import type { DistributionSpec } from "./distributions.ts";
 import { sampler, seededRandom, workerSeed } from "./distributions.ts";
-import { waiterFor } from "./waiters.ts";
+import { ALONE_SPIN_MS, waiterFor } from "./waiters.ts";
 import { type Link, openTcp, openUdp } from "./links.ts";
 import { sizeDrawer } from "./sizes.ts";
 import { roundMs, sleep } from "../shared/clock.ts";
@@ -451,9 +451,12 @@ export async function runSenderGroup(
       const mayBlock = inputs.length === 1 || links.every((l) => l.engine === "ffi");
       if (waiter === null || blocking !== mayBlock) {
         waiter?.close();
-        [waiter, blocking] = [waiterFor(mayBlock), mayBlock];
+        [waiter, blocking] = [
+          waiterFor(mayBlock, inputs.length === 1 ? ALONE_SPIN_MS : 0),
+          mayBlock,
+        ];
       }
-      await waiter.until(next);
+      await waiter.until(next, opening.size === 0);
       for (const flow of flows) {
         if ((flow.done && !flow.pending) || flow.busy) continue;
         flow.fire()?.catch(fail);
