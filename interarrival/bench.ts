@@ -17,6 +17,7 @@ import { type KsRow, ksRun, udpRate, type UdpRateRow } from "./bench_precision.t
 import { runClient } from "./client.ts";
 import { type PreparedPeer, preparePeer, startPeer, stopProcess } from "../shared/peer.ts";
 import { STUDY_CLIENT_PEER, STUDY_SERVER_PEER } from "./peers.ts";
+import { describePriority, type SenderPriority } from "./priority.ts";
 
 let pythonPeers: Promise<PreparedPeer[]> | undefined;
 
@@ -40,6 +41,8 @@ export interface BenchHooks {
   entry?: string | URL;
   /** Aborting stops the run in progress (its clients, servers and children). */
   signal?: AbortSignal;
+  /** This tool's sending threads' CPU priority (default `normal`; the command's `realtime`). */
+  priority?: SenderPriority;
 }
 
 /** Options for {@linkcode runBench}. */
@@ -91,6 +94,8 @@ export interface ThroughputRow {
   achievedRate: number;
   errorP50: number;
   errorP99: number;
+  /** What this tool's sending threads ran at (priority.ts), in words. */
+  priority?: string;
 }
 
 /** Everything `bench` measured. */
@@ -221,6 +226,7 @@ export async function accuracyRun(
         entry: hooks.entry,
         signal: hooks.signal,
         keepRecords: events + 1,
+        priority: hooks.priority,
       });
       const sender = run.senders[0];
       return {
@@ -269,6 +275,7 @@ function accuracyRow(
 
 /** What a throughput run's client reports about its sending. */
 interface Sending {
+  priority?: string;
   sent: number;
   /** From the first send to the last, ms. */
   spanMs: number;
@@ -291,8 +298,10 @@ export async function throughputRun(
   hooks: BenchHooks,
 ): Promise<ThroughputRow> {
   const intervals = Math.max(1, Math.round(rate * seconds));
+  // Only counts and the client's histograms are read here: neither side keeps
+  // per-message samples (every message is still counted and timed).
   const { sent: sending, received: stopped } = await measureReception(
-    { mode, workers: 2, entry: hooks.entry },
+    { mode, workers: 2, entry: hooks.entry, keepSamples: false },
     workers,
     async (port): Promise<Sending> => {
       if (client !== "interarrival") {
@@ -317,8 +326,11 @@ export async function throughputRun(
         threads,
         entry: hooks.entry,
         signal: hooks.signal,
+        keepRecords: 0,
+        priority: hooks.priority,
       });
       return {
+        priority: describePriority(run.senders.map((s) => s.priority)),
         sent: run.overall.messages,
         spanMs: Math.max(...run.senders.map((s) => s.lastSendMs)),
         errorP50: run.overall.error.p50,
@@ -341,6 +353,7 @@ export async function throughputRun(
     achievedRate: Math.round(sending.sent / (sending.spanMs / 1000)),
     errorP50: sending.errorP50,
     errorP99: sending.errorP99,
+    ...(sending.priority ? { priority: sending.priority } : {}),
   };
 }
 

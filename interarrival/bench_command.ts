@@ -15,6 +15,7 @@ import {
 } from "../shared/bench_command.ts";
 import { parseModeList } from "../shared/mode.ts";
 import type { BenchOptions } from "./bench.ts";
+import { priorityOption } from "./cli_options.ts";
 
 type InterarrivalBenchFlags = BenchFlags & Omit<BenchOptions, "onProgress" | "entry" | "signal">;
 
@@ -49,7 +50,8 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
           "--udp-seconds <s>",
           "seconds of the UDP precision run (default --seconds)",
           numberOption(0),
-        ),
+        )
+        .addOption(priorityOption("realtime")),
     study: async ({ scale, progress }) => {
       const { runStudy } = await import("../shared/study_harness.ts");
       const { interarrivalStudy } = await import("./study.ts");
@@ -70,6 +72,7 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
           python: flags.python,
           udpRate: flags.udpRate,
           udpSeconds: flags.udpSeconds,
+          priority: flags.priority,
           onProgress: progress,
           signal: signals.abort,
         });

@@ -66,6 +66,7 @@ export async function udpRate(
         seed: 1,
         entry: hooks.entry,
         signal: hooks.signal,
+        keepRecords: 0,
       }),
     seconds * 1000 + 30_000,
   );
@@ -106,6 +107,7 @@ export async function ksRun(
     seed: 42,
     entry: hooks.entry,
     signal: hooks.signal,
+    priority: hooks.priority,
   });
   const p = (fit: typeof result.fit) => (fit.ks ? Number(fit.ks.pValue.toPrecision(3)) : null);
   return {

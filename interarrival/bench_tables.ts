@@ -100,6 +100,10 @@ export function benchReport(result: BenchResult): Report {
         `(recv(1024) counts reads, not messages).`,
     );
   }
+  const priorities = [...new Set(result.throughput.flatMap((r) => r.priority ?? []))];
+  if (priorities.length > 0) {
+    notes.push(`This tool's sending threads ran at: ${priorities.join("; ")}.`);
+  }
   if (result.pressure) notes.push(`CPU pressure at the end: ${result.pressure}`);
   if (result.interrupted) {
     notes.push(`Interrupted (${result.interrupted}): the tables hold what was measured before.`);

@@ -11,6 +11,7 @@ import { cdf, describeDistribution, type DistributionSpec } from "./distribution
 import { fitGaps, type FitResult } from "./fit.ts";
 import { dataGaps, measureReception, type ReceiverSummary, sentGaps } from "./server.ts";
 import { runClient, type TimingSummary } from "./client.ts";
+import type { SenderPriority } from "./priority.ts";
 
 /** Options for {@linkcode runCheck}. */
 export interface CheckOptions {
@@ -30,6 +31,8 @@ export interface CheckOptions {
   protocol?: "tcp" | "udp";
   /** Aborting stops the client (the server stops with it). */
   signal?: AbortSignal;
+  /** The sending thread's CPU priority (default `normal`). */
+  priority?: SenderPriority;
 }
 
 /** What `check` found. */
@@ -82,6 +85,7 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
         entry: options.entry,
         signal: options.signal,
         protocol,
+        priority: options.priority,
         // The fit uses every gap.
         keepRecords: options.intervals + 1,
       }),

@@ -34,6 +34,7 @@ import { addClientCommand } from "./client_command.ts";
 import {
   collect,
   distFrom,
+  priorityOption,
   progressLine,
   protocolOption,
   TOOL,
@@ -52,6 +53,7 @@ function addCheckCommand(program: Command, exit: { code: number }): void {
     .addOption(protocolOption())
     .option("--seed <n>", "seed", intOption(0, 0xffff_ffff))
     .option("--alpha <a>", "significance level of the KS test", numberOption(0, 1), 0.01)
+    .addOption(priorityOption("normal"))
     .option("--out <dir>", "write CSV, JSON and SVG plots to DIR");
   addOutputOptions(command).action(async (opts) => {
     const dist = distFrom(opts);
@@ -66,6 +68,7 @@ function addCheckCommand(program: Command, exit: { code: number }): void {
         protocol: opts.protocol,
         seed,
         alpha: opts.alpha,
+        priority: opts.priority,
       }).catch(unwrapTask);
       const report = checkReport(result, dist);
       if (opts.out) {

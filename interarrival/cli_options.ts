@@ -38,6 +38,15 @@ export function protocolOption(): Option {
   return new Option("--protocol <p>", "tcp | udp").choices(["tcp", "udp"]).default("tcp");
 }
 
+/** `--priority realtime|high|normal`: the sending threads' CPU priority (priority.ts). */
+export function priorityOption(fallback: "realtime" | "high" | "normal"): Option {
+  return new Option(
+    "--priority <p>",
+    "sending threads: realtime (SCHED_FIFO) | high (nice -20) | normal; raised only where " +
+      "permitted (root), dropped by a sender that falls behind",
+  ).choices(["realtime", "high", "normal"]).default(fallback);
+}
+
 /** Unwraps a runner TaskError so the user sees `Cannot connect to ...`, not the task input. */
 export function unwrapTask(error: unknown): never {
   if (error instanceof TaskError && error.cause instanceof Error) throw error.cause;

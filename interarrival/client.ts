@@ -11,6 +11,7 @@ import { registry } from "./registry.ts";
 import type { FlowSettings } from "./flows.ts";
 import { DEFAULT_KEEP_RECORDS, type SenderInput, type SenderResult } from "./sender.ts";
 import { describeSizes } from "./sizes.ts";
+import type { SenderPriority } from "./priority.ts";
 import { roundMs } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
@@ -49,6 +50,8 @@ export interface ClientOptions {
   tcpEngine?: "auto" | "deno";
   /** Per-message records each sender keeps (default {@linkcode DEFAULT_KEEP_RECORDS}). */
   keepRecords?: number;
+  /** Each sending thread's CPU priority (priority.ts; default `normal`). */
+  priority?: SenderPriority;
 }
 
 /** Timing of one worker or of all of them. */
@@ -159,6 +162,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     udpEngine: options.udpEngine ?? "auto",
     tcpEngine: options.tcpEngine ?? "auto",
     keepRecords: options.keepRecords,
+    priority: options.priority ?? "normal",
     runStartedAt: performance.timeOrigin + started,
     seed: options.seed,
     verbose: options.verbose ?? false,

@@ -17,6 +17,7 @@ import {
   collect,
   distFrom,
   paramList,
+  priorityOption,
   progressLine,
   protocolOption,
   TOOL,
@@ -86,7 +87,8 @@ export function addClientCommand(program: Command, exit: { code: number }): void
     .addOption(
       new Option("--engine <e>", "auto: libc through FFI where it runs | deno: Deno's socket API")
         .choices(["auto", "deno"]).default("auto"),
-    );
+    )
+    .addOption(priorityOption("normal"));
   addOutputOptions(command).action(async (opts) => {
     const settings = await clientSettings(opts);
     const seed = opts.seed ?? randomSeed();
@@ -103,6 +105,7 @@ export function addClientCommand(program: Command, exit: { code: number }): void
         connectTimeoutMs: opts.connectTimeout * 1000,
         tcpEngine: opts.engine,
         udpEngine: opts.engine,
+        priority: opts.priority,
       }).catch(unwrapTask);
       // Verbose lines are what was asked for: `--quiet` does not silence them.
       if (opts.verbose) progressLine({ json: opts.json }, senderLines(result).join("\n"));

@@ -1,6 +1,7 @@
 /**
  * The libc functions interarrival's fast socket paths call through FFI (Linux,
- * 64-bit, `--allow-ffi`): UDP in `udp_ffi.ts`, TCP sending in `tcp_ffi.ts`.
+ * 64-bit, `--allow-ffi`): UDP in `udp_ffi.ts`, TCP sending in `tcp_ffi.ts`, a
+ * sender thread's priority in `priority.ts`.
  * {@linkcode fastLibc} returns null where they cannot run, and callers fall back
  * to Deno's socket API with the same results.
  *
@@ -17,6 +18,9 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  // send() read as a 32-bit result: a number, where `isize` comes back as a BigInt
+  // (an allocation per call on the TCP sender's hot path). Writes stay far below 2 GiB.
+  send32: { name: "send", parameters: ["i32", "buffer", "usize", "i32"], result: "i32" },
   recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
   sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   sendto: {
@@ -25,6 +29,13 @@ const SYMBOLS = {
   },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
+  // A sender thread's priority (priority.ts).
+  gettid: { parameters: [], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  getpriority: { parameters: ["i32", "u32"], result: "i32" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  sched_getscheduler: { parameters: ["i32"], result: "i32" },
 } as const;
 
 /** The bound libc symbols. */

@@ -37,6 +37,12 @@ export interface Link {
    * they went out synchronously (the FFI paths, usually), else a promise.
    */
   send(bytes: Uint8Array, sizes: number[]): Promise<void> | undefined;
+  /**
+   * Synchronous links (FFI TCP): one non-blocking send, returning how many bytes
+   * the kernel took (fewer while its socket buffer is full). The sender keeps the
+   * rest and retries on its own schedule, never waiting on a timer it cannot run.
+   */
+  trySend?(bytes: Uint8Array): number;
   sendErrors: number;
   close(): void;
 }
@@ -70,6 +76,7 @@ async function openFastTcp(
         const n = conn.trySend(bytes);
         return n === bytes.length ? undefined : conn.write(bytes.subarray(n));
       },
+      trySend: (bytes) => conn.trySend(bytes),
       sendErrors: 0,
       close: () => conn.close(),
     };

@@ -88,16 +88,32 @@ const TWO_32 = 0x1_0000_0000;
  */
 export function encodeHeader(target: Uint8Array, header: MessageHeader): void {
   const view = new DataView(target.buffer, target.byteOffset, HEADER_SIZE);
-  view.setUint8(0, MESSAGE_MAGIC);
-  view.setUint8(1, MESSAGE_VERSION);
-  view.setUint16(2, header.flags);
-  view.setUint32(4, header.length);
-  view.setUint32(8, header.flow >>> 0);
-  view.setUint32(12, Math.floor(header.sequence / TWO_32));
-  view.setUint32(16, header.sequence % TWO_32);
-  const us = Math.max(0, Math.round(header.sentUs));
-  view.setUint32(20, Math.floor(us / TWO_32));
-  view.setUint32(24, us % TWO_32);
+  writeHeader(view, 0, header.flags, header.length, header.flow, header.sequence, header.sentUs);
+}
+
+/**
+ * {@linkcode encodeHeader}'s bytes written at `offset` of `view` from plain
+ * numbers: a sender's hot path patches headers in place without allocating.
+ */
+export function writeHeader(
+  view: DataView,
+  offset: number,
+  flags: number,
+  length: number,
+  flow: number,
+  sequence: number,
+  sentUs: number,
+): void {
+  view.setUint8(offset, MESSAGE_MAGIC);
+  view.setUint8(offset + 1, MESSAGE_VERSION);
+  view.setUint16(offset + 2, flags);
+  view.setUint32(offset + 4, length);
+  view.setUint32(offset + 8, flow >>> 0);
+  view.setUint32(offset + 12, Math.floor(sequence / TWO_32));
+  view.setUint32(offset + 16, sequence % TWO_32);
+  const us = Math.max(0, Math.round(sentUs));
+  view.setUint32(offset + 20, Math.floor(us / TWO_32));
+  view.setUint32(offset + 24, us % TWO_32);
 }
 
 /** A new message of `header.length` bytes: the header, then zero padding. */

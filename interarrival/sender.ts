@@ -12,18 +12,19 @@
  */
 import type { DistributionSpec } from "./distributions.ts";
 import { sampler, seededRandom, workerSeed } from "./distributions.ts";
-import { waiterFor } from "./waiters.ts";
+import { ALONE_SPIN_MS, waiterFor } from "./waiters.ts";
 import { type Link, openTcp, openUdp } from "./links.ts";
 import { sizeDrawer } from "./sizes.ts";
 import { roundMs, sleep } from "../shared/clock.ts";
+import { applySenderPriority, type PriorityOutcome, type SenderPriority } from "./priority.ts";
 import { HdrHistogram, type HdrHistogramData } from "../shared/hdr_histogram.ts";
 import {
   DEFAULT_MAX_LINE,
-  encodeHeader,
   FLAG_LAST,
   formatEvent,
   HEADER_SIZE,
   MAX_UDP_PAYLOAD,
+  writeHeader,
 } from "./protocol.ts";
 
 /** Input of one sender task. */
@@ -60,6 +61,8 @@ export interface SenderInput {
   leadMs: number;
   /** Per-message records (gaps, errors, deadlines, sizes) kept; the summaries count every message. */
   keepRecords?: number;
+  /** The sending thread's CPU priority (priority.ts; default `normal`). */
+  priority?: SenderPriority;
 }
 
 /** Timing over every message of a sender, whatever `keepRecords` kept (JSON). */
@@ -102,11 +105,17 @@ export interface SenderResult {
   coalesced: number;
   /** UDP datagrams the socket refused to send. */
   sendErrors: number;
+  /** The priority asked for and what the sending thread ran at. */
+  priority: PriorityOutcome;
   /** The lines sent, when verbose. */
   sent?: string[];
 }
 
 const encoder = new TextEncoder();
+/** How soon a flow whose socket buffer was full offers its bytes again (ms). */
+const RETRY_MS = 0.25;
+/** A scheduler behind its deadlines for this long (ms) gives up a raised priority. */
+const RUNAWAY_MS = 50;
 
 /** Per-message records a sender keeps by default (its summaries count every message). */
 export const DEFAULT_KEEP_RECORDS = 10_000;
@@ -114,10 +123,10 @@ export const DEFAULT_KEEP_RECORDS = 10_000;
 /** Compiles the hot path (sampler, encoding) before the clock starts. */
 function warmUp(input: SenderInput, binary: boolean): void {
   const warm = sampler(input.dist, seededRandom(input.seed ^ 0x5bd1e995));
-  const scratch = new Uint8Array(HEADER_SIZE);
+  const scratch = new DataView(new ArrayBuffer(HEADER_SIZE));
   for (let i = 0; i < 2000; i++) {
     const t = warm();
-    if (binary) encodeHeader(scratch, { flags: 0, length: 64, flow: 1, sequence: i, sentUs: t });
+    if (binary) writeHeader(scratch, 0, 0, 64, 1, i, t);
     else encoder.encode(formatEvent(input.worker, i, t));
   }
 }
@@ -151,6 +160,10 @@ class FlowSchedule {
   #event = 0;
   #nextSize: number;
   #buffer = new Uint8Array(64 * 1024);
+  #view = new DataView(this.#buffer.buffer);
+  #bytes: Uint8Array | null = null;
+  /** Deadlines of the messages of the batch being sent (a plain array reallocated per batch). */
+  #due = new Float64Array(64);
   #errorUs = new HdrHistogram("us");
   #errorSquaresUs = 0;
   #requestedSum = 0;
@@ -167,6 +180,9 @@ class FlowSchedule {
   #deadlines: number[] = [];
   #sizes: number[] = [];
   #sent: string[] | undefined;
+  #pending: Uint8Array | null = null;
+  #pendingDue = new Float64Array(0);
+  #pendingBytes = 0;
 
   constructor(readonly input: SenderInput, readonly link: Link) {
     this.binary = (input.format ?? "binary") === "binary";
@@ -196,10 +212,14 @@ class FlowSchedule {
    * issued (an FFI send is synchronous; Deno makes its write syscall at once).
    */
   fire(): Promise<void> | null {
+    if (this.#pending !== null && !this.#flushPending()) return null;
     let text = "";
     let used = 0;
-    const due: number[] = [];
-    const dueSizes: number[] = [];
+    // No objects per message: at 100,000 messages/s they meant a scavenge every
+    // few dozen ms in each sender, each waiting on V8's helper threads on a busy
+    // machine. (Sizes are listed only for the links that need them: UDP, Deno's.)
+    let count = 0;
+    const dueSizes: number[] | null = this.link.trySend ? null : [];
     const keep = this.#keep, sent = this.#sent;
     const timestamp = performance.timeOrigin + performance.now();
     while (!this.done && this.deadline <= performance.now()) {
@@ -214,17 +234,12 @@ class FlowSchedule {
         if (used + size > this.#buffer.length) {
           const grown = new Uint8Array(Math.max(this.#buffer.length * 2, used + size));
           grown.set(this.#buffer.subarray(0, used));
-          this.#buffer = grown;
+          [this.#buffer, this.#view, this.#bytes] = [grown, new DataView(grown.buffer), null];
         }
-        encodeHeader(this.#buffer.subarray(used), {
-          flags: this.done ? FLAG_LAST : 0,
-          length: size,
-          flow: this.input.worker,
-          sequence: event - 1,
-          sentUs: timestamp * 1000,
-        });
+        const flags = this.done ? FLAG_LAST : 0;
+        writeHeader(this.#view, used, flags, size, this.input.worker, event - 1, timestamp * 1000);
         used += size;
-        dueSizes.push(size);
+        dueSizes?.push(size);
         if (this.#sizes.length < keep) this.#sizes.push(size);
         if (sent && sent.length < keep) {
           sent.push(`flow ${this.input.worker} sequence ${event - 1}, ${size} bytes`);
@@ -235,7 +250,12 @@ class FlowSchedule {
         text += line + "\n";
         if (sent && sent.length < keep) sent.push(line);
       }
-      due.push(this.deadline);
+      if (count === this.#due.length) {
+        const grown = new Float64Array(count * 2);
+        grown.set(this.#due);
+        this.#due = grown;
+      }
+      this.#due[count++] = this.deadline;
       if (!this.done) {
         this.#requestedSum += gap;
         this.#requestedCount++;
@@ -244,11 +264,23 @@ class FlowSchedule {
         this.deadline = this.#start + this.#offset;
       }
     }
-    if (due.length === 0) return null;
-    const bytes = this.binary ? this.#buffer.subarray(0, used) : encoder.encode(text);
+    if (count === 0) return null;
+    const bytes = this.binary ? this.#batch(used) : encoder.encode(text);
     const sentAt = performance.now();
-    const sending = this.link.send(bytes, this.binary ? dueSizes : [bytes.length]);
-    this.#record(due, sentAt, bytes.length);
+    if (this.link.trySend) {
+      const n = this.link.trySend(bytes);
+      if (n === bytes.length) this.#record(this.#due, count, sentAt, bytes.length);
+      else {
+        [this.#pending, this.#pendingDue, this.#pendingBytes] = [
+          bytes.slice(n),
+          this.#due.slice(0, count),
+          n,
+        ];
+      }
+      return null;
+    }
+    const sending = this.link.send(bytes, this.binary ? dueSizes! : [bytes.length]);
+    this.#record(this.#due, count, sentAt, bytes.length);
     if (sending) {
       this.busy = sending.then(() => {
         this.busy = null;
@@ -257,10 +289,45 @@ class FlowSchedule {
     return this.busy;
   }
 
-  #record(due: number[], sentAt: number, bytes: number): void {
-    this.#coalesced += due.length - 1;
+  /** The first `used` bytes of the send buffer (the same view while the batch size repeats). */
+  #batch(used: number): Uint8Array {
+    if (this.#bytes === null || this.#bytes.length !== used) {
+      this.#bytes = this.#buffer.subarray(0, used);
+    }
+    return this.#bytes;
+  }
+
+  /** Whether bytes of a batch still wait for room in the socket buffer (synchronous links). */
+  get pending(): boolean {
+    return this.#pending !== null;
+  }
+
+  /**
+   * Offers the rest of a batch the kernel did not take (its socket buffer was
+   * full). Its messages count as sent when their last byte is taken: a message
+   * that waited for room was late by that wait. The messages due meanwhile wait
+   * behind it (one stream, in order), and their errors grow with the wait.
+   */
+  #flushPending(): boolean {
+    const pending = this.#pending!;
+    const sentAt = performance.now();
+    const n = this.link.trySend!(pending);
+    this.#pendingBytes += n;
+    if (n < pending.length) {
+      this.#pending = pending.subarray(n);
+      return false;
+    }
+    this.#record(this.#pendingDue, this.#pendingDue.length, sentAt, this.#pendingBytes);
+    [this.#pending, this.#pendingDue, this.#pendingBytes] = [null, new Float64Array(0), 0];
+    return true;
+  }
+
+  /** Counts the first `count` messages of `due` (their deadlines) as sent at `sentAt`. */
+  #record(due: Float64Array, count: number, sentAt: number, bytes: number): void {
+    this.#coalesced += count - 1;
     this.#bytesSent += bytes;
-    for (const d of due) {
+    for (let i = 0; i < count; i++) {
+      const d = due[i];
       const errorMicro = Math.round((sentAt - d) * 1000);
       this.#errorUs.record(errorMicro);
       this.#errorSquaresUs += errorMicro * errorMicro;
@@ -279,7 +346,7 @@ class FlowSchedule {
     this.#lastSend = sentAt;
   }
 
-  result(): SenderResult {
+  result(priority: PriorityOutcome): SenderResult {
     return {
       worker: this.input.worker,
       protocol: this.input.protocol ?? "tcp",
@@ -304,6 +371,7 @@ class FlowSchedule {
       sizes: this.#sizes,
       coalesced: this.#coalesced,
       sendErrors: this.link.sendErrors,
+      priority,
       ...(this.#sent ? { sent: this.#sent } : {}),
     };
   }
@@ -353,6 +421,8 @@ export async function runSenderGroup(
   // A flow alone, or flows whose sends are synchronous (FFI), may block the thread
   // while they wait; flows on Deno's async writes share a waiter that lets them complete.
   let waiter: ReturnType<typeof waiterFor> | null = null, blocking = false;
+  const priority = applySenderPriority(inputs[0]?.priority ?? "normal");
+  let caughtUpAt = performance.now();
   try {
     while (failure === null) {
       signal?.throwIfAborted();
@@ -360,6 +430,7 @@ export async function runSenderGroup(
       const busy: Promise<void>[] = [];
       for (const flow of flows) {
         if (flow.busy) busy.push(flow.busy);
+        else if (flow.pending) next = Math.min(next, performance.now() + RETRY_MS);
         else if (!flow.done) next = Math.min(next, flow.deadline);
       }
       if (next === Infinity) {
@@ -368,23 +439,37 @@ export async function runSenderGroup(
         await Promise.race([...opening, ...busy]);
         continue;
       }
+      const now = performance.now();
+      if (next > now) caughtUpAt = now;
+      else if (now - caughtUpAt > RUNAWAY_MS && !priority.outcome.dropped) {
+        // Behind for that long, the raised priority buys no punctuality, and a
+        // real-time thread that never waits would starve the receiver: give it back.
+        priority.restore();
+        if (priority.outcome.requested !== "normal") priority.outcome.dropped = true;
+      }
       // (A flow joining late on Deno's writes turns a blocking waiter into a shared one.)
       const mayBlock = inputs.length === 1 || links.every((l) => l.engine === "ffi");
       if (waiter === null || blocking !== mayBlock) {
         waiter?.close();
-        [waiter, blocking] = [waiterFor(mayBlock), mayBlock];
+        [waiter, blocking] = [
+          waiterFor(mayBlock, inputs.length === 1 ? ALONE_SPIN_MS : 0),
+          mayBlock,
+        ];
       }
-      await waiter.until(next);
+      await waiter.until(next, opening.size === 0);
       for (const flow of flows) {
-        if (flow.done || flow.busy) continue;
+        if ((flow.done && !flow.pending) || flow.busy) continue;
         flow.fire()?.catch(fail);
       }
     }
     if (failure !== null) throw (failure as { error: unknown }).error;
     await Promise.all(flows.map((flow) => flow.busy));
     const order = new Map(inputs.map((input, i) => [input, i]));
-    return flows.sort((a, b) => order.get(a.input)! - order.get(b.input)!).map((f) => f.result());
+    return flows.sort((a, b) => order.get(a.input)! - order.get(b.input)!).map((f) =>
+      f.result({ ...priority.outcome })
+    );
   } finally {
+    priority.restore();
     waiter?.close();
     await Promise.allSettled([...opening]);
     for (const link of links) link.close();

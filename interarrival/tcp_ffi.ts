@@ -127,15 +127,22 @@ export class FastTcpConn {
     throw new Error(`the server's greeting is longer than ${max} bytes`);
   }
 
+  #lastSize = 0;
+  #lastSizeBig = 0n;
+
+  /** `length` as the BigInt `size_t` wants, reused while it repeats (no allocation per send). */
+  #size(length: number): bigint {
+    if (length !== this.#lastSize) [this.#lastSize, this.#lastSizeBig] = [length, BigInt(length)];
+    return this.#lastSizeBig;
+  }
+
   /**
    * One non-blocking `send()`: returns how many bytes the kernel took (all of
    * them while the socket buffer has room, the usual case); throws if the
    * connection failed.
    */
   trySend(bytes: Uint8Array): number {
-    const n = Number(
-      this.c.send(this.fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL),
-    );
+    const n = this.c.send32(this.fd, bytes, this.#size(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) return n;
     const code = errno(this.c);
     if (code !== EAGAIN && code !== EINTR) throw socketError(code);

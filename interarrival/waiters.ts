@@ -5,34 +5,81 @@
  * @module
  */
 
-// Deno's timers round to whole milliseconds and fire up to ~1.4 ms late, so a
-// sender sleeps on a timer until COARSE_MS before its deadline. A sender alone in
-// its Web Worker then blocks in Atomics.wait (a futex: ~0.08 ms late, no CPU
-// burnt) until SPIN_MS before it, and spins the rest; senders that share a
-// worker poll through a MessageChannel (a macrotask without timer clamping)
-// instead, so the others and their I/O still run.
+// Deno's timers round to whole milliseconds and fire 1.2 ms late typically, up
+// to 12 ms on a loaded machine (measured), so a sender alone in its Web Worker
+// sleeps on a timer only for long waits (over LONG_WAIT_MS, or while links still
+// open and need the event loop), until COARSE_MS before its deadline. It then
+// blocks in Atomics.wait (a futex, no CPU burnt) until a spin margin before the
+// deadline, and spins the rest. Senders that share a worker poll through a
+// MessageChannel (a macrotask without timer clamping) instead, so the others
+// and their I/O still run.
 const COARSE_MS = 2;
+const LONG_WAIT_MS = 20;
+const LONG_COARSE_MS = 10;
 const SPIN_MS = 0.1;
 const SLICE_MS = 0.2;
+// A futex wait returns 0.07 ms late typically here, but 0.1–0.5 ms late for one
+// wait in ten to a hundred on a loaded machine, and each such wake-up is a late
+// send (it shifts the realized gaps: what failed the KS test at a 1 ms mean).
+// So the spin margin follows the recent overshoot (about its 95th percentile),
+// between MIN_SPIN_MS and MAX_SPIN_MS: a quiet machine spins little.
+const MIN_SPIN_MS = 0.05;
+const MAX_SPIN_MS = 0.3;
+const OVERSHOOTS = 64;
+// Even so, about one futex wait in a hundred returned over 0.5 ms late on the
+// loaded machine while the thread spent almost no time in the run queue (the
+// timer's interrupt reached the idle virtual CPU late). A flow alone in its
+// worker therefore spins through waits shorter than ALONE_SPIN_MS (at a 1 ms
+// mean, most of them: ~60 % of a core while it sends), so that fewer wake-ups
+// depend on a timer at all. Many flows in a worker never spin that long.
+export const ALONE_SPIN_MS = 1;
 
 /** Waits for deadlines on the monotonic clock (`performance.now()`). */
 interface Waiter {
-  until(deadline: number): Promise<void>;
+  /** `mayHold` false: other work in the Web Worker needs its event loop (links opening). */
+  until(deadline: number, mayHold?: boolean): Promise<void>;
   close(): void;
 }
 
-/** For a sender alone in its Web Worker: timer, then a futex wait, then a short spin. */
+/** For a sender alone in its Web Worker: timer (long waits), then a futex wait, then a spin. */
 class ExclusiveWaiter implements Waiter {
   #cell = new Int32Array(new SharedArrayBuffer(4));
 
-  async until(deadline: number): Promise<void> {
-    const coarse = Math.floor(deadline - performance.now() - COARSE_MS);
-    if (coarse >= 1) await new Promise((resolve) => setTimeout(resolve, coarse));
-    const block = deadline - performance.now() - SPIN_MS;
-    if (block > 0) Atomics.wait(this.#cell, 0, 0, block);
-    while (performance.now() < deadline) {
-      // Spin for the last tenth of a millisecond.
+  /** `spinBelowMs`: waits shorter than this are spun through entirely. */
+  constructor(private readonly spinBelowMs = 0) {}
+
+  #overshoots = new Float64Array(OVERSHOOTS);
+  #sorted = new Float64Array(OVERSHOOTS);
+  #seen = 0;
+  #spin = SPIN_MS;
+
+  async until(deadline: number, mayHold = true): Promise<void> {
+    const remaining = deadline - performance.now();
+    const [threshold, margin] = mayHold ? [LONG_WAIT_MS, LONG_COARSE_MS] : [0, COARSE_MS];
+    const coarse = Math.floor(remaining - margin);
+    if (remaining > threshold && coarse >= 1) {
+      await new Promise((resolve) => setTimeout(resolve, coarse));
     }
+    const block = deadline - performance.now() - this.#spin;
+    if (
+      block > 0 && remaining >= this.spinBelowMs &&
+      Atomics.wait(this.#cell, 0, 0, block) === "timed-out"
+    ) {
+      this.#learn(performance.now() - (deadline - this.#spin));
+    }
+    while (performance.now() < deadline) {
+      // Spin for the last fraction of a millisecond.
+    }
+  }
+
+  /** Records how late a futex wait returned; every OVERSHOOTS waits, sets the margin. */
+  #learn(overshoot: number): void {
+    this.#overshoots[this.#seen++ % OVERSHOOTS] = overshoot;
+    if (this.#seen % OVERSHOOTS !== 0) return;
+    this.#sorted.set(this.#overshoots);
+    this.#sorted.sort();
+    const p95 = this.#sorted[Math.floor(OVERSHOOTS * 0.95)];
+    this.#spin = Math.min(MAX_SPIN_MS, Math.max(MIN_SPIN_MS, p95 + 0.02));
   }
 
   close(): void {}
@@ -119,9 +166,12 @@ class SharedWaiter {
 
 let shared: SharedWaiter | null = null;
 
-/** A waiter for one sender: its own if `exclusive`, else the Web Worker's shared one. */
-export function waiterFor(exclusive: boolean): Waiter {
-  if (exclusive) return new ExclusiveWaiter();
+/**
+ * A waiter for one sender: its own if `exclusive` (spinning through waits
+ * shorter than `spinBelowMs`), else the Web Worker's shared one.
+ */
+export function waiterFor(exclusive: boolean, spinBelowMs = 0): Waiter {
+  if (exclusive) return new ExclusiveWaiter(spinBelowMs);
   shared ??= new SharedWaiter();
   return shared.acquire();
 }
