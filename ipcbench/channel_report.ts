@@ -9,7 +9,7 @@
 import type { ReportTable } from "../shared/report.ts";
 import type { BenchCase } from "./bench.ts";
 
-const ROWS = ["pipes", "channel-unix", "channel-shm", "postmessage"] as const;
+const ROWS = ["pipes", "channel-unix", "channel-shm", "postmessage", "channel-sab"] as const;
 
 function r2(value: number): number {
   return Math.round(value * 100) / 100;

@@ -29,8 +29,12 @@
  */
 /** Bytes of each direction's ring (a power of two). */
 export const SHM_RING_BYTES = 1 << 20;
-const CONTROL_BYTES = 512;
-const REGION_BYTES = CONTROL_BYTES + 2 * SHM_RING_BYTES;
+/** Bytes of control words before the rings. */
+export const SHM_CONTROL_BYTES = 512;
+const CONTROL_BYTES = SHM_CONTROL_BYTES;
+/** Bytes of a whole region: control words and both rings. */
+export const SHM_REGION_BYTES = CONTROL_BYTES + 2 * SHM_RING_BYTES;
+const REGION_BYTES = SHM_REGION_BYTES;
 /** Int32 indices of one direction's control words (64-byte lines apart), and flag values. */
 export const SHM_WORDS = {
   /** Bytes written, modulo 2^32 (the reader's futex word). */
@@ -120,6 +124,37 @@ function openLibc<const S extends Deno.ForeignLibraryInterface>(
 
 function cString(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(text + "\0") as Uint8Array<ArrayBuffer>;
+}
+
+/** The calling thread's CPU mask (256 CPUs), or `null` without FFI. */
+export function threadCpuMask(): Int32Array | null {
+  if (shmUnavailable() !== null) return null;
+  const mask = new Int32Array(AFFINITY_WORDS);
+  return libc!.sched_getaffinity(0, BigInt(mask.byteLength), new Uint8Array(mask.buffer)) === 0
+    ? mask
+    : null;
+}
+
+/**
+ * Publishes `mask` (all CPUs when `null`) as `side`'s in the control words and
+ * says whether the two sides may run at the same moment (their masks hold two
+ * CPUs or more between them): only then can spinning see an answer before the
+ * spinner yields its CPU.
+ */
+export function publishAffinity(words: Int32Array, side: 0 | 1, mask: Int32Array | null): boolean {
+  for (let w = 0; w < AFFINITY_WORDS; w++) {
+    Atomics.store(words, AFFINITY[side] + w, mask ? mask[w] : -1);
+  }
+  let cpus = 0;
+  for (let w = 0; w < AFFINITY_WORDS; w++) {
+    let bits = (Atomics.load(words, AFFINITY[0] + w) | Atomics.load(words, AFFINITY[1] + w)) >>>
+      0;
+    while (bits !== 0) {
+      bits &= bits - 1;
+      cpus++;
+    }
+  }
+  return cpus >= 2;
 }
 
 const napTimespec = new BigInt64Array(2);
@@ -215,25 +250,7 @@ export class ShmRegion {
    */
   updateAffinity(side: 0 | 1): boolean {
     if (this.#unmapped) return false;
-    const mask = new Int32Array(AFFINITY_WORDS);
-    if (
-      this.#lib.sched_getaffinity(0, BigInt(mask.byteLength), new Uint8Array(mask.buffer)) !== 0
-    ) {
-      mask.fill(-1);
-    }
-    for (let w = 0; w < AFFINITY_WORDS; w++) {
-      Atomics.store(this.#words, AFFINITY[side] + w, mask[w]);
-    }
-    let cpus = 0;
-    for (let w = 0; w < AFFINITY_WORDS; w++) {
-      let bits = (Atomics.load(this.#words, AFFINITY[0] + w) |
-        Atomics.load(this.#words, AFFINITY[1] + w)) >>> 0;
-      while (bits !== 0) {
-        bits &= bits - 1;
-        cpus++;
-      }
-    }
-    return cpus >= 2;
+    return publishAffinity(this.#words, side, threadCpuMask());
   }
 
   /** Wakes a futex sleeper on a control word. */

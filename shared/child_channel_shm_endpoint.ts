@@ -14,9 +14,15 @@
  *
  * @module
  */
-import { SHM_RING_BYTES, SHM_WORDS, type ShmRegion } from "./child_channel_shm.ts";
+import { SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
-import type { PacketPort } from "./child_channel_port.ts";
+import type {
+  Doorbell,
+  EndpointOptions,
+  PacketPort,
+  PortKind,
+  RingRegion,
+} from "./child_channel_port.ts";
 import {
   decodeStepHeader,
   encodeStepPacket,
@@ -92,8 +98,10 @@ export type ShmPacketRead = StepPacket | "wait" | "stream";
  * {@linkcode writePacket} and {@linkcode tryReadPacket} are the fast path.
  */
 export class ShmEndpoint implements ByteSource {
-  readonly #region: ShmRegion;
-  readonly #bell: Deno.UnixConn;
+  readonly #region: RingRegion;
+  readonly #bell: Doorbell;
+  readonly #napMax: number;
+  readonly #mayNap: () => boolean;
   readonly #out: Uint8Array;
   readonly #in: Uint8Array;
   readonly #o: number;
@@ -112,9 +120,17 @@ export class ShmEndpoint implements ByteSource {
   readonly #scratchView = new DataView(this.#scratch.buffer);
   readonly #header = new Uint8Array(STEP_HEADER_SIZE);
 
-  constructor(region: ShmRegion, side: "parent" | "child", bell: Deno.UnixConn) {
+  constructor(
+    region: RingRegion,
+    side: "parent" | "child",
+    bell: Doorbell,
+    options: EndpointOptions = {},
+  ) {
     this.#region = region;
     this.#bell = bell;
+    this.#napMax = options.napMaxUs ?? NAP_MAX_US;
+    this.#napUs = Math.min(NAP_START_US, this.#napMax);
+    this.#mayNap = options.mayNap ?? (() => true);
     const out = side === "parent" ? 0 : 1;
     const inn = side === "parent" ? 1 : 0;
     this.#out = region.ring(out);
@@ -395,7 +411,7 @@ export class ShmEndpoint implements ByteSource {
     const r = this.#region;
     let budget = this.#napUs;
     if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
-    if (budget === 0) return false;
+    if (budget === 0 || !this.#mayNap()) return false;
     for (let i = 0; i < 4; i++) {
       await null;
       if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
@@ -410,7 +426,7 @@ export class ShmEndpoint implements ByteSource {
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
       const took = (performance.now() - start) * 1000;
-      this.#napUs = Math.min(NAP_MAX_US, Math.max(this.#napUs, 4 * took, 50));
+      this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
     this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
@@ -430,7 +446,7 @@ export class ShmEndpoint implements ByteSource {
       this.#apart = r.updateAffinity(this.#side);
       if (budget === 0) budget = 10;
     }
-    if (budget === 0 || !this.#apart) return false;
+    if (budget === 0 || !this.#apart || !this.#mayNap()) return false;
     const start = performance.now();
     const until = start + budget / 1000;
     let looks = 0;
@@ -457,6 +473,7 @@ export function shmPort(
   limits: StepLimits,
   closeWrite: () => void,
   onEnd: () => void = () => {},
+  kind: PortKind = "shm",
 ): PacketPort {
   const reader = new BufferedReader(endpoint, 256 * 1024);
   let ended = false;
@@ -466,7 +483,7 @@ export function shmPort(
     onEnd();
   };
   return {
-    kind: "shm",
+    kind,
     send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
     async read() {
       if (ended) return null;
