@@ -1,7 +1,7 @@
 /**
  * The types both ends of a parent–child channel share (child_channel.ts, the
- * shared-memory endpoint and the threads' SharedArrayBuffer channel), in a module of their own so that neither imports the
- * other for them.
+ * shared-memory endpoint and the threads' SharedArrayBuffer channel), in a
+ * module of their own so that none imports another for them.
  *
  * @module
  */
@@ -59,6 +59,10 @@ export interface Doorbell {
 export interface EndpointOptions {
   /** Longest synchronous nap, µs (default 400). */
   napMaxUs?: number;
-  /** Asked before each nap: false skips it (e.g. other channels share this event loop). */
+  /**
+   * Asked before each spin or nap: false skips them. Default: a child's end
+   * always naps; a parent's end only while it is the isolate's only parent end
+   * (with several, one ring's nap would delay the others' packets).
+   */
   mayNap?: () => boolean;
 }

@@ -41,7 +41,9 @@ const SPIN_START_US = 40;
 const SPIN_MAX_US = 80;
 /** Starting and largest synchronous futex nap before the doorbell, microseconds. */
 const NAP_START_US = 200;
-const NAP_MAX_US = 400;
+const NAP_MAX_US = 200;
+/** Parent-side endpoints open in this isolate: a parent naps only while it has one. */
+let parentEndpoints = 0;
 /** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
 const BELL = new Uint8Array([1]);
@@ -102,6 +104,7 @@ export class ShmEndpoint implements ByteSource {
   readonly #bell: Doorbell;
   readonly #napMax: number;
   readonly #mayNap: () => boolean;
+  #parent: boolean;
   readonly #out: Uint8Array;
   readonly #in: Uint8Array;
   readonly #o: number;
@@ -130,7 +133,11 @@ export class ShmEndpoint implements ByteSource {
     this.#bell = bell;
     this.#napMax = options.napMaxUs ?? NAP_MAX_US;
     this.#napUs = Math.min(NAP_START_US, this.#napMax);
-    this.#mayNap = options.mayNap ?? (() => true);
+    this.#parent = side === "parent";
+    if (this.#parent) parentEndpoints++;
+    // With several children or workers, one ring's nap would delay the others.
+    this.#mayNap = options.mayNap ??
+      (this.#parent ? () => parentEndpoints === 1 : () => true);
     const out = side === "parent" ? 0 : 1;
     const inn = side === "parent" ? 1 : 0;
     this.#out = region.ring(out);
@@ -343,6 +350,8 @@ export class ShmEndpoint implements ByteSource {
    * it went, then `null`.
    */
   peerGone(): void {
+    if (this.#parent) parentEndpoints--;
+    this.#parent = false;
     this.#stopped = true;
     this.#pending = [];
     this.#wakeAll();
@@ -429,7 +438,9 @@ export class ShmEndpoint implements ByteSource {
       this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
-    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
+    // The peer did not answer within the budget: stop holding this thread (a
+    // nap may last its budget plus the timer slack); every 64th wait tries again.
+    this.#napUs = 0;
     return false;
   }
 

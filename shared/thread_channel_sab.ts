@@ -21,6 +21,7 @@ import {
   SHM_RING_BYTES,
   SHM_WORDS,
   threadCpuMask,
+  withNapSlack,
 } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 import type {
@@ -75,7 +76,7 @@ export class SabRegion implements RingRegion {
   }
 
   nap(index: number, seen: number, us: number): boolean {
-    Atomics.wait(this.#words, index, seen, us / 1000);
+    withNapSlack(() => Atomics.wait(this.#words, index, seen, us / 1000));
     return Atomics.load(this.#words, index) !== seen;
   }
 
@@ -138,13 +139,11 @@ class SabDoorbell implements Doorbell {
   }
 }
 
-/** Parent-side SAB channels open in this isolate: a parent naps only while it has one. */
-let parentChannels = 0;
-
 /**
  * One end of a thread channel over `region` as a packet port (`kind` "sab").
- * The parent's end naps synchronously only while it is the isolate's only
- * thread channel (with several workers, one ring's nap would delay the others).
+ * Its reader naps at most {@linkcode THREAD_NAP_MAX_US} (plus the timer slack
+ * of child_channel_shm.ts) and, on the parent's side, only while it is the
+ * isolate's only parent end (see `ShmEndpoint`).
  */
 export function sabPort(
   region: SabRegion,
@@ -155,22 +154,10 @@ export function sabPort(
   const mine = (side === "parent" ? 64 : 0) + BELL_WORD;
   const theirs = (side === "parent" ? 0 : 64) + BELL_WORD;
   const bell = new SabDoorbell(region.words, mine, theirs);
-  let counted = side === "parent";
-  if (counted) parentChannels++;
-  const endpoint = new ShmEndpoint(region, side, bell, {
-    napMaxUs: THREAD_NAP_MAX_US,
-    mayNap: side === "parent" ? () => parentChannels === 1 : undefined,
-  });
-  const uncount = () => {
-    if (counted) parentChannels--;
-    counted = false;
-  };
+  const endpoint = new ShmEndpoint(region, side, bell, { napMaxUs: THREAD_NAP_MAX_US });
   return {
-    port: shmPort(endpoint, limits, () => endpoint.closeWrite(), uncount, "sab"),
-    dispose() {
-      uncount();
-      endpoint.dispose();
-    },
+    port: shmPort(endpoint, limits, () => endpoint.closeWrite(), () => {}, "sab"),
+    dispose: () => endpoint.dispose(),
   };
 }
 
