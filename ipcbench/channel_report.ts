@@ -51,7 +51,8 @@ export function channelTable(cases: BenchCase[]): ReportTable {
     }
   }
   return {
-    title: "The child channel before (pipes) and after, and the thread channel before (postMessage) " +
+    title:
+      "The child channel before (pipes) and after, and the thread channel before (postMessage) " +
       "and after (SharedArrayBuffer rings), against the targets measured in the same run " +
       "(≥ 1.5× the Python Queue's rt/s; within 2× C pipes)",
     columns: [

@@ -29,7 +29,12 @@ import {
 import { type ErrorInfo, fromErrorInfo, toErrorInfo, WorkerCrashError } from "./errors.ts";
 import { CHILD_FLAG, inChildRole, isWorkerScope } from "./role.ts";
 import type { ThreadChannelKind } from "./child_channel_port.ts";
-import { defaultThreadChannel, SabRegion, ThreadLink, type ThreadWire } from "./thread_channel_sab.ts";
+import {
+  defaultThreadChannel,
+  SabRegion,
+  ThreadLink,
+  type ThreadWire,
+} from "./thread_channel_sab.ts";
 
 export { CHILD_FLAG, inChildRole };
 

@@ -19,17 +19,11 @@ import {
   SHM_CONTROL_BYTES,
   SHM_REGION_BYTES,
   SHM_RING_BYTES,
-  SHM_WORDS,
   threadCpuMask,
   withNapSlack,
 } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
-import type {
-  Doorbell,
-  PacketPort,
-  RingRegion,
-  ThreadChannelKind,
-} from "./child_channel_port.ts";
+import type { Doorbell, PacketPort, RingRegion, ThreadChannelKind } from "./child_channel_port.ts";
 import { CHANNEL_LIMITS } from "./child_channel.ts";
 import type { StepLimits } from "./codec.ts";
 
