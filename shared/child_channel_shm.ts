@@ -178,29 +178,40 @@ export function publishAffinity(words: Int32Array, side: 0 | 1, mask: Int32Array
  * timer may fire with the next tick instead, so it is rarely the next one, and
  * timed waits cost what untimed ones do (125,000/s; 1 ms of slack: 84,000/s).
  * A nap then lasts at most its budget plus this slack (in practice, until the
- * next tick); the endpoint stops napping after one nap that ends empty.
+ * next tick); the endpoint stops napping after one nap that ends empty. While
+ * the slack is raised (between naps that succeed), the thread's other timed
+ * waits may end that much later too.
  */
 export const NAP_SLACK_NS = 4_000_000;
 const PR_SET_TIMERSLACK = 29;
 const PR_GET_TIMERSLACK = 30;
-let threadSlackNs: number | undefined;
+/** This thread's own timer slack while raised for naps, else `null`. */
+let savedSlackNs: bigint | null = null;
 
 /**
- * Runs `wait` (a timed wait on this thread) with the thread's timer slack
- * raised to {@linkcode NAP_SLACK_NS}, restored afterwards so that the thread's
- * other timers (the event loop's) keep their precision. Without FFI, runs it as is.
+ * Raises this thread's timer slack to {@linkcode NAP_SLACK_NS} for the naps
+ * that follow (once; without FFI, nothing). It stays raised while naps keep
+ * succeeding, since two `prctl` calls per nap cost ~20 % of a one-vCPU round
+ * trip (measured); {@linkcode restoreTimerSlack} puts it back when the reader
+ * goes back to the event loop (its doorbell sleep) or a nap ends empty, so
+ * the event loop's own timers keep their precision while it waits.
  */
-export function withNapSlack<T>(wait: () => T): T {
+export function raiseNapSlack(): void {
+  if (savedSlackNs !== null) return;
   const lib = loadThreadLibc();
-  if (typeof lib === "string") return wait();
-  threadSlackNs ??= lib.prctl(PR_GET_TIMERSLACK, 0n, 0n, 0n, 0n);
-  if (threadSlackNs < 0) return wait();
+  if (typeof lib === "string") return;
+  const own = lib.prctl(PR_GET_TIMERSLACK, 0n, 0n, 0n, 0n);
+  if (own < 0) return;
+  savedSlackNs = BigInt(own);
   lib.prctl(PR_SET_TIMERSLACK, BigInt(NAP_SLACK_NS), 0n, 0n, 0n);
-  try {
-    return wait();
-  } finally {
-    lib.prctl(PR_SET_TIMERSLACK, BigInt(threadSlackNs), 0n, 0n, 0n);
-  }
+}
+
+/** Puts back the timer slack {@linkcode raiseNapSlack} raised (if it did). */
+export function restoreTimerSlack(): void {
+  if (savedSlackNs === null) return;
+  const lib = loadThreadLibc();
+  if (typeof lib !== "string") lib.prctl(PR_SET_TIMERSLACK, savedSlackNs, 0n, 0n, 0n);
+  savedSlackNs = null;
 }
 
 const napTimespec = new BigInt64Array(2);
@@ -314,9 +325,8 @@ export class ShmRegion {
     napTimespec[1] = BigInt(Math.round(us * 1000));
     napTimespecPointer ??= Deno.UnsafePointer.of(napTimespec);
     const address = this.#address(index);
-    withNapSlack(() =>
-      this.#lib.syscall(this.#futex, address, 0n, BigInt(seen), napTimespecPointer, null, 0n)
-    );
+    raiseNapSlack();
+    this.#lib.syscall(this.#futex, address, 0n, BigInt(seen), napTimespecPointer, null, 0n);
     return Atomics.load(this.#words, index) !== seen;
   }
 

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
+import { restoreTimerSlack, SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
 import type {
   Doorbell,
@@ -354,6 +354,7 @@ export class ShmEndpoint implements ByteSource {
    * it went, then `null`.
    */
   peerGone(): void {
+    restoreTimerSlack();
     if (this.#parent) parentEndpoints--;
     this.#parent = false;
     this.#stopped = true;
@@ -402,6 +403,8 @@ export class ShmEndpoint implements ByteSource {
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
       if (await this.#spin(head)) continue;
       if (await this.#nap(head)) continue;
+      // Back to the event loop: its timers get their precision back.
+      restoreTimerSlack();
       // Raise the flag, then look once more: a writer that published before the
       // flag went up is seen here, one that published after it rings.
       r.exchange(this.#i + READER_SLEEPS, DOORBELL);
@@ -445,6 +448,7 @@ export class ShmEndpoint implements ByteSource {
     // The peer did not answer within the budget: stop holding this thread (a
     // nap may last its budget plus the timer slack); every 64th wait tries again.
     this.#napUs = 0;
+    restoreTimerSlack();
     return false;
   }
 

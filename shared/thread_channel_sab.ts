@@ -20,7 +20,7 @@ import {
   SHM_REGION_BYTES,
   SHM_RING_BYTES,
   threadCpuMask,
-  withNapSlack,
+  raiseNapSlack,
 } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 import type { Doorbell, PacketPort, RingRegion, ThreadChannelKind } from "./child_channel_port.ts";
@@ -70,7 +70,8 @@ export class SabRegion implements RingRegion {
   }
 
   nap(index: number, seen: number, us: number): boolean {
-    withNapSlack(() => Atomics.wait(this.#words, index, seen, us / 1000));
+    raiseNapSlack();
+    Atomics.wait(this.#words, index, seen, us / 1000);
     return Atomics.load(this.#words, index) !== seen;
   }
 
