@@ -290,6 +290,7 @@ int main(int argc, char **argv) {
 export const C_MODE: Readonly<Record<Transport, string | null>> = {
   "async": null,
   "postmessage": "futex",
+  "channel-sab": "futex",
   "messagechannel": "futex",
   "atomics-wait": "futex",
   "sab-spin": "spin",

@@ -9,6 +9,7 @@
 import { type Service, spawn, type Spawned } from "../shared/runtime.ts";
 import { serviceOf } from "../shared/registry.ts";
 import type { ChannelKind } from "../shared/child_channel.ts";
+import type { ThreadChannelKind } from "../shared/child_channel_port.ts";
 import { ffiUnavailable } from "./ffi.ts";
 import { openSocketLink } from "./transports_socket.ts";
 import { echoSab, sabLink } from "./transports_sab.ts";
@@ -37,6 +38,7 @@ import {
 export type Transport =
   | "async"
   | "postmessage"
+  | "channel-sab"
   | "messagechannel"
   | "atomics-wait"
   | "sab-spin"
@@ -59,7 +61,14 @@ export type TransportKind = "in-process" | "thread" | "process";
 /** What each transport is, for tables and `--help`. */
 export const TRANSPORTS: Readonly<Record<Transport, { kind: TransportKind; label: string }>> = {
   "async": { kind: "in-process", label: "promise ping-pong on one event loop (baseline)" },
-  "postmessage": { kind: "thread", label: "Worker postMessage, transferable ArrayBuffer" },
+  "postmessage": {
+    kind: "thread",
+    label: "thread channel over Worker postMessage, transferable ArrayBuffer (before)",
+  },
+  "channel-sab": {
+    kind: "thread",
+    label: "thread channel over SharedArrayBuffer rings (the runtime's default)",
+  },
   "messagechannel": { kind: "thread", label: "MessageChannel between two workers" },
   "atomics-wait": { kind: "thread", label: "SharedArrayBuffer + Atomics.wait/notify" },
   "sab-spin": { kind: "thread", label: "SharedArrayBuffer + spinning (the floor)" },
@@ -156,6 +165,12 @@ export interface EchoReport {
   placement: Placement;
 }
 
+/** The thread-channel kind each thread transport forces (the runtime's channel, measured). */
+export const THREAD_CHANNEL_OF: Partial<Record<Transport, ThreadChannelKind>> = {
+  "postmessage": "postmessage",
+  "channel-sab": "sab",
+};
+
 /** The child-channel kind each channel transport forces (the runtime's channel, measured). */
 export const CHANNEL_OF: Partial<Record<Transport, ChannelKind>> = {
   "pipes": "pipes",
@@ -241,7 +256,7 @@ export const echoService: Service = async (channel, rawInit, info) => {
   const init = { ...(rawInit as EchoInit), wholeProcess: info.kind === "process" };
   const meter = new EchoMeter(init);
   const t = init.transport;
-  if (t === "postmessage" || CHANNEL_OF[t]) {
+  if (THREAD_CHANNEL_OF[t] || CHANNEL_OF[t]) {
     channel.send({ ready: true });
     for (;;) {
       const message = await channel.receive();
@@ -416,6 +431,7 @@ export async function startEcho(
       entry: options.entry,
       cpus: kind === "process" ? options.echoCpu : undefined,
       channel: CHANNEL_OF[options.transport] ?? "pipes",
+      threadChannel: THREAD_CHANNEL_OF[options.transport],
       transfer,
     });
   } finally {
@@ -463,7 +479,7 @@ export async function openLink(options: LinkOptions): Promise<Link> {
   if (FFI_TRANSPORTS.has(t)) {
     return await openFfiLink(options, { startEcho, finishSpawned, peerEnded });
   }
-  if (t === "postmessage" || CHANNEL_OF[t]) {
+  if (THREAD_CHANNEL_OF[t] || CHANNEL_OF[t]) {
     return channelLink(await startEcho(options), options, { finishSpawned, peerEnded });
   }
   if (t === "atomics-wait" || t === "sab-spin" || t === "waitasync") {

@@ -29,8 +29,12 @@
  */
 /** Bytes of each direction's ring (a power of two). */
 export const SHM_RING_BYTES = 1 << 20;
-const CONTROL_BYTES = 512;
-const REGION_BYTES = CONTROL_BYTES + 2 * SHM_RING_BYTES;
+/** Bytes of control words before the rings. */
+export const SHM_CONTROL_BYTES = 512;
+const CONTROL_BYTES = SHM_CONTROL_BYTES;
+/** Bytes of a whole region: control words and both rings. */
+export const SHM_REGION_BYTES = CONTROL_BYTES + 2 * SHM_RING_BYTES;
+const REGION_BYTES = SHM_REGION_BYTES;
 /** Int32 indices of one direction's control words (64-byte lines apart), and flag values. */
 export const SHM_WORDS = {
   /** Bytes written, modulo 2^32 (the reader's futex word). */
@@ -58,7 +62,6 @@ const SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
-  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
   syscall: {
     parameters: ["i64", "pointer", "i64", "i64", "pointer", "pointer", "i64"],
     result: "i64",
@@ -67,6 +70,16 @@ const SYMBOLS = {
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+/**
+ * What a waiting thread asks of libc, loaded on its own: a worker's channel
+ * needs only these, and binding two symbols takes ~3 ms where the full set
+ * takes ~24 ms (measured here; every worker pays it once).
+ */
+const THREAD_SYMBOLS = {
+  sched_getaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+} as const;
+
 const loadLibc = libcLoader(
   SYMBOLS,
   SYS_FUTEX[Deno.build.arch] === undefined
@@ -74,6 +87,7 @@ const loadLibc = libcLoader(
     : null,
 );
 let libc: Libc | null = null;
+const loadThreadLibc = libcLoader(THREAD_SYMBOLS, null);
 
 /** Why shared memory cannot be used here, or `null` when it can. */
 export function shmUnavailable(): string | null {
@@ -120,6 +134,84 @@ function openLibc<const S extends Deno.ForeignLibraryInterface>(
 
 function cString(text: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(text + "\0") as Uint8Array<ArrayBuffer>;
+}
+
+/** The calling thread's CPU mask (256 CPUs), or `null` without FFI. */
+export function threadCpuMask(): Int32Array | null {
+  const lib = loadThreadLibc();
+  if (typeof lib === "string") return null;
+  const mask = new Int32Array(AFFINITY_WORDS);
+  return lib.sched_getaffinity(0, BigInt(mask.byteLength), new Uint8Array(mask.buffer)) === 0
+    ? mask
+    : null;
+}
+
+/**
+ * Publishes `mask` (all CPUs when `null`) as `side`'s in the control words and
+ * says whether the two sides may run at the same moment (their masks hold two
+ * CPUs or more between them): only then can spinning see an answer before the
+ * spinner yields its CPU.
+ */
+export function publishAffinity(words: Int32Array, side: 0 | 1, mask: Int32Array | null): boolean {
+  for (let w = 0; w < AFFINITY_WORDS; w++) {
+    Atomics.store(words, AFFINITY[side] + w, mask ? mask[w] : -1);
+  }
+  let cpus = 0;
+  for (let w = 0; w < AFFINITY_WORDS; w++) {
+    let bits = (Atomics.load(words, AFFINITY[0] + w) | Atomics.load(words, AFFINITY[1] + w)) >>>
+      0;
+    while (bits !== 0) {
+      bits &= bits - 1;
+      cpus++;
+    }
+  }
+  return cpus >= 2;
+}
+
+/**
+ * Timer slack while napping, ns. A timed wait arms a kernel timer; when that
+ * timer is the CPU's next one the kernel reprograms the timer hardware, which
+ * on a virtual machine (KVM's lapic-deadline here) costs a trip to the
+ * hypervisor on every wait: measured here, a ping-pong between two threads on
+ * one vCPU with 200 µs timed waits made 43,000 round trips/s, untimed 131,000.
+ * With as much slack as a scheduler tick (4 ms at this kernel's HZ=250) the
+ * timer may fire with the next tick instead, so it is rarely the next one, and
+ * timed waits cost what untimed ones do (125,000/s; 1 ms of slack: 84,000/s).
+ * A nap then lasts at most its budget plus this slack (in practice, until the
+ * next tick); the endpoint stops napping after one nap that ends empty. While
+ * the slack is raised (between naps that succeed), the thread's other timed
+ * waits may end that much later too.
+ */
+export const NAP_SLACK_NS = 4_000_000;
+const PR_SET_TIMERSLACK = 29;
+const PR_GET_TIMERSLACK = 30;
+/** This thread's own timer slack while raised for naps, else `null`. */
+let savedSlackNs: bigint | null = null;
+
+/**
+ * Raises this thread's timer slack to {@linkcode NAP_SLACK_NS} for the naps
+ * that follow (once; without FFI, nothing). It stays raised while naps keep
+ * succeeding, since two `prctl` calls per nap cost ~20 % of a one-vCPU round
+ * trip (measured); {@linkcode restoreTimerSlack} puts it back when the reader
+ * goes back to the event loop (its doorbell sleep) or a nap ends empty, so
+ * the event loop's own timers keep their precision while it waits.
+ */
+export function raiseNapSlack(): void {
+  if (savedSlackNs !== null) return;
+  const lib = loadThreadLibc();
+  if (typeof lib === "string") return;
+  const own = lib.prctl(PR_GET_TIMERSLACK, 0n, 0n, 0n, 0n);
+  if (own < 0) return;
+  savedSlackNs = BigInt(own);
+  lib.prctl(PR_SET_TIMERSLACK, BigInt(NAP_SLACK_NS), 0n, 0n, 0n);
+}
+
+/** Puts back the timer slack {@linkcode raiseNapSlack} raised (if it did). */
+export function restoreTimerSlack(): void {
+  if (savedSlackNs === null) return;
+  const lib = loadThreadLibc();
+  if (typeof lib !== "string") lib.prctl(PR_SET_TIMERSLACK, savedSlackNs, 0n, 0n, 0n);
+  savedSlackNs = null;
 }
 
 const napTimespec = new BigInt64Array(2);
@@ -215,25 +307,7 @@ export class ShmRegion {
    */
   updateAffinity(side: 0 | 1): boolean {
     if (this.#unmapped) return false;
-    const mask = new Int32Array(AFFINITY_WORDS);
-    if (
-      this.#lib.sched_getaffinity(0, BigInt(mask.byteLength), new Uint8Array(mask.buffer)) !== 0
-    ) {
-      mask.fill(-1);
-    }
-    for (let w = 0; w < AFFINITY_WORDS; w++) {
-      Atomics.store(this.#words, AFFINITY[side] + w, mask[w]);
-    }
-    let cpus = 0;
-    for (let w = 0; w < AFFINITY_WORDS; w++) {
-      let bits = (Atomics.load(this.#words, AFFINITY[0] + w) |
-        Atomics.load(this.#words, AFFINITY[1] + w)) >>> 0;
-      while (bits !== 0) {
-        bits &= bits - 1;
-        cpus++;
-      }
-    }
-    return cpus >= 2;
+    return publishAffinity(this.#words, side, threadCpuMask());
   }
 
   /** Wakes a futex sleeper on a control word. */
@@ -251,6 +325,7 @@ export class ShmRegion {
     napTimespec[1] = BigInt(Math.round(us * 1000));
     napTimespecPointer ??= Deno.UnsafePointer.of(napTimespec);
     const address = this.#address(index);
+    raiseNapSlack();
     this.#lib.syscall(this.#futex, address, 0n, BigInt(seen), napTimespecPointer, null, 0n);
     return Atomics.load(this.#words, index) !== seen;
   }

@@ -14,9 +14,15 @@
  *
  * @module
  */
-import { SHM_RING_BYTES, SHM_WORDS, type ShmRegion } from "./child_channel_shm.ts";
+import { restoreTimerSlack, SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
-import type { PacketPort } from "./child_channel_port.ts";
+import type {
+  Doorbell,
+  EndpointOptions,
+  PacketPort,
+  PortKind,
+  RingRegion,
+} from "./child_channel_port.ts";
 import {
   decodeStepHeader,
   encodeStepPacket,
@@ -33,9 +39,15 @@ const SLEEP_MS = 50;
 /** Starting and largest spin before sleeping, microseconds. */
 const SPIN_START_US = 40;
 const SPIN_MAX_US = 80;
-/** Starting and largest synchronous futex nap before the doorbell, microseconds. */
-const NAP_START_US = 200;
-const NAP_MAX_US = 400;
+/**
+ * Starting and largest synchronous nap before the doorbell, microseconds (plus
+ * the timer slack of child_channel_shm.ts). Starting at 0, the first naps are
+ * the 50 µs probes of every 64th wait: a first wait for an idle peer holds nothing.
+ */
+const NAP_START_US = 0;
+const NAP_MAX_US = 200;
+/** Parent-side endpoints open in this isolate: a parent naps only while it has one. */
+let parentEndpoints = 0;
 /** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
 const BELL = new Uint8Array([1]);
@@ -92,8 +104,11 @@ export type ShmPacketRead = StepPacket | "wait" | "stream";
  * {@linkcode writePacket} and {@linkcode tryReadPacket} are the fast path.
  */
 export class ShmEndpoint implements ByteSource {
-  readonly #region: ShmRegion;
-  readonly #bell: Deno.UnixConn;
+  readonly #region: RingRegion;
+  readonly #bell: Doorbell;
+  readonly #napMax: number;
+  readonly #mayNap: () => boolean;
+  #parent: boolean;
   readonly #out: Uint8Array;
   readonly #in: Uint8Array;
   readonly #o: number;
@@ -112,9 +127,21 @@ export class ShmEndpoint implements ByteSource {
   readonly #scratchView = new DataView(this.#scratch.buffer);
   readonly #header = new Uint8Array(STEP_HEADER_SIZE);
 
-  constructor(region: ShmRegion, side: "parent" | "child", bell: Deno.UnixConn) {
+  constructor(
+    region: RingRegion,
+    side: "parent" | "child",
+    bell: Doorbell,
+    options: EndpointOptions = {},
+  ) {
     this.#region = region;
     this.#bell = bell;
+    this.#napMax = options.napMaxUs ?? NAP_MAX_US;
+    this.#napUs = Math.min(NAP_START_US, this.#napMax);
+    this.#parent = side === "parent";
+    if (this.#parent) parentEndpoints++;
+    // With several children or workers, one ring's nap would delay the others.
+    this.#mayNap = options.mayNap ??
+      (this.#parent ? () => parentEndpoints === 1 : () => true);
     const out = side === "parent" ? 0 : 1;
     const inn = side === "parent" ? 1 : 0;
     this.#out = region.ring(out);
@@ -327,6 +354,9 @@ export class ShmEndpoint implements ByteSource {
    * it went, then `null`.
    */
   peerGone(): void {
+    restoreTimerSlack();
+    if (this.#parent) parentEndpoints--;
+    this.#parent = false;
     this.#stopped = true;
     this.#pending = [];
     this.#wakeAll();
@@ -373,6 +403,8 @@ export class ShmEndpoint implements ByteSource {
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
       if (await this.#spin(head)) continue;
       if (await this.#nap(head)) continue;
+      // Back to the event loop: its timers get their precision back.
+      restoreTimerSlack();
       // Raise the flag, then look once more: a writer that published before the
       // flag went up is seen here, one that published after it rings.
       r.exchange(this.#i + READER_SLEEPS, DOORBELL);
@@ -395,7 +427,7 @@ export class ShmEndpoint implements ByteSource {
     const r = this.#region;
     let budget = this.#napUs;
     if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
-    if (budget === 0) return false;
+    if (budget === 0 || !this.#mayNap()) return false;
     for (let i = 0; i < 4; i++) {
       await null;
       if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
@@ -410,10 +442,13 @@ export class ShmEndpoint implements ByteSource {
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
       const took = (performance.now() - start) * 1000;
-      this.#napUs = Math.min(NAP_MAX_US, Math.max(this.#napUs, 4 * took, 50));
+      this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
-    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
+    // The peer did not answer within the budget: stop holding this thread (a
+    // nap may last its budget plus the timer slack); every 64th wait tries again.
+    this.#napUs = 0;
+    restoreTimerSlack();
     return false;
   }
 
@@ -430,7 +465,7 @@ export class ShmEndpoint implements ByteSource {
       this.#apart = r.updateAffinity(this.#side);
       if (budget === 0) budget = 10;
     }
-    if (budget === 0 || !this.#apart) return false;
+    if (budget === 0 || !this.#apart || !this.#mayNap()) return false;
     const start = performance.now();
     const until = start + budget / 1000;
     let looks = 0;
@@ -457,6 +492,7 @@ export function shmPort(
   limits: StepLimits,
   closeWrite: () => void,
   onEnd: () => void = () => {},
+  kind: PortKind = "shm",
 ): PacketPort {
   const reader = new BufferedReader(endpoint, 256 * 1024);
   let ended = false;
@@ -466,7 +502,7 @@ export function shmPort(
     onEnd();
   };
   return {
-    kind: "shm",
+    kind,
     send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
     async read() {
       if (ended) return null;

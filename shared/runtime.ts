@@ -28,6 +28,13 @@ import {
 } from "./child_channel.ts";
 import { type ErrorInfo, fromErrorInfo, toErrorInfo, WorkerCrashError } from "./errors.ts";
 import { CHILD_FLAG, inChildRole, isWorkerScope } from "./role.ts";
+import type { ThreadChannelKind } from "./child_channel_port.ts";
+import {
+  defaultThreadChannel,
+  SabRegion,
+  ThreadLink,
+  type ThreadWire,
+} from "./thread_channel_sab.ts";
 
 export { CHILD_FLAG, inChildRole };
 
@@ -121,7 +128,7 @@ class QueueChannel implements Channel {
 // Envelope kinds on the wire between parent and worker or child.
 type Envelope =
   | { t: "ready"; pid: number }
-  | { t: "start"; service: string; init: unknown; id: number }
+  | { t: "start"; service: string; init: unknown; id: number; ring?: SharedArrayBuffer }
   | { t: "m"; data: unknown }
   | { t: "done"; value: unknown }
   | { t: "fail"; error: ErrorInfo }
@@ -176,8 +183,26 @@ async function runService(
 function hostWorker(): void {
   // deno-lint-ignore no-explicit-any
   const scope = globalThis as any;
+  const link = new ThreadLink(
+    (wire, transfer) => scope.postMessage(wire, transfer),
+    ({ envelope, bytes }) => {
+      const e = envelope as Envelope;
+      if (e.t === "m") channel.push({ data: e.data, bytes });
+      else if (e.t === "end") channel.close();
+      else if (e.t === "start") {
+        if (e.ring) {
+          link.attach(new SabRegion(e.ring), "child", (error) => {
+            post({ t: "fail", error: toErrorInfo(error) });
+          });
+        }
+        runService(e, channel, "thread", post)
+          .then(() => link.flush())
+          .finally(() => scope.close());
+      }
+    },
+  );
   const post = (envelope: Envelope, bytes?: Uint8Array, transfer = false) =>
-    scope.postMessage({ envelope, bytes }, transfer && bytes ? [bytes.buffer as ArrayBuffer] : []);
+    link.send(envelope, bytes, transfer);
   const channel = new QueueChannel((data, bytes, transfer) =>
     post({ t: "m", data }, bytes, transfer)
   );
@@ -195,14 +220,7 @@ function hostWorker(): void {
       return realExit(code);
     },
   });
-  scope.onmessage = (event: MessageEvent<{ envelope: Envelope; bytes?: Uint8Array }>) => {
-    const { envelope, bytes } = event.data;
-    if (envelope.t === "m") channel.push({ data: envelope.data, bytes });
-    else if (envelope.t === "end") channel.close();
-    else if (envelope.t === "start") {
-      runService(envelope, channel, "thread", post).finally(() => scope.close());
-    }
-  };
+  scope.onmessage = (event: MessageEvent<ThreadWire>) => link.received(event.data);
   post({ t: "ready", pid: Deno.pid });
 }
 
@@ -257,6 +275,11 @@ export interface SpawnOptions {
   denoFlags?: string[];
   /** For processes: the channel kind (default: `setDefaultChannel`, `NETCONC_CHANNEL`, auto). */
   channel?: ChannelChoice;
+  /**
+   * For threads: `sab` (rings in a SharedArrayBuffer, values JSON cannot carry
+   * exactly by `postMessage`) or `postmessage` (default: `NETCONC_THREAD_CHANNEL`, else `sab`).
+   */
+  threadChannel?: ThreadChannelKind;
   /** Milliseconds to wait for the worker or child to start; default 60 000 (a loaded 2-core machine type-checks and starts a large graph slowly). */
   startTimeout?: number;
   /**
@@ -273,8 +296,8 @@ export interface Spawned {
   pid: number;
   where: string;
   channel: Channel;
-  /** For processes: the channel kind that ran (`unix`, `shm`, `pipes`), and why if a fallback. */
-  channelKind?: ChannelKind;
+  /** The channel kind that ran (processes: `unix`, `shm`, `pipes`; threads: `sab`, `postmessage`), and why if a fallback. */
+  channelKind?: ChannelKind | ThreadChannelKind;
   channelNote?: string;
   /** Settles with the service's return value, or rejects if it threw or the worker died. */
   done: Promise<unknown>;
@@ -402,8 +425,18 @@ async function spawnWorker(options: SpawnOptions): Promise<Spawned> {
     rejectDone = reject;
   });
   done.catch(() => {});
+  const link = new ThreadLink(
+    (wire, transfer) => worker.postMessage(wire, transfer),
+    ({ envelope, bytes }) => {
+      const e = envelope as Envelope;
+      if (e.t === "m") channel.push({ data: e.data, bytes });
+      else if (e.t === "ready") ready();
+      else if (e.t === "done") finish(undefined, e.value);
+      else if (e.t === "fail") finish(fromErrorInfo(e.error));
+    },
+  );
   const post = (envelope: Envelope, bytes?: Uint8Array, transfer = false) =>
-    worker.postMessage({ envelope, bytes }, transfer && bytes ? [bytes.buffer as ArrayBuffer] : []);
+    link.send(envelope, bytes, transfer);
   const channel = new QueueChannel((data, bytes, transfer) =>
     post({ t: "m", data }, bytes, transfer)
   );
@@ -414,16 +447,11 @@ async function spawnWorker(options: SpawnOptions): Promise<Spawned> {
     settled = true;
     channel.close();
     worker.terminate();
+    link.dispose();
     if (error !== undefined) rejectDone(error);
     else resolveDone(value);
   };
-  worker.onmessage = (event: MessageEvent<{ envelope: Envelope; bytes?: Uint8Array }>) => {
-    const { envelope, bytes } = event.data;
-    if (envelope.t === "m") channel.push({ data: envelope.data, bytes });
-    else if (envelope.t === "ready") ready();
-    else if (envelope.t === "done") finish(undefined, envelope.value);
-    else if (envelope.t === "fail") finish(fromErrorInfo(envelope.error));
-  };
+  worker.onmessage = (event: MessageEvent<ThreadWire>) => link.received(event.data);
   worker.onerror = (event: ErrorEvent) => {
     event.preventDefault();
     finish(new WorkerCrashError(where, event.message || "uncaught error"));
@@ -437,16 +465,29 @@ async function spawnWorker(options: SpawnOptions): Promise<Spawned> {
   );
   if (settled) await done;
   where = describeWhere("thread", id, Deno.pid);
-  worker.postMessage(
-    { envelope: { t: "start", service: options.service, init: options.init ?? null, id } },
-    options.transfer ?? [],
-  );
+  const region = (options.threadChannel ?? defaultThreadChannel()) === "sab"
+    ? new SabRegion()
+    : undefined;
+  const start: Envelope = {
+    t: "start",
+    service: options.service,
+    init: options.init ?? null,
+    id,
+    ...(region ? { ring: region.buffer } : {}),
+  };
+  worker.postMessage({ envelope: start }, options.transfer ?? []);
+  if (region) {
+    link.attach(region, "parent", (error) => {
+      finish(new WorkerCrashError(where, `sent a bad message: ${error}`));
+    });
+  }
   return {
     kind: "thread",
     id,
     pid: Deno.pid,
     where,
     channel,
+    channelKind: link.kind,
     done,
     end: () => post({ t: "end" }),
     kill: () => finish(new WorkerCrashError(where, "killed")),
