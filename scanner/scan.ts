@@ -11,6 +11,7 @@ import type { ProbeInput } from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
+import { libc } from "./libc.ts";
 import {
   connectsPerIsolate,
   FEW_SOCKETS,
@@ -128,7 +129,6 @@ interface Settings {
 async function capFor(engine: EngineName, isolates: number): Promise<number | undefined> {
   if (engine === "ffi") {
     // Raise the soft limit towards the hard one first (children inherit it), as nmap does.
-    const { libc } = await (import(String("./libc.ts")) as Promise<typeof import("./libc.ts")>);
     const limit = libc().openFileLimit(MAX_FFI_WINDOW * isolates + 256);
     return limit === null ? undefined : connectsPerIsolate(limit.soft, isolates);
   }
