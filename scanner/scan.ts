@@ -104,6 +104,16 @@ export interface ScanOptions {
   random?: () => number;
 }
 
+/** The distinct ports of `probes` when there are at most 64, else `undefined`. */
+function fewPorts(probes: readonly Probe[]): number[] | undefined {
+  const ports = new Set<number>();
+  for (const probe of probes) {
+    ports.add(probe.port);
+    if (ports.size > 64) return undefined;
+  }
+  return [...ports];
+}
+
 /** Every host × port in scan order (ports shuffled per host with `randomize`). */
 function defaultProbes(options: ScanOptions): Probe[] {
   const random = options.random ?? Math.random;
@@ -313,7 +323,8 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   const total = probes.length;
   const codes = new Uint8Array(total);
   let services = options.services;
-  const names = () => (services ??= loadServices());
+  // A scan of a few ports looks up only their names (see `parseServices`).
+  const names = () => (services ??= loadServices(undefined, fewPorts(probes)));
   const portOf = (index: number): PortResult =>
     portResult(probes[index].port, codes[index], names());
   let done = 0;
