@@ -11,6 +11,7 @@ import type { ProbeInput } from "./probe.ts";
 import type { ScanTarget } from "./targets.ts";
 import { shuffled } from "./targets.ts";
 import { loadServices } from "./services.ts";
+import { Errno, libc, sockAddr } from "./libc.ts";
 import {
   connectsPerIsolate,
   FEW_SOCKETS,
@@ -19,7 +20,7 @@ import {
   openFileLimit,
 } from "./limits.ts";
 import type { EngineName } from "./engines.ts";
-import { outcomeCode } from "./verdict.ts";
+import { connectedVerdict, outcomeCode, verdictForErrno } from "./verdict.ts";
 import {
   hostResults,
   type PortResult,
@@ -103,6 +104,16 @@ export interface ScanOptions {
   random?: () => number;
 }
 
+/** The distinct ports of `probes` when there are at most 64, else `undefined`. */
+function fewPorts(probes: readonly Probe[]): number[] | undefined {
+  const ports = new Set<number>();
+  for (const probe of probes) {
+    ports.add(probe.port);
+    if (ports.size > 64) return undefined;
+  }
+  return [...ports];
+}
+
 /** Every host × port in scan order (ports shuffled per host with `randomize`). */
 function defaultProbes(options: ScanOptions): Probe[] {
   const random = options.random ?? Math.random;
@@ -128,7 +139,6 @@ interface Settings {
 async function capFor(engine: EngineName, isolates: number): Promise<number | undefined> {
   if (engine === "ffi") {
     // Raise the soft limit towards the hard one first (children inherit it), as nmap does.
-    const { libc } = await (import(String("./libc.ts")) as Promise<typeof import("./libc.ts")>);
     const limit = libc().openFileLimit(MAX_FFI_WINDOW * isolates + 256);
     return limit === null ? undefined : connectsPerIsolate(limit.soft, isolates);
   }
@@ -214,6 +224,39 @@ async function runConnect(
   }
 }
 
+/**
+ * One first connect for each probe of a small scan, here: a port of a host that
+ * answers at once is decided by `connect` itself (open, closed, self-connect; the
+ * engine's own rules), and a one-port scan then never loads the engine's module
+ * or runs its code cold. Returns the indexes still undecided (pending, an ICMP
+ * error, out of descriptors): the engine probes those from the start, with the
+ * whole attempt schedule.
+ */
+function decideAtOnce(
+  probes: readonly Probe[],
+  hosts: readonly { address: string; family: 4 | 6 }[],
+  record: (index: number, code: number) => void,
+): number[] {
+  const lib = libc();
+  const undecided: number[] = [];
+  probes.forEach((probe, index) => {
+    const { address, family } = hosts[probe.host];
+    const to = sockAddr(address, probe.port, family);
+    const fd = lib.tcpSocket(family);
+    if (fd < 0) return undecided.push(index);
+    let code = lib.connect(fd, to);
+    // On loopback the answer is often in before connect returns: a second call says which.
+    if (code === -Errno.EINPROGRESS) code = lib.connect(fd, to);
+    const verdict = code === 0
+      ? connectedVerdict(lib.isSelfConnect(fd, to))
+      : verdictForErrno(-code);
+    lib.close(fd);
+    if (verdict?.final) record(index, verdict.code);
+    else undecided.push(index);
+  });
+  return undecided;
+}
+
 async function runFfi(
   options: ScanOptions,
   probes: Probe[],
@@ -229,19 +272,27 @@ async function runFfi(
   const cap = sockets <= FEW_SOCKETS ? sockets : await capFor("ffi", isolates);
   const window = Math.max(1, Math.min(settings.concurrency, cap ?? MAX_FFI_WINDOW));
   if (mode === "sequential" || mode === "async") {
+    let rest = probes;
+    let onResult = record;
+    if (sockets <= FEW_SOCKETS && rate === 0) {
+      const undecided = decideAtOnce(probes, hosts, record);
+      if (undecided.length === 0) return;
+      rest = undecided.map((index) => probes[index]);
+      onResult = (index, code) => record(undecided[index], code);
+    }
     const { FfiEngine, ffiEngine } =
       await (import(String("./ffi_engine.ts")) as Promise<typeof import("./ffi_engine.ts")>);
     const engine = mode === "sequential" ? new FfiEngine(1) : ffiEngine(window);
     engine.setRate(rate);
     await engine.scan(
-      { hosts, hostOf: probes.map((p) => p.host), ports: probes.map((p) => p.port) },
+      { hosts, hostOf: rest.map((p) => p.host), ports: rest.map((p) => p.port) },
       {
         timeoutMs,
         retries,
         minRttMs: settings.minRttMs,
         maxRttMs: settings.maxRttMs,
         signal: options.signal,
-        onResult: record,
+        onResult,
       },
     );
     return;
@@ -313,7 +364,8 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   const total = probes.length;
   const codes = new Uint8Array(total);
   let services = options.services;
-  const names = () => (services ??= loadServices());
+  // A scan of a few ports looks up only their names (see `parseServices`).
+  const names = () => (services ??= loadServices(undefined, fewPorts(probes)));
   const portOf = (index: number): PortResult =>
     portResult(probes[index].port, codes[index], names());
   let done = 0;

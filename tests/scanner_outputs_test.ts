@@ -64,13 +64,18 @@ netnsTest(
     const listeners = [22, 80, 2500].map((port) => Deno.listen({ hostname: "127.0.0.1", port }));
     const dir = await Deno.makeTempDir();
     try {
-      // The dropped ports keep the scan busy for 20 s; SIGINT comes once findings flow.
+      // The dropped ports keep the scan busy for 20 s (the adaptive timeout may not shrink
+      // below it: loopback answers in microseconds); SIGINT comes once findings flow.
       const child = new Deno.Command(Deno.execPath(), {
         args: scannerArgs([
           "127.0.0.1",
           "-p",
           "1-2600",
           "--timeout",
+          "20000",
+          "--min-rtt-timeout",
+          "20000",
+          "--max-rtt-timeout",
           "20000",
           "--jsonl",
           "-oJ",

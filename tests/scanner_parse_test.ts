@@ -97,6 +97,10 @@ Deno.test("scanner: shuffle keeps every port once; services file parsing", () =>
   assertEquals([...mixed].sort((a, b) => a - b), ports);
   const services = parseServices("ssh\t22/tcp\nssh\t22/udp\n# x\nhttp 80/tcp www\nwww 80/tcp\n");
   assertEquals([...services], [[22, "ssh"], [80, "http"]]);
+  // A few ports: only their names, the same ones (not 2 or 8 for 22 and 80).
+  const text = "ssh\t22/tcp\nssh\t22/udp\n# x\nhttp 80/tcp www\nwww 80/tcp\nx 2/tcp\ny 8/tcp\n";
+  assertEquals([...parseServices(text, [80, 2])], [[80, "http"], [2, "x"]]);
+  assertEquals([...parseServices(text, [8, 22, 9])], [[22, "ssh"], [8, "y"]]);
 });
 
 Deno.test("scanner: the connect gate shrinks below what is in flight and wakes waiters", async () => {
