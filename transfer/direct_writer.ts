@@ -2,20 +2,26 @@
  * Writes a large file that arrives block by block with `O_DIRECT`, and hashes
  * the blocks that arrive in order from the same memory, both on Deno's blocking
  * pool (libc `pwrite` and libcrypto `MD5_Update` through FFI symbols marked
- * `nonblocking`). The client's download uses it.
+ * `nonblocking`). The server's upload (storage.ts) and the client's download
+ * (client.ts, blocks.ts) use it.
  *
  * Why: a buffered write copies every byte into the page cache, and on this VM
- * that copy into pages the guest has not used before was the downloading
- * client's largest cost (perf: 50 % of its samples in
- * `copy_folio_from_iter_atomic`, 2.7–3.1 s of system time per GiB). 1 GiB with
- * `dd bs=1M conv=fdatasync` took 1.5–1.8 s of system time, with
- * `oflag=direct` 0.2 s, and finished sooner (1.6 against 2.1–2.4 s, same run).
- * The default 1 GiB download went from 4.6–5.4 s to 2.8 s (A/B, same run).
- * The follower of hash_follow.ts then has nothing to read back from the cache,
- * so the bytes are hashed from the buffer they were written from instead.
- * (The server's upload path was tried with it too and was slower: 4.0–4.9 s
- * against 3.2–3.9 s buffered, and the download that follows then reads the file
- * from the disk; the server stays buffered.)
+ * (PVM, free page reporting on) a page the guest freed more than about 2 s
+ * before faults to the host on first touch: that copy was the writer's largest
+ * cost (perf of the downloading client: 50 % of its samples in
+ * `copy_folio_from_iter_atomic`, 2.7–3.1 s of system time per GiB; the
+ * server's main thread 2.4–2.9 s for a 1 GiB upload). With `O_DIRECT` the disk
+ * reads the ring's buffers, which are reused and stay backed: 1 GiB with
+ * `dd bs=2M oflag=direct conv=fdatasync` took 0.2 s of system time and 1.6 s,
+ * against 1.5–1.8 s and 2.1–2.4 s buffered (same run). `transfer bench
+ * --defaults` (every step from the same idle memory state), same run: default
+ * upload 9.1 s buffered against 4.0 s direct, download 5.1–5.8 s against
+ * 2.7–3.4 s. Only when freed pages are still backed (a step right after
+ * another freed some) is the buffered upload as fast (2.7–2.9 s against
+ * 3.4–4.4 s).
+ *
+ * The hash follower of hash_follow.ts would have nothing to read back from the
+ * cache, so the bytes are hashed from the buffer they are written from.
  *
  * A block is copied into one of a few aligned buffers (the ring) and the call
  * returns: the receiving thread goes on reading the socket while the disk and
@@ -48,10 +54,10 @@ export const DIRECT_ALIGN = 4096;
 export const MAX_DIRECT_BLOCK = 16 << 20;
 /** Files smaller than this are written through the page cache (not worth a ring). */
 export const DIRECT_MIN_BYTES = 8 << 20;
-/** Writers alive at once in one process. */
-export const MAX_LIVE_WRITERS = 4;
-/** Bytes of one ring (2 to 8 buffers of one block each). */
-const RING_BYTES = 16 << 20;
+/** Writers alive at once in one process (their rings: at most 64 MiB). */
+export const MAX_LIVE_WRITERS = 2;
+/** Bytes of one ring (2 to 16 buffers of one block each; 48 MiB measured no faster than 32). */
+const RING_BYTES = 32 << 20;
 
 const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 
@@ -96,7 +102,7 @@ export class DirectWriter {
     this.#direct = fd;
     this.#blockSize = blockSize;
     this.#md5 = md5;
-    const slots = Math.max(2, Math.min(8, Math.floor(RING_BYTES / blockSize)));
+    const slots = Math.max(2, Math.min(16, Math.floor(RING_BYTES / blockSize)));
     for (let i = 0; i < slots; i++) this.#free.push(alignedBuffer(blockSize));
     live++;
   }
