@@ -33,7 +33,8 @@
  * Used only where it gives the same bytes and digest as the buffered path
  * (storage.ts falls back to that): Linux x86_64 or aarch64, FFI granted,
  * libcrypto loaded, a file system that accepts `O_DIRECT`, block sizes that are
- * multiples of 4096 up to {@linkcode MAX_DIRECT_BLOCK}, and at most
+ * multiples of 4096 from {@linkcode MIN_DIRECT_BLOCK} to
+ * {@linkcode MAX_DIRECT_BLOCK}, and at most
  * {@linkcode MAX_LIVE_WRITERS} at once per process (each holds its ring).
  *
  * @module
@@ -50,6 +51,12 @@ function directFlag(): number {
 
 /** Alignment of buffers, offsets and lengths for `O_DIRECT` (a page). */
 export const DIRECT_ALIGN = 4096;
+/**
+ * Smallest block written directly: each block costs a write and a hash call on
+ * the blocking pool, and a lockstep of 20 KiB blocks would wait on the thread
+ * hand-offs (it stays buffered, its hash batched by the follower).
+ */
+export const MIN_DIRECT_BLOCK = 256 << 10;
 /** Largest block written directly (the ring holds at least two). */
 export const MAX_DIRECT_BLOCK = 16 << 20;
 /** Files smaller than this are written through the page cache (not worth a ring). */
@@ -112,7 +119,8 @@ export class DirectWriter {
    * null where direct writing does not apply (see the module documentation).
    */
   static open(path: string, blockSize: number): DirectWriter | null {
-    if (blockSize % DIRECT_ALIGN !== 0 || blockSize > MAX_DIRECT_BLOCK) return null;
+    if (blockSize % DIRECT_ALIGN !== 0) return null;
+    if (blockSize < MIN_DIRECT_BLOCK || blockSize > MAX_DIRECT_BLOCK) return null;
     // `TRANSFER_DIRECT=off` keeps every write buffered (to compare the two).
     if (Deno.env.get("TRANSFER_DIRECT") === "off") return null;
     if (live >= MAX_LIVE_WRITERS) return null;
