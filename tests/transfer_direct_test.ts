@@ -4,7 +4,7 @@ import { DIRECT_MIN_BYTES, DirectWriter } from "../transfer/direct_writer.ts";
 import { md5Hex } from "../transfer/protocol.ts";
 import { patternBytes, withFileAndServer, withTempDir } from "./fixtures/transfer_helpers.ts";
 
-const BLOCK = 64 << 10;
+const BLOCK = 256 << 10;
 // 20 whole blocks and a tail that is not a multiple of 4096 (goes through the page cache).
 const SIZE = 20 * BLOCK + 1234;
 

@@ -16,6 +16,15 @@
  * The server runs as `transfer serve` in its own process, as a user would run it.
  * CPU pressure before and after is reported beside the figures.
  *
+ * Every step starts from the same memory state: the file to send in the page
+ * cache (it was just written), and memory freed by an earlier step given back
+ * to the host first. On this VM (PVM, `page_reporting` on) a page freed less
+ * than about 2 s ago is still backed by the host and a write into the page
+ * cache fills it cheaply, while older free memory faults to the host on first
+ * touch: 1 GiB with `dd conv=fdatasync` took 0.8–0.9 s right after another
+ * step had freed a few GiB and 3.2–3.5 s otherwise (same hour). So each timed
+ * step waits {@linkcode SETTLE_MS} first (`settleMs`), dd as much as ours.
+ *
  * @module
  */
 import { readPressure } from "../shared/pressure.ts";
@@ -37,7 +46,12 @@ export interface DefaultBenchOptions {
   onProgress?: (line: string) => void;
   /** Aborted (SIGINT/SIGTERM): the step running is stopped and the rows so far returned. */
   signal?: AbortSignal;
+  /** Idle wait before each timed step (default {@linkcode SETTLE_MS}; see the module documentation). */
+  settleMs?: number;
 }
+
+/** Idle milliseconds before each timed step: freed memory goes back to the host meanwhile. */
+export const SETTLE_MS = 3000;
 
 /** One timed step. */
 export interface DefaultBenchRow {
@@ -83,6 +97,7 @@ async function timed(
   onRunning?: () => void,
 ): Promise<{ seconds: number; stdout: string }> {
   if (signal?.aborted) throw new Stopped();
+  await settle(signal);
   const started = performance.now();
   const child = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
   let poll: ReturnType<typeof setInterval> | undefined;
@@ -107,6 +122,23 @@ async function timed(
     );
   }
   return { seconds, stdout: new TextDecoder().decode(output.stdout) };
+}
+
+let settleMs = SETTLE_MS;
+
+/** Waits `settleMs` (the same idle start for every timed step), or until `signal` aborts. */
+async function settle(signal: AbortSignal | undefined): Promise<void> {
+  if (settleMs <= 0) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, settleMs);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done);
+  });
+  if (signal?.aborted) throw new Stopped();
 }
 
 /**
@@ -141,6 +173,7 @@ function rssMb(pid: number): number {
 /** Runs the defaults benchmark; see the module documentation. */
 export async function runDefaultBench(options: DefaultBenchOptions): Promise<DefaultBenchResult> {
   const status = options.onProgress ?? (() => {});
+  settleMs = options.settleMs ?? SETTLE_MS;
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "transfer_defaults_" });
   const own = options.dir === undefined;
   const rows: DefaultBenchRow[] = [];
@@ -204,11 +237,13 @@ export async function runDefaultBench(options: DefaultBenchOptions): Promise<Def
     const upResult = JSON.parse(up.stdout).results;
     if (upResult.localMd5 !== upResult.serverMd5) throw new Error("upload MD5 mismatch");
     notes.push(`default upload plan: ${upResult.plan}, block ${upResult.blockSize} B`);
+    notes.push(`each timed step started after ${settleMs} ms idle (freed memory back to the host)`);
     const down = await timed(
       ...transfer(["download", "big", `--output=${dir}/down.bin`, ...client]),
       signal,
     );
     found.download = row("default download (whole client process)", options.size, down.seconds);
+    notes.push(`default download: file written ${JSON.parse(down.stdout).results.writer}`);
     await Deno.remove(`${dir}/down.bin`);
 
     const ours = row(

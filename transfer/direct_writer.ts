@@ -2,20 +2,26 @@
  * Writes a large file that arrives block by block with `O_DIRECT`, and hashes
  * the blocks that arrive in order from the same memory, both on Deno's blocking
  * pool (libc `pwrite` and libcrypto `MD5_Update` through FFI symbols marked
- * `nonblocking`). The client's download uses it.
+ * `nonblocking`). The server's upload (storage.ts) and the client's download
+ * (client.ts, blocks.ts) use it.
  *
  * Why: a buffered write copies every byte into the page cache, and on this VM
- * that copy into pages the guest has not used before was the downloading
- * client's largest cost (perf: 50 % of its samples in
- * `copy_folio_from_iter_atomic`, 2.7–3.1 s of system time per GiB). 1 GiB with
- * `dd bs=1M conv=fdatasync` took 1.5–1.8 s of system time, with
- * `oflag=direct` 0.2 s, and finished sooner (1.6 against 2.1–2.4 s, same run).
- * The default 1 GiB download went from 4.6–5.4 s to 2.8 s (A/B, same run).
- * The follower of hash_follow.ts then has nothing to read back from the cache,
- * so the bytes are hashed from the buffer they were written from instead.
- * (The server's upload path was tried with it too and was slower: 4.0–4.9 s
- * against 3.2–3.9 s buffered, and the download that follows then reads the file
- * from the disk; the server stays buffered.)
+ * (PVM, free page reporting on) a page the guest freed more than about 2 s
+ * before faults to the host on first touch: that copy was the writer's largest
+ * cost (perf of the downloading client: 50 % of its samples in
+ * `copy_folio_from_iter_atomic`, 2.7–3.1 s of system time per GiB; the
+ * server's main thread 2.4–2.9 s for a 1 GiB upload). With `O_DIRECT` the disk
+ * reads the ring's buffers, which are reused and stay backed: 1 GiB with
+ * `dd bs=2M oflag=direct conv=fdatasync` took 0.2 s of system time and 1.6 s,
+ * against 1.5–1.8 s and 2.1–2.4 s buffered (same run). `transfer bench
+ * --defaults` (every step from the same idle memory state), same run: default
+ * upload 9.1 s buffered against 4.0 s direct, download 5.1–5.8 s against
+ * 2.7–3.4 s. Only when freed pages are still backed (a step right after
+ * another freed some) is the buffered upload as fast (2.7–2.9 s against
+ * 3.4–4.4 s).
+ *
+ * The hash follower of hash_follow.ts would have nothing to read back from the
+ * cache, so the bytes are hashed from the buffer they are written from.
  *
  * A block is copied into one of a few aligned buffers (the ring) and the call
  * returns: the receiving thread goes on reading the socket while the disk and
@@ -27,7 +33,8 @@
  * Used only where it gives the same bytes and digest as the buffered path
  * (storage.ts falls back to that): Linux x86_64 or aarch64, FFI granted,
  * libcrypto loaded, a file system that accepts `O_DIRECT`, block sizes that are
- * multiples of 4096 up to {@linkcode MAX_DIRECT_BLOCK}, and at most
+ * multiples of 4096 from {@linkcode MIN_DIRECT_BLOCK} to
+ * {@linkcode MAX_DIRECT_BLOCK}, and at most
  * {@linkcode MAX_LIVE_WRITERS} at once per process (each holds its ring).
  *
  * @module
@@ -44,14 +51,27 @@ function directFlag(): number {
 
 /** Alignment of buffers, offsets and lengths for `O_DIRECT` (a page). */
 export const DIRECT_ALIGN = 4096;
+/**
+ * Smallest block written directly: each block costs a write and a hash call on
+ * the blocking pool, and a lockstep of 20 KiB blocks would wait on the thread
+ * hand-offs (it stays buffered, its hash batched by the follower).
+ */
+export const MIN_DIRECT_BLOCK = 256 << 10;
 /** Largest block written directly (the ring holds at least two). */
 export const MAX_DIRECT_BLOCK = 16 << 20;
 /** Files smaller than this are written through the page cache (not worth a ring). */
 export const DIRECT_MIN_BYTES = 8 << 20;
-/** Writers alive at once in one process. */
-export const MAX_LIVE_WRITERS = 4;
-/** Bytes of one ring (2 to 8 buffers of one block each). */
-const RING_BYTES = 16 << 20;
+/** Writers alive at once in one process (their rings: at most 64 MiB). */
+export const MAX_LIVE_WRITERS = 2;
+/**
+ * Bytes written between `fdatasync` calls on the blocking pool: the device's
+ * cache is flushed as the file arrives, so the caller's final sync (which the
+ * last reply waits for) has little left, as the flusher's `sync_file_range`
+ * does for buffered writes.
+ */
+export const DIRECT_SYNC_EVERY_BYTES = 64 << 20;
+/** Bytes of one ring (2 to 16 buffers of one block each; 48 MiB measured no faster than 32). */
+const RING_BYTES = 32 << 20;
 
 const O_WRONLY_CLOEXEC = 0o1 | 0o2000000;
 
@@ -81,6 +101,8 @@ export class DirectWriter {
   #md5: BufferMd5 | null;
   #hashed: Promise<void> = Promise.resolve();
   #error: unknown = null;
+  #unsynced = 0;
+  #syncing: Promise<void> | null = null;
   #closed = false;
   #released = false;
 
@@ -96,7 +118,7 @@ export class DirectWriter {
     this.#direct = fd;
     this.#blockSize = blockSize;
     this.#md5 = md5;
-    const slots = Math.max(2, Math.min(8, Math.floor(RING_BYTES / blockSize)));
+    const slots = Math.max(2, Math.min(16, Math.floor(RING_BYTES / blockSize)));
     for (let i = 0; i < slots; i++) this.#free.push(alignedBuffer(blockSize));
     live++;
   }
@@ -106,7 +128,8 @@ export class DirectWriter {
    * null where direct writing does not apply (see the module documentation).
    */
   static open(path: string, blockSize: number): DirectWriter | null {
-    if (blockSize % DIRECT_ALIGN !== 0 || blockSize > MAX_DIRECT_BLOCK) return null;
+    if (blockSize % DIRECT_ALIGN !== 0) return null;
+    if (blockSize < MIN_DIRECT_BLOCK || blockSize > MAX_DIRECT_BLOCK) return null;
     // `TRANSFER_DIRECT=off` keeps every write buffered (to compare the two).
     if (Deno.env.get("TRANSFER_DIRECT") === "off") return null;
     if (live >= MAX_LIVE_WRITERS) return null;
@@ -156,7 +179,9 @@ export class DirectWriter {
     if (hashed) this.#hashed = hashed;
     const job: Promise<void> = Promise.all([this.#writeAll(view, offset), hashed])
       .then(() => {
-        if (!this.#closed) written();
+        if (this.#closed) return;
+        written();
+        this.#wrote(view.length);
       })
       .catch((error) => {
         this.#error ??= error;
@@ -184,6 +209,23 @@ export class DirectWriter {
       if (n <= 0) throw new Error(`writing the upload's file failed at byte ${offset + done}`);
       done += n;
     }
+  }
+
+  /** Starts an `fdatasync` every {@linkcode DIRECT_SYNC_EVERY_BYTES}, one at a time. */
+  #wrote(bytes: number): void {
+    this.#unsynced += bytes;
+    if (this.#unsynced < DIRECT_SYNC_EVERY_BYTES || this.#syncing !== null) return;
+    this.#unsynced = 0;
+    const syncing: Promise<void> = this.#lib.symbols.fdatasync(this.#direct)
+      .then(() => {})
+      .catch(() => {}) // Only an early start: the caller's final sync reports errors.
+      .finally(() => {
+        this.#pending.delete(syncing);
+        this.#syncing = null;
+        if (this.#closed && this.#pending.size === 0) this.#release();
+      });
+    this.#syncing = syncing;
+    this.#pending.add(syncing);
   }
 
   #bufferedFd(): number {

@@ -22,6 +22,7 @@ const LIBC_SYMBOLS = {
     nonblocking: true,
   },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize", nonblocking: true },
+  fdatasync: { parameters: ["i32"], result: "i32", nonblocking: true },
 } as const;
 
 /** libc's file calls used by this module and direct_writer.ts. */

@@ -468,6 +468,8 @@ async function uploadBlock(
   if ("block_md5" in json && json.block_md5 !== md5Hex(binary)) {
     return reply("UPLOAD", 406, "FILE", `The "block_md5" does not match the block.`);
   }
+  // A direct write (direct_writer.ts) waits here for a free buffer: the back-pressure.
+  await storage.room(state);
   storage.writeBlock(state, index, binary);
   const payload: StepJson = { key, block_index: index };
   let log: string | undefined;

@@ -30,6 +30,7 @@ import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
 import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
 import { Flusher } from "./flusher.ts";
+import { DIRECT_MIN_BYTES, DirectWriter } from "./direct_writer.ts";
 import {
   closeQuietly,
   exists,
@@ -91,6 +92,11 @@ export interface UploadState {
   nextHashIndex: number;
   /** Keeps the disk writing while blocks arrive (flusher.ts). */
   flusher: Flusher;
+  /**
+   * Writes and hashes large fresh uploads past the page cache (direct_writer.ts),
+   * or null (buffered writes). A block's map byte is set once its bytes are written.
+   */
+  direct: DirectWriter | null;
   /** Blocks received ahead of the hashed prefix by this isolate (bounded). */
   early: Set<number>;
   completing: Promise<CompletionResult> | null;
@@ -358,7 +364,12 @@ export class Storage {
         for (let i = 0; i < map.length; i++) if (map[i]) seen[i >> 3] |= 1 << (i & 7);
       }
     }
-    const follow = fresh && plan.size >= followMinBytes();
+    // A fresh large plan is written past the page cache and hashed from memory (the
+    // map of written blocks is then kept in `seen` before the bytes reach the file).
+    const direct = fresh && seen !== null && plan.size >= DIRECT_MIN_BYTES
+      ? DirectWriter.open(paths.part, plan.blockSize)
+      : null;
+    const follow = fresh && direct === null && plan.size >= followMinBytes();
     const state: UploadState = {
       plan,
       paths,
@@ -369,10 +380,11 @@ export class Storage {
       part,
       blocks,
       // A plan no block has reached yet can be hashed as its blocks arrive.
-      hasher: fresh && !follow ? createMd5() : null,
+      hasher: fresh && !follow && direct === null ? createMd5() : null,
       follower: follow ? startHashFollower(paths.part, this.entry) : null,
       nextHashIndex: fresh ? 0 : -1,
       flusher: new Flusher(paths.part, part),
+      direct,
       early: new Set(),
       completing: null,
       refs: 1,
@@ -410,6 +422,11 @@ export class Storage {
       state.mapPos = index + 1;
     }
     const offset = index * state.plan.blockSize;
+    if (state.direct) {
+      this.#writeDirect(state, state.direct, index, data);
+      if (fresh) state.count++;
+      return fresh;
+    }
     if (state.partPos !== offset) state.part.seekSync(offset, Deno.SeekMode.Start);
     state.partPos = -1;
     writeAllSync(state.part, data);
@@ -426,6 +443,30 @@ export class Storage {
     }
     state.flusher.wrote(data.length);
     return fresh;
+  }
+
+  /** Resolves when {@linkcode writeBlock} can take a block without allocating (back-pressure). */
+  room(state: UploadState): Promise<void> | null {
+    return state.direct?.room() ?? null;
+  }
+
+  /**
+   * The direct path of {@linkcode writeBlock}: the block is copied and written on
+   * another thread, its map byte set once it is in the file (so another process
+   * never sees a block marked before its bytes are there); an in-order block is
+   * hashed from the same copy.
+   */
+  #writeDirect(state: UploadState, direct: DirectWriter, index: number, data: Uint8Array): void {
+    const inOrder = direct.hashing && index === state.nextHashIndex;
+    if (inOrder) state.nextHashIndex++;
+    else if (direct.hashing) this.#stopHashing(state);
+    direct.write(index * state.plan.blockSize, data, inOrder, () => {
+      if (state.closed) return;
+      if (state.mapPos !== index) state.blocks.seekSync(index, Deno.SeekMode.Start);
+      state.mapPos = -1;
+      writeAllSync(state.blocks, ONE);
+      state.mapPos = index + 1;
+    });
   }
 
   /**
@@ -460,6 +501,8 @@ export class Storage {
   }
 
   #stopHashing(state: UploadState): void {
+    state.direct?.stopHashing();
+    state.nextHashIndex = state.direct ? -1 : state.nextHashIndex;
     state.hasher = null;
     state.follower?.then((follower) => follower?.stop());
     state.follower = null;
@@ -470,6 +513,7 @@ export class Storage {
   async #digest(state: UploadState): Promise<string> {
     const inOrder = state.nextHashIndex === state.total;
     if (state.hasher !== null && inOrder) return state.hasher.digest();
+    if (state.direct?.hashing && inOrder) return await state.direct.digest();
     if (state.follower !== null && inOrder) {
       const follower = await state.follower;
       if (follower) {
@@ -513,6 +557,8 @@ export class Storage {
     try {
       if (exists(paths.file)) return { done: true, md5: await this.md5Of(paths) };
       if (!exists(paths.plan)) return { done: false, missing: state.total };
+      // Blocks still being written directly are in the map once they are in the file.
+      await state.direct?.drain();
       this.refresh(state);
       if (state.count < state.total) return { done: false, missing: state.total - state.count };
       // Stored durably before the name appears: a crash never leaves a file that lies.
@@ -623,6 +669,7 @@ export class Storage {
     this.#open.delete(paths.plan);
     state.closed = true;
     this.#stopHashing(state);
+    state.direct?.close();
     state.flusher.close();
     closeQuietly(state.part);
     closeQuietly(state.blocks);
