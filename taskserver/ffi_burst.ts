@@ -147,8 +147,9 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
     // On loopback the handshake is usually over when connect returns: send at once
     // (a socket still connecting refuses with EAGAIN, and epoll reports when it is done).
     if (!gen.stopped) connected(index, started === 0);
-    // Edge-triggered: connected (OUT) once, then the answer (IN); no epoll_ctl per step.
-    const added = fds[index] < 0 ? 0 : lib.epollAdd(epfd, fd, EPOLLIN | EPOLLOUT | EPOLLET);
+    // Edge-triggered: connected (OUT, only if still connecting), then the answer (IN).
+    const events = EPOLLIN | EPOLLET | (phase[index] === CONNECTING ? EPOLLOUT : 0);
+    const added = fds[index] < 0 ? 0 : lib.epollAdd(epfd, fd, events);
     if (added < 0) connectFailed(index, errorMessage(socketError(-added)));
   };
   /**

@@ -84,8 +84,8 @@ interface Conn {
   /** Chunks read so far; a pause check is stale once another chunk came. */
   chunks: number;
   pauseArmed: boolean;
-  /** In the epoll set: added only once the connection has to wait for its socket. */
-  watched: boolean;
+  /** Events it is watched for (0: not in the epoll set; added once it has to wait). */
+  watched: number;
 }
 
 const EVENTS = 1024;
@@ -349,7 +349,7 @@ export class FfiTaskServer {
         closed: false,
         chunks: 0,
         pauseArmed: false,
-        watched: false,
+        watched: 0,
       };
       this.#conns.set(fd, conn);
       this.#step(conn);
@@ -401,11 +401,15 @@ export class FfiTaskServer {
    * the add moves out of the accept phase.
    */
   #watch(conn: Conn): void {
-    if (conn.watched || conn.closed) return;
-    conn.watched = true;
-    if (this.#lib.epollAdd(this.#epfd, conn.fd, EPOLLIN | EPOLLOUT | EPOLLET) < 0) {
-      this.#closeConn(conn);
-    }
+    if (conn.closed) return;
+    // Room to write matters only while bytes wait: without them, every ACK would be an event.
+    const events = EPOLLIN | EPOLLET | (conn.out !== null ? EPOLLOUT : 0);
+    if (events === conn.watched) return;
+    const ok = conn.watched === 0
+      ? this.#lib.epollAdd(this.#epfd, conn.fd, events)
+      : this.#lib.epollModify(this.#epfd, conn.fd, events);
+    conn.watched = events;
+    if (ok < 0) this.#closeConn(conn);
   }
 
   /** Reads one chunk into the connection's lines (or notes the end, or EAGAIN). */
