@@ -17,28 +17,18 @@
 import { concatAll } from "../shared/codec.ts";
 import { errorMessage } from "../shared/errors.ts";
 import {
-  EAGAIN,
-  EINPROGRESS,
-  EINTR,
-  EPOLLERR,
-  EPOLLET,
-  EPOLLHUP,
-  EPOLLIN,
-  EPOLLOUT,
+  Epoll,
   EpollPump,
+  Errno,
   ffiEngineUnavailable,
   ffiLibc,
   sockaddrIn,
   socketError,
 } from "./ffi_libc.ts";
 import type { LoadGenerator } from "./load_engine.ts";
+import { MAX_REPLY, NEWLINE, RECONNECT_MS, startsWithError } from "./load_connection.ts";
 import { expectedReply, type LoadPlan, requestText } from "./load_plan.ts";
 
-const ERROR_PREFIX = [69, 114, 114, 111, 114, 58]; // "Error:"
-const NEWLINE = 10;
-/** Longest answer taken; a longer one closes the connection (as load_connection.ts). */
-const MAX_REPLY = 1 << 20;
-const RECONNECT_MS = 200;
 const MAX_CONNECT_FAILURES = 3;
 /** Connects started per round of the loop (between two looks at the sockets). */
 const CONNECT_BATCH = 256;
@@ -63,12 +53,6 @@ export function ffiBurstUnavailable(plan: LoadPlan): string | null {
       "closed loop, no --duration, --requests or --warmup)";
   }
   return ffiEngineUnavailable(plan.host);
-}
-
-function startsWithError(bytes: Uint8Array): boolean {
-  if (bytes.length < ERROR_PREFIX.length) return false;
-  for (let i = 0; i < ERROR_PREFIX.length; i++) if (bytes[i] !== ERROR_PREFIX[i]) return false;
-  return true;
 }
 
 /**
@@ -141,14 +125,15 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
     byFd.set(fd, index);
     phase[index] = CONNECTING;
     const started = lib.connect(fd, address);
-    if (started < 0 && -started !== EINPROGRESS) {
+    if (started < 0 && -started !== Errno.EINPROGRESS) {
       return connectFailed(index, errorMessage(socketError(-started)));
     }
     // On loopback the handshake is usually over when connect returns: send at once
     // (a socket still connecting refuses with EAGAIN, and epoll reports when it is done).
     if (!gen.stopped) connected(index, started === 0);
-    // Edge-triggered: connected (OUT) once, then the answer (IN); no epoll_ctl per step.
-    const added = fds[index] < 0 ? 0 : lib.epollAdd(epfd, fd, EPOLLIN | EPOLLOUT | EPOLLET);
+    // Edge-triggered: connected (OUT, only if still connecting), then the answer (IN).
+    const events = Epoll.IN | Epoll.ET | (phase[index] === CONNECTING ? Epoll.OUT : 0);
+    const added = fds[index] < 0 ? 0 : lib.epollAdd(epfd, fd, events);
     if (added < 0) connectFailed(index, errorMessage(socketError(-added)));
   };
   /**
@@ -160,7 +145,7 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
     const bytes = encoder.encode(raw ? text : text + "\n");
     const n = lib.send(fds[index], bytes);
     if (n < 0 && !sure) {
-      if (n === -EAGAIN) return false;
+      if (n === -Errno.EAGAIN) return false;
       // Refused or reset while connecting: nothing was sent.
       connectFailed(index, errorMessage(socketError(-n)));
       return true;
@@ -182,21 +167,11 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
   const answered = (index: number, answer: Uint8Array) => {
     const now = performance.now();
     const us = (now - sentAt[index]) * 1000;
-    const isError = plan.verify ? decoder.decode(answer) !== expect[index] : startsWithError(
-      answer,
-    );
-    gen.answered++;
-    gen.latency.record(us);
-    gen.uncorrected.record(us);
-    gen.onSample?.(us);
-    gen.lastEventAt = now;
-    const second = gen.second(now);
-    second.answered++;
-    second.latency.record(us);
-    if (isError) {
-      gen.errorReplies++;
-      second.errors++;
-    }
+    const isError = plan.verify
+      ? decoder.decode(answer) !== expect[index]
+      : startsWithError(answer, 0, answer.length);
+    // Sent as soon as connected: due and sent are the same moment.
+    gen.recordAnswer(now, us, us, isError);
     done(index);
   };
   const read = (index: number) => {
@@ -204,8 +179,8 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
     for (;;) {
       const n = lib.recv(fd, recvBuffer);
       if (n < 0) {
-        if (-n === EINTR) continue;
-        if (-n !== EAGAIN) {
+        if (-n === Errno.EINTR) continue;
+        if (-n !== Errno.EAGAIN) {
           requestFailed(index, `connection failed: ${errorMessage(socketError(-n))}`);
         }
         return;
@@ -234,7 +209,7 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
       if (index === undefined) continue;
       const mask = lib.eventMask(view, i);
       if (phase[index] === CONNECTING) {
-        if (!(mask & (EPOLLOUT | EPOLLERR | EPOLLHUP))) continue;
+        if (!(mask & (Epoll.OUT | Epoll.ERR | Epoll.HUP))) continue;
         const error = lib.socketError(fds[index]);
         if (error !== 0) {
           connectFailed(index, errorMessage(socketError(error)));
@@ -246,7 +221,7 @@ export async function runFfiBurst(gen: LoadGenerator): Promise<void> {
         }
         connected(index, true);
       }
-      if (phase[index] === WAITING && mask & (EPOLLIN | EPOLLERR | EPOLLHUP)) read(index);
+      if (phase[index] === WAITING && mask & (Epoll.IN | Epoll.ERR | Epoll.HUP)) read(index);
     }
   };
   const sweep = setInterval(() => {

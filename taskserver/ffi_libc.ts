@@ -12,6 +12,8 @@
  */
 import { UsageError } from "../shared/errors.ts";
 
+const EPOLL_WAIT = { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" } as const;
+
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -29,45 +31,38 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  epoll_wait_async: {
-    name: "epoll_wait",
-    parameters: ["i32", "buffer", "i32", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
+  epoll_wait: EPOLL_WAIT,
+  // The same call on a runtime thread: the isolate runs on while it waits.
+  epoll_wait_async: { ...EPOLL_WAIT, name: "epoll_wait", nonblocking: true },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
+// Linux values (the same on x86_64 and aarch64).
 const AF_INET = 2;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
+/** SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC. */
+const TCP_SOCKET_TYPE = 1 | 0o4000 | 0o2000000;
+/** O_NONBLOCK | O_CLOEXEC, for accept4 and eventfd (SOCK_ and EFD_ flags are the same bits). */
+const NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
+const CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_ERROR = 4;
-const SO_REUSEPORT = 15;
-const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_DEL = 2;
-const EPOLL_CTL_MOD = 3;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
+const [SO_REUSEADDR, SO_ERROR, SO_REUSEPORT] = [2, 4, 15];
+const [EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD] = [1, 2, 3];
+/** MSG_DONTWAIT | MSG_NOSIGNAL: never block, never SIGPIPE. */
+const SEND_FLAGS = 0x40 | 0x4000;
 
 /** Linux errno values the engines tell apart. */
-export const EINTR = 4;
-export const EAGAIN = 11;
-export const EINPROGRESS = 115;
-export const EMFILE = 24;
-export const ENFILE = 23;
-export const ENOBUFS = 105;
-export const ENOMEM = 12;
+export const Errno = {
+  EINTR: 4,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOBUFS: 105,
+  EINPROGRESS: 115,
+} as const;
 
-/** epoll event bits. */
-export const EPOLLIN = 0x001;
-export const EPOLLOUT = 0x004;
-export const EPOLLERR = 0x008;
-export const EPOLLHUP = 0x010;
-export const EPOLLET = 1 << 31;
+/** epoll event bits (`ET`: edge-triggered). */
+export const Epoll = { IN: 0x001, OUT: 0x004, ERR: 0x008, HUP: 0x010, ET: 1 << 31 } as const;
 
 /** Which engine runs a server or a generator: `auto` picks `ffi` where it can run. */
 export type EngineChoice = "auto" | "ffi" | "deno";
@@ -82,21 +77,20 @@ export function engineArg(text: string): EngineChoice {
 
 /** Why the FFI engines cannot run here (or for `hostname`), or null when they can. */
 export function ffiEngineUnavailable(hostname?: string): string | null {
-  if (Deno.build.os !== "linux") return `the FFI engine is Linux only (this is ${Deno.build.os})`;
-  if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
-    return `the FFI engine supports x86_64 and aarch64 (this is ${Deno.build.arch})`;
+  const platform = `${Deno.build.os}/${Deno.build.arch}`;
+  if (platform !== "linux/x86_64" && platform !== "linux/aarch64") {
+    return `the FFI engine runs on Linux x86_64 and aarch64 (this is ${platform})`;
   }
   if (hostname !== undefined && ipv4Bytes(hostname) === null) {
     return `the FFI engine takes IPv4 addresses (not ${hostname})`;
   }
+  let ffi: Deno.PermissionState;
   try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return "FFI is not permitted (run with --allow-ffi)";
-    }
+    ffi = Deno.permissions.querySync({ name: "ffi" }).state;
   } catch {
     return "FFI is not available in this runtime";
   }
-  return null;
+  return ffi === "granted" ? null : "FFI is not permitted (run with --allow-ffi)";
 }
 
 /** The four bytes of an IPv4 literal (`localhost` is 127.0.0.1), or null. */
@@ -121,21 +115,24 @@ export function sockaddrIn(hostname: string, port: number): Uint8Array {
   return out;
 }
 
+/** errno → the Deno error class and text a `Deno.Conn` would throw for it. */
+const SOCKET_ERRORS = new Map<number, [keyof typeof Deno.errors | null, string]>([
+  [111, ["ConnectionRefused", "Connection refused"]],
+  [104, ["ConnectionReset", "Connection reset by peer"]],
+  [32, ["BrokenPipe", "Broken pipe"]],
+  [103, ["ConnectionAborted", "Connection aborted"]],
+  [110, ["TimedOut", "Connection timed out"]],
+  [98, ["AddrInUse", "Address already in use"]],
+  [99, ["AddrNotAvailable", "Address not available"]],
+  [13, ["PermissionDenied", "Permission denied"]],
+  [24, [null, "Too many open files"]],
+]);
+
 /** The Deno error a socket errno stands for (worded as Deno's own would be). */
 export function socketError(code: number): Error {
-  const E = Deno.errors;
-  const known: Record<number, () => Error> = {
-    111: () => new E.ConnectionRefused("Connection refused (os error 111)"),
-    104: () => new E.ConnectionReset("Connection reset by peer (os error 104)"),
-    32: () => new E.BrokenPipe("Broken pipe (os error 32)"),
-    103: () => new E.ConnectionAborted("Connection aborted (os error 103)"),
-    110: () => new E.TimedOut("Connection timed out (os error 110)"),
-    98: () => new E.AddrInUse("Address already in use (os error 98)"),
-    99: () => new E.AddrNotAvailable("Address not available (os error 99)"),
-    13: () => new E.PermissionDenied("Permission denied (os error 13)"),
-    24: () => new Error("Too many open files (os error 24)"),
-  };
-  return known[code]?.() ?? new Error(`socket error (os error ${code})`);
+  const [kind, text] = SOCKET_ERRORS.get(code) ?? [null, "socket error"];
+  const message = `${text} (os error ${code})`;
+  return kind === null ? new Error(message) : new Deno.errors[kind](message);
 }
 
 /** The libc calls, bound once per isolate. */
@@ -165,7 +162,7 @@ export class FfiLibc {
 
   /** A non-blocking TCP socket, or `-errno`. */
   tcpSocket(): number {
-    const fd = this.#s.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = this.#s.socket(AF_INET, TCP_SOCKET_TYPE, 0);
     return fd >= 0 ? fd : -this.errno();
   }
 
@@ -196,7 +193,7 @@ export class FfiLibc {
 
   /** The next queued connection (non-blocking), or `-errno` (`-EAGAIN`: none). */
   accept(fd: number): number {
-    const conn = this.#s.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const conn = this.#s.accept4(fd, null, null, NONBLOCK_CLOEXEC);
     return conn >= 0 ? conn : -this.errno();
   }
 
@@ -223,7 +220,7 @@ export class FfiLibc {
   /** Bytes the kernel took (non-blocking, no SIGPIPE), or `-errno`. */
   send(fd: number, bytes: Uint8Array): number {
     const n = Number(
-      this.#s.send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL),
+      this.#s.send(fd, bytes, BigInt(bytes.length), SEND_FLAGS),
     );
     return n >= 0 ? n : -this.errno();
   }
@@ -234,7 +231,7 @@ export class FfiLibc {
 
   /** An eventfd (non-blocking) that wakes an epoll wait when {@linkcode wake}d, or `-errno`. */
   eventFd(): number {
-    const fd = this.#s.eventfd(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const fd = this.#s.eventfd(0, NONBLOCK_CLOEXEC);
     return fd >= 0 ? fd : -this.errno();
   }
 
@@ -249,7 +246,7 @@ export class FfiLibc {
 
   /** A new epoll instance, or `-errno`. */
   epollCreate(): number {
-    const fd = this.#s.epoll_create1(SOCK_CLOEXEC);
+    const fd = this.#s.epoll_create1(CLOEXEC);
     return fd >= 0 ? fd : -this.errno();
   }
 

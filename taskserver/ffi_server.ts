@@ -27,18 +27,9 @@ import { LineDecoder, type LineOverflow } from "../shared/codec.ts";
 import { claimPort } from "../shared/server.ts";
 import { listenError } from "../shared/errors.ts";
 import {
-  EAGAIN,
-  EINTR,
-  EMFILE,
-  ENFILE,
-  ENOBUFS,
-  ENOMEM,
-  EPOLLERR,
-  EPOLLET,
-  EPOLLHUP,
-  EPOLLIN,
-  EPOLLOUT,
+  Epoll,
   EpollPump,
+  Errno,
   type FfiLibc,
   ffiLibc,
   sockaddrIn,
@@ -77,15 +68,15 @@ interface Conn {
   due: boolean;
   /** Bytes the kernel did not take yet (the client reads slowly). */
   out: Uint8Array | null;
-  /** The socket may have bytes to read (edge-triggered: until recv says EAGAIN). */
+  /** The socket may have bytes to read (edge-triggered: until recv says Errno.EAGAIN). */
   readable: boolean;
   eof: boolean;
   closed: boolean;
   /** Chunks read so far; a pause check is stale once another chunk came. */
   chunks: number;
   pauseArmed: boolean;
-  /** In the epoll set: added only once the connection has to wait for its socket. */
-  watched: boolean;
+  /** Events it is watched for (0: not in the epoll set; added once it has to wait). */
+  watched: number;
 }
 
 const EVENTS = 1024;
@@ -195,8 +186,8 @@ export class FfiTaskServer {
       throw socketError(-Math.min(this.#epfd, this.#wakeFd));
     }
     this.#pump = new EpollPump(lib, this.#epfd, EVENTS);
-    lib.epollAdd(this.#epfd, this.#wakeFd, EPOLLIN);
-    for (const fd of listeners) lib.epollAdd(this.#epfd, fd, EPOLLIN);
+    lib.epollAdd(this.#epfd, this.#wakeFd, Epoll.IN);
+    for (const fd of listeners) lib.epollAdd(this.#epfd, fd, Epoll.IN);
     this.#answers = new FifoTimer((conn) => this.#answerDue(conn));
     this.#pauses = new FifoTimer(({ conn, chunks }) => this.#pauseDue(conn, chunks));
     const idleMs = this.#init.idleTimeoutMs;
@@ -292,13 +283,13 @@ export class FfiTaskServer {
       const mask = lib.eventMask(view, i);
       const conn = this.#conns.get(fd);
       if (conn !== undefined) {
-        if (mask & (EPOLLERR | EPOLLHUP)) {
+        if (mask & (Epoll.ERR | Epoll.HUP)) {
           // Reset: the client is gone, and so are the answers it waited for.
           this.#closeConn(conn);
           continue;
         }
-        if (mask & EPOLLOUT && conn.out !== null) this.#flush(conn);
-        if (mask & EPOLLIN) conn.readable = true;
+        if (mask & Epoll.OUT && conn.out !== null) this.#flush(conn);
+        if (mask & Epoll.IN) conn.readable = true;
         this.#step(conn);
       } else if (fd === this.#wakeFd) {
         lib.drainWake(fd);
@@ -314,18 +305,21 @@ export class FfiTaskServer {
       const fd = lib.accept(listener);
       if (fd < 0) {
         const code = -fd;
-        if (code === EAGAIN) return;
-        if (code === EMFILE || code === ENFILE || code === ENOBUFS || code === ENOMEM) {
+        if (code === Errno.EAGAIN) return;
+        if (
+          code === Errno.EMFILE || code === Errno.ENFILE || code === Errno.ENOBUFS ||
+          code === Errno.ENOMEM
+        ) {
           // Out of descriptors: stop watching this listener for 10 ms, then keep serving.
           lib.epollModify(this.#epfd, listener, 0);
           setTimeout(() => {
             if (this.#listeners.includes(listener)) {
-              lib.epollModify(this.#epfd, listener, EPOLLIN);
+              lib.epollModify(this.#epfd, listener, Epoll.IN);
             }
           }, 10);
           return;
         }
-        // EINTR, or a connection reset while it waited in the queue: the next one is waiting.
+        // Errno.EINTR, or a connection reset while it waited in the queue: the next one is waiting.
         continue;
       }
       if (this.#conns.size >= this.#o.maxConnections) {
@@ -349,7 +343,7 @@ export class FfiTaskServer {
         closed: false,
         chunks: 0,
         pauseArmed: false,
-        watched: false,
+        watched: 0,
       };
       this.#conns.set(fd, conn);
       this.#step(conn);
@@ -360,7 +354,7 @@ export class FfiTaskServer {
   #step(conn: Conn): void {
     const init = this.#init;
     while (!conn.closed) {
-      if (conn.out !== null) return this.#watch(conn); // waits for room (EPOLLOUT)
+      if (conn.out !== null) return this.#watch(conn); // waits for room (Epoll.OUT)
       if (conn.next < conn.lines.length) {
         if (init.delayMs > 0) {
           if (!conn.due) {
@@ -401,18 +395,22 @@ export class FfiTaskServer {
    * the add moves out of the accept phase.
    */
   #watch(conn: Conn): void {
-    if (conn.watched || conn.closed) return;
-    conn.watched = true;
-    if (this.#lib.epollAdd(this.#epfd, conn.fd, EPOLLIN | EPOLLOUT | EPOLLET) < 0) {
-      this.#closeConn(conn);
-    }
+    if (conn.closed) return;
+    // Room to write matters only while bytes wait: without them, every ACK would be an event.
+    const events = Epoll.IN | Epoll.ET | (conn.out !== null ? Epoll.OUT : 0);
+    if (events === conn.watched) return;
+    const ok = conn.watched === 0
+      ? this.#lib.epollAdd(this.#epfd, conn.fd, events)
+      : this.#lib.epollModify(this.#epfd, conn.fd, events);
+    conn.watched = events;
+    if (ok < 0) this.#closeConn(conn);
   }
 
-  /** Reads one chunk into the connection's lines (or notes the end, or EAGAIN). */
+  /** Reads one chunk into the connection's lines (or notes the end, or Errno.EAGAIN). */
   #read(conn: Conn): void {
     const n = this.#lib.recv(conn.fd, this.#recv);
     if (n < 0) {
-      if (-n === EAGAIN || -n === EINTR) conn.readable = -n === EINTR;
+      if (-n === Errno.EAGAIN || -n === Errno.EINTR) conn.readable = -n === Errno.EINTR;
       else this.#closeConn(conn);
       return;
     }
@@ -456,13 +454,13 @@ export class FfiTaskServer {
     this.#flush(conn);
   }
 
-  /** Hands pending bytes to the kernel; what it does not take waits for EPOLLOUT. */
+  /** Hands pending bytes to the kernel; what it does not take waits for Epoll.OUT. */
   #flush(conn: Conn): void {
     const out = conn.out!;
     const n = this.#lib.send(conn.fd, out);
     if (n === out.length) conn.out = null;
     else if (n >= 0) conn.out = out.subarray(n);
-    else if (-n !== EAGAIN && -n !== EINTR) this.#closeConn(conn);
+    else if (-n !== Errno.EAGAIN && -n !== Errno.EINTR) this.#closeConn(conn);
   }
 
   #closeConn(conn: Conn): void {

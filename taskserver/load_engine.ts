@@ -255,6 +255,25 @@ export class LoadGenerator {
     return s;
   }
 
+  /**
+   * @internal an answer to a measured request: `us` from when it was due,
+   * `uncorrectedUs` from when it was sent.
+   */
+  recordAnswer(now: number, us: number, uncorrectedUs: number, isError: boolean): void {
+    this.answered++;
+    this.latency.record(us);
+    this.uncorrected.record(uncorrectedUs);
+    this.onSample?.(us);
+    this.lastEventAt = now;
+    const second = this.second(now);
+    second.answered++;
+    second.latency.record(us);
+    if (isError) {
+      this.errorReplies++;
+      second.errors++;
+    }
+  }
+
   /** @internal */
   noteError(message: string): void {
     this.firstError ??= message;
