@@ -11,7 +11,7 @@ import { registry } from "./registry.ts";
 import type { FlowSettings } from "./flows.ts";
 import { DEFAULT_KEEP_RECORDS, type SenderInput, type SenderResult } from "./sender.ts";
 import { describeSizes } from "./sizes.ts";
-import type { SenderPriority } from "./priority.ts";
+import type { PriorityOutcome, SenderPriority } from "./priority.ts";
 import { roundMs } from "../shared/clock.ts";
 import { summarize, type Summary } from "../shared/stats.ts";
 import { HdrHistogram } from "../shared/hdr_histogram.ts";
@@ -89,6 +89,8 @@ export interface ClientResult {
     engine: "ffi" | "deno";
     /** ms from the run's start to the flow's first deadline (its start delay, and start-up). */
     startMs: number;
+    /** The priority its sending thread asked for and ran at. */
+    priority: PriorityOutcome;
   })[];
   /** Raw results (gaps and errors), for `check` and `bench`. */
   senders: SenderResult[];
@@ -197,6 +199,7 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
       protocol: s.protocol,
       engine: s.engine,
       startMs: roundMs(s.firstDeadlineAt - (performance.timeOrigin + started)),
+      priority: s.priority,
       ...timingOf([s]),
     })),
     senders,

@@ -24,6 +24,7 @@ import {
   unwrapTask,
 } from "./cli_options.ts";
 import { fixed } from "./serve_command.ts";
+import { describePriority } from "./priority.ts";
 
 /** Adds `client` to `program`; `exit.code` receives its exit code. */
 export function addClientCommand(program: Command, exit: { code: number }): void {
@@ -207,6 +208,11 @@ export function clientText(result: ClientResult): string {
     "times in ms; error = send time − deadline",
     clientTable(result),
   ];
+  if (result.perWorker.some((w) => w.priority.requested !== "normal")) {
+    lines.push(
+      `sending threads ran at ${describePriority(result.perWorker.map((w) => w.priority))}`,
+    );
+  }
   if (result.overall.sendErrors > 0) {
     lines.push(`${result.overall.sendErrors} datagrams could not be sent (no receiver?)`);
   }

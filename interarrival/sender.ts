@@ -114,8 +114,9 @@ export interface SenderResult {
 const encoder = new TextEncoder();
 /** How soon a flow whose socket buffer was full offers its bytes again (ms). */
 const RETRY_MS = 0.25;
-/** A scheduler behind its deadlines for this long (ms) gives up a raised priority. */
+/** A scheduler behind its deadlines for this long (ms) and this many passes gives up a raised priority. */
 const RUNAWAY_MS = 50;
+const RUNAWAY_PASSES = 20;
 
 /** Per-message records a sender keeps by default (its summaries count every message). */
 export const DEFAULT_KEEP_RECORDS = 10_000;
@@ -422,7 +423,7 @@ export async function runSenderGroup(
   // while they wait; flows on Deno's async writes share a waiter that lets them complete.
   let waiter: ReturnType<typeof waiterFor> | null = null, blocking = false;
   const priority = applySenderPriority(inputs[0]?.priority ?? "normal");
-  let caughtUpAt = performance.now();
+  let caughtUpAt = performance.now(), passesBehind = 0;
   try {
     while (failure === null) {
       signal?.throwIfAborted();
@@ -440,8 +441,12 @@ export async function runSenderGroup(
         continue;
       }
       const now = performance.now();
-      if (next > now) caughtUpAt = now;
-      else if (now - caughtUpAt > RUNAWAY_MS && !priority.outcome.dropped) {
+      // (One long stall is caught up in one pass: only many passes in a row behind count.)
+      if (next > now) [caughtUpAt, passesBehind] = [now, 0];
+      else if (
+        ++passesBehind > RUNAWAY_PASSES && now - caughtUpAt > RUNAWAY_MS &&
+        !priority.outcome.dropped
+      ) {
         // Behind for that long, the raised priority buys no punctuality, and a
         // real-time thread that never waits would starve the receiver: give it back.
         priority.restore();
