@@ -120,6 +120,8 @@ export class ShmEndpoint implements ByteSource {
   #spinUs = SPIN_START_US;
   #napUs = NAP_START_US;
   #sleeps = 0;
+  /** Whether the last nap was answered (the next one may wait with the timer slack). */
+  #answered = false;
   #waiters: (() => void)[] = [];
   readonly #side: 0 | 1;
   #apart = true;
@@ -438,16 +440,20 @@ export class ShmEndpoint implements ByteSource {
       return true;
     }
     const start = performance.now();
-    const woke = r.nap(this.#i + HEAD, head, budget);
+    // Only a nap right after one that was answered waits with the timer slack:
+    // a peer that is slow to answer would otherwise hold this thread until the
+    // next tick each time.
+    const woke = r.nap(this.#i + HEAD, head, budget, this.#answered);
+    this.#answered = woke;
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
       const took = (performance.now() - start) * 1000;
       this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
-    // The peer did not answer within the budget: stop holding this thread (a
-    // nap may last its budget plus the timer slack); every 64th wait tries again.
-    this.#napUs = 0;
+    // The peer did not answer within the budget: hold this thread less (to
+    // nothing; every 64th wait then tries 50 µs again), and without the slack.
+    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
     restoreTimerSlack();
     return false;
   }

@@ -69,8 +69,8 @@ export class SabRegion implements RingRegion {
     Atomics.notify(this.#words, index, 1);
   }
 
-  nap(index: number, seen: number, us: number): boolean {
-    raiseNapSlack();
+  nap(index: number, seen: number, us: number, slack: boolean): boolean {
+    if (slack) raiseNapSlack();
     Atomics.wait(this.#words, index, seen, us / 1000);
     return Atomics.load(this.#words, index) !== seen;
   }
