@@ -16,11 +16,11 @@
  */
 import {
   publishAffinity,
+  raiseNapSlack,
   SHM_CONTROL_BYTES,
   SHM_REGION_BYTES,
   SHM_RING_BYTES,
   threadCpuMask,
-  raiseNapSlack,
 } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 import type { Doorbell, PacketPort, RingRegion, ThreadChannelKind } from "./child_channel_port.ts";
