@@ -40,8 +40,11 @@ export interface RingRegion {
   exchange(index: number, value: number): number;
   /** Wakes a sleeper in {@linkcode nap} on a control word. */
   wake(index: number): void;
-  /** Blocks this thread while the word is `seen`, at most `us` µs; true when it changed. */
-  nap(index: number, seen: number, us: number): boolean;
+  /**
+   * Blocks this thread while the word is `seen`, at most `us` µs (plus the
+   * timer slack when `slack`: child_channel_shm.ts); true when it changed.
+   */
+  nap(index: number, seen: number, us: number, slack: boolean): boolean;
   ring(direction: 0 | 1): Uint8Array;
   updateAffinity(side: 0 | 1): boolean;
   dispose(): void;

@@ -320,12 +320,12 @@ export class ShmRegion {
    * Sleeps in this thread (blocking the event loop) while the word is `seen`, at
    * most `us` microseconds; true when it changed.
    */
-  nap(index: number, seen: number, us: number): boolean {
+  nap(index: number, seen: number, us: number, slack: boolean): boolean {
     if (this.#unmapped) return false;
     napTimespec[1] = BigInt(Math.round(us * 1000));
     napTimespecPointer ??= Deno.UnsafePointer.of(napTimespec);
     const address = this.#address(index);
-    raiseNapSlack();
+    if (slack) raiseNapSlack();
     this.#lib.syscall(this.#futex, address, 0n, BigInt(seen), napTimespecPointer, null, 0n);
     return Atomics.load(this.#words, index) !== seen;
   }

@@ -16,6 +16,7 @@
  */
 import { restoreTimerSlack, SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
+import { asciiInto, parseJsonPart } from "./child_channel_ascii.ts";
 import type {
   Doorbell,
   EndpointOptions,
@@ -26,7 +27,6 @@ import type {
 import {
   decodeStepHeader,
   encodeStepPacket,
-  parseStepJson,
   STEP_HEADER_SIZE,
   type StepLimits,
   type StepPacket,
@@ -54,46 +54,6 @@ const BELL = new Uint8Array([1]);
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 
-/** Parts up to this many bytes take the ASCII shortcut (no text codec call). */
-const ASCII_SHORTCUT = 512;
-
-/**
- * Writes `text` as bytes into `out` when it is short ASCII (most envelopes are):
- * the count, or -1 (then use `TextEncoder`, which calls into the runtime).
- */
-function asciiInto(text: string, out: Uint8Array): number {
-  const n = text.length;
-  if (n > ASCII_SHORTCUT) return -1;
-  for (let i = 0; i < n; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0x7f) return -1;
-    out[i] = code;
-  }
-  return n;
-}
-
-function isShortAscii(bytes: Uint8Array): boolean {
-  if (bytes.length > ASCII_SHORTCUT) return false;
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
-  return true;
-}
-
-/**
- * `parseStepJson` with a shortcut for short ASCII parts (ASCII is valid UTF-8,
- * so the result is the same); anything else, and every error, goes through it.
- */
-function parseJsonPart(bytes: Uint8Array): Record<string, unknown> {
-  if (isShortAscii(bytes)) {
-    try {
-      const value = JSON.parse(String.fromCharCode.apply(null, bytes as unknown as number[]));
-      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
-    } catch {
-      // parseStepJson names the error.
-    }
-  }
-  return parseStepJson(bytes);
-}
-
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
 
@@ -120,6 +80,8 @@ export class ShmEndpoint implements ByteSource {
   #spinUs = SPIN_START_US;
   #napUs = NAP_START_US;
   #sleeps = 0;
+  /** Whether the last nap was answered (the next one may wait with the timer slack). */
+  #answered = false;
   #waiters: (() => void)[] = [];
   readonly #side: 0 | 1;
   #apart = true;
@@ -438,16 +400,20 @@ export class ShmEndpoint implements ByteSource {
       return true;
     }
     const start = performance.now();
-    const woke = r.nap(this.#i + HEAD, head, budget);
+    // Only a nap right after one that was answered waits with the timer slack:
+    // a peer that is slow to answer would otherwise hold this thread until the
+    // next tick each time.
+    const woke = r.nap(this.#i + HEAD, head, budget, this.#answered);
+    this.#answered = woke;
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
       const took = (performance.now() - start) * 1000;
       this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
-    // The peer did not answer within the budget: stop holding this thread (a
-    // nap may last its budget plus the timer slack); every 64th wait tries again.
-    this.#napUs = 0;
+    // The peer did not answer within the budget: hold this thread less (to
+    // nothing; every 64th wait then tries 50 µs again), and without the slack.
+    this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
     restoreTimerSlack();
     return false;
   }

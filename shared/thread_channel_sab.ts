@@ -16,11 +16,11 @@
  */
 import {
   publishAffinity,
+  raiseNapSlack,
   SHM_CONTROL_BYTES,
   SHM_REGION_BYTES,
   SHM_RING_BYTES,
   threadCpuMask,
-  raiseNapSlack,
 } from "./child_channel_shm.ts";
 import { ShmEndpoint, shmPort } from "./child_channel_shm_endpoint.ts";
 import type { Doorbell, PacketPort, RingRegion, ThreadChannelKind } from "./child_channel_port.ts";
@@ -69,8 +69,8 @@ export class SabRegion implements RingRegion {
     Atomics.notify(this.#words, index, 1);
   }
 
-  nap(index: number, seen: number, us: number): boolean {
-    raiseNapSlack();
+  nap(index: number, seen: number, us: number, slack: boolean): boolean {
+    if (slack) raiseNapSlack();
     Atomics.wait(this.#words, index, seen, us / 1000);
     return Atomics.load(this.#words, index) !== seen;
   }
