@@ -20,7 +20,7 @@ import { DEFAULT_PORTS, parsePorts, parseTargetList, resolveTargets } from "./ta
 import type { ScanTarget } from "./targets.ts";
 import type { PortState } from "./verdict.ts";
 import { type EngineName, resolveEngine } from "./engines.ts";
-import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./timing.ts";
+import { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./limits.ts";
 
 /** Most probes the fast path takes on with the `connect` engine (one isolate's connects). */
 export const FAST_PATH_MAX_PROBES = 128;

@@ -52,3 +52,8 @@ export const RESOURCE_RETRY_LIMIT_MS = 30_000;
 
 /** Windows up to this many sockets do not need the open-file limit (any process has them). */
 export const FEW_SOCKETS = 8;
+
+/** Default `--min-rtt-timeout` (nmap's). */
+export const DEFAULT_MIN_RTT_MS = 100;
+/** Default `--max-rtt-timeout` (nmap's). */
+export const DEFAULT_MAX_RTT_MS = 10_000;

@@ -70,10 +70,8 @@ export interface TimingPreset {
   concurrency?: number;
 }
 
-/** Default `--min-rtt-timeout` (nmap's). */
-export const DEFAULT_MIN_RTT_MS = 100;
-/** Default `--max-rtt-timeout` (nmap's). */
-export const DEFAULT_MAX_RTT_MS = 10_000;
+// The defaults live in limits.ts (a plain scan's start loads that module, not this one).
+export { DEFAULT_MAX_RTT_MS, DEFAULT_MIN_RTT_MS } from "./limits.ts";
 
 /**
  * `-T0`…`-T5`, after nmap's templates: T0-T2 probe one port at a time with
