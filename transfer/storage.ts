@@ -513,7 +513,13 @@ export class Storage {
   async #digest(state: UploadState): Promise<string> {
     const inOrder = state.nextHashIndex === state.total;
     if (state.hasher !== null && inOrder) return state.hasher.digest();
-    if (state.direct?.hashing && inOrder) return await state.direct.digest();
+    if (state.direct?.hashing && inOrder) {
+      try {
+        return await state.direct.digest();
+      } catch {
+        // A hash call failed (a failed write already failed the drain): read the file.
+      }
+    }
     if (state.follower !== null && inOrder) {
       const follower = await state.follower;
       if (follower) {
