@@ -19,14 +19,14 @@ const encoder = new TextEncoder();
 
 async function withServer(
   engine: Engine,
-  options: { init?: Partial<TaskServerInit>; maxConnections?: number },
+  options: { init?: Partial<TaskServerInit>; maxConnections?: number; mode?: "thread" | "process" },
   body: (server: TaskServer) => Promise<void>,
 ): Promise<void> {
   const server = await startTaskServer({
     host: HOST,
     port: 0,
-    mode: "async",
-    workers: 1,
+    mode: options.mode ?? "async",
+    workers: 2,
     perClient: false,
     engine,
     init: options.init,
@@ -96,6 +96,24 @@ Deno.test("taskserver engines: the same answers to pipelined lines, bad input an
     "Error: request is not valid UTF-8",
     "enilwen tuohtiw tsal",
   ]);
+});
+
+Deno.test("taskserver engines: thread and process pools answer as the async server does", async () => {
+  const bytes = encoder.encode(REQUESTS.join("\n") + "\n");
+  let expected: string[] | undefined;
+  await withServer(
+    "deno",
+    {},
+    async ({ port }) => void (expected = await exchange(port, bytes, 99, true)),
+  );
+  for (const mode of ["thread", "process"] as const) {
+    for (const engine of ENGINES) {
+      await withServer(engine, { mode, init: { delayMs: 20 } }, async ({ port }) => {
+        const replies = await Promise.all([1, 2, 3].map(() => exchange(port, bytes, 99, true)));
+        for (const reply of replies) assertEquals(reply, expected, `${mode} pool, ${engine}`);
+      });
+    }
+  }
 });
 
 for (const engine of ENGINES) {
