@@ -1,5 +1,10 @@
 import { assertEquals, assertOk } from "./_assert.ts";
-import { assertConformance, assertEchoed, echoThrough } from "./fixtures/child_channel_entry.ts";
+import {
+  assertConformance,
+  assertEchoed,
+  echoThrough,
+  pingPongFor,
+} from "./fixtures/child_channel_entry.ts";
 import { InOrder, jsonExact } from "../shared/thread_channel_sab.ts";
 
 for (const kind of ["sab", "postmessage"] as const) {
@@ -29,6 +34,21 @@ for (const kind of ["sab", "postmessage"] as const) {
   // The execution-mode conformance suite, thread mode, over this channel kind.
   Deno.test(`thread channel [${kind}]: the thread-mode conformance suite passes`, async () => {
     await assertConformance("thread", { NETCONC_THREAD_CHANNEL: kind });
+  });
+}
+
+// A reader that naps synchronously holds its event loop for a bounded time only:
+// the echo's 5 ms timer keeps firing through a ping-pong (≥ 1/6 of its rate,
+// generous for a loaded machine), on both sides of the thread and child channels.
+for (const channel of ["thread:sab", "shm"]) {
+  Deno.test(`a napping reader does not starve its isolate's timers [${channel}]`, async () => {
+    const { roundTrips, ticks, elapsedMs } = await pingPongFor(channel, 400);
+    const expected = elapsedMs / 5;
+    console.log(
+      `${channel}: ${roundTrips} round trips, ${ticks} of ~${Math.round(expected)} ticks`,
+    );
+    assertOk(roundTrips > 0, "no round trip");
+    assertOk(ticks >= expected / 6, `the echo's timer fired ${ticks} times in ${elapsedMs} ms`);
   });
 }
 
