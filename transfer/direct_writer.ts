@@ -33,8 +33,8 @@
  * Used only where it gives the same bytes and digest as the buffered path
  * (storage.ts falls back to that): Linux x86_64 or aarch64, FFI granted,
  * libcrypto loaded, a file system that accepts `O_DIRECT`, block sizes that are
- * multiples of 4096 up to {@linkcode MAX_DIRECT_BLOCK} (smaller blocks are
- * gathered: {@linkcode GATHER_BYTES}), and at most
+ * multiples of 4096 from {@linkcode MIN_DIRECT_BLOCK} to
+ * {@linkcode MAX_DIRECT_BLOCK}, and at most
  * {@linkcode MAX_LIVE_WRITERS} at once per process (each holds its ring).
  *
  * @module
@@ -52,12 +52,11 @@ function directFlag(): number {
 /** Alignment of buffers, offsets and lengths for `O_DIRECT` (a page). */
 export const DIRECT_ALIGN = 4096;
 /**
- * Blocks smaller than this (the lockstep's 20 KiB) are gathered, in order, into
- * one buffer of about this size before it is written and hashed: a write and a
- * hash call on the blocking pool per 20 KiB block would cost two thread
- * hand-offs per round trip. A gathered block's `written` runs with its buffer's.
+ * Smallest block written directly: each block costs a write and a hash call on
+ * the blocking pool, and a lockstep of 20 KiB blocks would wait on the thread
+ * hand-offs (it stays buffered, its hash batched by the follower).
  */
-export const GATHER_BYTES = 1 << 20;
+export const MIN_DIRECT_BLOCK = 256 << 10;
 /** Largest block written directly (the ring holds at least two). */
 export const MAX_DIRECT_BLOCK = 16 << 20;
 /** Files smaller than this are written through the page cache (not worth a ring). */
@@ -90,24 +89,12 @@ function alignedBuffer(size: number): Uint8Array {
 }
 
 /** See the module documentation. */
-/** Blocks gathered into one ring buffer, not yet written. */
-interface Gathered {
-  buffer: Uint8Array;
-  offset: number;
-  length: number;
-  hash: boolean;
-  written: (() => void)[];
-}
-
 export class DirectWriter {
   readonly #lib: FileLibc;
   readonly #path: Uint8Array;
   readonly #direct: number;
   #buffered = -1;
   readonly #blockSize: number;
-  /** Bytes of one ring buffer: a block, or whole small blocks up to {@linkcode GATHER_BYTES}. */
-  readonly #slotBytes: number;
-  #gathered: Gathered | null = null;
   readonly #free: Uint8Array[] = [];
   readonly #waiting: (() => void)[] = [];
   readonly #pending = new Set<Promise<void>>();
@@ -131,9 +118,8 @@ export class DirectWriter {
     this.#direct = fd;
     this.#blockSize = blockSize;
     this.#md5 = md5;
-    this.#slotBytes = Math.max(blockSize, Math.floor(GATHER_BYTES / blockSize) * blockSize);
-    const slots = Math.max(2, Math.min(16, Math.floor(RING_BYTES / this.#slotBytes)));
-    for (let i = 0; i < slots; i++) this.#free.push(alignedBuffer(this.#slotBytes));
+    const slots = Math.max(2, Math.min(16, Math.floor(RING_BYTES / blockSize)));
+    for (let i = 0; i < slots; i++) this.#free.push(alignedBuffer(blockSize));
     live++;
   }
 
@@ -143,7 +129,7 @@ export class DirectWriter {
    */
   static open(path: string, blockSize: number): DirectWriter | null {
     if (blockSize % DIRECT_ALIGN !== 0) return null;
-    if (blockSize > MAX_DIRECT_BLOCK) return null;
+    if (blockSize < MIN_DIRECT_BLOCK || blockSize > MAX_DIRECT_BLOCK) return null;
     // `TRANSFER_DIRECT=off` keeps every write buffered (to compare the two).
     if (Deno.env.get("TRANSFER_DIRECT") === "off") return null;
     if (live >= MAX_LIVE_WRITERS) return null;
@@ -168,12 +154,9 @@ export class DirectWriter {
     this.#md5 = null;
   }
 
-  /** Resolves when the next block has a place (call before {@linkcode write}). */
+  /** Resolves when a buffer of the ring is free (call before {@linkcode write}). */
   async room(): Promise<void> {
-    const gathering = () =>
-      this.#gathered !== null &&
-      this.#gathered.length + this.#blockSize <= this.#slotBytes;
-    while (this.#free.length === 0 && !gathering() && !this.#closed) {
+    while (this.#free.length === 0 && !this.#closed) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
@@ -186,38 +169,18 @@ export class DirectWriter {
   write(offset: number, data: Uint8Array, hash: boolean, written: () => void): void {
     if (this.#closed) throw new Error("the upload's file was closed");
     if (data.length > this.#blockSize) throw new Error("a block larger than the plan's");
-    const open = this.#gathered;
-    if (
-      open !== null && open.hash === hash && offset === open.offset + open.length &&
-      open.length + data.length <= this.#slotBytes
-    ) {
-      open.buffer.set(data, open.length);
-      open.length += data.length;
-      open.written.push(written);
-    } else {
-      if (open !== null) this.#start(open);
-      // With no free buffer (several connections on one upload), one more for this block.
-      const buffer = this.#free.pop() ?? alignedBuffer(this.#slotBytes);
-      buffer.set(data);
-      this.#gathered = { buffer, offset, length: data.length, hash, written: [written] };
-    }
-    if (!hash) this.#md5 = null;
-    const gathered = this.#gathered!;
-    if (gathered.length + this.#blockSize > this.#slotBytes) this.#start(gathered);
-  }
-
-  /** Starts writing (and hashing) a ring buffer's blocks. */
-  #start(gathered: Gathered): void {
-    if (this.#gathered === gathered) this.#gathered = null;
-    const { buffer, offset, hash, written } = gathered;
-    const view = buffer.subarray(0, gathered.length);
+    // With no free buffer (several connections on one upload), one more for this block.
+    const buffer = this.#free.pop() ?? alignedBuffer(this.#blockSize);
+    const view = buffer.subarray(0, data.length);
+    view.set(data);
     const hashing = hash ? this.#md5 : null;
+    if (!hash) this.#md5 = null;
     const hashed = hashing === null ? null : this.#hashed.then(() => hashing.update(view));
     if (hashed) this.#hashed = hashed;
     const job: Promise<void> = Promise.all([this.#writeAll(view, offset), hashed])
       .then(() => {
         if (this.#closed) return;
-        for (const each of written) each();
+        written();
         this.#wrote(view.length);
       })
       .catch((error) => {
@@ -273,9 +236,8 @@ export class DirectWriter {
     return this.#buffered;
   }
 
-  /** Writes what is gathered and waits for every write; throws the first error of any. */
+  /** Waits for every write started; throws the first error of any. */
   async drain(): Promise<void> {
-    if (this.#gathered !== null) this.#start(this.#gathered);
     while (this.#pending.size > 0) await Promise.all(this.#pending);
     if (this.#error !== null) throw this.#error;
   }
@@ -293,8 +255,6 @@ export class DirectWriter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // Gathered blocks never reach the file: their map bytes stay unset (sent again on resume).
-    this.#gathered = null;
     for (const wake of this.#waiting.splice(0)) wake();
     if (this.#pending.size === 0) this.#release();
   }
