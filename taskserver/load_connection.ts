@@ -286,7 +286,7 @@ export class LoadConnection {
       if (this.open) {
         due = gen.t0 + scheduledAt(this.n, this.id, plan.connections, plan.rate!);
         if (due > now) {
-          this.arm(due - now);
+          this.arm(due, now);
           break;
         }
         measured = this.n >= this.firstMeasured;
@@ -332,7 +332,23 @@ export class LoadConnection {
     ).then(written, written);
   }
 
-  arm(ms: number): void {
+  /** Wakes this connection's pump for its next send (taskserver/pacer.ts where it runs). */
+  readonly wake = (): void => {
+    this.paced = false;
+    this.pump(performance.now());
+  };
+  paced = false;
+
+  arm(due: number, now: number): void {
+    const pacer = this.gen.pacer;
+    if (pacer !== null) {
+      if (!this.paced) {
+        this.paced = true;
+        pacer.at(due, this.wake);
+      }
+      return;
+    }
+    const ms = due - now;
     if (this.timer !== undefined) return;
     // Timers run in whole milliseconds: wake at the due time, never before it.
     this.timer = setTimeout(() => {
@@ -383,6 +399,7 @@ export class LoadConnection {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.timer);
+    this.gen.pacer?.cancel(this.wake);
     this.closeSocket();
     this.gen.connectionDone();
   }
@@ -397,6 +414,7 @@ export class LoadConnection {
     }
     this.done = true;
     clearTimeout(this.timer);
+    this.gen.pacer?.cancel(this.wake);
     this.closeSocket();
   }
 

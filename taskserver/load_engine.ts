@@ -26,6 +26,7 @@ import { LoadConnection } from "./load_connection.ts";
 import type { Engine } from "./ffi_libc.ts";
 import { UsageError } from "../shared/errors.ts";
 import { ffiBurstUnavailable, runFfiBurst } from "./ffi_burst.ts";
+import { Pacer } from "./pacer.ts";
 
 /** One second of the timeline (second 0 starts when measuring starts). */
 export interface TimelineSecond {
@@ -45,6 +46,11 @@ export interface ShareResult {
    * merge); absent in files written before it was recorded (those ran on `deno`).
    */
   engine?: string;
+  /**
+   * How the open loop waited for send times (`ffi`: taskserver/pacer.ts,
+   * `timers`, or both after a merge); absent for the closed loop.
+   */
+  pacing?: string;
   connections: number;
   /** Epoch milliseconds when measuring started (after the warmup). */
   startedAt: number;
@@ -133,9 +139,12 @@ export class LoadGenerator {
 
   /** The engine this share runs on (see {@linkcode LoadPlan.engine}). */
   readonly engine: Engine;
+  /** The open loop's waker for send times (null: timers; see taskserver/pacer.ts). */
+  readonly pacer: Pacer | null;
 
   constructor(plan: LoadPlan) {
     this.plan = plan;
+    this.pacer = plan.rate !== null ? Pacer.create() : null;
     this.tickets = plan.rate === null && plan.requests !== null ? plan.requests : Infinity;
     this.engine = generatorEngine(plan);
     this.#conns = this.engine === "ffi"
@@ -294,6 +303,7 @@ export class LoadGenerator {
     return {
       generators: 1,
       engine: this.engine,
+      ...(this.plan.rate !== null ? { pacing: this.pacer ? "ffi" : "timers" } : {}),
       connections: this.plan.connectionIds.length,
       startedAt: performance.timeOrigin + this.measureStart,
       endedAt: performance.timeOrigin + Math.max(end, this.measureStart),

@@ -88,6 +88,7 @@ export function mergeResults(results: ShareResult[]): ShareResult {
     generators: sum((r) => r.generators),
     // Files written before the engine was recorded ran on Deno.connect.
     engine: [...new Set(results.map((r) => r.engine ?? "deno"))].sort().join("+"),
+    ...pacingOf(results),
     connections: sum((r) => r.connections),
     startedAt: Math.min(...results.map((r) => r.startedAt)),
     endedAt: Math.max(...results.map((r) => r.endedAt)),
@@ -193,11 +194,18 @@ export function latencyTable(report: LoadReport, showUncorrected: boolean): Repo
   };
 }
 
+/** The merged `pacing` of open-loop results (none for the closed loop). */
+function pacingOf(results: ShareResult[]): { pacing?: string } {
+  const kinds = new Set(results.flatMap((r) => r.pacing === undefined ? [] : [r.pacing]));
+  return kinds.size === 0 ? {} : { pacing: [...kinds].sort().join("+") };
+}
+
 /** The report as text; timeline rows shown when there are at most `maxTimeline`. */
 export function loadText(report: LoadReport, showUncorrected: boolean, maxTimeline = 30): string {
   const { summary: s, measured: m, settings } = report;
   const lines = [`taskserver load ${describeSettings(settings)}`];
   if (m.engine === "ffi") lines.push("  engine: ffi (libc sockets and epoll)");
+  if (m.pacing === "ffi") lines.push("  pacing: ffi (send times slept by usleep, not timers)");
   if (m.interrupted) lines.push("Interrupted: figures cover the run until Ctrl-C.");
   lines.push(
     `Requests: ${s.requests} sent, ${s.answered} answered, ${s.errors} errors ` +
