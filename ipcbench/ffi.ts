@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { libcLoader } from "../shared/child_channel_shm.ts";
+import { libcLoader } from "../shared/libc.ts";
 
 const SYMBOLS = {
   memfd_create: { parameters: ["buffer", "u32"], result: "i32" },

@@ -27,6 +27,8 @@
  *
  * @module
  */
+import { libcLoader } from "./libc.ts";
+
 /** Bytes of each direction's ring (a power of two). */
 export const SHM_RING_BYTES = 1 << 20;
 /** Bytes of control words before the rings. */
@@ -97,39 +99,6 @@ export function shmUnavailable(): string | null {
     return null;
   }
   return loaded.startsWith("needs") ? `shared memory ${loaded}` : loaded;
-}
-
-/**
- * Loads libc's `symbols` through `Deno.dlopen` once, on first call: the
- * symbols, or why not (`needs Linux`, `archWhy` when the architecture lacks
- * what the caller needs, `needs --allow-ffi`, `libc could not be loaded (…)`).
- */
-export function libcLoader<const S extends Deno.ForeignLibraryInterface>(
-  symbols: S,
-  archWhy: string | null,
-): () => Deno.DynamicLibrary<S>["symbols"] | string {
-  let loaded: Deno.DynamicLibrary<S>["symbols"] | string | undefined;
-  return () => loaded ??= openLibc(symbols, archWhy);
-}
-
-function openLibc<const S extends Deno.ForeignLibraryInterface>(
-  symbols: S,
-  archWhy: string | null,
-): Deno.DynamicLibrary<S>["symbols"] | string {
-  if (Deno.build.os !== "linux") return "needs Linux";
-  if (archWhy !== null) return archWhy;
-  let granted = false;
-  try {
-    granted = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  } catch {
-    granted = false;
-  }
-  if (!granted) return "needs --allow-ffi";
-  try {
-    return Deno.dlopen("libc.so.6", symbols).symbols;
-  } catch (error) {
-    return `libc could not be loaded (${error})`;
-  }
 }
 
 function cString(text: string): Uint8Array<ArrayBuffer> {

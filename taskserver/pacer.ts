@@ -18,35 +18,18 @@
  *
  * @module
  */
+import { libcLoader } from "../shared/libc.ts";
 
 /** Waits longer than this (ms) start on a timer. */
 const TIMER_MS = 3;
 /** Longest `usleep` slice (ms). */
 const SLICE_MS = 1;
 
-/** How the open loop waits for a send time: `ffi` (this pacer) or `timers`. */
-export type Pacing = "ffi" | "timers";
-
-type Sleeper = Deno.DynamicLibrary<{
-  usleep: { parameters: ["u32"]; result: "i32"; nonblocking: true };
-}>;
-
-let sleeper: Sleeper | null | undefined;
-
-function loadSleeper(): Sleeper | null {
-  if (sleeper !== undefined) return sleeper;
-  sleeper = null;
-  try {
-    if (Deno.build.os !== "linux") return null;
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-    sleeper = Deno.dlopen("libc.so.6", {
-      usleep: { parameters: ["u32"], result: "i32", nonblocking: true },
-    });
-  } catch {
-    sleeper = null;
-  }
-  return sleeper;
-}
+/** `usleep` on a runtime thread: the event loop runs while it sleeps. */
+const loadSleeper = libcLoader(
+  { usleep: { parameters: ["u32"], result: "i32", nonblocking: true } },
+  null,
+);
 
 /** Calls each registered callback at (just after) its due time (`performance.now()` ms). */
 export class Pacer {
@@ -57,14 +40,14 @@ export class Pacer {
   #timerEnds = Infinity;
   #wake: (() => void) | undefined;
 
-  private constructor(library: Sleeper) {
-    this.#sleep = (microseconds) => library.symbols.usleep(microseconds);
+  private constructor(sleep: (microseconds: number) => Promise<number>) {
+    this.#sleep = sleep;
   }
 
   /** A pacer where FFI can sleep on a runtime thread, else null (use timers). */
   static create(): Pacer | null {
-    const library = loadSleeper();
-    return library === null ? null : new Pacer(library);
+    const libc = loadSleeper();
+    return typeof libc === "string" ? null : new Pacer(libc.usleep);
   }
 
   /** Calls `callback` once at `due`; a callback already waiting moves to the new time. */
