@@ -60,6 +60,13 @@ export interface FfiBatchOptions {
   signal?: AbortSignal;
   /** Called as each probe is decided, with its index and outcome code (see `OUTCOMES`). */
   onResult?: (index: number, code: number) => void;
+  /**
+   * Called once, the first time the engine has nothing to start and waits (work
+   * that can wait for the first wave of connects: each probe's timeout runs from
+   * its own connect, so everything done before the last first connect lengthens
+   * the scan).
+   */
+  onIdle?: () => void;
 }
 
 /** A batch's results: one outcome code (see `OUTCOMES`) and attempt count per probe. */
@@ -125,6 +132,12 @@ const ISSUE_SLICE_MS = 4;
  */
 const YIELD_EVERY_MS = 40;
 
+/**
+ * Second connects in a row that may find the first still pending before the
+ * engine stops asking every time (see `FfiEngine.#askAgain`).
+ */
+const PENDING_STREAK = 16;
+
 /** One engine per isolate: batches share its window and its epoll instance. */
 export class FfiEngine {
   readonly #lib: Libc;
@@ -150,6 +163,10 @@ export class FfiEngine {
   #exhaustedSince = -1;
   /** Last time probes were left waiting because the window was full. */
   #windowFullAt = -1;
+  /** Second connects in a row that found the first still pending (see `#start`). */
+  #pendingStreak = 0;
+  /** Probes' `onIdle` hooks not yet called. */
+  readonly #idleHooks: (() => void)[] = [];
   /** A refused socket per family (IPv4, IPv6) kept for the next connect, or -1. */
   readonly #spare = [-1, -1];
   readonly #syncEvents: Uint8Array;
@@ -227,6 +244,7 @@ export class FfiEngine {
       options.signal?.addEventListener("abort", () => {
         this.#fail(batch, options.signal!.reason ?? new Error("aborted"));
       }, { once: true });
+      if (options.onIdle) this.#idleHooks.push(options.onIdle);
       this.#fresh.push(batch);
       if (!this.#running) this.#run();
     });
@@ -341,13 +359,14 @@ export class FfiEngine {
     let errno = fd < 0 ? -fd : 0;
     if (fd >= 0) {
       errno = code! === 0 ? 0 : -code!;
-      if (errno === Errno.EINPROGRESS) {
+      if (errno === Errno.EINPROGRESS && this.#askAgain()) {
         // On loopback the answer is often in before connect returns. A second
         // connect says so in one call: 0 when connected, the error when refused
         // (which also leaves the socket ready to connect again), EALREADY when
         // still pending (then epoll waits for it).
         const again = lib.connect(fd, address);
         errno = again === 0 ? 0 : again === -Errno.EALREADY ? Errno.EINPROGRESS : -again;
+        this.#pendingStreak = errno === Errno.EINPROGRESS ? this.#pendingStreak + 1 : 0;
       }
       if (isExhaustedErrno(errno)) lib.close(fd);
     }
@@ -414,6 +433,20 @@ export class FfiEngine {
     const added = lib.epollAdd(this.#epollFd(), fd, fd);
     if (added < 0) this.#error(batch, index, new Error(`epoll_ctl: os error ${-added}`));
     return true;
+  }
+
+  /**
+   * Whether a pending connect is asked again at once. Where answers come back
+   * before `connect` returns (loopback, closed ports) the second call decides the
+   * port in one system call; where they do not (dropped SYNs, real networks) it
+   * only costs one, so after {@linkcode PENDING_STREAK} pending answers in a row
+   * only every {@linkcode PENDING_STREAK}th connect is asked again (epoll decides
+   * the others, with the same rules: only the cost differs).
+   */
+  #askAgain(): boolean {
+    if (this.#pendingStreak < PENDING_STREAK) return true;
+    if (++this.#pendingStreak % PENDING_STREAK === 0) return true;
+    return false;
   }
 
   /** The engine's epoll instance, created when a first connect has to be waited for. */
@@ -570,6 +603,11 @@ export class FfiEngine {
         this.#expire(performance.now());
         const after = performance.now();
         if ((issued || answered) && after - lastYield < YIELD_EVERY_MS) continue;
+        if (!issued && !answered && this.#idleHooks.length > 0) {
+          // Nothing to start: the deferred work runs now, before the first wait.
+          for (const hook of this.#idleHooks.splice(0)) hook();
+          continue;
+        }
         // Wait for an answer, the next timer or the next paced start; let the isolate run.
         let wait = 0;
         if (!issued && !answered) {
@@ -588,6 +626,7 @@ export class FfiEngine {
       }
     } finally {
       this.#running = false;
+      this.#idleHooks.length = 0;
       for (const slot of [0, 1]) {
         if (this.#spare[slot] >= 0) this.#lib.close(this.#spare[slot]);
         this.#spare[slot] = -1;

@@ -257,11 +257,17 @@ function decideAtOnce(
   return undecided;
 }
 
+/**
+ * `later`: work the scan needs only once ports are decided (service names); the
+ * engine runs it once its first wave of connects is out (each port's timeout runs
+ * from its own connect, so nothing else should come before them).
+ */
 async function runFfi(
   options: ScanOptions,
   probes: Probe[],
   settings: Settings,
   record: (index: number, code: number) => void,
+  later: () => void,
 ): Promise<void> {
   const { workers, timeoutMs, retries, rate } = settings;
   const { mode, targets } = options;
@@ -293,10 +299,12 @@ async function runFfi(
         maxRttMs: settings.maxRttMs,
         signal: options.signal,
         onResult,
+        onIdle: later,
       },
     );
     return;
   }
+  later();
   const [{ runTasks, taskOf, registry }, { decodeCodes }] = await Promise.all([
     tasks(),
     import(String("./ffi_chunk.ts")) as Promise<typeof import("./ffi_chunk.ts")>,
@@ -383,12 +391,15 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   };
   let interrupted = false;
   try {
-    const running = engine === "ffi"
-      ? runFfi(options, probes, settings, record)
-      : runConnect(options, probes, settings, record);
-    // The service names load while the engine's module and libc load (not before them).
-    names();
-    await running;
+    if (engine === "ffi") {
+      // The service names load while the engine waits for answers (see `runFfi`).
+      await runFfi(options, probes, settings, record, names);
+    } else {
+      const running = runConnect(options, probes, settings, record);
+      // The service names load while the engine's module loads (not before it).
+      names();
+      await running;
+    }
   } catch (error) {
     if (!options.signal?.aborted) throw error;
     interrupted = true;
