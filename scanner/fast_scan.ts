@@ -131,8 +131,15 @@ export async function fastScan(
     stoppedBy = "SIGTERM";
     controller.abort(new Error("terminated"));
   };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  Deno.addSignalListener("SIGTERM", onTerminate);
+  // Installed once the scan waits for answers (each costs ~1 ms at start-up): a
+  // scan that its first connects decide ends before a handler could run.
+  let listening = false;
+  const listen = () => {
+    if (listening) return;
+    listening = true;
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    Deno.addSignalListener("SIGTERM", onTerminate);
+  };
   try {
     const started = performance.now();
     const result = await scan({
@@ -147,6 +154,7 @@ export async function fastScan(
       maxRttMs: DEFAULT_MAX_RTT_MS,
       retries: plain.retries,
       signal: controller.signal,
+      onWaiting: listen,
     });
     const scanned = performance.now();
     const text = plain.format === "grep"
@@ -168,8 +176,10 @@ export async function fastScan(
     await writeAll(Deno.stderr, encoder.encode(`scanner: error: ${errorMessage(error)}\n`));
     return 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-    Deno.removeSignalListener("SIGTERM", onTerminate);
+    if (listening) {
+      Deno.removeSignalListener("SIGINT", onInterrupt);
+      Deno.removeSignalListener("SIGTERM", onTerminate);
+    }
   }
 }
 

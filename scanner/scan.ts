@@ -95,6 +95,12 @@ export interface ScanOptions {
   /** Module that registers the scanner's tasks (default: the main module). */
   entry?: string | URL;
   signal?: AbortSignal;
+  /**
+   * Called once when the scan first waits for the network, after the first wave
+   * of connects is out (set up what only a waiting scan needs: signal handlers).
+   * A scan that its first connects decide never calls it.
+   */
+  onWaiting?: () => void;
   /** Called as probes complete (at most every 1/100 of the work). */
   onProgress?: (done: number, total: number) => void;
   /** Called as each port is decided. */
@@ -258,7 +264,7 @@ function decideAtOnce(
 }
 
 /**
- * `later`: work the scan needs only once ports are decided (service names); the
+ * `later`: work the scan needs only once it waits (service names, `onWaiting`); the
  * engine runs it once its first wave of connects is out (each port's timeout runs
  * from its own connect, so nothing else should come before them).
  */
@@ -393,8 +399,12 @@ export async function scan(options: ScanOptions): Promise<ScanResult> {
   try {
     if (engine === "ffi") {
       // The service names load while the engine waits for answers (see `runFfi`).
-      await runFfi(options, probes, settings, record, names);
+      await runFfi(options, probes, settings, record, () => {
+        options.onWaiting?.();
+        names();
+      });
     } else {
+      options.onWaiting?.();
       const running = runConnect(options, probes, settings, record);
       // The service names load while the engine's module loads (not before it).
       names();

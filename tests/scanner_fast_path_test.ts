@@ -1,6 +1,8 @@
 import { assertEquals } from "./_assert.ts";
 import { parsePlainScan } from "../scanner/fast_scan.ts";
 import { resolveEngine } from "../scanner/engines.ts";
+import { netnsTest } from "./_netns.ts";
+import { dropSyns, scannerArgs } from "./_scanner.ts";
 
 Deno.test("scanner fast path: small scans of literal addresses parse, the rest go to the CLI", async () => {
   const plain = await parsePlainScan(["127.0.0.1", "-p", "22,80", "--timeout=200"]);
@@ -46,3 +48,28 @@ Deno.test("scanner fast path: small scans of literal addresses parse, the rest g
     assertEquals(await parsePlainScan(args), null, args.join(" "));
   }
 });
+
+netnsTest(
+  import.meta.url,
+  "scanner fast path: Ctrl-C while ports wait prints the partial result and exits 130",
+  async () => {
+    // Signal handlers are installed once the first connects are out and the scan waits
+    // (only dropped ports: an answer would shrink the adaptive timeout).
+    await dropSyns("100-199", "fastpath");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: scannerArgs(["127.0.0.1", "-p", "100-199", "--timeout", "60000", "--grep"]),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Generous: the scan waits for 60 s; its first connects are out in milliseconds.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    child.kill("SIGINT");
+    const output = await child.output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assertEquals(output.code, 130, stderr);
+    assertEquals(stdout.startsWith("Host: 127.0.0.1"), true, stdout);
+    assertEquals(stderr.includes("interrupted by SIGINT"), true, stderr);
+  },
+);
