@@ -162,7 +162,8 @@ export async function fastScan(
       : plain.format === "csv"
       ? formatCsv(result, plain.show)
       : formatTable(result, plain.show);
-    await writeAll(Deno.stdout, encoder.encode(text));
+    // Written at once: an asynchronous write's first turn of the event loop cost 0.3-5 ms.
+    writeAllSync(Deno.stdout, encoder.encode(text));
     if (wantsPhases()) {
       await writeAll(Deno.stderr, encoder.encode(phasesLine({ entered, started, scanned })));
     }
@@ -181,6 +182,10 @@ export async function fastScan(
       Deno.removeSignalListener("SIGTERM", onTerminate);
     }
   }
+}
+
+function writeAllSync(stream: { writeSync(bytes: Uint8Array): number }, bytes: Uint8Array) {
+  for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
 }
 
 async function writeAll(stream: { write(bytes: Uint8Array): Promise<number> }, bytes: Uint8Array) {
