@@ -449,8 +449,20 @@ export class ShmEndpoint implements ByteSource {
         await this.#turn;
         continue;
       }
-      if (await this.#spin(head)) continue;
-      if (await this.#nap(head)) continue;
+      // Each step is entered only when it will run: an async call that
+      // returns at once still costs a promise and a microtask turn per wait.
+      if (this.#spins() && await this.#spin(head)) continue;
+      const budget = this.#napBudget();
+      if (budget > 0) {
+        // First a few microtask turns, where the code that sends the next
+        // message runs (napping before it would only delay that message).
+        let moved = false;
+        for (let i = 0; i < 4 && !moved; i++) {
+          await null;
+          moved = r.load(this.#i + HEAD) !== head || this.#stopped;
+        }
+        if (moved || this.#nap(head, budget)) continue;
+      }
       // Back to the event loop: its timers get their precision back.
       restoreTimerSlack();
       // Raise the flag, then look once more: a writer that published before the
@@ -502,22 +514,21 @@ export class ShmEndpoint implements ByteSource {
     this.#turned();
   };
 
+  /** This wait's nap budget, µs (0: no nap). */
+  #napBudget(): number {
+    let budget = this.#napUs;
+    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
+    return budget === 0 || !this.#mayNap() ? 0 : budget;
+  }
+
   /**
    * Naps in a futex (blocking this thread, so the CPU goes to the peer at once
    * when both share it) up to the current budget; the budget shrinks to nothing
    * while naps end empty (an idle peer), so the event loop is held only while
-   * the peer answers quickly. First a few microtask turns, where the code that
-   * sends the next message runs.
+   * the peer answers quickly (the caller first gives microtasks a few turns).
    */
-  async #nap(head: number): Promise<boolean> {
+  #nap(head: number, budget: number): boolean {
     const r = this.#region;
-    let budget = this.#napUs;
-    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
-    if (budget === 0 || !this.#mayNap()) return false;
-    for (let i = 0; i < 4; i++) {
-      await null;
-      if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
-    }
     r.exchange(this.#i + READER_SLEEPS, FUTEX);
     if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
       r.exchange(this.#i + READER_SLEEPS, 0);
@@ -545,20 +556,25 @@ export class ShmEndpoint implements ByteSource {
   }
 
   /**
-   * Spins up to {@linkcode SPIN_US} for HEAD to move, yielding to microtasks
-   * between looks (the code that will send the next message runs there), while
-   * recent waits were short and the two sides may run at once (on one CPU a
-   * spinner only keeps its peer off it).
+   * Whether this wait spins first: while recent waits were short and the two
+   * sides may run at once (on one CPU a spinner only keeps its peer off it).
    */
-  async #spin(head: number): Promise<boolean> {
-    const r = this.#region;
+  #spins(): boolean {
     // Every 64th wait, look at placement again (it may have changed).
     if ((++this.#sleeps & 63) === 0) {
-      this.#apart = r.updateAffinity(this.#side);
+      this.#apart = this.#region.updateAffinity(this.#side);
     }
     if (!this.#apart) this.stats.spinSkipApart++;
     else if (!this.#spinning) this.stats.spinSkipSlow++;
-    if (!this.#spinning || !this.#apart || !this.#mayNap()) return false;
+    return this.#spinning && this.#apart && this.#mayNap();
+  }
+
+  /**
+   * Spins up to {@linkcode SPIN_US} for HEAD to move, yielding to microtasks
+   * between looks (the code that will send the next message runs there).
+   */
+  async #spin(head: number): Promise<boolean> {
+    const r = this.#region;
     const until = performance.now() + SPIN_US / 1000;
     let looks = 0;
     do {
