@@ -36,9 +36,19 @@ const { HEAD, TAIL, CLOSED, READER_SLEEPS, DOORBELL, FUTEX, WANTS_SPACE } = SHM_
 const MASK = SHM_RING_BYTES - 1;
 /** Longest single doorbell wait: a lost ring (which the flags rule out) costs at most this. */
 const SLEEP_MS = 50;
-/** Starting and largest spin before sleeping, microseconds. */
-const SPIN_START_US = 40;
-const SPIN_MAX_US = 80;
+/**
+ * Longest spin, microseconds, and the wait below which spinning pays: a
+ * reader spins (when the two sides may run at once) while at least half of
+ * its last {@linkcode SPIN_WINDOW} waits, however they ended, took no longer.
+ * Deciding on the whole wait, not on whether the last spin won, matters: a
+ * peer that naps answers later than one that spins, so a spin budget that
+ * shrank with each lost spin made the other side's spins lose too until
+ * neither spun (measured: split placement, both sides napping after the
+ * warm-up, p50 33 µs where spinning answers in a few).
+ */
+const SPIN_US = 100;
+/** Waits per spin decision. */
+const SPIN_WINDOW = 32;
 /**
  * Starting and largest synchronous nap before the doorbell, microseconds (plus
  * the timer slack of child_channel_shm.ts after an answered nap). Starting at
@@ -65,6 +75,30 @@ const BELL = new Uint8Array([1]);
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
 
+/** Where endpoints append their {@linkcode WaitStats} (`NETCONC_CHANNEL_STATS`), asked without a prompt. */
+const statsFile = Deno.permissions.querySync?.({ name: "env", variable: "NETCONC_CHANNEL_STATS" })
+    .state === "granted"
+  ? Deno.env.get("NETCONC_CHANNEL_STATS") || undefined
+  : undefined;
+
+/** Counts of how an endpoint's waits for bytes ended (diagnostics). */
+export interface WaitStats {
+  /** Waits for bytes (each ends by a spin, a nap or the doorbell). */
+  waits: number;
+  spinWon: number;
+  spinLost: number;
+  /** Spins skipped: the two sides share one CPU. */
+  spinSkipApart: number;
+  /** Spins skipped: most recent waits took longer than a spin. */
+  spinSkipSlow: number;
+  napWon: number;
+  napLost: number;
+  /** Sleeps on the doorbell (in the event loop). */
+  doorbell: number;
+  /** Waits for an event-loop turn (the 1 ms rule). */
+  turnWaits: number;
+}
+
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
 
@@ -88,12 +122,27 @@ export class ShmEndpoint implements ByteSource {
   #flushing = false;
   #stopped = false;
   #closeAfterFlush = false;
-  #spinUs = SPIN_START_US;
+  /** Whether waits spin first (decided every {@linkcode SPIN_WINDOW} waits). */
+  #spinning = true;
+  #quickWaits = 0;
+  #windowWaits = 0;
   #napUs = NAP_START_US;
   #sleeps = 0;
   /** Whether the last nap was answered (the next one may wait with the timer slack). */
   #answered = false;
   #waiters: (() => void)[] = [];
+  /** How this end's waits went (diagnostics: `NETCONC_CHANNEL_STATS`). */
+  readonly stats: WaitStats = {
+    waits: 0,
+    spinWon: 0,
+    spinLost: 0,
+    spinSkipApart: 0,
+    spinSkipSlow: 0,
+    napWon: 0,
+    napLost: 0,
+    doorbell: 0,
+    turnWaits: 0,
+  };
   readonly #side: 0 | 1;
   #apart = true;
   readonly #scratch = new Uint8Array(SCRATCH_BYTES);
@@ -327,12 +376,31 @@ export class ShmEndpoint implements ByteSource {
    * it went, then `null`.
    */
   peerGone(): void {
+    this.logStats();
     restoreTimerSlack();
     if (this.#parent) parentEndpoints--;
     this.#parent = false;
     this.#stopped = true;
     this.#pending = [];
     this.#wakeAll();
+  }
+
+  /** Appends {@linkcode stats} to the file named by `NETCONC_CHANNEL_STATS`, if set. */
+  logStats(): void {
+    if (this.#stopped || statsFile === undefined) return;
+    try {
+      const line = JSON.stringify({
+        side: this.#side === 0 ? "parent" : "child",
+        pid: Deno.pid,
+        apart: this.#apart,
+        spinning: this.#spinning,
+        napUs: this.#napUs,
+        ...this.stats,
+      });
+      Deno.writeTextFileSync(statsFile, line + "\n", { append: true });
+    } catch {
+      // Diagnostics only: no permission to write means no line.
+    }
   }
 
   /** Closes the doorbell and unmaps the region. */
@@ -369,17 +437,32 @@ export class ShmEndpoint implements ByteSource {
   /** Resolves once the incoming ring holds bytes, or the peer ended or went. */
   async waitReadable(): Promise<void> {
     const r = this.#region;
+    if (++this.stats.waits % 4096 === 0) this.logStats();
+    const start = performance.now();
     for (;;) {
       if (r.unmapped) return;
       const head = r.load(this.#i + HEAD);
-      if (head !== r.load(this.#i + TAIL)) return;
+      if (head !== r.load(this.#i + TAIL)) return this.#waited(start);
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
       if (!this.#loopTurned()) {
+        this.stats.turnWaits++;
         await this.#turn;
         continue;
       }
-      if (await this.#spin(head)) continue;
-      if (await this.#nap(head)) continue;
+      // Each step is entered only when it will run: an async call that
+      // returns at once still costs a promise and a microtask turn per wait.
+      if (this.#spins() && await this.#spin(head)) continue;
+      const budget = this.#napBudget();
+      if (budget > 0) {
+        // First a few microtask turns, where the code that sends the next
+        // message runs (napping before it would only delay that message).
+        let moved = false;
+        for (let i = 0; i < 4 && !moved; i++) {
+          await null;
+          moved = r.load(this.#i + HEAD) !== head || this.#stopped;
+        }
+        if (moved || this.#nap(head, budget)) continue;
+      }
       // Back to the event loop: its timers get their precision back.
       restoreTimerSlack();
       // Raise the flag, then look once more: a writer that published before the
@@ -389,8 +472,18 @@ export class ShmEndpoint implements ByteSource {
         r.exchange(this.#i + READER_SLEEPS, 0);
         continue;
       }
+      this.stats.doorbell++;
       await this.#sleep();
     }
+  }
+
+  /** Counts one wait that ended with bytes; every {@linkcode SPIN_WINDOW} waits, decides on spinning. */
+  #waited(start: number): void {
+    if ((performance.now() - start) * 1000 <= SPIN_US) this.#quickWaits++;
+    if (++this.#windowWaits < SPIN_WINDOW) return;
+    this.#spinning = 2 * this.#quickWaits >= SPIN_WINDOW;
+    this.#quickWaits = 0;
+    this.#windowWaits = 0;
   }
 
   /**
@@ -421,22 +514,21 @@ export class ShmEndpoint implements ByteSource {
     this.#turned();
   };
 
+  /** This wait's nap budget, µs (0: no nap). */
+  #napBudget(): number {
+    let budget = this.#napUs;
+    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
+    return budget === 0 || !this.#mayNap() ? 0 : budget;
+  }
+
   /**
    * Naps in a futex (blocking this thread, so the CPU goes to the peer at once
    * when both share it) up to the current budget; the budget shrinks to nothing
    * while naps end empty (an idle peer), so the event loop is held only while
-   * the peer answers quickly. First a few microtask turns, where the code that
-   * sends the next message runs.
+   * the peer answers quickly (the caller first gives microtasks a few turns).
    */
-  async #nap(head: number): Promise<boolean> {
+  #nap(head: number, budget: number): boolean {
     const r = this.#region;
-    let budget = this.#napUs;
-    if (budget === 0 && (this.#sleeps & 63) === 0) budget = 50;
-    if (budget === 0 || !this.#mayNap()) return false;
-    for (let i = 0; i < 4; i++) {
-      await null;
-      if (r.load(this.#i + HEAD) !== head || this.#stopped) return true;
-    }
     r.exchange(this.#i + READER_SLEEPS, FUTEX);
     if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
       r.exchange(this.#i + READER_SLEEPS, 0);
@@ -450,43 +542,51 @@ export class ShmEndpoint implements ByteSource {
     this.#answered = woke;
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
+      this.stats.napWon++;
       const took = (performance.now() - start) * 1000;
       this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
       return true;
     }
     // The peer did not answer within the budget: hold this thread less (to
     // nothing; every 64th wait then tries 50 µs again), and without the slack.
+    this.stats.napLost++;
     this.#napUs = this.#napUs < 20 ? 0 : this.#napUs / 2;
     restoreTimerSlack();
     return false;
   }
 
   /**
-   * Spins up to the current budget for HEAD to move, yielding to microtasks
+   * Whether this wait spins first: while recent waits were short and the two
+   * sides may run at once (on one CPU a spinner only keeps its peer off it).
+   */
+  #spins(): boolean {
+    // Every 64th wait, look at placement again (it may have changed).
+    if ((++this.#sleeps & 63) === 0) {
+      this.#apart = this.#region.updateAffinity(this.#side);
+    }
+    if (!this.#apart) this.stats.spinSkipApart++;
+    else if (!this.#spinning) this.stats.spinSkipSlow++;
+    return this.#spinning && this.#apart && this.#mayNap();
+  }
+
+  /**
+   * Spins up to {@linkcode SPIN_US} for HEAD to move, yielding to microtasks
    * between looks (the code that will send the next message runs there).
    */
   async #spin(head: number): Promise<boolean> {
     const r = this.#region;
-    // Every 64th wait, look at placement again and, if spinning stopped paying,
-    // try a short spin once more (either may have changed).
-    let budget = this.#spinUs;
-    if ((++this.#sleeps & 63) === 0) {
-      this.#apart = r.updateAffinity(this.#side);
-      if (budget === 0) budget = 10;
-    }
-    if (budget === 0 || !this.#apart || !this.#mayNap()) return false;
-    const start = performance.now();
-    const until = start + budget / 1000;
+    const until = performance.now() + SPIN_US / 1000;
     let looks = 0;
     do {
       await null;
       if (r.load(this.#i + HEAD) !== head || this.#stopped) {
-        const took = (performance.now() - start) * 1000;
-        this.#spinUs = Math.min(SPIN_MAX_US, Math.max(this.#spinUs, 2 * took, 10));
+        this.stats.spinWon++;
         return true;
       }
     } while ((++looks & 15) !== 0 || performance.now() < until);
-    this.#spinUs = this.#spinUs < 5 ? 0 : this.#spinUs / 2;
+    // A lost spin may mean the sides now share a CPU: look before the next one.
+    this.#apart = r.updateAffinity(this.#side);
+    this.stats.spinLost++;
     return false;
   }
 }
