@@ -438,20 +438,27 @@ export class ShmEndpoint implements ByteSource {
   async waitReadable(): Promise<void> {
     const r = this.#region;
     if (++this.stats.waits % 4096 === 0) this.logStats();
+    // One clock reading per look serves the turn rule, the nap and the spin
+    // decision (each reading is a call into the runtime, paid on every wait).
     const start = performance.now();
+    let now = start;
     for (;;) {
       if (r.unmapped) return;
       const head = r.load(this.#i + HEAD);
       if (head !== r.load(this.#i + TAIL)) return this.#waited(start);
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
-      if (!this.#loopTurned()) {
+      if (!this.#loopTurned(now)) {
         this.stats.turnWaits++;
         await this.#turn;
+        now = performance.now();
         continue;
       }
       // Each step is entered only when it will run: an async call that
       // returns at once still costs a promise and a microtask turn per wait.
-      if (this.#spins() && await this.#spin(head)) continue;
+      if (this.#spins()) {
+        if (await this.#spin(head)) continue;
+        now = performance.now();
+      }
       const budget = this.#napBudget();
       if (budget > 0) {
         // First a few microtask turns, where the code that sends the next
@@ -461,7 +468,8 @@ export class ShmEndpoint implements ByteSource {
           await null;
           moved = r.load(this.#i + HEAD) !== head || this.#stopped;
         }
-        if (moved || this.#nap(head, budget)) continue;
+        if (moved || this.#nap(head, budget, now)) continue;
+        now = performance.now();
       }
       // Back to the event loop: its timers get their precision back.
       restoreTimerSlack();
@@ -474,11 +482,14 @@ export class ShmEndpoint implements ByteSource {
       }
       this.stats.doorbell++;
       await this.#sleep();
+      now = performance.now();
     }
   }
 
   /** Counts one wait that ended with bytes; every {@linkcode SPIN_WINDOW} waits, decides on spinning. */
   #waited(start: number): void {
+    // On one CPU nothing spins: the decision would not be used.
+    if (!this.#apart) return;
     if ((performance.now() - start) * 1000 <= SPIN_US) this.#quickWaits++;
     if (++this.#windowWaits < SPIN_WINDOW) return;
     this.#spinning = 2 * this.#quickWaits >= SPIN_WINDOW;
@@ -496,14 +507,14 @@ export class ShmEndpoint implements ByteSource {
    * reader waits for that timer (the loop turns: timers and I/O run) before it
    * looks, spins or naps again.
    */
-  #loopTurned(): boolean {
+  #loopTurned(now: number): boolean {
     if (this.#turnMark === 0) {
-      this.#turnMark = performance.now();
+      this.#turnMark = now;
       this.#turn = new Promise((resolve) => (this.#turned = resolve));
       nextTurn(this.#onTurn);
       return true;
     }
-    return performance.now() - this.#turnMark < HOLD_MS;
+    return now - this.#turnMark < HOLD_MS;
   }
 
   #turnMark = 0;
@@ -527,14 +538,13 @@ export class ShmEndpoint implements ByteSource {
    * while naps end empty (an idle peer), so the event loop is held only while
    * the peer answers quickly (the caller first gives microtasks a few turns).
    */
-  #nap(head: number, budget: number): boolean {
+  #nap(head: number, budget: number, start: number): boolean {
     const r = this.#region;
     r.exchange(this.#i + READER_SLEEPS, FUTEX);
     if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
       r.exchange(this.#i + READER_SLEEPS, 0);
       return true;
     }
-    const start = performance.now();
     // Only a nap right after one that was answered waits with the timer slack:
     // a peer that is slow to answer would otherwise hold this thread until the
     // next tick each time.
