@@ -14,7 +14,12 @@
  *
  * @module
  */
-import { restoreTimerSlack, SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
+import {
+  restoreTimerSlack,
+  SHM_PARENT_SHARED,
+  SHM_RING_BYTES,
+  SHM_WORDS,
+} from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
 import { asciiInto, parseJsonPart } from "./child_channel_ascii.ts";
 import type {
@@ -67,8 +72,6 @@ const HOLD_MS = 1;
 const nextTurn: (fn: () => void) => void =
   (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
     ((fn) => setTimeout(fn, 0));
-/** Parent-side endpoints open in this isolate: a parent naps only while it has one. */
-let parentEndpoints = 0;
 /** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
 const BELL = new Uint8Array([1]);
@@ -160,10 +163,13 @@ export class ShmEndpoint implements ByteSource {
     this.#napMax = options.napMaxUs ?? NAP_MAX_US;
     this.#napUs = Math.min(NAP_START_US, this.#napMax);
     this.#parent = side === "parent";
-    if (this.#parent) parentEndpoints++;
     // With several children or workers, one ring's nap would delay the others.
     this.#mayNap = options.mayNap ??
-      (this.#parent ? () => parentEndpoints === 1 : () => true);
+      (this.#parent ? () => ShmEndpoint.#parents.size === 1 : () => true);
+    if (this.#parent) {
+      ShmEndpoint.#parents.add(this);
+      ShmEndpoint.#publishParents();
+    }
     const out = side === "parent" ? 0 : 1;
     const inn = side === "parent" ? 1 : 0;
     this.#out = region.ring(out);
@@ -378,11 +384,23 @@ export class ShmEndpoint implements ByteSource {
   peerGone(): void {
     this.logStats();
     restoreTimerSlack();
-    if (this.#parent) parentEndpoints--;
+    if (this.#parent) {
+      ShmEndpoint.#parents.delete(this);
+      ShmEndpoint.#publishParents();
+    }
     this.#parent = false;
     this.#stopped = true;
     this.#pending = [];
     this.#wakeAll();
+  }
+
+  /** Parent-side endpoints open in this isolate: a parent spins and naps only while it has one. */
+  static readonly #parents = new Set<ShmEndpoint>();
+
+  /** Tells every parent end's child whether its parent has several (then it does not spin). */
+  static #publishParents(): void {
+    const shared = ShmEndpoint.#parents.size > 1 ? 1 : 0;
+    for (const end of ShmEndpoint.#parents) end.#region.exchange(SHM_PARENT_SHARED, shared);
   }
 
   /** Appends {@linkcode stats} to the file named by `NETCONC_CHANNEL_STATS`, if set. */
@@ -576,7 +594,8 @@ export class ShmEndpoint implements ByteSource {
     }
     if (!this.#apart) this.stats.spinSkipApart++;
     else if (!this.#spinning) this.stats.spinSkipSlow++;
-    return this.#spinning && this.#apart && this.#mayNap();
+    return this.#spinning && this.#apart && this.#mayNap() &&
+      (this.#parent || this.#region.load(SHM_PARENT_SHARED) === 0);
   }
 
   /**
