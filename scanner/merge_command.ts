@@ -11,8 +11,8 @@ import { addOutputOptions, runCommand } from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 import type { Mode } from "../shared/mode.ts";
 import type { EngineName } from "./engines.ts";
-import { formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
-import { hostsOfDocument, mergeHosts } from "./records.ts";
+import { formatGrep, formatTable, parseShow } from "./output.ts";
+import { hostsOfDocument, jsonResults, mergeHosts } from "./records.ts";
 import type { ScanResult } from "./scan_result.ts";
 import { loadServices } from "./services.ts";
 

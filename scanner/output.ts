@@ -1,6 +1,7 @@
 /**
- * Renderings of a scan: an nmap-like table with a summary line, JSON results,
- * CSV and a grepable one-line-per-host format. Pure functions over results.
+ * Renderings of a scan: an nmap-like table with a summary line, CSV and a
+ * grepable one-line-per-host format. Pure functions over results. (The `--json`
+ * results are in `records.ts`: a plain scan never loads what only they need.)
  *
  * @module
  */
@@ -8,7 +9,6 @@ import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./verdict.ts";
 import type { HostResult, PortResult, ScanResult } from "./scan_result.ts";
 import type { UnresolvedTarget } from "./targets.ts";
-import { bannersOf, outcomesOf } from "./records.ts";
 
 /** Parses `--show`: `open`, `all`, or a comma list of states. */
 export function parseShow(text: string): PortState[] {
@@ -25,7 +25,8 @@ export function parseShow(text: string): PortState[] {
   return PORT_STATES.filter((state) => parts.includes(state));
 }
 
-function shownPorts(host: HostResult, show: PortState[]): PortResult[] {
+/** The ports of `host` whose state `--show` lists. */
+export function shownPorts(host: HostResult, show: PortState[]): PortResult[] {
   return host.ports.filter((port) => show.includes(port.state));
 }
 
@@ -92,38 +93,6 @@ export function formatTable(
       (result.interrupted ? " (interrupted: partial results)" : ""),
   );
   return lines.join("\n") + "\n";
-}
-
-/** The `results` of the `--json` document: every host, every shown port, the counts. */
-export function jsonResults(
-  result: ScanResult,
-  show: PortState[],
-  unresolved: UnresolvedTarget[] = [],
-): Record<string, unknown> {
-  return {
-    hosts: result.hosts.map((host) => ({
-      target: host.target,
-      address: host.address,
-      counts: host.counts,
-      ports: shownPorts(host, show),
-      // Every decided port, compactly: what --resume and `scanner merge` read back.
-      outcomes: outcomesOf(host.ports),
-      // What open ports said first (--banners): kept through --resume and merge.
-      ...bannersOf(host.ports),
-    })),
-    unresolved,
-    show,
-    ports_per_host: result.portsPerHost,
-    probes: result.probes,
-    mode: result.mode,
-    engine: result.engine,
-    interrupted: result.interrupted,
-    workers: result.workers,
-    concurrency: result.concurrency,
-    timeout_ms: result.timeoutMs,
-    retries: result.retries,
-    scan_ms: Math.round(result.elapsedMs * 1000) / 1000,
-  };
 }
 
 /** CSV: `host,address,port,state,reason,service`, one row per shown port. */

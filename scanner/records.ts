@@ -9,8 +9,15 @@
  */
 import { UsageError } from "../shared/errors.ts";
 import { PORT_STATES, type PortState } from "./verdict.ts";
-import { countStates, type HostResult, type PortResult, type StateCounts } from "./scan_result.ts";
-import { parsePorts } from "./targets.ts";
+import {
+  countStates,
+  type HostResult,
+  type PortResult,
+  type ScanResult,
+  type StateCounts,
+} from "./scan_result.ts";
+import { parsePorts, type UnresolvedTarget } from "./targets.ts";
+import { shownPorts } from "./output.ts";
 
 /** Every decided port of a host, grouped by `state/reason`, as port lists. */
 export type Outcomes = Record<string, string>;
@@ -226,4 +233,36 @@ export function parseGrepable(text: string): HostRecord[] {
     });
   }
   return hosts;
+}
+
+/** The `results` of the `--json` document: every host, every shown port, the counts. */
+export function jsonResults(
+  result: ScanResult,
+  show: PortState[],
+  unresolved: UnresolvedTarget[] = [],
+): Record<string, unknown> {
+  return {
+    hosts: result.hosts.map((host) => ({
+      target: host.target,
+      address: host.address,
+      counts: host.counts,
+      ports: shownPorts(host, show),
+      // Every decided port, compactly: what --resume and `scanner merge` read back.
+      outcomes: outcomesOf(host.ports),
+      // What open ports said first (--banners): kept through --resume and merge.
+      ...bannersOf(host.ports),
+    })),
+    unresolved,
+    show,
+    ports_per_host: result.portsPerHost,
+    probes: result.probes,
+    mode: result.mode,
+    engine: result.engine,
+    interrupted: result.interrupted,
+    workers: result.workers,
+    concurrency: result.concurrency,
+    timeout_ms: result.timeoutMs,
+    retries: result.retries,
+    scan_ms: Math.round(result.elapsedMs * 1000) / 1000,
+  };
 }

@@ -38,11 +38,18 @@ import {
   topPorts,
   withoutExcluded,
 } from "./selection.ts";
-import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "./output.ts";
+import { formatCsv, formatGrep, formatTable, parseShow } from "./output.ts";
 import { resolveEngine } from "./engines.ts";
 import { DEFAULT_MIN_RTT_MS, parseTiming } from "./timing.ts";
 import { BannerGrabber } from "./banners.ts";
-import { compressPorts, hostsOfDocument, jsonlPort, jsonlSummary, mergeHosts } from "./records.ts";
+import {
+  compressPorts,
+  hostsOfDocument,
+  jsonlPort,
+  jsonlSummary,
+  jsonResults,
+  mergeHosts,
+} from "./records.ts";
 import { loadServices } from "./services.ts";
 import { countStates } from "./scan_result.ts";
 

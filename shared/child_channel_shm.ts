@@ -52,6 +52,13 @@ export const SHM_WORDS = {
   /** The writer waits for the doorbell (ring full). */
   WANTS_SPACE: 48,
 } as const;
+/**
+ * Int32 index (in direction 0's block, free there) of the word a parent sets
+ * while its isolate has several channels open (a pool): its children then do
+ * not spin, since with more workers than CPUs a spinner holds a CPU another
+ * worker (or the parent) needs.
+ */
+export const SHM_PARENT_SHARED = 36;
 // Each side's CPU mask (256 CPUs) for the spin decision, at these Int32 indices.
 const AFFINITY = [56, 120] as const; // the free end of each direction's block
 const AFFINITY_WORDS = 8;

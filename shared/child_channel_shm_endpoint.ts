@@ -14,7 +14,12 @@
  *
  * @module
  */
-import { restoreTimerSlack, SHM_RING_BYTES, SHM_WORDS } from "./child_channel_shm.ts";
+import {
+  restoreTimerSlack,
+  SHM_PARENT_SHARED,
+  SHM_RING_BYTES,
+  SHM_WORDS,
+} from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
 import { asciiInto, parseJsonPart } from "./child_channel_ascii.ts";
 import type {
@@ -67,8 +72,6 @@ const HOLD_MS = 1;
 const nextTurn: (fn: () => void) => void =
   (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ??
     ((fn) => setTimeout(fn, 0));
-/** Parent-side endpoints open in this isolate: a parent naps only while it has one. */
-let parentEndpoints = 0;
 /** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
 const BELL = new Uint8Array([1]);
@@ -160,10 +163,13 @@ export class ShmEndpoint implements ByteSource {
     this.#napMax = options.napMaxUs ?? NAP_MAX_US;
     this.#napUs = Math.min(NAP_START_US, this.#napMax);
     this.#parent = side === "parent";
-    if (this.#parent) parentEndpoints++;
     // With several children or workers, one ring's nap would delay the others.
     this.#mayNap = options.mayNap ??
-      (this.#parent ? () => parentEndpoints === 1 : () => true);
+      (this.#parent ? () => ShmEndpoint.#parents.size === 1 : () => true);
+    if (this.#parent) {
+      ShmEndpoint.#parents.add(this);
+      ShmEndpoint.#publishParents();
+    }
     const out = side === "parent" ? 0 : 1;
     const inn = side === "parent" ? 1 : 0;
     this.#out = region.ring(out);
@@ -378,11 +384,23 @@ export class ShmEndpoint implements ByteSource {
   peerGone(): void {
     this.logStats();
     restoreTimerSlack();
-    if (this.#parent) parentEndpoints--;
+    if (this.#parent) {
+      ShmEndpoint.#parents.delete(this);
+      ShmEndpoint.#publishParents();
+    }
     this.#parent = false;
     this.#stopped = true;
     this.#pending = [];
     this.#wakeAll();
+  }
+
+  /** Parent-side endpoints open in this isolate: a parent spins and naps only while it has one. */
+  static readonly #parents = new Set<ShmEndpoint>();
+
+  /** Tells every parent end's child whether its parent has several (then it does not spin). */
+  static #publishParents(): void {
+    const shared = ShmEndpoint.#parents.size > 1 ? 1 : 0;
+    for (const end of ShmEndpoint.#parents) end.#region.exchange(SHM_PARENT_SHARED, shared);
   }
 
   /** Appends {@linkcode stats} to the file named by `NETCONC_CHANNEL_STATS`, if set. */
@@ -438,20 +456,27 @@ export class ShmEndpoint implements ByteSource {
   async waitReadable(): Promise<void> {
     const r = this.#region;
     if (++this.stats.waits % 4096 === 0) this.logStats();
+    // One clock reading per look serves the turn rule, the nap and the spin
+    // decision (each reading is a call into the runtime, paid on every wait).
     const start = performance.now();
+    let now = start;
     for (;;) {
       if (r.unmapped) return;
       const head = r.load(this.#i + HEAD);
       if (head !== r.load(this.#i + TAIL)) return this.#waited(start);
       if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
-      if (!this.#loopTurned()) {
+      if (!this.#loopTurned(now)) {
         this.stats.turnWaits++;
         await this.#turn;
+        now = performance.now();
         continue;
       }
       // Each step is entered only when it will run: an async call that
       // returns at once still costs a promise and a microtask turn per wait.
-      if (this.#spins() && await this.#spin(head)) continue;
+      if (this.#spins()) {
+        if (await this.#spin(head)) continue;
+        now = performance.now();
+      }
       const budget = this.#napBudget();
       if (budget > 0) {
         // First a few microtask turns, where the code that sends the next
@@ -461,7 +486,8 @@ export class ShmEndpoint implements ByteSource {
           await null;
           moved = r.load(this.#i + HEAD) !== head || this.#stopped;
         }
-        if (moved || this.#nap(head, budget)) continue;
+        if (moved || this.#nap(head, budget, now)) continue;
+        now = performance.now();
       }
       // Back to the event loop: its timers get their precision back.
       restoreTimerSlack();
@@ -474,11 +500,14 @@ export class ShmEndpoint implements ByteSource {
       }
       this.stats.doorbell++;
       await this.#sleep();
+      now = performance.now();
     }
   }
 
   /** Counts one wait that ended with bytes; every {@linkcode SPIN_WINDOW} waits, decides on spinning. */
   #waited(start: number): void {
+    // On one CPU nothing spins: the decision would not be used.
+    if (!this.#apart) return;
     if ((performance.now() - start) * 1000 <= SPIN_US) this.#quickWaits++;
     if (++this.#windowWaits < SPIN_WINDOW) return;
     this.#spinning = 2 * this.#quickWaits >= SPIN_WINDOW;
@@ -496,14 +525,14 @@ export class ShmEndpoint implements ByteSource {
    * reader waits for that timer (the loop turns: timers and I/O run) before it
    * looks, spins or naps again.
    */
-  #loopTurned(): boolean {
+  #loopTurned(now: number): boolean {
     if (this.#turnMark === 0) {
-      this.#turnMark = performance.now();
+      this.#turnMark = now;
       this.#turn = new Promise((resolve) => (this.#turned = resolve));
       nextTurn(this.#onTurn);
       return true;
     }
-    return performance.now() - this.#turnMark < HOLD_MS;
+    return now - this.#turnMark < HOLD_MS;
   }
 
   #turnMark = 0;
@@ -527,14 +556,13 @@ export class ShmEndpoint implements ByteSource {
    * while naps end empty (an idle peer), so the event loop is held only while
    * the peer answers quickly (the caller first gives microtasks a few turns).
    */
-  #nap(head: number, budget: number): boolean {
+  #nap(head: number, budget: number, start: number): boolean {
     const r = this.#region;
     r.exchange(this.#i + READER_SLEEPS, FUTEX);
     if (r.load(this.#i + HEAD) !== head || r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
       r.exchange(this.#i + READER_SLEEPS, 0);
       return true;
     }
-    const start = performance.now();
     // Only a nap right after one that was answered waits with the timer slack:
     // a peer that is slow to answer would otherwise hold this thread until the
     // next tick each time.
@@ -566,7 +594,8 @@ export class ShmEndpoint implements ByteSource {
     }
     if (!this.#apart) this.stats.spinSkipApart++;
     else if (!this.#spinning) this.stats.spinSkipSlow++;
-    return this.#spinning && this.#apart && this.#mayNap();
+    return this.#spinning && this.#apart && this.#mayNap() &&
+      (this.#parent || this.#region.load(SHM_PARENT_SHARED) === 0);
   }
 
   /**

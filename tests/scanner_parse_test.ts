@@ -14,7 +14,8 @@ import {
   shuffled,
 } from "../scanner/targets.ts";
 import { parseServices } from "../scanner/services.ts";
-import { formatCsv, formatGrep, formatTable, jsonResults, parseShow } from "../scanner/output.ts";
+import { formatCsv, formatGrep, formatTable, parseShow } from "../scanner/output.ts";
+import { jsonResults } from "../scanner/records.ts";
 import { countStates, type PortResult, type ScanResult } from "../scanner/scan.ts";
 import { ConnectGate, firedLate } from "../scanner/probe.ts";
 import { connectsPerIsolate } from "../scanner/limits.ts";

@@ -5,7 +5,8 @@ import {
   echoThrough,
   pingPongFor,
 } from "./fixtures/child_channel_entry.ts";
-import { InOrder, jsonExact } from "../shared/thread_channel_sab.ts";
+import { InOrder, jsonExact, sabPort, SabRegion } from "../shared/thread_channel_sab.ts";
+import { SHM_PARENT_SHARED } from "../shared/child_channel_shm.ts";
 
 for (const kind of ["sab", "postmessage"] as const) {
   Deno.test(`thread channel [${kind}]: JSON and other values, bytes both ways, in order`, async () => {
@@ -85,4 +86,17 @@ Deno.test("thread channel: numbered messages are handed on in number order", () 
   order.push(2, "c");
   order.push(4, "e");
   assertEquals(out, ["a", "b", "c", "d", "e"]);
+});
+
+Deno.test("shm/sab endpoint: children are told while their parent has several channels (then they do not spin)", () => {
+  const limits = { maxJson: 1 << 20, maxBinary: 1 << 20 };
+  const first = new SabRegion();
+  const second = new SabRegion();
+  const a = sabPort(first, "parent", limits);
+  assertEquals(first.load(SHM_PARENT_SHARED), 0);
+  const b = sabPort(second, "parent", limits);
+  assertEquals([first.load(SHM_PARENT_SHARED), second.load(SHM_PARENT_SHARED)], [1, 1]);
+  b.dispose();
+  assertEquals(first.load(SHM_PARENT_SHARED), 0);
+  a.dispose();
 });

@@ -63,9 +63,38 @@ export async function sendBlocks(
   let md5: string | undefined;
   let inFlight = 0;
   let next = 0;
-  // One packet buffer, reused: the block is read straight into it after its header
-  // and JSON, and is free again once the socket has taken it.
-  let packet = new Uint8Array(0);
+  // Two packet buffers, reused: a block is read straight into one after its header
+  // and JSON while the other is on the wire. The next packet is built while a reply
+  // is awaited (a socket write goes out as it is called), so in the lockstep the
+  // server's turn hides the client's (JSON, copy, progress).
+  const buffers = [new Uint8Array(0), new Uint8Array(0)];
+  let spare = 0;
+  let ready: { packet: Uint8Array; length: number } | null = null;
+  const prepare = (): { packet: Uint8Array; length: number } => {
+    const index = input.indices[next];
+    const length = blockLength(input.size, input.blockSize, index);
+    const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+    let data: Uint8Array | null = null;
+    if (input.blockMd5) {
+      data = readAtSync(file, index * input.blockSize, length);
+      reader.moved();
+      fields.block_md5 = md5Hex(data);
+    }
+    const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
+    const total = 8 + json.length + length;
+    if (buffers[spare].length < total) buffers[spare] = new Uint8Array(total);
+    const packet = buffers[spare];
+    spare = 1 - spare;
+    const view = new DataView(packet.buffer);
+    view.setUint32(0, json.length);
+    view.setUint32(4, length);
+    packet.set(json, 8);
+    const body = packet.subarray(8 + json.length, total);
+    if (data) body.set(data);
+    else reader.read(body, index * input.blockSize, index);
+    onBlock?.(index, body);
+    return { packet: packet.subarray(0, total), length };
+  };
   const check = (reply: Reply) => {
     if (reply.json.status !== 200) {
       throw new StepStatusError(
@@ -77,31 +106,20 @@ export async function sendBlocks(
     if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
   };
   while (next < input.indices.length || inFlight > 0) {
-    while (inFlight < input.window && next < input.indices.length) {
-      const index = input.indices[next++];
-      const length = blockLength(input.size, input.blockSize, index);
-      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
-      let data: Uint8Array | null = null;
-      if (input.blockMd5) {
-        data = readAtSync(file, index * input.blockSize, length);
-        reader.moved();
-        fields.block_md5 = md5Hex(data);
-      }
-      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
-      const total = 8 + json.length + length;
-      if (packet.length < total) packet = new Uint8Array(total);
-      const view = new DataView(packet.buffer);
-      view.setUint32(0, json.length);
-      view.setUint32(4, length);
-      packet.set(json, 8);
-      const body = packet.subarray(8 + json.length, total);
-      const offset = index * input.blockSize;
-      if (data) body.set(data);
-      else reader.read(body, offset, index);
-      onBlock?.(index, body);
+    while (inFlight < input.window && (ready !== null || next < input.indices.length)) {
+      const { packet, length } = ready ?? prepare();
+      if (ready === null) next++;
+      ready = null;
       await limiter?.take(length);
-      await connection.sendFramed(packet.subarray(0, total), "sending FILE UPLOAD");
+      const sending = connection.sendFramed(packet, "sending FILE UPLOAD");
+      sending.catch(() => {}); // Awaited below; a failed read of the next block must not orphan it.
       inFlight++;
+      // The other buffer is free: fill it while this packet goes out.
+      if (next < input.indices.length) {
+        ready = prepare();
+        next++;
+      }
+      await sending;
     }
     check(await connection.receive("the reply to FILE UPLOAD"));
     inFlight--;

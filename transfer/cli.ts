@@ -23,7 +23,6 @@ import { startProgress } from "../shared/progress.ts";
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_PORT,
-  formatSize,
   MAX_BLOCK_SIZE,
   MIN_BLOCK_SIZE,
   parseSize,
@@ -44,6 +43,7 @@ import { collectUploads, downloadMany, listRemote, type SetResult, uploadMany } 
 import { listText, setProgress, setText } from "./files_cli.ts";
 import { parseRate } from "./rate.ts";
 import { addServeCommand } from "./serve_command.ts";
+import { describeTransfer } from "./fast_start.ts";
 
 const TOOL = "transfer";
 
@@ -229,22 +229,6 @@ async function withProgress(
   } finally {
     (bar as ReturnType<typeof startProgress> | null)?.stop();
   }
-}
-
-function describeTransfer(verb: string, result: TransferResult): string {
-  const seconds = result.elapsedMs / 1000;
-  const rate = seconds > 0 ? result.size / seconds / 1e6 : 0;
-  return [
-    `MD5 (client): ${result.localMd5}`,
-    `MD5 (server): ${result.serverMd5}  ok`,
-    `${verb} '${result.key}' ${result.path === result.key ? "" : `(${result.path}) `}` +
-    `${formatSize(result.size)} in ${result.blocks} blocks of ${result.blockSize} B ` +
-    `(${result.blocksSent} sent this run), ${result.mode}` +
-    `${result.plan === "forced" ? "" : ` (${result.plan} plan)`}` +
-    `${result.streams > 1 ? ` x${result.streams}` : ""}: ${seconds.toFixed(3)} s, ${
-      rate.toFixed(1)
-    } MB/s`,
-  ].join("\n");
 }
 
 /** Parses the command line and runs the tool; returns the exit code. */

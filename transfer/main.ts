@@ -3,7 +3,8 @@
  *
  * The entry is also the worker and child entry: it loads only the registry
  * (registry.ts) before deciding its role, so a worker or child serves its parent
- * without loading the command line; a normal start loads cli.ts.
+ * without loading the command line; a normal start loads cli.ts, unless a plain
+ * `upload` can start without it (fast_start.ts).
  *
  * @module
  */
@@ -11,6 +12,13 @@ import { serveRegistry } from "../shared/registry.ts";
 import { registry } from "./registry.ts";
 
 if (import.meta.main && !serveRegistry(registry)) {
+  // A plain `upload FILE --json` (or `--quiet`) starts without commander (fast_start.ts).
+  const [{ fastUpload }, { toolArgs }] = await Promise.all([
+    import("./fast_start.ts"),
+    import("../shared/cli_run.ts"),
+  ]);
+  const code = await fastUpload(toolArgs());
+  if (code !== null) Deno.exit(code);
   const { runCli } = await import("./cli.ts");
   await runCli();
 }

@@ -6,9 +6,12 @@
  * same as `md5sum`). Otherwise `node:crypto`. Both give the same digest;
  * {@linkcode md5Engine} says which one runs.
  *
+ * `node:crypto` is loaded on first use ({@linkcode nodeCrypto}), not imported:
+ * a static import made every start load Node compatibility (about 40 ms of a
+ * client's start-up here) even when libcrypto does all the hashing.
+ *
  * @module
  */
-import { createHash } from "node:crypto";
 
 /** An incremental MD5. */
 export interface Md5 {
@@ -30,8 +33,8 @@ let libcrypto: Libcrypto | null | undefined;
 function loadLibcrypto(): Libcrypto | null {
   if (libcrypto !== undefined) return libcrypto;
   libcrypto = null;
-  if (Deno.env.get("TRANSFER_MD5") === "node") return null;
   try {
+    if (Deno.env.get("TRANSFER_MD5") === "node") return null;
     if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
     for (const name of ["libcrypto.so.3", "libcrypto.so"]) {
       try {
@@ -65,11 +68,32 @@ class LibcryptoMd5 implements Md5 {
   }
 }
 
+type NodeCrypto = typeof import("node:crypto");
+
+let nodeCryptoModule: NodeCrypto | undefined;
+
+/** `node:crypto`, loaded the first time it is needed (see the module documentation). */
+export function nodeCrypto(): NodeCrypto {
+  nodeCryptoModule ??= (globalThis as unknown as {
+    process: { getBuiltinModule(id: "node:crypto"): NodeCrypto };
+  }).process.getBuiltinModule("node:crypto");
+  return nodeCryptoModule;
+}
+
+const encoder = new TextEncoder();
+
+/** Lowercase hex MD5 of bytes, or of a string's UTF-8 (as `createHash("md5").update`). */
+export function md5Hex(data: string | Uint8Array): string {
+  const md5 = createMd5();
+  md5.update(typeof data === "string" ? encoder.encode(data) : data);
+  return md5.digest();
+}
+
 /** A new incremental MD5 (libcrypto through FFI when possible). */
 export function createMd5(): Md5 {
   const lib = loadLibcrypto();
   if (lib) return new LibcryptoMd5(lib);
-  const hash = createHash("md5");
+  const hash = nodeCrypto().createHash("md5");
   return {
     update: (bytes) => void hash.update(bytes),
     digest: () => hash.digest("hex"),

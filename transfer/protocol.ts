@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { encodeStepParts } from "../shared/codec.ts";
+import { md5Hex } from "./md5.ts";
 
 /** The course's default port. */
 export const DEFAULT_PORT = 1379;
@@ -67,10 +67,8 @@ export type StepJson = Record<string, unknown>;
 
 const encoder = new TextEncoder();
 
-/** Lowercase hex MD5 of text (UTF-8) or bytes. */
-export function md5Hex(data: string | Uint8Array): string {
-  return createHash("md5").update(data).digest("hex");
-}
+/** Lowercase hex MD5 of text (UTF-8) or bytes (libcrypto when FFI is permitted, else node:crypto). */
+export { md5Hex };
 
 /** Number of blocks for a size: ceil(size / blockSize). */
 export function totalBlocks(size: number, blockSize: number): number {

@@ -469,7 +469,8 @@ async function uploadBlock(
     return reply("UPLOAD", 406, "FILE", `The "block_md5" does not match the block.`);
   }
   // A direct write (direct_writer.ts) waits here for a free buffer: the back-pressure.
-  await storage.room(state);
+  const room = storage.room(state);
+  if (room) await room;
   storage.writeBlock(state, index, binary);
   const payload: StepJson = { key, block_index: index };
   let log: string | undefined;

@@ -24,8 +24,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
-import { createMd5, type Md5 } from "./md5.ts";
+import { createMd5, type Md5, nodeCrypto } from "./md5.ts";
 import { blockLength, totalBlocks } from "./protocol.ts";
 import { Scratch } from "./receiver.ts";
 import { type BlockMapScan, scanBlockMap } from "./block_map.ts";
@@ -46,7 +45,7 @@ import { followMinBytes, type HashFollower, startHashFollower } from "./hash_fol
 
 /** A name from the network made safe as one path component. */
 export function safeName(name: string): string {
-  const digest = createHash("sha256").update(name).digest("hex").slice(0, 16);
+  const digest = nodeCrypto().createHash("sha256").update(name).digest("hex").slice(0, 16);
   const readable = name.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 48);
   return `${digest}-${readable}`;
 }
@@ -192,6 +191,18 @@ export class Storage {
 
   /** Paths of a key, creating the user's directories. */
   paths(user: string, key: string): KeyPaths {
+    // Every block of an upload asks for the same key's paths: the last ones are kept
+    // (six new strings and two name lookups per request otherwise).
+    const last = this.#lastPaths;
+    if (last !== null && last.user === user && last.key === key) return last.paths;
+    const paths = this.#pathsOf(user, key);
+    this.#lastPaths = { user, key, paths };
+    return paths;
+  }
+
+  #lastPaths: { user: string; key: string; paths: KeyPaths } | null = null;
+
+  #pathsOf(user: string, key: string): KeyPaths {
     const u = this.#name(user);
     const k = this.#name(key);
     if (!this.#users.has(u)) {

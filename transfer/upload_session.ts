@@ -13,6 +13,8 @@ import type { KeyPaths, Storage, UploadState } from "./storage.ts";
  */
 export class UploadSession {
   readonly #held = new Map<string, UploadState>();
+  /** The upload the last request used (the most recently used entry of `#held`). */
+  #last: UploadState | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastUse = 0;
 
@@ -25,12 +27,17 @@ export class UploadSession {
   /** The upload state of a key, opened if needed, or null when no upload is in progress. */
   upload(paths: KeyPaths): UploadState | null {
     this.#lastUse = Date.now();
+    // The hot path: the same upload as the last request (already most recently used).
+    const last = this.#last;
+    if (last !== null && last.paths === paths && this.storage.current(last)) return last;
+    this.#last = null;
     const held = this.#held.get(paths.plan);
     if (held) {
       if (this.storage.current(held)) {
         // Most recently used last: the first entry is the one to evict.
         this.#held.delete(paths.plan);
         this.#held.set(paths.plan, held);
+        this.#last = held;
         return held;
       }
       this.#held.delete(paths.plan);
@@ -45,6 +52,7 @@ export class UploadSession {
       this.storage.release(evicted);
     }
     this.#arm();
+    this.#last = state;
     return state;
   }
 
@@ -77,5 +85,6 @@ export class UploadSession {
     this.#timer = undefined;
     for (const state of this.#held.values()) this.storage.release(state);
     this.#held.clear();
+    this.#last = null;
   }
 }
