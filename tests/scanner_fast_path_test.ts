@@ -62,8 +62,12 @@ netnsTest(
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    // Generous: the scan waits for 60 s; its first connects are out in milliseconds.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Once its 100 connects are out (sockets open), the scan waits for 60 s: signal then,
+    // with a generous pause for the handlers to go in.
+    for (let i = 0; i < 300 && (await openSockets(child.pid)) < 100; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     child.kill("SIGINT");
     const output = await child.output();
     const stdout = new TextDecoder().decode(output.stdout);
@@ -73,3 +77,20 @@ netnsTest(
     assertEquals(stderr.includes("interrupted by SIGINT"), true, stderr);
   },
 );
+
+/** Sockets a process holds open (its `/proc/PID/fd` links to `socket:`); 0 once it is gone. */
+async function openSockets(pid: number): Promise<number> {
+  let count = 0;
+  try {
+    for await (const entry of Deno.readDir(`/proc/${pid}/fd`)) {
+      try {
+        if ((await Deno.readLink(`/proc/${pid}/fd/${entry.name}`)).startsWith("socket:")) count++;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return count;
+}

@@ -105,7 +105,7 @@ export async function sendBlocks(
     }
     if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
   };
-  while (next < input.indices.length || inFlight > 0) {
+  while (next < input.indices.length || ready !== null || inFlight > 0) {
     while (inFlight < input.window && (ready !== null || next < input.indices.length)) {
       const { packet, length } = ready ?? prepare();
       if (ready === null) next++;
