@@ -78,6 +78,14 @@ const nextTurn: (fn: () => void) => void =
 const SCRATCH_BYTES = 64 * 1024;
 /** JSON parts up to this size are copied into the ring byte by byte (no subarray to allocate). */
 const INLINE_JSON_BYTES = 256;
+/**
+ * Binary parts up to this size are read into a new `Uint8Array(n)`, which V8
+ * keeps in its heap (its `typed_array_max_size_in_heap`); larger ones are
+ * sliced out of the ring (a backing store either way, without zeroing it).
+ */
+const SMALL_BINARY_BYTES = 64;
+/** Awaited for a microtask turn: awaiting a settled promise allocates no new one. */
+const SETTLED = Promise.resolve();
 const BELL = new Uint8Array([1]);
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
@@ -108,6 +116,12 @@ export interface WaitStats {
 
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
+
+/** How a port reads packets with {@linkcode ShmEndpoint.readPacket} (one object per port). */
+export interface PacketRead {
+  limits: StepLimits;
+  slow: SlowRead;
+}
 
 /** What a port does when {@linkcode ShmEndpoint.readPacket}'s fast path cannot read. */
 export interface SlowRead {
@@ -383,7 +397,11 @@ export class ShmEndpoint implements ByteSource {
     }
     const binaryAt = (tail + STEP_HEADER_SIZE + jsonLength) & MASK;
     let binary: Uint8Array;
-    if (binaryAt + binaryLength <= SHM_RING_BYTES) {
+    if (binaryLength <= SMALL_BINARY_BYTES && binaryAt + binaryLength <= SHM_RING_BYTES) {
+      // Small enough for V8 to keep in its heap (no backing store to allocate and free).
+      binary = new Uint8Array(binaryLength);
+      for (let i = 0; i < binaryLength; i++) binary[i] = ring[binaryAt + i];
+    } else if (binaryAt + binaryLength <= SHM_RING_BYTES) {
       binary = ring.slice(binaryAt, binaryAt + binaryLength);
     } else {
       binary = new Uint8Array(binaryLength);
@@ -521,22 +539,22 @@ export class ShmEndpoint implements ByteSource {
   /**
    * The next packet: {@linkcode tryReadPacket}, after waiting for bytes as
    * {@linkcode waitReadable} when the ring is empty, in one async call (a
-   * port's read costs one promise per packet, not a chain); `slow` reads what
-   * the fast path cannot and ends the port on an error.
+   * port's read costs one promise per packet, not a chain); `read.slow` reads
+   * what the fast path cannot and ends the port on an error.
    */
-  readPacket(limits: StepLimits, slow: SlowRead): Promise<StepPacket | null> {
+  readPacket(read: PacketRead): Promise<StepPacket | null> {
     let got: ShmPacketRead;
     try {
-      got = this.tryReadPacket(limits);
+      got = this.tryReadPacket(read.limits);
     } catch (error) {
-      return Promise.reject(slow.failed(error));
+      return Promise.reject(read.slow.failed(error));
     }
-    if (got === "wait") return this.#wait({ limits, slow });
-    return got === "stream" ? slow.stream() : Promise.resolve(got);
+    if (got === "wait") return this.#wait(read);
+    return got === "stream" ? read.slow.stream() : Promise.resolve(got);
   }
 
   /** Waits for bytes; with `read`, then reads the packet as {@linkcode readPacket}. */
-  async #wait(read: { limits: StepLimits; slow: SlowRead } | null): Promise<StepPacket | null> {
+  async #wait(read: PacketRead | null): Promise<StepPacket | null> {
     const r = this.#region;
     if (++this.stats.waits % 4096 === 0) this.logStats();
     // One clock reading per look serves the turn rule, the nap and the spin
@@ -579,7 +597,7 @@ export class ShmEndpoint implements ByteSource {
         // message runs (napping before it would only delay that message).
         let moved = false;
         for (let i = 0; i < 4 && !moved; i++) {
-          await null;
+          await SETTLED;
           moved = r.load(this.#i + HEAD) !== head || this.#stopped;
         }
         if (moved || this.#nap(head, budget, now)) continue;
@@ -706,7 +724,7 @@ export class ShmEndpoint implements ByteSource {
     const until = performance.now() + SPIN_US / 1000;
     let looks = 0;
     do {
-      await null;
+      await SETTLED;
       if (r.load(this.#i + HEAD) !== head || this.#stopped) {
         this.stats.spinWon++;
         return true;
@@ -754,12 +772,13 @@ export function shmPort(
       return error;
     },
   };
+  const read: PacketRead = { limits, slow };
   return {
     kind,
     send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
     read() {
       if (ended) return Promise.resolve(null);
-      return reader.buffered === 0 ? endpoint.readPacket(limits, slow) : slow.stream();
+      return reader.buffered === 0 ? endpoint.readPacket(read) : slow.stream();
     },
     closeWrite,
     flush: () => endpoint.flushed(),
