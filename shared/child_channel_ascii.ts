@@ -6,6 +6,7 @@
  * @module
  */
 import { parseStepJson } from "./codec.ts";
+import { NULL_MESSAGE_TEXT } from "./child_channel_port.ts";
 
 /** Parts up to this many bytes take the ASCII shortcut (no text codec call). */
 const ASCII_SHORTCUT = 512;
@@ -45,4 +46,46 @@ export function parseJsonPart(bytes: Uint8Array): Record<string, unknown> {
     }
   }
   return parseStepJson(bytes);
+}
+
+/**
+ * {@linkcode parseJsonPart} over bytes in place (`bytes[at..at+n)`, e.g. in a
+ * ring), remembering the text of the last short ASCII part: a channel's
+ * envelopes mostly repeat (`{"t":"m","data":null}` before every binary
+ * message), and comparing the bytes with the last ones costs less than making
+ * the string again. Each call still parses a new object.
+ */
+export class JsonPartReader {
+  readonly #key = new Uint8Array(ASCII_SHORTCUT);
+  #keyLength = -1;
+  #text = "";
+
+  /** The JSON object in `bytes[at..at+n)`; errors as {@linkcode parseJsonPart}'s. */
+  parse(bytes: Uint8Array, at: number, n: number): Record<string, unknown> {
+    if (n > ASCII_SHORTCUT) return parseJsonPart(bytes.subarray(at, at + n));
+    const key = this.#key;
+    let same = n === this.#keyLength;
+    for (let i = 0; same && i < n; i++) same = key[i] === bytes[at + i];
+    if (!same) {
+      for (let i = 0; i < n; i++) {
+        const code = bytes[at + i];
+        if (code > 0x7f) {
+          this.#keyLength = -1;
+          return parseStepJson(bytes.subarray(at, at + n));
+        }
+        key[i] = code;
+      }
+      this.#keyLength = n;
+      this.#text = String.fromCharCode.apply(null, key.subarray(0, n) as unknown as number[]);
+    }
+    // The commonest envelope, made without parsing (the same object JSON.parse makes).
+    if (this.#text === NULL_MESSAGE_TEXT) return { t: "m", data: null };
+    try {
+      const value = JSON.parse(this.#text);
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
+    } catch {
+      // parseStepJson names the error.
+    }
+    return parseStepJson(bytes.subarray(at, at + n));
+  }
 }

@@ -7,6 +7,15 @@
  */
 import type { StepPacket } from "./codec.ts";
 
+/**
+ * The envelope of a message with no JSON data (a binary message), one frozen
+ * object: a port that sees it writes {@linkcode NULL_MESSAGE_TEXT} without
+ * serialising it, and reads that text back as a new equal object without parsing.
+ */
+export const NULL_MESSAGE: Readonly<{ t: "m"; data: null }> = Object.freeze({ t: "m", data: null });
+/** {@linkcode NULL_MESSAGE} as JSON. */
+export const NULL_MESSAGE_TEXT = JSON.stringify(NULL_MESSAGE);
+
 /** A kind of parent–child channel. */
 export type ChannelKind = "pipes" | "unix" | "shm";
 

@@ -191,6 +191,8 @@ export function restoreTimerSlack(): void {
 }
 
 const napTimespec = new BigInt64Array(2);
+/** The nap length (µs) `napTimespec` holds. */
+let napTimespecUs = -1;
 let napTimespecPointer: Deno.PointerValue = null;
 
 /** One mapped region and both directions' rings in it. */
@@ -298,7 +300,11 @@ export class ShmRegion {
    */
   nap(index: number, seen: number, us: number, slack: boolean): boolean {
     if (this.#unmapped) return false;
-    napTimespec[1] = BigInt(Math.round(us * 1000));
+    if (us !== napTimespecUs) {
+      // Set only when it changes: a BigInt to allocate otherwise on every nap.
+      napTimespec[1] = BigInt(Math.round(us * 1000));
+      napTimespecUs = us;
+    }
     napTimespecPointer ??= Deno.UnsafePointer.of(napTimespec);
     const address = this.#address(index);
     if (slack) raiseNapSlack();

@@ -21,13 +21,15 @@ import {
   SHM_WORDS,
 } from "./child_channel_shm.ts";
 import { BufferedReader, type ByteSource } from "./reader.ts";
-import { asciiInto, parseJsonPart } from "./child_channel_ascii.ts";
-import type {
-  Doorbell,
-  EndpointOptions,
-  PacketPort,
-  PortKind,
-  RingRegion,
+import { asciiInto, JsonPartReader, parseJsonPart } from "./child_channel_ascii.ts";
+import {
+  type Doorbell,
+  type EndpointOptions,
+  NULL_MESSAGE,
+  NULL_MESSAGE_TEXT,
+  type PacketPort,
+  type PortKind,
+  type RingRegion,
 } from "./child_channel_port.ts";
 import {
   decodeStepHeader,
@@ -74,6 +76,16 @@ const nextTurn: (fn: () => void) => void =
     ((fn) => setTimeout(fn, 0));
 /** JSON parts up to this size (UTF-8, worst case) are encoded without allocating. */
 const SCRATCH_BYTES = 64 * 1024;
+/** JSON parts up to this size are copied into the ring byte by byte (no subarray to allocate). */
+const INLINE_JSON_BYTES = 256;
+/**
+ * Binary parts up to this size are read into a new `Uint8Array(n)`, which V8
+ * keeps in its heap (its `typed_array_max_size_in_heap`); larger ones are
+ * sliced out of the ring (a backing store either way, without zeroing it).
+ */
+const SMALL_BINARY_BYTES = 64;
+/** Awaited for a microtask turn: awaiting a settled promise allocates no new one. */
+const SETTLED = Promise.resolve();
 const BELL = new Uint8Array([1]);
 const EMPTY = new Uint8Array(0);
 const encoder = new TextEncoder();
@@ -104,6 +116,20 @@ export interface WaitStats {
 
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
+
+/** How a port reads packets with {@linkcode ShmEndpoint.readPacket} (one object per port). */
+export interface PacketRead {
+  limits: StepLimits;
+  slow: SlowRead;
+}
+
+/** What a port does when {@linkcode ShmEndpoint.readPacket}'s fast path cannot read. */
+export interface SlowRead {
+  /** Reads the next packet through the byte stream (a packet in pieces, or the end). */
+  stream(): Promise<StepPacket | null>;
+  /** Ends the port after a bad packet; returns the error to throw. */
+  failed(error: unknown): unknown;
+}
 
 /**
  * One side of the region: writes into one direction and reads the other, with
@@ -151,6 +177,10 @@ export class ShmEndpoint implements ByteSource {
   readonly #scratch = new Uint8Array(SCRATCH_BYTES);
   readonly #scratchView = new DataView(this.#scratch.buffer);
   readonly #header = new Uint8Array(STEP_HEADER_SIZE);
+  /** The JSON text whose bytes the scratch holds after its header, and their count. */
+  #scratchText = "";
+  #scratchLength = 0;
+  readonly #json = new JsonPartReader();
 
   constructor(
     region: RingRegion,
@@ -279,23 +309,46 @@ export class ShmEndpoint implements ByteSource {
    */
   writePacket(envelope: Record<string, unknown>, binary: Uint8Array = EMPTY): void {
     if (this.#stopped || this.#closeAfterFlush || this.#region.unmapped) return;
-    const text = JSON.stringify(envelope);
+    const text = envelope === NULL_MESSAGE ? NULL_MESSAGE_TEXT : JSON.stringify(envelope);
     if (this.#pending.length > 0 || text.length * 3 > SCRATCH_BYTES - STEP_HEADER_SIZE) {
       return this.write(encodeStepPacket(envelope, binary));
     }
-    const into = this.#scratch.subarray(STEP_HEADER_SIZE);
-    let written = asciiInto(text, into);
-    if (written < 0) written = encoder.encodeInto(text, into).written;
-    const front = STEP_HEADER_SIZE + written;
-    if (this.#free() < front + binary.length) {
-      return this.write(encodeStepPacket(envelope, binary));
+    // The scratch keeps the last JSON part's bytes: envelopes mostly repeat.
+    let written = this.#scratchLength;
+    if (text !== this.#scratchText) {
+      const into = this.#scratch.subarray(STEP_HEADER_SIZE);
+      written = asciiInto(text, into);
+      if (written < 0) written = encoder.encodeInto(text, into).written;
+      this.#scratchText = text;
+      this.#scratchLength = written;
     }
-    this.#scratchView.setUint32(0, written);
-    this.#scratchView.setUint32(4, binary.length);
+    const front = STEP_HEADER_SIZE + written;
+    const size = front + binary.length;
+    if (this.#free() < size) return this.write(encodeStepPacket(envelope, binary));
     const head = this.#region.load(this.#o + HEAD) >>> 0;
-    this.#copyIn(head, this.#scratch.subarray(0, front));
-    if (binary.length > 0) this.#copyIn(head + front, binary);
-    this.#publish(head + front + binary.length);
+    const at = head & MASK;
+    if (at + size <= SHM_RING_BYTES && written <= INLINE_JSON_BYTES) {
+      // The whole packet in one piece: header and JSON written in place.
+      const out = this.#out;
+      const scratch = this.#scratch;
+      const binaryLength = binary.length;
+      out[at] = written >>> 24;
+      out[at + 1] = written >>> 16;
+      out[at + 2] = written >>> 8;
+      out[at + 3] = written;
+      out[at + 4] = binaryLength >>> 24;
+      out[at + 5] = binaryLength >>> 16;
+      out[at + 6] = binaryLength >>> 8;
+      out[at + 7] = binaryLength;
+      for (let i = STEP_HEADER_SIZE; i < front; i++) out[at + i] = scratch[i];
+      if (binaryLength > 0) out.set(binary, at + front);
+    } else {
+      this.#scratchView.setUint32(0, written);
+      this.#scratchView.setUint32(4, binary.length);
+      this.#copyIn(head, this.#scratch.subarray(0, front));
+      if (binary.length > 0) this.#copyIn(head + front, binary);
+    }
+    this.#publish(head + size);
   }
 
   /**
@@ -313,21 +366,47 @@ export class ShmEndpoint implements ByteSource {
       return r.load(this.#i + CLOSED) !== 0 || this.#stopped ? "stream" : "wait";
     }
     if (available < STEP_HEADER_SIZE) return "stream";
-    this.#copyOut(tail, STEP_HEADER_SIZE, this.#header);
-    const { jsonLength, binaryLength } = decodeStepHeader(this.#header, limits);
+    const ring = this.#in;
+    const at = tail & MASK;
+    let jsonLength: number;
+    let binaryLength: number;
+    if (at + STEP_HEADER_SIZE <= SHM_RING_BYTES) {
+      // The header in one piece: read in place (big-endian, as decodeStepHeader).
+      jsonLength =
+        ((ring[at] << 24) | (ring[at + 1] << 16) | (ring[at + 2] << 8) | ring[at + 3]) >>>
+        0;
+      binaryLength =
+        ((ring[at + 4] << 24) | (ring[at + 5] << 16) | (ring[at + 6] << 8) | ring[at + 7]) >>> 0;
+      if (jsonLength > limits.maxJson || binaryLength > limits.maxBinary) {
+        decodeStepHeader(ring.subarray(at, at + STEP_HEADER_SIZE), limits); // throws
+      }
+    } else {
+      this.#copyOut(tail, STEP_HEADER_SIZE, this.#header);
+      ({ jsonLength, binaryLength } = decodeStepHeader(this.#header, limits));
+    }
     const total = STEP_HEADER_SIZE + jsonLength + binaryLength;
     if (available < total) return "stream";
     const jsonAt = (tail + STEP_HEADER_SIZE) & MASK;
-    let jsonBytes: Uint8Array;
+    let json: Record<string, unknown>;
     if (jsonAt + jsonLength <= SHM_RING_BYTES) {
-      jsonBytes = this.#in.subarray(jsonAt, jsonAt + jsonLength);
+      json = this.#json.parse(ring, jsonAt, jsonLength);
     } else {
-      jsonBytes = new Uint8Array(jsonLength);
+      const jsonBytes = new Uint8Array(jsonLength);
       this.#copyOut(jsonAt, jsonLength, jsonBytes);
+      json = parseJsonPart(jsonBytes);
     }
-    const json = parseJsonPart(jsonBytes);
-    const binary = new Uint8Array(binaryLength);
-    if (binaryLength > 0) this.#copyOut(tail + STEP_HEADER_SIZE + jsonLength, binaryLength, binary);
+    const binaryAt = (tail + STEP_HEADER_SIZE + jsonLength) & MASK;
+    let binary: Uint8Array;
+    if (binaryLength <= SMALL_BINARY_BYTES && binaryAt + binaryLength <= SHM_RING_BYTES) {
+      // Small enough for V8 to keep in its heap (no backing store to allocate and free).
+      binary = new Uint8Array(binaryLength);
+      for (let i = 0; i < binaryLength; i++) binary[i] = ring[binaryAt + i];
+    } else if (binaryAt + binaryLength <= SHM_RING_BYTES) {
+      binary = ring.slice(binaryAt, binaryAt + binaryLength);
+    } else {
+      binary = new Uint8Array(binaryLength);
+      this.#copyOut(binaryAt, binaryLength, binary);
+    }
     r.exchange(this.#i + TAIL, (tail + total) | 0);
     if (r.exchange(this.#i + WANTS_SPACE, 0) !== 0) this.#ring();
     return { json, binary };
@@ -454,6 +533,28 @@ export class ShmEndpoint implements ByteSource {
 
   /** Resolves once the incoming ring holds bytes, or the peer ended or went. */
   async waitReadable(): Promise<void> {
+    await this.#wait(null);
+  }
+
+  /**
+   * The next packet: {@linkcode tryReadPacket}, after waiting for bytes as
+   * {@linkcode waitReadable} when the ring is empty, in one async call (a
+   * port's read costs one promise per packet, not a chain); `read.slow` reads
+   * what the fast path cannot and ends the port on an error.
+   */
+  readPacket(read: PacketRead): Promise<StepPacket | null> {
+    let got: ShmPacketRead;
+    try {
+      got = this.tryReadPacket(read.limits);
+    } catch (error) {
+      return Promise.reject(read.slow.failed(error));
+    }
+    if (got === "wait") return this.#wait(read);
+    return got === "stream" ? read.slow.stream() : Promise.resolve(got);
+  }
+
+  /** Waits for bytes; with `read`, then reads the packet as {@linkcode readPacket}. */
+  async #wait(read: PacketRead | null): Promise<StepPacket | null> {
     const r = this.#region;
     if (++this.stats.waits % 4096 === 0) this.logStats();
     // One clock reading per look serves the turn rule, the nap and the spin
@@ -461,10 +562,23 @@ export class ShmEndpoint implements ByteSource {
     const start = performance.now();
     let now = start;
     for (;;) {
-      if (r.unmapped) return;
+      if (r.unmapped) return read === null ? null : read.slow.stream();
       const head = r.load(this.#i + HEAD);
-      if (head !== r.load(this.#i + TAIL)) return this.#waited(start);
-      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
+      if (head !== r.load(this.#i + TAIL)) {
+        this.#waited(start);
+        if (read === null) return null;
+        let got: ShmPacketRead;
+        try {
+          got = this.tryReadPacket(read.limits);
+        } catch (error) {
+          throw read.slow.failed(error);
+        }
+        if (got === "wait") continue;
+        return got === "stream" ? read.slow.stream() : got;
+      }
+      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
+        return read === null ? null : read.slow.stream();
+      }
       if (!this.#loopTurned(now)) {
         this.stats.turnWaits++;
         await this.#turn;
@@ -483,7 +597,7 @@ export class ShmEndpoint implements ByteSource {
         // message runs (napping before it would only delay that message).
         let moved = false;
         for (let i = 0; i < 4 && !moved; i++) {
-          await null;
+          await SETTLED;
           moved = r.load(this.#i + HEAD) !== head || this.#stopped;
         }
         if (moved || this.#nap(head, budget, now)) continue;
@@ -571,8 +685,11 @@ export class ShmEndpoint implements ByteSource {
     r.exchange(this.#i + READER_SLEEPS, 0);
     if (woke) {
       this.stats.napWon++;
-      const took = (performance.now() - start) * 1000;
-      this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
+      // At its largest the budget cannot grow: no clock reading then.
+      if (this.#napUs < this.#napMax) {
+        const took = (performance.now() - start) * 1000;
+        this.#napUs = Math.min(this.#napMax, Math.max(this.#napUs, 4 * took, 50));
+      }
       return true;
     }
     // The peer did not answer within the budget: hold this thread less (to
@@ -607,7 +724,7 @@ export class ShmEndpoint implements ByteSource {
     const until = performance.now() + SPIN_US / 1000;
     let looks = 0;
     do {
-      await null;
+      await SETTLED;
       if (r.load(this.#i + HEAD) !== head || this.#stopped) {
         this.stats.spinWon++;
         return true;
@@ -639,29 +756,29 @@ export function shmPort(
     ended = true;
     onEnd();
   };
-  return {
-    kind,
-    send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
-    async read() {
-      if (ended) return null;
+  const slow: SlowRead = {
+    async stream() {
       try {
-        for (;;) {
-          if (reader.buffered === 0) {
-            const got = endpoint.tryReadPacket(limits);
-            if (got === "wait") {
-              await endpoint.waitReadable();
-              continue;
-            }
-            if (got !== "stream") return got;
-          }
-          const packet = await reader.readStepPacket(limits);
-          if (packet === null) end();
-          return packet;
-        }
+        const packet = await reader.readStepPacket(limits);
+        if (packet === null) end();
+        return packet;
       } catch (error) {
         end();
         throw error;
       }
+    },
+    failed(error) {
+      end();
+      return error;
+    },
+  };
+  const read: PacketRead = { limits, slow };
+  return {
+    kind,
+    send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
+    read() {
+      if (ended) return Promise.resolve(null);
+      return reader.buffered === 0 ? endpoint.readPacket(read) : slow.stream();
     },
     closeWrite,
     flush: () => endpoint.flushed(),

@@ -28,7 +28,7 @@ import {
 } from "./child_channel.ts";
 import { type ErrorInfo, fromErrorInfo, toErrorInfo, WorkerCrashError } from "./errors.ts";
 import { CHILD_FLAG, inChildRole, isWorkerScope } from "./role.ts";
-import type { ThreadChannelKind } from "./child_channel_port.ts";
+import { NULL_MESSAGE, type ThreadChannelKind } from "./child_channel_port.ts";
 import {
   defaultThreadChannel,
   SabRegion,
@@ -232,7 +232,9 @@ function hostChild(): void {
     const port = await openParentPort();
     const post = (envelope: Envelope, bytes?: Uint8Array) =>
       port.send(envelope as Record<string, unknown>, bytes);
-    const channel = new QueueChannel((data, bytes) => post({ t: "m", data }, bytes));
+    const channel = new QueueChannel((data, bytes) =>
+      post(data === null ? NULL_MESSAGE : { t: "m", data }, bytes)
+    );
     post({ t: "ready", pid: Deno.pid });
     let started: Promise<void> | null = null;
     for (;;) {
@@ -528,7 +530,10 @@ async function spawnChild(options: SpawnOptions): Promise<Spawned> {
   const post = (envelope: Envelope, bytes?: Uint8Array) => {
     if (stdinOpen) port.send(envelope as Record<string, unknown>, bytes);
   };
-  const channel = new QueueChannel((data, bytes) => post({ t: "m", data }, bytes));
+  // A message without data reuses one frozen envelope (the port writes it without JSON.stringify).
+  const channel = new QueueChannel((data, bytes) =>
+    post(data === null ? NULL_MESSAGE : { t: "m", data }, bytes)
+  );
   let result: { ok: true; value: unknown } | { ok: false; error: Error } | undefined;
   let ready!: () => void;
   const readyPromise = new Promise<void>((resolve) => (ready = resolve));

@@ -19,6 +19,10 @@ if (import.meta.main && !serveRegistry(registry)) {
   ]);
   const code = await fastUpload(toolArgs());
   if (code !== null) Deno.exit(code);
-  const { runCli } = await import("./cli.ts");
+  // Not a literal import: Deno would otherwise resolve the command line's npm packages
+  // (commander, cli-progress, vega...) in the background of every start, ~10-25 ms of
+  // this thread during the fast start's first connect (tools/build.ts makes it literal
+  // again for the bundle).
+  const { runCli } = await (import(String("./cli.ts")) as Promise<typeof import("./cli.ts")>);
   await runCli();
 }

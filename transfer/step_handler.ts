@@ -127,6 +127,7 @@ export async function stepConnection(
     session,
     scratch: blocks,
     tokens: new Map<string, string>(),
+    markAfterReply: true,
   };
   try {
     for (;;) {
@@ -165,7 +166,18 @@ export async function stepConnection(
         const status = outcome.reply?.json.status;
         log(outcome.log, typeof status === "number" && status >= 400 ? "error" : "info");
       }
-      if (outcome.reply) await send(outcome.reply.json, outcome.reply.binary);
+      // A socket write goes out as it is called: what `after` holds (a block's map
+      // byte, writeback, hash step) runs during the client's turn, never after the
+      // next request is read.
+      const sending = outcome.reply ? send(outcome.reply.json, outcome.reply.binary) : null;
+      sending?.catch(() => {});
+      try {
+        outcome.after?.();
+      } catch (error) {
+        // The block is in the file but not in the map: a resume sends it again.
+        log(`marking a block failed: ${errorMessage(error)}`, "error");
+      }
+      await sending;
       if (outcome.close) break;
     }
   } catch (error) {
