@@ -80,8 +80,8 @@ const SCRATCH_BYTES = 64 * 1024;
 const INLINE_JSON_BYTES = 256;
 /**
  * Binary parts up to this size are read into a new `Uint8Array(n)`, which V8
- * keeps in its heap (its `typed_array_max_size_in_heap`); larger ones are
- * sliced out of the ring (a backing store either way, without zeroing it).
+ * keeps in its heap (its `typed_array_max_size_in_heap`), byte by byte;
+ * larger ones with one copy (`slice` of the ring measured slower at 4 KiB).
  */
 const SMALL_BINARY_BYTES = 64;
 /** Awaited for a microtask turn: awaiting a settled promise allocates no new one. */
@@ -116,20 +116,6 @@ export interface WaitStats {
 
 /** What {@linkcode ShmEndpoint.tryReadPacket} found. */
 export type ShmPacketRead = StepPacket | "wait" | "stream";
-
-/** How a port reads packets with {@linkcode ShmEndpoint.readPacket} (one object per port). */
-export interface PacketRead {
-  limits: StepLimits;
-  slow: SlowRead;
-}
-
-/** What a port does when {@linkcode ShmEndpoint.readPacket}'s fast path cannot read. */
-export interface SlowRead {
-  /** Reads the next packet through the byte stream (a packet in pieces, or the end). */
-  stream(): Promise<StepPacket | null>;
-  /** Ends the port after a bad packet; returns the error to throw. */
-  failed(error: unknown): unknown;
-}
 
 /**
  * One side of the region: writes into one direction and reads the other, with
@@ -401,8 +387,6 @@ export class ShmEndpoint implements ByteSource {
       // Small enough for V8 to keep in its heap (no backing store to allocate and free).
       binary = new Uint8Array(binaryLength);
       for (let i = 0; i < binaryLength; i++) binary[i] = ring[binaryAt + i];
-    } else if (binaryAt + binaryLength <= SHM_RING_BYTES) {
-      binary = ring.slice(binaryAt, binaryAt + binaryLength);
     } else {
       binary = new Uint8Array(binaryLength);
       this.#copyOut(binaryAt, binaryLength, binary);
@@ -533,28 +517,6 @@ export class ShmEndpoint implements ByteSource {
 
   /** Resolves once the incoming ring holds bytes, or the peer ended or went. */
   async waitReadable(): Promise<void> {
-    await this.#wait(null);
-  }
-
-  /**
-   * The next packet: {@linkcode tryReadPacket}, after waiting for bytes as
-   * {@linkcode waitReadable} when the ring is empty, in one async call (a
-   * port's read costs one promise per packet, not a chain); `read.slow` reads
-   * what the fast path cannot and ends the port on an error.
-   */
-  readPacket(read: PacketRead): Promise<StepPacket | null> {
-    let got: ShmPacketRead;
-    try {
-      got = this.tryReadPacket(read.limits);
-    } catch (error) {
-      return Promise.reject(read.slow.failed(error));
-    }
-    if (got === "wait") return this.#wait(read);
-    return got === "stream" ? read.slow.stream() : Promise.resolve(got);
-  }
-
-  /** Waits for bytes; with `read`, then reads the packet as {@linkcode readPacket}. */
-  async #wait(read: PacketRead | null): Promise<StepPacket | null> {
     const r = this.#region;
     if (++this.stats.waits % 4096 === 0) this.logStats();
     // One clock reading per look serves the turn rule, the nap and the spin
@@ -562,23 +524,10 @@ export class ShmEndpoint implements ByteSource {
     const start = performance.now();
     let now = start;
     for (;;) {
-      if (r.unmapped) return read === null ? null : read.slow.stream();
+      if (r.unmapped) return;
       const head = r.load(this.#i + HEAD);
-      if (head !== r.load(this.#i + TAIL)) {
-        this.#waited(start);
-        if (read === null) return null;
-        let got: ShmPacketRead;
-        try {
-          got = this.tryReadPacket(read.limits);
-        } catch (error) {
-          throw read.slow.failed(error);
-        }
-        if (got === "wait") continue;
-        return got === "stream" ? read.slow.stream() : got;
-      }
-      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) {
-        return read === null ? null : read.slow.stream();
-      }
+      if (head !== r.load(this.#i + TAIL)) return this.#waited(start);
+      if (r.load(this.#i + CLOSED) !== 0 || this.#stopped) return;
       if (!this.#loopTurned(now)) {
         this.stats.turnWaits++;
         await this.#turn;
@@ -756,29 +705,29 @@ export function shmPort(
     ended = true;
     onEnd();
   };
-  const slow: SlowRead = {
-    async stream() {
+  return {
+    kind,
+    send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
+    async read() {
+      if (ended) return null;
       try {
-        const packet = await reader.readStepPacket(limits);
-        if (packet === null) end();
-        return packet;
+        for (;;) {
+          if (reader.buffered === 0) {
+            const got = endpoint.tryReadPacket(limits);
+            if (got === "wait") {
+              await endpoint.waitReadable();
+              continue;
+            }
+            if (got !== "stream") return got;
+          }
+          const packet = await reader.readStepPacket(limits);
+          if (packet === null) end();
+          return packet;
+        }
       } catch (error) {
         end();
         throw error;
       }
-    },
-    failed(error) {
-      end();
-      return error;
-    },
-  };
-  const read: PacketRead = { limits, slow };
-  return {
-    kind,
-    send: (envelope, bytes) => endpoint.writePacket(envelope, bytes),
-    read() {
-      if (ended) return Promise.resolve(null);
-      return reader.buffered === 0 ? endpoint.readPacket(read) : slow.stream();
     },
     closeWrite,
     flush: () => endpoint.flushed(),
