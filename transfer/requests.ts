@@ -68,8 +68,6 @@ export interface RequestContext {
   scratch: Scratch;
   /** Tokens this connection sent that verified, and their users. */
   tokens?: Map<string, string>;
-  /** The caller runs `Outcome.after` once the reply is sent (step_handler.ts does). */
-  markAfterReply?: boolean;
 }
 
 /** What the server does with one request. */
@@ -80,12 +78,6 @@ export interface Outcome {
   close?: boolean;
   /** Log line, or absent for the routine blocks of an upload or download. */
   log?: string;
-  /**
-   * Work to run once the reply is on its way, before the next request is read
-   * (a block's bookkeeping: see `Storage.writeBlockUnmarked`). Only with
-   * `RequestContext.markAfterReply`.
-   */
-  after?: () => void;
 }
 
 /** Most missing ranges a STATUS reply lists (the client asks again after sending them). */
@@ -361,7 +353,7 @@ async function fileRequest(
   const paths = storage.paths(user, key);
   switch (operation) {
     case "UPLOAD":
-      return await uploadBlock(session, paths, key, json, binary, reply, context.markAfterReply);
+      return await uploadBlock(session, paths, key, json, binary, reply);
     case "GET":
       return await downloadPlan(storage, paths, key, json, reply);
     case "DOWNLOAD":
@@ -448,7 +440,6 @@ async function uploadBlock(
   json: StepJson,
   binary: Uint8Array,
   reply: ReplyFn,
-  markAfterReply = false,
 ): Promise<Outcome> {
   const storage = session.storage;
   // The hot path: an upload this connection holds costs one stat to confirm.
@@ -480,17 +471,10 @@ async function uploadBlock(
   // A direct write (direct_writer.ts) waits here for a free buffer: the back-pressure.
   const room = storage.room(state);
   if (room) await room;
-  let after: (() => void) | undefined;
-  if (markAfterReply) {
-    storage.writeBlockUnmarked(state, index, binary);
-    after = () => storage.markWritten();
-  } else storage.writeBlock(state, index, binary);
+  storage.writeBlock(state, index, binary);
   const payload: StepJson = { key, block_index: index };
   let log: string | undefined;
   if (state.count === state.total) {
-    // The file is complete: its last block's bookkeeping cannot wait for the reply.
-    after?.();
-    after = undefined;
     const result = await storage.complete(state);
     if (result.done) {
       payload.md5 = result.md5;
@@ -498,7 +482,7 @@ async function uploadBlock(
     }
   }
   const outcome = reply("UPLOAD", 200, "FILE", `The block ${index} is uploaded.`, payload);
-  return { ...outcome, log, after };
+  return { ...outcome, log };
 }
 
 async function downloadPlan(

@@ -127,7 +127,6 @@ export async function stepConnection(
     session,
     scratch: blocks,
     tokens: new Map<string, string>(),
-    markAfterReply: true,
   };
   try {
     for (;;) {
@@ -166,18 +165,7 @@ export async function stepConnection(
         const status = outcome.reply?.json.status;
         log(outcome.log, typeof status === "number" && status >= 400 ? "error" : "info");
       }
-      // A socket write goes out as it is called: what `after` holds (a block's map
-      // byte, writeback, hash step) runs during the client's turn, never after the
-      // next request is read.
-      const sending = outcome.reply ? send(outcome.reply.json, outcome.reply.binary) : null;
-      sending?.catch(() => {});
-      try {
-        outcome.after?.();
-      } catch (error) {
-        // The block is in the file but not in the map: a resume sends it again.
-        log(`marking a block failed: ${errorMessage(error)}`, "error");
-      }
-      await sending;
+      if (outcome.reply) await send(outcome.reply.json, outcome.reply.binary);
       if (outcome.close) break;
     }
   } catch (error) {

@@ -410,7 +410,6 @@ export class Storage {
 
   /** Drops one reference; the files close with the last. */
   release(state: UploadState): void {
-    this.markWritten();
     if (state.closed) return;
     state.refs--;
     if (state.refs <= 0 && state.completing === null) this.#forget(state.paths);
@@ -443,53 +442,18 @@ export class Storage {
     state.partPos = -1;
     writeAllSync(state.part, data);
     state.partPos = offset + data.length;
-    if (fresh) state.count++;
-    if (this.#deferring) this.#unmarked = { state, index, data };
-    else this.#mark(state, index, data);
-    return fresh;
-  }
-
-  /**
-   * Runs {@linkcode writeBlock} with the block's bookkeeping held back: its map
-   * byte, the writeback request and the hash's step wait for
-   * {@linkcode markWritten}. The server replies in between, so the client's turn
-   * of a lockstep hides them; nothing reads the map before it (the caller marks
-   * before it reads the next request, and in this isolate nothing runs between).
-   * `data` must still hold the block then. The count is kept at once.
-   */
-  writeBlockUnmarked(state: UploadState, index: number, data: Uint8Array): boolean {
-    this.markWritten();
-    this.#deferring = true;
-    try {
-      return this.writeBlock(state, index, data);
-    } finally {
-      this.#deferring = false;
-    }
-  }
-
-  /** Does the bookkeeping {@linkcode writeBlockUnmarked} held back, if any. */
-  markWritten(): void {
-    const unmarked = this.#unmarked;
-    if (unmarked === null) return;
-    this.#unmarked = null;
-    if (!unmarked.state.closed) this.#mark(unmarked.state, unmarked.index, unmarked.data);
-  }
-
-  #deferring = false;
-  #unmarked: { state: UploadState; index: number; data: Uint8Array } | null = null;
-
-  /** A block's bytes are in the file: its map byte, the writeback request, the hash's step. */
-  #mark(state: UploadState, index: number, data: Uint8Array): void {
     if (state.mapPos !== index) state.blocks.seekSync(index, Deno.SeekMode.Start);
     state.mapPos = -1;
     writeAllSync(state.blocks, ONE);
     state.mapPos = index + 1;
+    if (fresh) state.count++;
     if (state.hasher !== null || state.follower !== null) {
       // A block rewritten behind the hashed prefix may have changed: hash at the end instead.
       if (index < state.nextHashIndex) this.#stopHashing(state);
       else this.#advanceHash(state, index, data);
     }
     state.flusher.wrote(data.length);
+    return fresh;
   }
 
   /** Resolves when {@linkcode writeBlock} can take a block without allocating (back-pressure). */
@@ -583,7 +547,6 @@ export class Storage {
 
   /** Re-counts the received blocks from disk (other processes may have written some). */
   refresh(state: UploadState): void {
-    this.markWritten();
     state.count = this.scan(state, 0).received;
   }
 
@@ -598,7 +561,6 @@ export class Storage {
    * hash, then rename. Safe when several connections (or processes) finish together.
    */
   complete(state: UploadState): Promise<CompletionResult> {
-    this.markWritten();
     state.completing ??= this.#complete(state).finally(() => {
       state.completing = null;
       if (state.refs <= 0) this.#forget(state.paths);
