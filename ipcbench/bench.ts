@@ -22,6 +22,8 @@ export interface BenchOptions {
   /** Timed round trips per run (fewer for large messages, see `maxBytes`). */
   roundTrips: number;
   warmup: number;
+  /** Warm-up milliseconds at least (after `warmup` round trips; default 0). */
+  warmupMs?: number;
   runs: number;
   pins: Pin[];
   /** Bytes one direction may carry per run: caps round trips for large messages. */
@@ -165,6 +167,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         ...item,
         roundTrips,
         warmup: roundTripsFor(item.size, options.warmup, options.maxBytes),
+        warmupMs: options.warmupMs,
         runs: options.runs,
         timeoutMs: options.timeoutMs,
         entry: options.entry,

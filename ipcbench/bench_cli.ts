@@ -34,6 +34,7 @@ export interface IpcbenchBenchFlags extends SharedBenchFlags {
   sizes: string;
   roundTrips: number;
   warmup: number;
+  warmupMs: number;
   runs: number;
   pin: string;
   maxBytes: number;
@@ -75,6 +76,13 @@ export function addBenchCommand(program: Command, setExit: (code: number) => voi
         .option("--sizes <list>", "message sizes in bytes (k, m suffixes)", DEFAULT_SIZES.join(","))
         .option("--round-trips <n>", "timed round trips per run", intOption(1, 100_000_000), 10000)
         .option("--warmup <n>", "untimed round trips first", intOption(0, 10_000_000), 1000)
+        .option(
+          "--warmup-ms <ms>",
+          "then more untimed round trips until the warm-up has lasted this long " +
+            "(V8 optimizes a fresh channel's per-message code only after thousands of messages)",
+          intOption(0, 600_000),
+          1000,
+        )
         .option("--runs <n>", "runs per case (median and spread)", intOption(1, 1000), 3)
         .option(
           "--pin <list>",
@@ -117,6 +125,7 @@ async function benchMatrix(flags: IpcbenchBenchFlags): Promise<BenchOutcome> {
     sizes: parseSizes(flags.sizes),
     roundTrips: flags.roundTrips,
     warmup: flags.warmup,
+    warmupMs: flags.warmupMs,
     runs: flags.runs,
     pins: parsePins(flags.pin),
     maxBytes: flags.maxBytes,

@@ -7,6 +7,12 @@
  * @module
  */
 
+/**
+ * The counter the first timed message carries: after a warm-up of any length
+ * the measuring side jumps to it, so the echo side knows where the timed runs
+ * begin without knowing how many round trips the warm-up took.
+ */
+export const RUN_EPOCH = 0x4000_0000;
 /** Smallest message: one u32 counter. */
 export const MIN_SIZE = 4;
 /** Largest message (64 MiB): every buffer on every side is allocated at this size. */

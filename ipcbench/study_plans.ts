@@ -83,6 +83,7 @@ export const STUDY_PLANS: Readonly<Record<StudyScale, StudyScalePlan>> = {
       sizes: [...DEFAULT_SIZES],
       roundTrips: 10000,
       warmup: 1000,
+      warmupMs: 1000,
       runs: 5,
       pins: ["same", "split", "none"],
     },
@@ -106,7 +107,10 @@ export function studyScalePlan(scale: StudyScale): StudyScalePlan {
 interface ScaleChoices {
   /** Round trips of the study's cases and of its Python program. */
   roundTrips: number;
-  matrix: Pick<StudyScalePlan["matrix"], "sizes" | "roundTrips" | "warmup" | "runs" | "pins">;
+  matrix: Pick<
+    StudyScalePlan["matrix"],
+    "sizes" | "roundTrips" | "warmup" | "warmupMs" | "runs" | "pins"
+  >;
   stream: Pick<StudyScalePlan["stream"], "transports" | "sizes" | "messages" | "runs" | "pins">;
   /** Bytes one direction may carry per run, in the matrix and the streams. */
   maxBytes: number;

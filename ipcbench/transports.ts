@@ -23,7 +23,7 @@ import {
   openFfiLink,
 } from "./transports_ffi.ts";
 import { TimeoutError, UnexpectedEofError, UsageError } from "../shared/errors.ts";
-import { bumpCounter, stampCounter, touchAll } from "./message.ts";
+import { bumpCounter, readCounter, RUN_EPOCH, stampCounter, touchAll } from "./message.ts";
 import {
   type CpuSource,
   pinMainThread,
@@ -194,11 +194,12 @@ export class EchoMeter {
   sink = 0;
   #cpu: number[] = [];
   #next = 0;
-  constructor(readonly init: EchoInit) {
-    this.#check();
-  }
+  /** Messages handled before the first timed one ({@linkcode RUN_EPOCH}); -1 until it came. */
+  #warmup = -1;
+  constructor(readonly init: EchoInit) {}
   #check(): void {
-    while (this.#next < this.init.marks.length && this.init.marks[this.#next] === this.handled) {
+    const timed = this.handled - this.#warmup;
+    while (this.#next < this.init.marks.length && this.init.marks[this.#next] === timed) {
       this.#cpu.push(this.init.wholeProcess ? processCpuMs() : threadCpuMs());
       this.#next++;
     }
@@ -206,13 +207,17 @@ export class EchoMeter {
   /** Checks and bumps one message in place. */
   handle(bytes: Uint8Array): void {
     if (this.init.touch) this.sink ^= touchAll(bytes);
+    if (this.#warmup < 0 && readCounter(bytes, this.init.size) === RUN_EPOCH) {
+      this.#warmup = this.handled;
+      this.#check();
+    }
     const next = bumpCounter(bytes, this.init.size);
     this.handled++;
     if (this.init.corruptAfter !== undefined && this.handled > this.init.corruptAfter) {
       stampCounter(bytes, next + 1);
     }
     if (this.init.dieAfter !== undefined && this.handled >= this.init.dieAfter) Deno.exit(3);
-    if (this.#next < this.init.marks.length) this.#check();
+    if (this.#warmup >= 0 && this.#next < this.init.marks.length) this.#check();
   }
   report(): EchoReport {
     const cpuMs = this.#cpu.slice(1).map((v, i) => v - this.#cpu[i]);

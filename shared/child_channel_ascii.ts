@@ -63,20 +63,25 @@ export class JsonPartReader {
   /** The JSON object in `bytes[at..at+n)`; errors as {@linkcode parseJsonPart}'s. */
   parse(bytes: Uint8Array, at: number, n: number): Record<string, unknown> {
     if (n > ASCII_SHORTCUT) return parseJsonPart(bytes.subarray(at, at + n));
+    return this.parseRing(bytes, at, n, -1);
+  }
+
+  /**
+   * The JSON object in the `n` bytes of a ring from `at`, wrapping at the
+   * ring's end (`mask`: its length − 1; −1 for a plain array): index
+   * arithmetic instead of a branch for a part split by the end, so the code
+   * that reads a split part is the code that reads every part (a branch first
+   * taken after V8 optimized the caller threw that code away: measured, every
+   * wrap of a 1 MiB ring cost a deoptimization). Parts over
+   * {@linkcode ASCII_SHORTCUT} bytes or not ASCII are copied out first.
+   */
+  parseRing(ring: Uint8Array, at: number, n: number, mask: number): Record<string, unknown> {
+    if (n > ASCII_SHORTCUT) return parseJsonPart(copyRing(ring, at, n, mask));
     const key = this.#key;
     let same = n === this.#keyLength;
-    for (let i = 0; same && i < n; i++) same = key[i] === bytes[at + i];
-    if (!same) {
-      for (let i = 0; i < n; i++) {
-        const code = bytes[at + i];
-        if (code > 0x7f) {
-          this.#keyLength = -1;
-          return parseStepJson(bytes.subarray(at, at + n));
-        }
-        key[i] = code;
-      }
-      this.#keyLength = n;
-      this.#text = String.fromCharCode.apply(null, key.subarray(0, n) as unknown as number[]);
+    for (let i = 0; same && i < n; i++) same = key[i] === ring[(at + i) & mask];
+    if (!same && !this.#remember(ring, at, n, mask)) {
+      return parseStepJson(copyRing(ring, at, n, mask));
     }
     // The commonest envelope, made without parsing (the same object JSON.parse makes).
     if (this.#text === NULL_MESSAGE_TEXT) return { t: "m", data: null };
@@ -86,6 +91,29 @@ export class JsonPartReader {
     } catch {
       // parseStepJson names the error.
     }
-    return parseStepJson(bytes.subarray(at, at + n));
+    return parseStepJson(copyRing(ring, at, n, mask));
   }
+
+  /** Keeps a new short part as the key and its text; false when it is not ASCII. */
+  #remember(ring: Uint8Array, at: number, n: number, mask: number): boolean {
+    const key = this.#key;
+    for (let i = 0; i < n; i++) {
+      const code = ring[(at + i) & mask];
+      if (code > 0x7f) {
+        this.#keyLength = -1;
+        return false;
+      }
+      key[i] = code;
+    }
+    this.#keyLength = n;
+    this.#text = String.fromCharCode.apply(null, key.subarray(0, n) as unknown as number[]);
+    return true;
+  }
+}
+
+/** A copy of `n` bytes of a ring from `at` (wrapping with `mask`, its length − 1). */
+export function copyRing(ring: Uint8Array, at: number, n: number, mask: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = ring[(at + i) & mask];
+  return out;
 }
