@@ -543,9 +543,12 @@ export class ShmEndpoint implements ByteSource {
         // First a few microtask turns, where the code that sends the next
         // message runs (napping before it would only delay that message).
         let moved = false;
+        const sent = r.load(this.#o + HEAD);
         for (let i = 0; i < 4 && !moved; i++) {
           await SETTLED;
           moved = r.load(this.#i + HEAD) !== head || this.#stopped;
+          // This side has sent meanwhile: the peer has its work, nap now.
+          if (r.load(this.#o + HEAD) !== sent) break;
         }
         if (moved || this.#nap(head, budget, now)) continue;
         now = performance.now();
