@@ -94,3 +94,30 @@ shmTest("a JSON part that is not an object fails as parseStepJson says", async (
   const error = await assertRejects(() => b.read(), ProtocolError);
   assertEquals(error.message, "JSON part must be an object, got an array");
 });
+
+shmTest(
+  "a small packet split by the ring's end at every offset arrives whole",
+  async ({ a, b }) => {
+    // A filler packet moves the ring's position to k bytes before its end, so the
+    // next small packet is split there: in its header, its JSON or its binary part.
+    const RING = 1 << 20;
+    const HEADER = 8;
+    const fillerJson = new TextEncoder().encode(JSON.stringify({ f: 1 })).length;
+    let position = 0;
+    for (let k = 1; k <= 90; k++) {
+      const fillerBinary = (((RING - k - position - HEADER - fillerJson) % RING) + RING) % RING;
+      a.send({ f: 1 }, new Uint8Array(fillerBinary));
+      // Read first, so the small packet finds the ring empty and goes in whole.
+      assertEquals((await b.read())?.binary.length, fillerBinary, `filler before offset ${k}`);
+      // ASCII JSON (read in place) and, every third one, not ASCII (copied out first).
+      const json = k % 3 === 0 ? { k, s: "é" } : { k, s: "x" };
+      const binary = new Uint8Array((k * 7) % 65).map((_, i) => (i + k) & 255);
+      a.send(json, binary);
+      const jsonBytes = new TextEncoder().encode(JSON.stringify(json)).length;
+      position = (RING - k + HEADER + jsonBytes + binary.length) % RING;
+      const packet = await b.read();
+      assertEquals(packet?.json, json, `packet split ${k} bytes before the end`);
+      assertEquals(packet?.binary, binary, `packet split ${k} bytes before the end`);
+    }
+  },
+);

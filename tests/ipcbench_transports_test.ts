@@ -1,6 +1,7 @@
 import { assertEquals, assertOk, assertRejects } from "./_assert.ts";
 import { type CasePlan, measureCase } from "../ipcbench/measure.ts";
 import { skipReason } from "../ipcbench/bench.ts";
+import { RUN_EPOCH } from "../ipcbench/message.ts";
 import { allowedCpus, PINS } from "../ipcbench/system.ts";
 import { TRANSPORT_NAMES, TRANSPORTS } from "../ipcbench/transports.ts";
 import { liveChildPids } from "../shared/runtime.ts";
@@ -27,6 +28,21 @@ async function noChildrenLeft(): Promise<void> {
   for (let i = 0; i < 50 && liveChildPids().length > 0; i++) await sleep(50);
   assertEquals(liveChildPids(), []);
 }
+
+Deno.test("ipcbench: a timed warm-up runs past its count, and the echo side still finds the runs", async () => {
+  for (const transport of ["channel-shm", "channel-sab", "tcp"] as const) {
+    if (skipReason(transport, "none", cpus) !== null) continue;
+    const result = await measureCase(plan({ transport, warmupMs: 300 }));
+    assertEquals(result.runs.map((run) => run.roundTrips), [40, 40], transport);
+    // 300 ms of round trips are far more than the 5 counted ones.
+    assertOk(result.echoHandled! > 5 + 2 * 40 + 100, `${transport}: ${result.echoHandled}`);
+    // The echo side read its CPU time at both runs' boundaries (counted from RUN_EPOCH).
+    for (const run of result.runs) {
+      assertOk(Number.isFinite(run.cpuMs.echo), `${transport}: echo CPU ${run.cpuMs.echo}`);
+    }
+  }
+  await noChildrenLeft();
+});
 
 for (const pin of PINS) {
   Deno.test(`ipcbench: every transport echoes every counter [--pin ${pin}]`, async () => {
@@ -86,7 +102,11 @@ for (
     await assertRejects(
       () => measureCase(plan({ transport, corruptAfter: 12 })),
       Error,
-      "round trip 13: sent counter 25, expected 26 back, got 27",
+      // Five warm-up round trips, then the runs count from RUN_EPOCH: the 13th
+      // message is the 8th timed one.
+      `round trip 13: sent counter ${RUN_EPOCH + 14}, expected ${RUN_EPOCH + 15} back, got ${
+        RUN_EPOCH + 16
+      }`,
     );
     await noChildrenLeft();
   });
