@@ -202,6 +202,9 @@ export class Scratch {
  */
 export type BodyTarget = (length: number) => Uint8Array | null | Promise<Uint8Array | null>;
 
+/** Bytes a read asks for before a packet's body when the body has a target (see {@linkcode BodyTarget}). */
+const HEAD_READ_BYTES = 64 * 1024;
+
 /** Initial receive buffer of a connection: what an idle connection costs. */
 export const RECEIVE_BASE_BYTES = 16 * 1024;
 
@@ -266,7 +269,10 @@ export class PacketReceiver {
   ): Promise<PacketView | null> {
     // The previous packet's views are released now: reclaim their space.
     if (this.#start === this.#end) this.#start = this.#end = 0;
-    await this.#fill(STEP_HEADER_SIZE, idleMs, "a request", true);
+    // With a body target, reads before the body stop early: a read of the whole
+    // packet into the buffer would leave nothing to read into the target.
+    const cap = bodyTarget !== undefined ? HEAD_READ_BYTES : Infinity;
+    await this.#fill(STEP_HEADER_SIZE, idleMs, "a request", true, cap);
     if (this.#end - this.#start === 0) return null;
     if (this.#end - this.#start < STEP_HEADER_SIZE) {
       throw new UnexpectedEofError(STEP_HEADER_SIZE - (this.#end - this.#start), "STEP header");
@@ -281,7 +287,7 @@ export class PacketReceiver {
       bodyTarget !== undefined && this.#deadline !== null && binaryLength > 0 &&
       this.#end - this.#start < total
     ) {
-      await this.#fill(head, requestMs, "the rest of a request", false);
+      await this.#fill(head, requestMs, "the rest of a request", false, cap);
       const into = await bodyTarget(binaryLength);
       if (into !== null && into.length >= binaryLength) {
         const at = this.#start + STEP_HEADER_SIZE;
@@ -349,7 +355,14 @@ export class PacketReceiver {
     this.#end = held;
   }
 
-  async #fill(n: number, timeoutMs: number, what: string, eofOk: boolean): Promise<void> {
+  /** Reads until `n` bytes are buffered; each read of a socket asks for at most `cap` bytes. */
+  async #fill(
+    n: number,
+    timeoutMs: number,
+    what: string,
+    eofOk: boolean,
+    cap = Infinity,
+  ): Promise<void> {
     if (this.#end - this.#start >= n) return;
     if (this.#start + n > this.#buf.length && this.#start > 0) {
       // Move the partial packet to the front; growth waits for bytes to arrive.
@@ -366,7 +379,12 @@ export class PacketReceiver {
           this.#makeRoom(this.#start + n);
           let count: number | null;
           try {
-            count = await this.#source.read(this.#buf.subarray(this.#end));
+            const room = this.#buf.subarray(this.#end);
+            count = await this.#source.read(
+              room.length > cap
+                ? room.subarray(0, Math.max(cap, this.#start + n - this.#end))
+                : room,
+            );
           } catch (error) {
             throw deadline.expired ?? error;
           }
