@@ -288,7 +288,8 @@ export class PacketReceiver {
       this.#end - this.#start < total
     ) {
       await this.#fill(head, requestMs, "the rest of a request", false, cap);
-      const into = await bodyTarget(binaryLength);
+      const target = bodyTarget(binaryLength);
+      const into = target instanceof Promise ? await target : target;
       if (into !== null && into.length >= binaryLength) {
         const at = this.#start + STEP_HEADER_SIZE;
         const json = this.#buf.subarray(at, at + jsonLength);

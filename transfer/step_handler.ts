@@ -133,14 +133,18 @@ export async function stepConnection(
     lent.writer.giveBack(lent.buffer);
     lent = null;
   };
+  const lend = async (writer: DirectWriter, length: number) => {
+    await writer.room();
+    const buffer = writer.lend(length);
+    if (buffer !== null) lent = { writer, buffer };
+    return buffer;
+  };
+  // Synchronous when there is nothing to lend (the lockstep's small blocks): no extra await.
   const bodyTarget: BodyTarget | undefined = socket
-    ? async (length) => {
+    ? (length) => {
       const writer = session.lastDirect;
       if (writer === null || length < MIN_DIRECT_BLOCK || length > writer.blockSize) return null;
-      await writer.room();
-      const buffer = writer.lend(length);
-      if (buffer !== null) lent = { writer, buffer };
-      return buffer;
+      return lend(writer, length);
     }
     : undefined;
   const requestContext = {
