@@ -44,7 +44,7 @@ import {
   type ShareInput,
   splitShares,
 } from "./blocks.ts";
-import { ReadAhead } from "./read_ahead.ts";
+import { READ_AHEAD_MIN_BLOCK, ReadAhead } from "./read_ahead.ts";
 import { DIRECT_MIN_BYTES, DirectWriter } from "./direct_writer.ts";
 import {
   type ConnectOptions,
@@ -345,9 +345,15 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   // hashed from the same buffers, which the blocks are then sent from (read_ahead.ts);
   // a plan that cannot use them leaves it a hash of the file.
   const large = size >= hashElsewhereBytes() && !options.resume;
-  const oneConnection = ["auto", "async", "sequential"].includes(options.mode ?? "auto");
-  const ahead = large && oneConnection
-    ? ReadAhead.open(path, size, options.blockSize ?? FAST_BLOCK_SIZE)
+  // Only where the plan's blocks will be large: the lockstep (20 KiB blocks, forced or
+  // against the course's server) keeps the plain background hash, which competes less
+  // with its round trips.
+  const requested = options.mode ?? "auto";
+  const expectedBlock = options.blockSize ??
+    (requested === "auto" ? FAST_BLOCK_SIZE : DEFAULT_BLOCK_SIZE);
+  const ahead = large && ["auto", "async", "sequential"].includes(requested) &&
+      expectedBlock >= READ_AHEAD_MIN_BLOCK
+    ? ReadAhead.open(path, size, expectedBlock)
     : null;
   const early = ahead ? ahead.md5() : large ? md5InWorker(path, size, options.entry) : null;
   early?.catch(() => {});

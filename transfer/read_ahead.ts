@@ -35,6 +35,8 @@ function load(): Libraries | null {
   return Deno.env.get("TRANSFER_READ_AHEAD") === "off" ? null : loadBackgroundLibraries();
 }
 
+/** Smallest block worth reading ahead (smaller ones: the lockstep, hashed in the background instead). */
+export const READ_AHEAD_MIN_BLOCK = 256 << 10;
 /** Bytes before each block in its buffer, for the packet's header and JSON. */
 export const READ_AHEAD_RESERVE = 4096;
 /** Blocks read ahead (their buffers): 8 blocks of 2 MiB are 16 MiB. */
