@@ -13,8 +13,10 @@
  * it there. Now each byte is read once, off the main thread, and hashed while it
  * is still in the cache. The reading and hashing start before the connection
  * (with the fast plan's block size): when the plan turns out different (the
- * course's lockstep, a resume, several connections), {@linkcode ReadAhead.detach}
- * leaves it a plain hash of the file, as md5_background.ts's follower was.
+ * course's lockstep against its server, several connections),
+ * {@linkcode ReadAhead.detach} leaves it a plain hash of the file, as
+ * md5_background.ts's follower was. A forced small-block plan and a resume do
+ * not start it.
  *
  * A memory map instead was measured slower here (PVM: page faults and TLB
  * misses through shadow page tables; the client's hash took 2.2 s of CPU
