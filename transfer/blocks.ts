@@ -10,6 +10,7 @@ import { blockLength, md5Hex, type Reply, request, type StepJson } from "./proto
 import { md5File, readAtSync } from "./storage.ts";
 import { Flusher } from "./flusher.ts";
 import type { DirectWriter } from "./direct_writer.ts";
+import { type AheadBlock, READ_AHEAD_RESERVE, type ReadAhead } from "./read_ahead.ts";
 import { RateLimiter } from "./rate.ts";
 import { StepConnection, StepStatusError } from "./connection.ts";
 
@@ -45,6 +46,18 @@ export function splitShares(indices: number[], count: number): number[][] {
     if (share.length > 0) shares.push(share);
   }
   return shares;
+}
+
+/** The MD5 an UPLOAD reply carries (the upload is complete), if any; throws unless it is a 200. */
+function uploadReplyMd5(reply: Reply): string | undefined {
+  if (reply.json.status !== 200) {
+    throw new StepStatusError(
+      "FILE UPLOAD",
+      Number(reply.json.status),
+      String(reply.json.status_msg ?? ""),
+    );
+  }
+  return typeof reply.json.md5 === "string" ? reply.json.md5 : undefined;
 }
 
 /**
@@ -96,14 +109,7 @@ export async function sendBlocks(
     return { packet: packet.subarray(0, total), length };
   };
   const check = (reply: Reply) => {
-    if (reply.json.status !== 200) {
-      throw new StepStatusError(
-        "FILE UPLOAD",
-        Number(reply.json.status),
-        String(reply.json.status_msg ?? ""),
-      );
-    }
-    if (typeof reply.json.md5 === "string") md5 = reply.json.md5;
+    md5 = uploadReplyMd5(reply) ?? md5;
   };
   while (next < input.indices.length || ready !== null || inFlight > 0) {
     while (inFlight < input.window && (ready !== null || next < input.indices.length)) {
@@ -124,6 +130,56 @@ export async function sendBlocks(
     check(await connection.receive("the reply to FILE UPLOAD"));
     inFlight--;
   }
+  return md5;
+}
+
+/**
+ * Uploads every block of the file in order on one connection with up to
+ * `window` in flight, each sent from the buffer `ahead` read (and hashed) it
+ * into, its header and JSON written just before it (read_ahead.ts: one write, no
+ * copy). Returns the MD5 if a reply completed the upload.
+ */
+export async function sendBlocksAhead(
+  connection: StepConnection,
+  input: ShareInput,
+  ahead: ReadAhead,
+  onBlock?: (index: number, data: Uint8Array) => void,
+): Promise<string | undefined> {
+  let md5: string | undefined;
+  let inFlight = 0;
+  const receiveOne = async () => {
+    md5 = uploadReplyMd5(await connection.receive("the reply to FILE UPLOAD")) ?? md5;
+    inFlight--;
+  };
+  for (const index of input.indices) {
+    const block: AheadBlock = await ahead.take(index);
+    try {
+      const fields: StepJson = { token: input.token, key: input.key, block_index: index };
+      const json = encoder.encode(JSON.stringify(request("FILE", "UPLOAD", fields)));
+      const body = block.buffer.subarray(READ_AHEAD_RESERVE, READ_AHEAD_RESERVE + block.length);
+      let packet: Uint8Array;
+      if (8 + json.length <= READ_AHEAD_RESERVE) {
+        const start = READ_AHEAD_RESERVE - 8 - json.length;
+        packet = block.buffer.subarray(start, READ_AHEAD_RESERVE + block.length);
+        packet.set(json, 8);
+      } else {
+        // A JSON longer than the room before the block (a very long key): one copy.
+        packet = new Uint8Array(8 + json.length + block.length);
+        packet.set(json, 8);
+        packet.set(body, 8 + json.length);
+      }
+      const view = new DataView(packet.buffer, packet.byteOffset, 8);
+      view.setUint32(0, json.length);
+      view.setUint32(4, block.length);
+      onBlock?.(index, body);
+      while (inFlight >= input.window) await receiveOne();
+      await connection.sendFramed(packet, "sending FILE UPLOAD");
+      inFlight++;
+    } finally {
+      ahead.release(block);
+    }
+  }
+  while (inFlight > 0) await receiveOne();
   return md5;
 }
 

@@ -37,7 +37,14 @@ import {
   startHashFollower,
 } from "./hash_follow.ts";
 import { backgroundMd5Available, md5FileInBackground } from "./md5_background.ts";
-import { receiveBlocks, sendBlocks, type ShareInput, splitShares } from "./blocks.ts";
+import {
+  receiveBlocks,
+  sendBlocks,
+  sendBlocksAhead,
+  type ShareInput,
+  splitShares,
+} from "./blocks.ts";
+import { READ_AHEAD_MIN_BLOCK, ReadAhead } from "./read_ahead.ts";
 import { DIRECT_MIN_BYTES, DirectWriter } from "./direct_writer.ts";
 import {
   type ConnectOptions,
@@ -333,12 +340,28 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
   const timeoutMs = options.timeoutMs ?? 30_000;
   const size = await localFileSize(path);
   const key = options.key;
-  // A large file's hash starts at once, in a worker, and overlaps everything after.
-  const early = size >= hashElsewhereBytes() && !options.resume
-    ? md5InWorker(path, size, options.entry)
+  // A large file's hash starts at once, on another thread, and overlaps everything
+  // after. On one connection, the file is read ahead in the fast plan's blocks and
+  // hashed from the same buffers, which the blocks are then sent from (read_ahead.ts);
+  // a plan that cannot use them leaves it a hash of the file.
+  const large = size >= hashElsewhereBytes() && !options.resume;
+  // Only where the plan's blocks will be large: the lockstep (20 KiB blocks, forced or
+  // against the course's server) keeps the plain background hash, which competes less
+  // with its round trips.
+  const requested = options.mode ?? "auto";
+  const expectedBlock = options.blockSize ??
+    (requested === "auto" ? FAST_BLOCK_SIZE : DEFAULT_BLOCK_SIZE);
+  const ahead = large && ["auto", "async", "sequential"].includes(requested) &&
+      expectedBlock >= READ_AHEAD_MIN_BLOCK
+    ? ReadAhead.open(path, size, expectedBlock)
     : null;
+  const early = ahead ? ahead.md5() : large ? md5InWorker(path, size, options.entry) : null;
   early?.catch(() => {});
-  const { connection, token, resolved } = await openSession(options, timeoutMs);
+  const opened = await openSession(options, timeoutMs).catch(async (error) => {
+    await ahead?.close();
+    throw error;
+  });
+  const { connection, token, resolved } = opened;
   try {
     const { mode, streams, window, blockSize: planned } = resolved;
     let blockSize = planned;
@@ -385,10 +408,15 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
         (size >= hashElsewhereBytes() ? md5InWorker(path, size, options.entry) : null);
       inWorker?.catch(() => {});
       const hasher = inWorker === null && indices.length === total ? createMd5() : null;
-      const md5 = await sendBlocks(connection, input, (_, data) => {
-        hasher?.update(data);
-        progress(data.length);
-      });
+      const fromAhead = ahead !== null && ahead.blockSize === blockSize &&
+        indices.length === total && !input.blockMd5 && input.rate === 0;
+      if (!fromAhead) ahead?.detach();
+      const md5 = fromAhead
+        ? await sendBlocksAhead(connection, input, ahead, (_, data) => progress(data.length))
+        : await sendBlocks(connection, input, (_, data) => {
+          hasher?.update(data);
+          progress(data.length);
+        });
       serverMd5 ??= md5;
       // A worker that could not start (a loaded machine) costs a hash at the end.
       localMd5 = inWorker
@@ -397,6 +425,7 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
         ? hasher.digest()
         : await md5File(path);
     } else {
+      ahead?.detach();
       const shares = splitShares(indices, streams * 4).map((share) => ({
         ...input,
         indices: share,
@@ -439,7 +468,11 @@ export async function upload(path: string, options: TransferOptions): Promise<Tr
     const moved = { key, path, size, blockSize, blocks: total, blocksSent: indices.length };
     return finished(started, moved, resolved, token, { localMd5, serverMd5 });
   } finally {
-    await connection.bye(token);
+    try {
+      await connection.bye(token);
+    } finally {
+      await ahead?.close();
+    }
   }
 }
 

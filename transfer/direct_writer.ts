@@ -96,6 +96,8 @@ export class DirectWriter {
   #buffered = -1;
   readonly #blockSize: number;
   readonly #free: Uint8Array[] = [];
+  /** Buffers lent out by {@linkcode lend}, by their memory. */
+  readonly #lent = new Map<ArrayBufferLike, Uint8Array>();
   readonly #waiting: (() => void)[] = [];
   readonly #pending = new Set<Promise<void>>();
   #md5: BufferMd5 | null;
@@ -154,25 +156,70 @@ export class DirectWriter {
     this.#md5 = null;
   }
 
-  /** Resolves when a buffer of the ring is free (call before {@linkcode write}). */
-  async room(): Promise<void> {
+  /** Bytes of one block (of one buffer of the ring). */
+  get blockSize(): number {
+    return this.#blockSize;
+  }
+
+  /**
+   * Resolves when a buffer of the ring is free (call before {@linkcode write}); at
+   * once for `data` lent by {@linkcode lend} (it is the buffer).
+   */
+  async room(data?: Uint8Array): Promise<void> {
+    if (data !== undefined && this.#isLent(data)) return;
     while (this.#free.length === 0 && !this.#closed) {
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     }
   }
 
   /**
+   * A free buffer of the ring for the next block's `length` bytes (a socket reads
+   * the block straight into it: no copy), or null when none is free or `length`
+   * does not fit. {@linkcode write} of (a prefix of) it takes it back without a
+   * copy; {@linkcode giveBack} returns it unused.
+   */
+  lend(length: number): Uint8Array | null {
+    if (this.#closed || length > this.#blockSize || length <= 0) return null;
+    const buffer = this.#free.pop();
+    if (buffer === undefined) return null;
+    this.#lent.set(buffer.buffer, buffer);
+    return buffer.subarray(0, length);
+  }
+
+  /** Returns a buffer from {@linkcode lend} that no {@linkcode write} took (no-op otherwise). */
+  giveBack(data: Uint8Array): void {
+    if (!this.#isLent(data)) return;
+    const buffer = this.#lent.get(data.buffer)!;
+    this.#lent.delete(data.buffer);
+    if (this.#closed) return;
+    this.#free.push(buffer);
+    this.#waiting.shift()?.();
+  }
+
+  #isLent(data: Uint8Array): boolean {
+    return this.#lent.get(data.buffer)?.byteOffset === data.byteOffset;
+  }
+
+  /**
    * Copies `data` (at most one block) and starts writing it at `offset` (a
    * multiple of the block size), hashing it next when `hash` is true. `written`
-   * runs once it is in the file. Returns at once: `data` may be reused.
+   * runs once it is in the file. Returns at once: `data` may be reused, except
+   * a buffer from {@linkcode lend}, which is taken as it is (no copy) and
+   * belongs to the writer again.
    */
   write(offset: number, data: Uint8Array, hash: boolean, written: () => void): void {
     if (this.#closed) throw new Error("the upload's file was closed");
     if (data.length > this.#blockSize) throw new Error("a block larger than the plan's");
-    // With no free buffer (several connections on one upload), one more for this block.
-    const buffer = this.#free.pop() ?? alignedBuffer(this.#blockSize);
+    let buffer: Uint8Array;
+    if (this.#isLent(data)) {
+      buffer = this.#lent.get(data.buffer)!;
+      this.#lent.delete(data.buffer);
+    } else {
+      // With no free buffer (several connections on one upload), one more for this block.
+      buffer = this.#free.pop() ?? alignedBuffer(this.#blockSize);
+      buffer.set(data);
+    }
     const view = buffer.subarray(0, data.length);
-    view.set(data);
     const hashing = hash ? this.#md5 : null;
     if (!hash) this.#md5 = null;
     const hashed = hashing === null ? null : this.#hashed.then(() => hashing.update(view));
@@ -265,6 +312,7 @@ export class DirectWriter {
     this.#lib.symbols.close(this.#direct);
     if (this.#buffered >= 0) this.#lib.symbols.close(this.#buffered);
     this.#free.length = 0;
+    this.#lent.clear();
     live--;
   }
 }

@@ -28,12 +28,19 @@ const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
 } as const;
 
-interface Libraries {
+/** libcrypto's MD5 and libc's file reads, the blocking ones marked `nonblocking`. */
+export interface BackgroundLibraries {
   crypto: Deno.DynamicLibrary<typeof CRYPTO_SYMBOLS>;
   libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;
 }
+type Libraries = BackgroundLibraries;
 
 let libraries: Libraries | null | undefined;
+
+/** The libraries (loaded once), or null where hashing in the background is unavailable. */
+export function loadBackgroundLibraries(): Libraries | null {
+  return load();
+}
 
 function load(): Libraries | null {
   if (libraries !== undefined) return libraries;
@@ -57,7 +64,7 @@ export function backgroundMd5Available(): boolean {
 }
 
 /** `MD5_Final` of `ctx` as lowercase hex. */
-function finalHex(lib: Libraries, ctx: Uint8Array): string {
+export function finalHex(lib: Libraries, ctx: Uint8Array): string {
   const out = new Uint8Array(16);
   lib.crypto.symbols.MD5_Final(out, ctx);
   let hex = "";

@@ -195,6 +195,16 @@ export class Scratch {
   }
 }
 
+/**
+ * Where a packet's body of `length` bytes should be read instead of the
+ * receiver's buffer (a buffer of the direct writer's ring: no copy later), or
+ * null for the buffer. Asked only for a body not yet buffered whole.
+ */
+export type BodyTarget = (length: number) => Uint8Array | null | Promise<Uint8Array | null>;
+
+/** Bytes a read asks for before a packet's body when the body has a target (see {@linkcode BodyTarget}). */
+const HEAD_READ_BYTES = 64 * 1024;
+
 /** Initial receive buffer of a connection: what an idle connection costs. */
 export const RECEIVE_BASE_BYTES = 16 * 1024;
 
@@ -251,10 +261,18 @@ export class PacketReceiver {
    * @throws {TimeoutError} or {UnexpectedEofError} mid-packet.
    * @throws {BusyError} when the packet's bytes do not fit the isolate's buffer budget.
    */
-  async next(limits: StepLimits, idleMs: number, requestMs: number): Promise<PacketView | null> {
+  async next(
+    limits: StepLimits,
+    idleMs: number,
+    requestMs: number,
+    bodyTarget?: BodyTarget,
+  ): Promise<PacketView | null> {
     // The previous packet's views are released now: reclaim their space.
     if (this.#start === this.#end) this.#start = this.#end = 0;
-    await this.#fill(STEP_HEADER_SIZE, idleMs, "a request", true);
+    // With a body target, reads before the body stop early: a read of the whole
+    // packet into the buffer would leave nothing to read into the target.
+    const cap = bodyTarget !== undefined ? HEAD_READ_BYTES : Infinity;
+    await this.#fill(STEP_HEADER_SIZE, idleMs, "a request", true, cap);
     if (this.#end - this.#start === 0) return null;
     if (this.#end - this.#start < STEP_HEADER_SIZE) {
       throw new UnexpectedEofError(STEP_HEADER_SIZE - (this.#end - this.#start), "STEP header");
@@ -263,13 +281,57 @@ export class PacketReceiver {
       this.#buf.subarray(this.#start, this.#start + STEP_HEADER_SIZE),
       limits,
     );
-    const total = STEP_HEADER_SIZE + jsonLength + binaryLength;
+    const head = STEP_HEADER_SIZE + jsonLength;
+    const total = head + binaryLength;
+    if (
+      bodyTarget !== undefined && this.#deadline !== null && binaryLength > 0 &&
+      this.#end - this.#start < total
+    ) {
+      await this.#fill(head, requestMs, "the rest of a request", false, cap);
+      const target = bodyTarget(binaryLength);
+      const into = target instanceof Promise ? await target : target;
+      if (into !== null && into.length >= binaryLength) {
+        const at = this.#start + STEP_HEADER_SIZE;
+        const json = this.#buf.subarray(at, at + jsonLength);
+        const have = Math.min(this.#end - (at + jsonLength), binaryLength);
+        into.set(this.#buf.subarray(at + jsonLength, at + jsonLength + have));
+        this.#start = at + jsonLength + have;
+        await this.#readInto(into, have, binaryLength, requestMs);
+        return { json, binary: into.subarray(0, binaryLength) };
+      }
+    }
     await this.#fill(total, requestMs, "the rest of a request", false);
     const at = this.#start + STEP_HEADER_SIZE;
     const json = this.#buf.subarray(at, at + jsonLength);
     const binary = this.#buf.subarray(at + jsonLength, at + jsonLength + binaryLength);
     this.#start += total;
     return { json, binary };
+  }
+
+  /**
+   * Reads a body's bytes `[have, n)` from the socket straight into `into`, never
+   * past them (the next packet stays in the socket for the buffer).
+   */
+  async #readInto(into: Uint8Array, have: number, n: number, timeoutMs: number): Promise<void> {
+    const deadline = this.#deadline!;
+    deadline.arm(timeoutMs, "the rest of a request");
+    try {
+      while (have < n) {
+        let count: number | null;
+        try {
+          count = await this.#source.read(into.subarray(have, n));
+        } catch (error) {
+          throw deadline.expired ?? error;
+        }
+        if (count === null) {
+          this.#eof = true;
+          throw new UnexpectedEofError(n - have, "the rest of a request");
+        }
+        have += count;
+      }
+    } finally {
+      deadline.disarm();
+    }
   }
 
   /** Makes room for at least one more byte, growing (within `n` and the budget) only when full. */
@@ -294,7 +356,14 @@ export class PacketReceiver {
     this.#end = held;
   }
 
-  async #fill(n: number, timeoutMs: number, what: string, eofOk: boolean): Promise<void> {
+  /** Reads until `n` bytes are buffered; each read of a socket asks for at most `cap` bytes. */
+  async #fill(
+    n: number,
+    timeoutMs: number,
+    what: string,
+    eofOk: boolean,
+    cap = Infinity,
+  ): Promise<void> {
     if (this.#end - this.#start >= n) return;
     if (this.#start + n > this.#buf.length && this.#start > 0) {
       // Move the partial packet to the front; growth waits for bytes to arrive.
@@ -311,7 +380,12 @@ export class PacketReceiver {
           this.#makeRoom(this.#start + n);
           let count: number | null;
           try {
-            count = await this.#source.read(this.#buf.subarray(this.#end));
+            const room = this.#buf.subarray(this.#end);
+            count = await this.#source.read(
+              room.length > cap
+                ? room.subarray(0, Math.max(cap, this.#start + n - this.#end))
+                : room,
+            );
           } catch (error) {
             throw deadline.expired ?? error;
           }

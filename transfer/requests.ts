@@ -468,8 +468,9 @@ async function uploadBlock(
   if ("block_md5" in json && json.block_md5 !== md5Hex(binary)) {
     return reply("UPLOAD", 406, "FILE", `The "block_md5" does not match the block.`);
   }
-  // A direct write (direct_writer.ts) waits here for a free buffer: the back-pressure.
-  const room = storage.room(state);
+  // A direct write (direct_writer.ts) waits here for a free buffer: the back-pressure
+  // (none for a block read straight into one of its buffers).
+  const room = storage.room(state, binary);
   if (room) await room;
   storage.writeBlock(state, index, binary);
   const payload: StepJson = { key, block_index: index };

@@ -11,7 +11,9 @@ import { errorMessage, FrameTooLargeError, ProtocolError, TimeoutError } from ".
 import type { ConnectionContext, Duplex } from "../shared/server.ts";
 import { MAX_BLOCK_SIZE, MAX_REQUEST_JSON, response, type StepJson } from "./protocol.ts";
 import { DEFAULT_PLAN_LIMITS, Storage, UploadSession } from "./storage.ts";
+import { type DirectWriter, MIN_DIRECT_BLOCK } from "./direct_writer.ts";
 import {
+  type BodyTarget,
   BusyError,
   ByteBudget,
   Deadline,
@@ -121,6 +123,30 @@ export async function stepConnection(
     );
   };
   const limits = { maxJson: MAX_REQUEST_JSON, maxBinary: MAX_REQUEST_BINARY };
+  // A large block is most likely for the upload this connection wrote last: with a
+  // direct writer, its body is read from the socket straight into a buffer of the
+  // writer's ring (no copy into the ring afterwards). A buffer the request did not
+  // take (another key, an error) goes back once the request is handled.
+  let lent: { writer: DirectWriter; buffer: Uint8Array } | null = null;
+  const giveBack = () => {
+    if (lent === null) return;
+    lent.writer.giveBack(lent.buffer);
+    lent = null;
+  };
+  const lend = async (writer: DirectWriter, length: number) => {
+    await writer.room();
+    const buffer = writer.lend(length);
+    if (buffer !== null) lent = { writer, buffer };
+    return buffer;
+  };
+  // Synchronous when there is nothing to lend (the lockstep's small blocks): no extra await.
+  const bodyTarget: BodyTarget | undefined = socket
+    ? (length) => {
+      const writer = session.lastDirect;
+      if (writer === null || length < MIN_DIRECT_BLOCK || length > writer.blockSize) return null;
+      return lend(writer, length);
+    }
+    : undefined;
   const requestContext = {
     storage,
     settings,
@@ -132,8 +158,14 @@ export async function stepConnection(
     for (;;) {
       if (context.signal.aborted) break;
       let packet: { json: Uint8Array; binary: Uint8Array } | null;
+      giveBack();
       try {
-        packet = await receiver.next(limits, settings.idleTimeoutMs, settings.requestTimeoutMs);
+        packet = await receiver.next(
+          limits,
+          settings.idleTimeoutMs,
+          settings.requestTimeoutMs,
+          bodyTarget,
+        );
       } catch (error) {
         if (!(error instanceof FrameTooLargeError) && !(error instanceof BusyError)) throw error;
         // The stream cannot be resynchronised after a length we refuse to read.
@@ -160,6 +192,8 @@ export async function stepConnection(
       } catch (error) {
         if (!(error instanceof BusyError)) throw error;
         outcome = { reply: { json: response("ERROR", 503, "ERROR", `${errorMessage(error)}.`) } };
+      } finally {
+        giveBack();
       }
       if (outcome.log) {
         const status = outcome.reply?.json.status;
@@ -178,6 +212,7 @@ export async function stepConnection(
       log(`connection ended: ${errorMessage(error)}`, "error");
     }
   } finally {
+    giveBack();
     deadline?.dispose();
     session.releaseAll();
     receiver.dispose();

@@ -456,9 +456,13 @@ export class Storage {
     return fresh;
   }
 
-  /** Resolves when {@linkcode writeBlock} can take a block without allocating (back-pressure). */
-  room(state: UploadState): Promise<void> | null {
-    return state.direct?.room() ?? null;
+  /**
+   * Resolves when {@linkcode writeBlock} can take a block without allocating
+   * (back-pressure); null when it can at once. `data` is the block, perhaps read
+   * into a buffer the direct writer lent (see step_handler.ts).
+   */
+  room(state: UploadState, data?: Uint8Array): Promise<void> | null {
+    return state.direct?.room(data) ?? null;
   }
 
   /**

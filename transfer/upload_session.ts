@@ -4,6 +4,7 @@
  * @module
  */
 import type { KeyPaths, Storage, UploadState } from "./storage.ts";
+import type { DirectWriter } from "./direct_writer.ts";
 
 /**
  * The uploads one connection writes to: it keeps up to `maxHeld` open (so a
@@ -72,6 +73,14 @@ export class UploadSession {
     const timer = setTimeout(check, this.idleMs);
     Deno.unrefTimer(timer);
     this.#timer = timer;
+  }
+
+  /**
+   * The direct writer (direct_writer.ts) of the upload the last request used, if
+   * it has one: the next block most likely goes there too.
+   */
+  get lastDirect(): DirectWriter | null {
+    return this.#last?.direct ?? null;
   }
 
   /** Number of uploads held open. */
