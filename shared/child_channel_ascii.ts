@@ -76,7 +76,7 @@ export class JsonPartReader {
    * {@linkcode ASCII_SHORTCUT} bytes or not ASCII are copied out first.
    */
   parseRing(ring: Uint8Array, at: number, n: number, mask: number): Record<string, unknown> {
-    if (n > ASCII_SHORTCUT) return parseJsonPart(copyRing(ring, at, n, mask));
+    if (n > ASCII_SHORTCUT) return parseJsonPart(ringPart(ring, at, n, mask));
     const key = this.#key;
     let same = n === this.#keyLength;
     for (let i = 0; same && i < n; i++) same = key[i] === ring[(at + i) & mask];
@@ -109,6 +109,19 @@ export class JsonPartReader {
     this.#text = String.fromCharCode.apply(null, key.subarray(0, n) as unknown as number[]);
     return true;
   }
+}
+
+/**
+ * The `n` bytes of a ring from `at`: a view when they are in one piece, else a
+ * copy of the two pieces (for large parts, where a byte-by-byte copy costs).
+ */
+function ringPart(ring: Uint8Array, at: number, n: number, mask: number): Uint8Array {
+  if (mask < 0 || at + n <= mask + 1) return ring.subarray(at, at + n);
+  const first = mask + 1 - at;
+  const out = new Uint8Array(n);
+  out.set(ring.subarray(at, at + first));
+  out.set(ring.subarray(0, n - first), first);
+  return out;
 }
 
 /** A copy of `n` bytes of a ring from `at` (wrapping with `mask`, its length − 1). */

@@ -109,8 +109,13 @@ shmTest(
       a.send({ f: 1 }, new Uint8Array(fillerBinary));
       // Read first, so the small packet finds the ring empty and goes in whole.
       assertEquals((await b.read())?.binary.length, fillerBinary, `filler before offset ${k}`);
-      // ASCII JSON (read in place) and, every third one, not ASCII (copied out first).
-      const json = k % 3 === 0 ? { k, s: "é" } : { k, s: "x" };
+      // ASCII JSON (read in place), every third one not ASCII (copied out first),
+      // every fifth one longer than the ASCII shortcut (parsed from one or two pieces).
+      const json = k % 5 === 0
+        ? { k, s: "y".repeat(600) }
+        : k % 3 === 0
+        ? { k, s: "é" }
+        : { k, s: "x" };
       const binary = new Uint8Array((k * 7) % 65).map((_, i) => (i + k) & 255);
       a.send(json, binary);
       const jsonBytes = new TextEncoder().encode(JSON.stringify(json)).length;
